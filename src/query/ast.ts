@@ -1,0 +1,59 @@
+/**
+ * The one filter AST. A caller's `where`, a policy's `filter` and (later) tenant scopes all become a Filter,
+ * and `compile.ts` turns any Filter into a Kysely expression. Values are always bound parameters.
+ */
+
+export type Scalar = string | number | boolean | null;
+
+export const COMPARISONS = ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte"] as const;
+export type Comparison = (typeof COMPARISONS)[number];
+
+/** A value that is not known until request time, e.g. `@user.id` → `{ placeholder: "user.id" }`. */
+export interface Placeholder {
+  placeholder: string;
+}
+
+export type Operand = Scalar | Placeholder;
+
+export type Filter =
+  | { kind: "const"; value: boolean }
+  | { kind: "and"; items: Filter[] }
+  | { kind: "or"; items: Filter[] }
+  | { kind: "not"; item: Filter }
+  | { kind: "compare"; field: string; op: Comparison; value: Operand }
+  | { kind: "in"; field: string; negated: boolean; values: Operand[] }
+  | { kind: "like"; field: string; caseSensitive: boolean; pattern: Operand }
+  | { kind: "isnull"; field: string; isNull: boolean }
+  | { kind: "between"; field: string; low: Operand; high: Operand };
+
+export const TRUE: Filter = { kind: "const", value: true };
+export const FALSE: Filter = { kind: "const", value: false };
+
+export const isPlaceholder = (v: unknown): v is Placeholder =>
+  typeof v === "object" && v !== null && "placeholder" in v;
+
+/** AND several filters; `undefined` entries mean "no restriction". */
+export function and(...filters: (Filter | undefined)[]): Filter {
+  const items = filters.filter((f): f is Filter => f !== undefined && !(f.kind === "const" && f.value));
+  if (items.some((f) => f.kind === "const" && !f.value)) return FALSE;
+  if (items.length === 0) return TRUE;
+  if (items.length === 1) return items[0] as Filter;
+  return { kind: "and", items };
+}
+
+/** Every field a filter names, to check them against what a caller may read. */
+export function fieldsOf(filter: Filter, into = new Set<string>()): Set<string> {
+  switch (filter.kind) {
+    case "const":
+      return into;
+    case "and":
+    case "or":
+      for (const f of filter.items) fieldsOf(f, into);
+      return into;
+    case "not":
+      return fieldsOf(filter.item, into);
+    default:
+      into.add(filter.field);
+      return into;
+  }
+}

@@ -1,0 +1,172 @@
+/** Turns the validated `{ entities, relations, indices }` JSON into the engine's CompiledSchema. */
+import { ConfigError } from "../errors.js";
+import type {
+  ColumnType,
+  CompiledEntity,
+  CompiledField,
+  CompiledForeignKey,
+  CompiledRelation,
+  CompiledSchema,
+} from "./compiled.js";
+import type { EntityJSON, SchemaJSON } from "./entity.js";
+import type { FieldConfig } from "./fields.js";
+
+export const SYSTEM_FIELDS = ["id", "created_at", "updated_at"] as const;
+const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
+const DEFAULT_WITH_LIMIT = 10;
+
+/** The auth module's users entity; an app's `entity("users", {...})` adds fields to it. */
+export const BUILTIN_USERS: EntityJSON = {
+  type: "system",
+  fields: {
+    email: { type: "text", config: { required: true, unique: true, maxLength: 254 } },
+    role: { type: "text", config: { maxLength: 64 } },
+    password_hash: { type: "text", config: { hidden: true } },
+    tokens_valid_after: { type: "number", config: { hidden: true, integer: true } },
+  },
+};
+
+function systemField(name: string, type: ColumnType): CompiledField {
+  return { name, type, config: {}, system: true, hidden: false };
+}
+
+function userField(name: string, type: ColumnType, config: FieldConfig): CompiledField {
+  return { name, type, config, system: false, hidden: config.hidden === true };
+}
+
+function compileEntity(name: string, json: EntityJSON, path: string): CompiledEntity {
+  if (!IDENTIFIER.test(name)) throw new ConfigError(path, "entity names are lowercase letters, digits and _");
+  const fields = new Map<string, CompiledField>([["id", systemField("id", "primary")]]);
+  for (const [fieldName, field] of Object.entries(json.fields)) {
+    const fieldPath = `${path}.fields.${fieldName}`;
+    if ((SYSTEM_FIELDS as readonly string[]).includes(fieldName))
+      throw new ConfigError(fieldPath, `"${fieldName}" is a system field and is added automatically`);
+    if (!IDENTIFIER.test(fieldName))
+      throw new ConfigError(fieldPath, "field names are lowercase letters, digits and _");
+    fields.set(fieldName, userField(fieldName, field.type, field.config ?? {}));
+  }
+  fields.set("created_at", systemField("created_at", "timestamp"));
+  fields.set("updated_at", systemField("updated_at", "timestamp"));
+  const sortField = json.config?.sort_field ?? "id";
+  if (!fields.has(sortField)) throw new ConfigError(`${path}.config.sort_field`, `unknown field "${sortField}"`);
+  return {
+    name,
+    fields,
+    relations: new Map(),
+    defaultSort: { field: sortField, dir: json.config?.sort_dir ?? "asc" },
+  };
+}
+
+function mergeUsers(declared: EntityJSON | undefined): EntityJSON {
+  if (!declared) return BUILTIN_USERS;
+  for (const name of Object.keys(declared.fields))
+    if (name in BUILTIN_USERS.fields)
+      throw new ConfigError(`config.data.entities.users.fields.${name}`, `"${name}" is a built-in users field`);
+  return { ...declared, fields: { ...BUILTIN_USERS.fields, ...declared.fields } };
+}
+
+function addRelation(entity: CompiledEntity, relation: CompiledRelation, path: string) {
+  if (entity.relations.has(relation.name) || entity.fields.has(relation.name))
+    throw new ConfigError(
+      path,
+      `"${entity.name}" already has a field or relation named "${relation.name}" (set mappedBy/inversedBy)`,
+    );
+  entity.relations.set(relation.name, relation);
+}
+
+/** Compile the schema; `withUsers` adds the built-in users entity (auth enabled). */
+export function compileSchema(json: SchemaJSON, withUsers: boolean): CompiledSchema {
+  const entityJSON = { ...json.entities };
+  if (withUsers || entityJSON.users) entityJSON.users = mergeUsers(entityJSON.users);
+
+  const entities = new Map<string, CompiledEntity>();
+  for (const [name, e] of Object.entries(entityJSON))
+    entities.set(name, compileEntity(name, e, `config.data.entities.${name}`));
+
+  const schema: CompiledSchema = { entities, junctions: [], indices: [], foreignKeys: [] };
+  for (const [key, r] of Object.entries(json.relations ?? {})) {
+    const path = `config.data.relations.${key}`;
+    const source = entities.get(r.source);
+    const target = entities.get(r.target);
+    if (!source) throw new ConfigError(`${path}.source`, `unknown entity "${r.source}"`);
+    if (!target) throw new ConfigError(`${path}.target`, `unknown entity "${r.target}"`);
+    const name = r.config.mappedBy ?? r.target;
+    const inverse = r.config.inversedBy ?? r.source;
+    const withLimit = r.config.with_limit ?? DEFAULT_WITH_LIMIT;
+    if (r.type === "m:n") {
+      const table = r.config.connectionTable ?? `${r.source}_${r.target}`;
+      const left = `${r.source}_id`;
+      const right = `${r.target}_id`;
+      schema.junctions.push({
+        table,
+        left: { column: left, entity: r.source },
+        right: { column: right, entity: r.target },
+      });
+      const path1 = { kind: "junction", table, selfColumn: left, otherColumn: right } as const;
+      const path2 = { kind: "junction", table, selfColumn: right, otherColumn: left } as const;
+      addRelation(
+        source,
+        { name, entity: r.source, target: r.target, cardinality: "many", path: path1, withLimit },
+        path,
+      );
+      addRelation(
+        target,
+        { name: inverse, entity: r.target, target: r.source, cardinality: "many", path: path2, withLimit },
+        path,
+      );
+      continue;
+    }
+    const column = `${name}_id`;
+    if (source.fields.has(column)) throw new ConfigError(path, `"${r.source}" already has a field "${column}"`);
+    const unique = r.type === "1:1";
+    source.fields.set(column, {
+      name: column,
+      type: "reference",
+      config: { required: r.config.required === true },
+      system: false,
+      hidden: false,
+    });
+    const fk: CompiledForeignKey = {
+      entity: r.source,
+      column,
+      target: r.target,
+      onDelete: r.config.on_delete ?? "set null",
+      unique,
+      required: r.config.required === true,
+    };
+    schema.foreignKeys.push(fk);
+    addRelation(
+      source,
+      { name, entity: r.source, target: r.target, cardinality: "one", path: { kind: "local", column }, withLimit },
+      path,
+    );
+    addRelation(
+      target,
+      {
+        name: inverse,
+        entity: r.target,
+        target: r.source,
+        cardinality: unique ? "one" : "many",
+        path: { kind: "remote", column },
+        withLimit,
+      },
+      path,
+    );
+  }
+
+  for (const [key, i] of Object.entries(json.indices ?? {})) {
+    const path = `config.data.indices.${key}`;
+    const e = entities.get(i.entity);
+    if (!e) throw new ConfigError(`${path}.entity`, `unknown entity "${i.entity}"`);
+    for (const f of i.fields) if (!e.fields.has(f)) throw new ConfigError(`${path}.fields`, `unknown field "${f}"`);
+    schema.indices.push({ name: key, entity: i.entity, columns: i.fields, unique: i.unique === true });
+  }
+  for (const e of entities.values())
+    for (const f of e.fields.values())
+      if (f.config.unique && f.type !== "primary")
+        schema.indices.push({ name: `uniq_${e.name}_${f.name}`, entity: e.name, columns: [f.name], unique: true });
+  for (const fk of schema.foreignKeys)
+    if (!fk.unique) schema.indices.push({ name: `idx_${fk.entity}_${fk.column}`, entity: fk.entity, columns: [fk.column], unique: false });
+    else schema.indices.push({ name: `uniq_${fk.entity}_${fk.column}`, entity: fk.entity, columns: [fk.column], unique: true });
+  return schema;
+}

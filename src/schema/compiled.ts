@@ -1,0 +1,68 @@
+/** The schema as the engine uses it: every column, every relation resolved from both sides. */
+import type { FieldConfig } from "./fields.js";
+
+/** `primary` is `id`; `timestamp` is created_at/updated_at; `reference` is a foreign key column like `author_id`. */
+export type ColumnType = "primary" | "timestamp" | "reference" | "text" | "number" | "boolean" | "date" | "enum" | "json";
+
+export interface CompiledField {
+  name: string;
+  type: ColumnType;
+  config: FieldConfig;
+  /** System fields are set by Citadel and never writable through the API. */
+  system: boolean;
+  /** Hidden fields are never readable, writable or nameable through the data API. */
+  hidden: boolean;
+}
+
+export type RelationPath =
+  /** this row holds the key: `posts.author_id -> users.id` */
+  | { kind: "local"; column: string }
+  /** the other row holds the key: `comments.post_id -> posts.id` */
+  | { kind: "remote"; column: string }
+  /** a junction table links both sides */
+  | { kind: "junction"; table: string; selfColumn: string; otherColumn: string };
+
+export interface CompiledRelation {
+  name: string;
+  entity: string;
+  target: string;
+  cardinality: "one" | "many";
+  path: RelationPath;
+  withLimit: number;
+}
+
+export interface CompiledEntity {
+  name: string;
+  fields: Map<string, CompiledField>;
+  relations: Map<string, CompiledRelation>;
+  defaultSort: { field: string; dir: "asc" | "desc" };
+}
+
+export interface CompiledJunction {
+  table: string;
+  left: { column: string; entity: string };
+  right: { column: string; entity: string };
+}
+
+export interface CompiledIndex {
+  name: string;
+  entity: string;
+  columns: string[];
+  unique: boolean;
+}
+
+export interface CompiledForeignKey {
+  entity: string;
+  column: string;
+  target: string;
+  onDelete: "set null" | "cascade" | "restrict";
+  unique: boolean;
+  required: boolean;
+}
+
+export interface CompiledSchema {
+  entities: Map<string, CompiledEntity>;
+  junctions: CompiledJunction[];
+  indices: CompiledIndex[];
+  foreignKeys: CompiledForeignKey[];
+}
