@@ -21,19 +21,9 @@ const MAX_LIST = 1000;
 
 const ORDERED_TYPES: ColumnType[] = ["primary", "reference", "number", "text", "enum", "date", "timestamp"];
 const STRING_TYPES: ColumnType[] = ["text", "enum", "date", "timestamp"];
-const FIELD_OPERATORS = new Set([
-  ...COMPARISONS,
-  "$in",
-  "$nin",
-  "$notin",
-  "$like",
-  "$ilike",
-  "$isnull",
-  "$between",
-]);
+const FIELD_OPERATORS = new Set([...COMPARISONS, "$in", "$nin", "$notin", "$like", "$ilike", "$isnull", "$between"]);
 
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 class WhereParser {
   private nodes = 0;
@@ -72,8 +62,7 @@ class WhereParser {
   /** `$and`/`$or`/`$not` take an array of condition objects or one object whose keys are the items. */
   private group(value: unknown, path: string, depth: number): Filter[] {
     if (Array.isArray(value)) return value.map((v, i) => this.conditions(v, `${path}[${i}]`, depth + 1));
-    if (isObject(value))
-      return Object.entries(value).map(([k, v]) => this.conditions({ [k]: v }, path, depth + 1));
+    if (isObject(value)) return Object.entries(value).map(([k, v]) => this.conditions({ [k]: v }, path, depth + 1));
     return this.fail(path, "expected an array or an object of conditions");
   }
 
@@ -117,7 +106,12 @@ class WhereParser {
       case "$like":
       case "$ilike":
         if (!STRING_TYPES.includes(field.type)) this.fail(path, `${op} needs a text field`);
-        return { kind: "like", field: name, caseSensitive: op === "$like", pattern: this.value(field, value, path, false) };
+        return {
+          kind: "like",
+          field: name,
+          caseSensitive: op === "$like",
+          pattern: this.value(field, value, path, false),
+        };
       default: {
         const comparison = op as Comparison;
         if (value === null && (comparison === "$eq" || comparison === "$ne"))

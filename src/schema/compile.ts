@@ -166,7 +166,19 @@ export function compileSchema(json: SchemaJSON, withUsers: boolean): CompiledSch
       if (f.config.unique && f.type !== "primary")
         schema.indices.push({ name: `uniq_${e.name}_${f.name}`, entity: e.name, columns: [f.name], unique: true });
   for (const fk of schema.foreignKeys)
-    if (!fk.unique) schema.indices.push({ name: `idx_${fk.entity}_${fk.column}`, entity: fk.entity, columns: [fk.column], unique: false });
-    else schema.indices.push({ name: `uniq_${fk.entity}_${fk.column}`, entity: fk.entity, columns: [fk.column], unique: true });
+    if (!fk.unique)
+      schema.indices.push({
+        name: `idx_${fk.entity}_${fk.column}`,
+        entity: fk.entity,
+        columns: [fk.column],
+        unique: false,
+      });
+    else
+      schema.indices.push({
+        name: `uniq_${fk.entity}_${fk.column}`,
+        entity: fk.entity,
+        columns: [fk.column],
+        unique: true,
+      });
   return schema;
 }

@@ -2,7 +2,16 @@
 import type { FieldConfig } from "./fields.js";
 
 /** `primary` is `id`; `timestamp` is created_at/updated_at; `reference` is a foreign key column like `author_id`. */
-export type ColumnType = "primary" | "timestamp" | "reference" | "text" | "number" | "boolean" | "date" | "enum" | "json";
+export type ColumnType =
+  | "primary"
+  | "timestamp"
+  | "reference"
+  | "text"
+  | "number"
+  | "boolean"
+  | "date"
+  | "enum"
+  | "json";
 
 export interface CompiledField {
   name: string;

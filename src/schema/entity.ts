@@ -121,7 +121,8 @@ export const relation = (source: Entity, name?: string) => new RelationStart(sou
 export const index = (target: Entity) => new IndexStart(target);
 
 type Helpers = { relation: typeof relation; index: typeof index };
-type Declarations = (RelationDeclaration | IndexDeclaration)[] | undefined | undefined;
+// biome-ignore lint/suspicious/noConfusingVoidType: bknd's form returns nothing
+type Declarations = (RelationDeclaration | IndexDeclaration)[] | undefined | void;
 
 export class Schema<E extends Record<string, Entity>> {
   constructor(
@@ -148,6 +149,11 @@ const relationKey = (r: RelationJSON) => `${CODES[r.type]}_${r.source}_${r.targe
  * Build a schema. The second argument is either the docs' form `(entities) => [relation(...)...]` or bknd's
  * `({ relation, index }, entities) => { relation(a).manyToOne(b) }`, told apart by the callback's arity.
  */
+export function em<E extends Record<string, Entity>>(entities: E, declare?: (entities: E) => Declarations): Schema<E>;
+export function em<E extends Record<string, Entity>>(
+  entities: E,
+  declare: (helpers: Helpers, entities: E) => Declarations | undefined,
+): Schema<E>;
 export function em<E extends Record<string, Entity>>(
   entities: E,
   declare?: ((entities: E) => Declarations) | ((helpers: Helpers, entities: E) => Declarations | undefined),

@@ -105,8 +105,7 @@ export const text = (options?: FieldOptions) => new TextField("text", normalize(
 export const number = (options?: FieldOptions) => new NumberField("number", normalize(options));
 export const boolean = (options?: FieldOptions) => new Field("boolean", normalize(options));
 export const date = (options?: FieldOptions) => new Field("date", { ...normalize(options), type: "date" });
-export const datetime = (options?: FieldOptions) =>
-  new Field("date", { ...normalize(options), type: "datetime" });
+export const datetime = (options?: FieldOptions) => new Field("date", { ...normalize(options), type: "datetime" });
 export const json = (options?: FieldOptions) => new Field("json", normalize(options));
 
 /** `enumm({ enum: ["draft", "published"] })`, named as in bknd (`enum` is reserved). */

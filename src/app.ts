@@ -1,0 +1,109 @@
+/** `createApp`: validate config → compile schema → connect → sync → assemble the HTTP app. Once, at startup. */
+import { Hono } from "hono";
+import { type CitadelConfig, type ValidatedConfig, validateConfig } from "./config/schema.js";
+import type { Row } from "./data/codec.js";
+import { DataEngine, type WriteScopes } from "./data/engine.js";
+import { buildModels } from "./data/models.js";
+import { type ConnectionConfig, type Db, openDatabase } from "./db/connection.js";
+import { NotFoundError } from "./errors.js";
+import type { Access, Subject } from "./guard/access.js";
+import { dataRoutes } from "./http/data-routes.js";
+import { errorResponse } from "./http/errors.js";
+import { TRUE } from "./query/ast.js";
+import { parseListQuery } from "./query/options.js";
+import type { SchemaJSON } from "./schema/entity.js";
+import { compileSchema } from "./schema/compile.js";
+import { syncSchema } from "./schema/sync.js";
+
+export interface SeedContext {
+  app: CitadelApp;
+  db: Db;
+}
+
+export interface AppOptions {
+  /** Runs once, right after the tables of a new database are created. */
+  seed?: (ctx: SeedContext) => Promise<void> | void;
+  /** Apply destructive schema changes (dropped or retyped columns). Off unless asked explicitly. */
+  destructive?: boolean;
+  /** Where unexpected errors and warnings go; defaults to console.error. */
+  log?: (message: string, error?: unknown) => void;
+}
+
+export interface CreateAppInput {
+  connection?: ConnectionConfig;
+  config?: CitadelConfig;
+  options?: AppOptions;
+}
+
+/** Trusted server-side access to the data, for seeds and scripts (no guard). */
+export interface DataModule {
+  create(entity: string, row: Row | Row[]): Promise<Row | Row[]>;
+  list(entity: string, where?: unknown): Promise<Row[]>;
+}
+
+export interface CitadelApp {
+  /** The Fetch API handler: `(request) => response`, for any runtime. */
+  fetch(request: Request): Promise<Response>;
+  readonly config: ValidatedConfig;
+  readonly db: Db;
+  readonly engine: DataEngine;
+  readonly module: { data: DataModule };
+  close(): Promise<void>;
+}
+
+const ALL_ROWS = { filter: TRUE };
+
+/** Access for a trusted caller, and for every caller while the guard is disabled. */
+export function openAccess(subject: Subject): Access {
+  return { subject, require: () => ALL_ROWS, find: () => ALL_ROWS };
+}
+
+function dataModule(engine: DataEngine): DataModule {
+  const scopes: WriteScopes = { permission: "data.entity.create", write: ALL_ROWS, read: ALL_ROWS };
+  return {
+    create: (entity, row) => engine.create(entity, row, scopes),
+    async list(entity, where) {
+      const view = engine.view(entity, ALL_ROWS, () => ALL_ROWS);
+      const query = parseListQuery(view, { where, limit: 1_000_000 }, { defaultLimit: 1_000_000, maxLimit: 1_000_000 });
+      return (await engine.list(view, query)).data;
+    },
+  };
+}
+
+/** Build a Citadel app; throws ConfigError or DestructiveSyncError when it cannot start. */
+export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp> {
+  const config = validateConfig(input.config ?? {});
+  const log = input.options?.log ?? ((message, error) => console.error(`citadel: ${message}`, error ?? ""));
+  const schema = compileSchema(config.data as SchemaJSON, config.auth.enabled);
+  const models = buildModels(schema);
+  const { db } = await openDatabase(input.connection);
+  let plan: Awaited<ReturnType<typeof syncSchema>>;
+  try {
+    plan = await syncSchema(db, schema, { destructive: input.options?.destructive });
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+  const engine = new DataEngine(db, models);
+  const limits = { defaultLimit: config.data.default_limit, maxLimit: config.data.max_limit };
+
+  const hono = new Hono<{ Variables: { access: Access } }>();
+  hono.onError((error, c) => errorResponse(c, error, (e) => log("unexpected error", e)));
+  hono.notFound((c) => errorResponse(c, new NotFoundError("no such route"), () => {}));
+  hono.use("/api/data/*", async (c, next) => {
+    c.set("access", openAccess({ role: undefined }));
+    await next();
+  });
+  hono.route("/api/data", dataRoutes({ engine, limits, maxBodyBytes: config.server.max_body_bytes }));
+
+  const app: CitadelApp = {
+    fetch: async (request) => hono.fetch(request),
+    config,
+    db,
+    engine,
+    module: { data: dataModule(engine) },
+    close: () => db.destroy(),
+  };
+  if (plan.fresh && input.options?.seed) await input.options.seed({ app, db });
+  return app;
+}

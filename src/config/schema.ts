@@ -1,0 +1,194 @@
+/** The config's shape, checked with valibot at startup; problems are reported with their path (§1.5). */
+import * as v from "valibot";
+import { ConfigError } from "../errors.js";
+
+const FIELD_TYPES = ["text", "number", "boolean", "date", "enum", "json"] as const;
+
+const fieldConfig = v.object({
+  required: v.optional(v.boolean()),
+  default_value: v.optional(v.unknown()),
+  unique: v.optional(v.boolean()),
+  hidden: v.optional(v.boolean()),
+  label: v.optional(v.string()),
+  description: v.optional(v.string()),
+  minLength: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+  maxLength: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+  pattern: v.optional(v.string()),
+  minimum: v.optional(v.number()),
+  maximum: v.optional(v.number()),
+  integer: v.optional(v.boolean()),
+  type: v.optional(v.picklist(["date", "datetime"])),
+  options: v.optional(v.object({ type: v.literal("strings"), values: v.array(v.string()) })),
+});
+
+const field = v.object({ type: v.picklist(FIELD_TYPES), config: v.optional(fieldConfig, {}) });
+
+const entity = v.object({
+  type: v.optional(v.picklist(["regular", "system"]), "regular"),
+  fields: v.optional(v.record(v.string(), field), {}),
+  config: v.optional(
+    v.object({
+      name: v.optional(v.string()),
+      sort_field: v.optional(v.string()),
+      sort_dir: v.optional(v.picklist(["asc", "desc"])),
+    }),
+  ),
+});
+
+const relation = v.object({
+  type: v.picklist(["n:1", "1:1", "m:n"]),
+  source: v.string(),
+  target: v.string(),
+  config: v.optional(
+    v.object({
+      mappedBy: v.optional(v.string()),
+      inversedBy: v.optional(v.string()),
+      required: v.optional(v.boolean()),
+      on_delete: v.optional(v.picklist(["set null", "cascade", "restrict"])),
+      connectionTable: v.optional(v.string()),
+      with_limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000))),
+    }),
+    {},
+  ),
+});
+
+const index = v.object({
+  entity: v.string(),
+  fields: v.pipe(v.array(v.string()), v.minLength(1)),
+  unique: v.optional(v.boolean(), false),
+});
+
+const policy = v.object({
+  description: v.optional(v.string()),
+  condition: v.optional(v.record(v.string(), v.unknown())),
+  effect: v.optional(v.picklist(["allow", "deny", "filter"]), "allow"),
+  filter: v.optional(v.record(v.string(), v.unknown())),
+  fields: v.optional(v.array(v.string())),
+  omit: v.optional(v.array(v.string())),
+});
+
+const permission = v.union([
+  v.string(),
+  v.object({
+    permission: v.string(),
+    effect: v.optional(v.picklist(["allow", "deny"]), "allow"),
+    policies: v.optional(v.array(policy)),
+  }),
+]);
+
+const role = v.object({
+  is_default: v.optional(v.boolean(), false),
+  implicit_allow: v.optional(v.boolean(), false),
+  permissions: v.optional(v.array(permission), []),
+});
+
+const jwt = v.object({
+  secret: v.optional(v.string()),
+  alg: v.optional(v.picklist(["HS256", "HS384", "HS512"]), "HS256"),
+  expires: v.optional(v.union([v.string(), v.number()]), "1h"),
+  issuer: v.optional(v.string(), "citadel"),
+  audience: v.optional(v.string(), "citadel"),
+  clock_tolerance: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(300)), 30),
+  jwks: v.optional(
+    v.object({
+      url: v.pipe(v.string(), v.url()),
+      issuer: v.optional(v.string()),
+      audience: v.optional(v.string()),
+      role_claim: v.optional(v.string(), "role"),
+      algorithms: v.optional(v.array(v.string()), ["RS256", "ES256"]),
+    }),
+  ),
+});
+
+const auth = v.object({
+  enabled: v.optional(v.boolean(), false),
+  jwt: v.optional(jwt, {}),
+  cookie: v.optional(
+    v.object({
+      name: v.optional(v.string(), "auth"),
+      secure: v.optional(v.boolean()),
+      same_site: v.optional(v.picklist(["Strict", "Lax"]), "Lax"),
+    }),
+    {},
+  ),
+  password: v.optional(
+    v.object({
+      min_length: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 8),
+      max_length: v.optional(v.pipe(v.number(), v.integer(), v.maxValue(1024)), 256),
+      argon2: v.optional(
+        v.object({
+          memory_cost: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024)), 19_456),
+          time_cost: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 2),
+          parallelism: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1),
+        }),
+        {},
+      ),
+    }),
+    {},
+  ),
+  rate_limit: v.optional(
+    v.object({
+      window_seconds: v.optional(v.pipe(v.number(), v.minValue(1)), 60),
+      max_per_email: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 10),
+      max_per_address: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 50),
+    }),
+    {},
+  ),
+  guard: v.optional(v.object({ enabled: v.optional(v.boolean(), false) }), {}),
+  allow_register: v.optional(v.boolean(), false),
+  default_role_register: v.optional(v.string()),
+  roles: v.optional(v.record(v.string(), role), {}),
+  dev: v.optional(v.boolean(), false),
+});
+
+const server = v.object({
+  cors: v.optional(
+    v.object({
+      origin: v.optional(v.union([v.string(), v.array(v.string())])),
+    }),
+    {},
+  ),
+  max_body_bytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024)), 1_048_576),
+});
+
+export const ConfigSchema = v.object({
+  data: v.optional(
+    v.object({
+      entities: v.optional(v.record(v.string(), entity), {}),
+      relations: v.optional(v.record(v.string(), relation), {}),
+      indices: v.optional(v.record(v.string(), index), {}),
+      default_limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 10),
+      max_limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1000),
+    }),
+    {},
+  ),
+  auth: v.optional(auth, {}),
+  server: v.optional(server, {}),
+});
+
+/** What users write. */
+export type CitadelConfig = v.InferInput<typeof ConfigSchema>;
+/** What the engine reads: defaults filled in. */
+export type ValidatedConfig = v.InferOutput<typeof ConfigSchema>;
+export type RoleConfig = ValidatedConfig["auth"]["roles"][string];
+export type PermissionConfig = RoleConfig["permissions"][number];
+export type PolicyConfig = Extract<PermissionConfig, { policies?: unknown }>["policies"] extends (infer P)[] | undefined
+  ? P
+  : never;
+
+function pathOf(issue: v.BaseIssue<unknown>): string {
+  let path = "config";
+  for (const item of issue.path ?? []) {
+    const key = (item as { key: unknown }).key;
+    path += typeof key === "number" ? `[${key}]` : `.${String(key)}`;
+  }
+  return path;
+}
+
+/** Validate a user config; throws ConfigError naming the first problem's path. */
+export function validateConfig(input: unknown): ValidatedConfig {
+  const result = v.safeParse(ConfigSchema, input ?? {});
+  if (result.success) return result.output;
+  const issue = result.issues[0];
+  throw new ConfigError(pathOf(issue), issue.message);
+}

@@ -1,0 +1,18 @@
+/** Maps SQLite constraint failures (from either driver) to typed errors; anything else stays unknown (500). */
+import { CitadelError, ConflictError } from "../errors.js";
+
+const UNIQUE = /UNIQUE constraint failed: ([\w.]+(?:, [\w.]+)*)/;
+
+export function translateDbError(error: unknown): CitadelError | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const unique = UNIQUE.exec(error.message);
+  if (unique) {
+    const fields = (unique[1] ?? "").split(", ").map((c) => c.split(".").pop());
+    return new ConflictError(`a row with the same ${fields.join(", ")} already exists`);
+  }
+  if (error.message.includes("FOREIGN KEY constraint failed"))
+    return new ConflictError(
+      "the write would break a reference between rows (a related row is missing or still referenced)",
+    );
+  return undefined;
+}

@@ -1,0 +1,304 @@
+/**
+ * The data engine: every read and write goes through here with the guard's scopes, so the row filter is
+ * always ANDed into the SQL as a whole and writes are checked against it inside their transaction.
+ */
+import type { Db } from "../db/connection.js";
+import { BadRequestError, CitadelError, ForbiddenError, NotFoundError, ValidationError } from "../errors.js";
+import { and, type Filter, FALSE } from "../query/ast.js";
+import { compileFilter } from "../query/compile.js";
+import type { ListQuery, ReadableView, Scope } from "../query/options.js";
+import type { CompiledRelation } from "../schema/compiled.js";
+import type { Row } from "./codec.js";
+import { translateDbError } from "./db-errors.js";
+import type { EntityModel, Models } from "./models.js";
+import { columnsFor, expand, pick } from "./relations.js";
+
+export interface ListResult {
+  data: Row[];
+  meta: { items: number; count: number; total: number; limit: number; offset: number };
+}
+
+/** A write's permission: its scope plus, for the response, what the caller may read (undefined: nothing). */
+export interface WriteScopes {
+  permission: string;
+  write: Scope;
+  read: Scope | undefined;
+}
+
+const now = () => new Date().toISOString();
+const isObject = (v: unknown): v is Row => typeof v === "object" && v !== null && !Array.isArray(v);
+
+export class DataEngine {
+  constructor(
+    readonly db: Db,
+    readonly models: Models,
+  ) {}
+
+  model(entity: string): EntityModel {
+    const model = this.models.get(entity);
+    if (!model) throw new NotFoundError(`unknown entity "${entity}"`);
+    return model;
+  }
+
+  /** Fields the scope lets the caller read, in declaration order. */
+  readable(model: EntityModel, scope: Scope): string[] {
+    return scope.fields ? model.visibleFields.filter((f) => scope.fields!.has(f)) : model.visibleFields;
+  }
+
+  /** The caller's view of an entity; `relatedScope` answers the read scope of a related entity, if any. */
+  view(entity: string, scope: Scope, relatedScope: (entity: string) => Scope | undefined): ReadableView {
+    const model = this.model(entity);
+    const readable = new Set(this.readable(model, scope));
+    return {
+      entity: model.entity,
+      scope,
+      resolve: (name) => (readable.has(name) ? model.entity.fields.get(name) : undefined),
+      related: (relation: CompiledRelation) => {
+        const target = relatedScope(relation.target);
+        return target ? this.view(relation.target, target, relatedScope) : undefined;
+      },
+    };
+  }
+
+  private where(table: string, filter: Filter) {
+    // biome-ignore lint/suspicious/noExplicitAny: dynamic tables
+    return (eb: any) => compileFilter(eb, filter, table);
+  }
+
+  private async countRows(entity: string, filter: Filter): Promise<number> {
+    const row = await this.db
+      .selectFrom(entity)
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where(this.where(entity, filter))
+      .executeTakeFirst();
+    return Number(row?.n ?? 0);
+  }
+
+  /** List rows (§2.1): the scope's filter ANDed with the caller's where as a whole (§4.3a). */
+  async list(view: ReadableView, query: ListQuery, base?: Filter): Promise<ListResult> {
+    const entity = view.entity.name;
+    const model = this.model(entity);
+    const visible = and(view.scope.filter, base);
+    const filter = and(visible, query.where);
+    const output = query.select ?? this.readable(model, view.scope);
+    let builder = this.db
+      .selectFrom(entity)
+      .select(columnsFor(output, query.with).map((c) => `${entity}.${c}`))
+      .where(this.where(entity, filter));
+    for (const k of query.sort) builder = builder.orderBy(`${entity}.${k.field}`, k.dir);
+    const [rows, count, total] = await Promise.all([
+      builder.limit(query.limit).offset(query.offset).execute(),
+      this.countRows(entity, filter),
+      query.where.kind === "const" && query.where.value ? undefined : this.countRows(entity, visible),
+    ]);
+    for (const r of rows) model.codec.decode(r);
+    await expand(this.db, this.models, rows, query.with);
+    const data = rows.map((r) => pick(r, [...output, ...query.with.map((w) => w.relation.name)]));
+    return {
+      data,
+      meta: { items: data.length, count, total: total ?? count, limit: query.limit, offset: query.offset },
+    };
+  }
+
+  async count(view: ReadableView, where: Filter): Promise<number> {
+    return this.countRows(view.entity.name, and(view.scope.filter, where));
+  }
+
+  async exists(view: ReadableView, where: Filter): Promise<boolean> {
+    const entity = view.entity.name;
+    const row = await this.db
+      .selectFrom(entity)
+      .select("id")
+      .where(this.where(entity, and(view.scope.filter, where)))
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /** One row by id, or 404 when it does not exist or lies outside the scope (indistinguishable, §4.10). */
+  async readOne(view: ReadableView, id: number, query: Pick<ListQuery, "select" | "with">): Promise<Row> {
+    const result = await this.list(
+      view,
+      { where: and(), sort: [], select: query.select, with: query.with, limit: 1, offset: 0 },
+      { kind: "compare", field: "id", op: "$eq", value: id },
+    );
+    const row = result.data[0];
+    if (!row) throw new NotFoundError();
+    return row;
+  }
+
+  /** The filter selecting the rows related to one parent row (reference routes). */
+  async relatedFilter(parentEntity: string, parentId: number, relation: CompiledRelation): Promise<Filter> {
+    const path = relation.path;
+    if (path.kind === "remote") return { kind: "compare", field: path.column, op: "$eq", value: parentId };
+    if (path.kind === "local") {
+      const row = await this.db
+        .selectFrom(parentEntity)
+        .select(path.column)
+        .where("id", "=", parentId)
+        .executeTakeFirst();
+      const key = row?.[path.column];
+      return typeof key === "number" ? { kind: "compare", field: "id", op: "$eq", value: key } : FALSE;
+    }
+    const links = await this.db
+      .selectFrom(path.table)
+      .select(path.otherColumn)
+      .where(path.selfColumn, "=", parentId)
+      .execute();
+    return { kind: "in", field: "id", negated: false, values: links.map((l) => l[path.otherColumn] as number) };
+  }
+
+  private checkWritableFields(input: Row, scopes: WriteScopes, entity: string) {
+    const allowed = scopes.write.fields;
+    if (!allowed) return;
+    const refused = Object.keys(input).filter((k) => !allowed.has(k));
+    if (refused.length > 0)
+      throw new ForbiddenError(scopes.permission, entity, `you may not write the field(s) ${refused.join(", ")}`);
+  }
+
+  /** Rows as the caller may see them after a write: readable fields, or only `id` (§4.10). */
+  private async readBack(trx: Db, model: EntityModel, ids: number[], read: Scope | undefined): Promise<Row[]> {
+    if (ids.length === 0) return [];
+    const entity = model.entity.name;
+    const readable = read ? this.readable(model, read) : [];
+    const rows = read
+      ? await trx
+          .selectFrom(entity)
+          .select(["id", ...readable])
+          .where(this.where(entity, and(read.filter, { kind: "in", field: "id", negated: false, values: ids })))
+          .execute()
+      : [];
+    const byId = new Map(rows.map((r) => [r.id, model.codec.decode(r)]));
+    return ids.map((id) => (byId.has(id) ? pick(byId.get(id)!, readable) : { id }));
+  }
+
+  /** Every written row must still lie inside the permission's filter (§4.6); otherwise roll back. */
+  private async checkWritten(trx: Db, entity: string, ids: number[], scopes: WriteScopes) {
+    if (scopes.write.filter.kind === "const" && scopes.write.filter.value) return;
+    const inside = await new DataEngine(trx, this.models).countRows(
+      entity,
+      and(scopes.write.filter, { kind: "in", field: "id", negated: false, values: ids }),
+    );
+    if (inside !== ids.length)
+      throw new ForbiddenError(scopes.permission, entity, "the written row would fall outside what you may write");
+  }
+
+  private async transaction<T>(work: (trx: Db) => Promise<T>): Promise<T> {
+    try {
+      return await this.db.transaction().execute(work);
+    } catch (error) {
+      if (error instanceof CitadelError) throw error;
+      throw translateDbError(error) ?? error;
+    }
+  }
+
+  /** Create one or many rows, all or nothing (§2.4, §4.6). */
+  async create(entity: string, input: unknown, scopes: WriteScopes): Promise<Row | Row[]> {
+    const model = this.model(entity);
+    const many = Array.isArray(input);
+    const items = many ? input : [input];
+    if (items.length === 0) throw new BadRequestError("expected at least one row");
+    if (items.length > 1000) throw new BadRequestError("at most 1000 rows per request");
+    const values = items.map((item, i) => {
+      if (!isObject(item)) throw new BadRequestError(many ? `[${i}]: expected an object` : "expected a JSON object");
+      this.checkWritableFields(item, scopes, entity);
+      try {
+        return model.validator.create(item);
+      } catch (error) {
+        if (!(error instanceof ValidationError) || !many) throw error;
+        throw new ValidationError(Object.fromEntries(Object.entries(error.fields).map(([k, v]) => [`[${i}].${k}`, v])));
+      }
+    });
+    const rows = await this.transaction(async (trx) => {
+      const ids: number[] = [];
+      for (const v of values) {
+        const at = now();
+        const row = await trx
+          .insertInto(entity)
+          .values({ ...model.codec.encode(v), created_at: at, updated_at: at })
+          .returning("id")
+          .executeTakeFirstOrThrow();
+        ids.push(Number(row.id));
+      }
+      await this.checkWritten(trx, entity, ids, scopes);
+      return this.readBack(trx, model, ids, scopes.read);
+    });
+    return many ? rows : rows[0]!;
+  }
+
+  /** The row's id when it exists for this caller: visible under read (or, without read, the write scope). */
+  private async locate(trx: Db, entity: string, id: number, scopes: WriteScopes) {
+    const visible = scopes.read?.filter ?? scopes.write.filter;
+    const engine = new DataEngine(trx, this.models);
+    const byId: Filter = { kind: "compare", field: "id", op: "$eq", value: id };
+    if ((await engine.countRows(entity, and(visible, byId))) === 0) throw new NotFoundError();
+    if ((await engine.countRows(entity, and(scopes.write.filter, byId))) === 0)
+      throw new ForbiddenError(scopes.permission, entity);
+  }
+
+  async updateOne(entity: string, id: number, input: unknown, scopes: WriteScopes): Promise<Row> {
+    const model = this.model(entity);
+    if (!isObject(input)) throw new BadRequestError("expected a JSON object");
+    this.checkWritableFields(input, scopes, entity);
+    const values = model.validator.update(input);
+    return this.transaction(async (trx) => {
+      await this.locate(trx, entity, id, scopes);
+      await trx
+        .updateTable(entity)
+        .set({ ...model.codec.encode(values), updated_at: now() })
+        .where("id", "=", id)
+        .execute();
+      await this.checkWritten(trx, entity, [id], scopes);
+      return (await this.readBack(trx, model, [id], scopes.read))[0]!;
+    });
+  }
+
+  /** Ids of the rows a many-row write reaches: the caller's where inside read and write scopes. */
+  private async targets(trx: Db, entity: string, where: Filter, scopes: WriteScopes): Promise<number[]> {
+    const rows = await trx
+      .selectFrom(entity)
+      .select("id")
+      .where(this.where(entity, and(scopes.read?.filter, scopes.write.filter, where)))
+      .execute();
+    return rows.map((r) => Number(r.id));
+  }
+
+  async updateMany(entity: string, where: Filter, input: unknown, scopes: WriteScopes): Promise<Row[]> {
+    const model = this.model(entity);
+    if (!isObject(input)) throw new BadRequestError("update: expected a JSON object");
+    this.checkWritableFields(input, scopes, entity);
+    const values = model.validator.update(input);
+    return this.transaction(async (trx) => {
+      const ids = await this.targets(trx, entity, where, scopes);
+      if (ids.length === 0) return [];
+      await trx
+        .updateTable(entity)
+        .set({ ...model.codec.encode(values), updated_at: now() })
+        .where("id", "in", ids)
+        .execute();
+      await this.checkWritten(trx, entity, ids, scopes);
+      return this.readBack(trx, model, ids, scopes.read);
+    });
+  }
+
+  async deleteOne(entity: string, id: number, scopes: WriteScopes): Promise<Row> {
+    const model = this.model(entity);
+    return this.transaction(async (trx) => {
+      await this.locate(trx, entity, id, scopes);
+      const [row] = await this.readBack(trx, model, [id], scopes.read);
+      await trx.deleteFrom(entity).where("id", "=", id).execute();
+      return row!;
+    });
+  }
+
+  async deleteMany(entity: string, where: Filter, scopes: WriteScopes): Promise<Row[]> {
+    const model = this.model(entity);
+    return this.transaction(async (trx) => {
+      const ids = await this.targets(trx, entity, where, scopes);
+      if (ids.length === 0) return [];
+      const rows = await this.readBack(trx, model, ids, scopes.read);
+      await trx.deleteFrom(entity).where("id", "in", ids).execute();
+      return rows;
+    });
+  }
+}

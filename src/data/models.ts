@@ -1,0 +1,26 @@
+/** Everything derived once per entity at startup: codec, validator and the fields readable by default. */
+import type { CompiledEntity, CompiledField, CompiledSchema } from "../schema/compiled.js";
+import { buildCodec, type EntityCodec } from "./codec.js";
+import { buildValidator, type EntityValidator } from "./validate.js";
+
+export interface EntityModel {
+  entity: CompiledEntity;
+  codec: EntityCodec;
+  validator: EntityValidator;
+  /** every non-hidden field, in declaration order */
+  visibleFields: string[];
+}
+
+export type Models = Map<string, EntityModel>;
+
+export function buildModels(schema: CompiledSchema): Models {
+  const models: Models = new Map();
+  for (const entity of schema.entities.values())
+    models.set(entity.name, {
+      entity,
+      codec: buildCodec(entity),
+      validator: buildValidator(entity),
+      visibleFields: [...entity.fields.values()].filter((f: CompiledField) => !f.hidden).map((f) => f.name),
+    });
+  return models;
+}

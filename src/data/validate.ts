@@ -1,0 +1,134 @@
+/** Write validation (§2.4): one valibot schema per entity and field, built once at startup. */
+import * as v from "valibot";
+import { ConfigError, ValidationError } from "../errors.js";
+import type { CompiledEntity, CompiledField } from "../schema/compiled.js";
+
+type FieldSchema = v.GenericSchema<unknown, unknown>;
+
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+const DATETIME = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/;
+
+function textSchema(f: CompiledField, path: string): FieldSchema {
+  const checks: v.PipeItem<string, string, v.BaseIssue<unknown>>[] = [];
+  const c = f.config;
+  if (c.minLength !== undefined) checks.push(v.minLength(c.minLength, `must be at least ${c.minLength} characters`));
+  if (c.maxLength !== undefined) checks.push(v.maxLength(c.maxLength, `must be at most ${c.maxLength} characters`));
+  if (c.pattern !== undefined) {
+    let pattern: RegExp;
+    try {
+      pattern = new RegExp(c.pattern);
+    } catch {
+      throw new ConfigError(`${path}.config.pattern`, "is not a valid regular expression");
+    }
+    checks.push(v.regex(pattern, `must match ${c.pattern}`));
+  }
+  return v.pipe(v.string("must be a string"), ...checks) as FieldSchema;
+}
+
+function numberSchema(f: CompiledField): FieldSchema {
+  const checks: v.PipeItem<number, number, v.BaseIssue<unknown>>[] = [v.finite("must be a finite number")];
+  const c = f.config;
+  if (c.integer) checks.push(v.integer("must be an integer"));
+  if (c.minimum !== undefined) checks.push(v.minValue(c.minimum, `must be at least ${c.minimum}`));
+  if (c.maximum !== undefined) checks.push(v.maxValue(c.maximum, `must be at most ${c.maximum}`));
+  return v.pipe(v.number("must be a number"), ...checks) as FieldSchema;
+}
+
+/** Dates are stored as text; datetimes are normalized to UTC ISO so that ordering in SQL is correct. */
+function dateSchema(f: CompiledField): FieldSchema {
+  if (f.config.type === "date")
+    return v.pipe(
+      v.string("must be a date (YYYY-MM-DD)"),
+      v.regex(DATE, "must be a date (YYYY-MM-DD)"),
+      v.check((s) => !Number.isNaN(Date.parse(s)), "must be a valid date"),
+    ) as FieldSchema;
+  return v.pipe(
+    v.string("must be an ISO 8601 date-time"),
+    v.regex(DATETIME, "must be an ISO 8601 date-time"),
+    v.check((s) => !Number.isNaN(Date.parse(s)), "must be a valid date-time"),
+    v.transform((s) => new Date(s).toISOString()),
+  ) as FieldSchema;
+}
+
+function fieldSchema(f: CompiledField, path: string): FieldSchema {
+  switch (f.type) {
+    case "text":
+      return textSchema(f, path);
+    case "number":
+      return numberSchema(f);
+    case "boolean":
+      return v.boolean("must be true or false");
+    case "date":
+      return dateSchema(f);
+    case "enum": {
+      const values = f.config.options?.values ?? [];
+      return v.picklist(values, `must be one of ${values.join(", ")}`) as FieldSchema;
+    }
+    case "json":
+      return v.unknown();
+    case "reference":
+      return v.pipe(
+        v.number("must be the id of a row"),
+        v.safeInteger("must be the id of a row"),
+        v.minValue(1, "must be the id of a row"),
+      ) as FieldSchema;
+    default:
+      throw new Error(`no write schema for ${f.type}`);
+  }
+}
+
+export interface EntityValidator {
+  /** Validate a create body; fills defaults. Throws ValidationError with every field's problems. */
+  create(input: Record<string, unknown>): Record<string, unknown>;
+  /** Validate an update body (every field optional). */
+  update(input: Record<string, unknown>): Record<string, unknown>;
+}
+
+/** Build the validator of one entity (at startup). */
+export function buildValidator(entity: CompiledEntity): EntityValidator {
+  const writable = [...entity.fields.values()].filter((f) => !f.system && !f.hidden);
+  const schemas = new Map(
+    writable.map((f) => [f.name, fieldSchema(f, `config.data.entities.${entity.name}.fields.${f.name}`)]),
+  );
+  const defaults = writable.filter((f) => f.config.default_value !== undefined);
+  for (const f of defaults) {
+    const result = v.safeParse(schemas.get(f.name)!, f.config.default_value);
+    if (!result.success)
+      throw new ConfigError(
+        `config.data.entities.${entity.name}.fields.${f.name}.config.default_value`,
+        result.issues[0].message,
+      );
+  }
+
+  function check(input: Record<string, unknown>, creating: boolean) {
+    const errors: Record<string, string[]> = {};
+    const output: Record<string, unknown> = {};
+    const fail = (name: string, message: string) => {
+      errors[name] ??= [];
+      errors[name].push(message);
+    };
+    for (const [name, value] of Object.entries(input)) {
+      const field = entity.fields.get(name);
+      if (field?.system) fail(name, "is a system field and cannot be written");
+      else if (!field || field.hidden) fail(name, "unknown field");
+      else if (value === null || value === undefined) {
+        if (field.config.required) fail(name, "is required");
+        else output[name] = null;
+      } else {
+        const result = v.safeParse(schemas.get(name)!, value);
+        if (result.success) output[name] = result.output;
+        else for (const issue of result.issues) fail(name, issue.message);
+      }
+    }
+    if (creating)
+      for (const f of writable) {
+        if (f.name in input) continue;
+        if (f.config.default_value !== undefined) output[f.name] = f.config.default_value;
+        else if (f.config.required) fail(f.name, "is required");
+      }
+    if (Object.keys(errors).length > 0) throw new ValidationError(errors);
+    return output;
+  }
+
+  return { create: (input) => check(input, true), update: (input) => check(input, false) };
+}

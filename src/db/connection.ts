@@ -1,0 +1,105 @@
+/** Opens the database named by `connection.url` and returns a Kysely instance over it. */
+import { createClient } from "@libsql/client";
+import { LibsqlDialect } from "@libsql/kysely-libsql";
+import Database from "better-sqlite3";
+import {
+  type DatabaseConnection,
+  type Dialect,
+  type Driver,
+  Kysely,
+  SqliteDialect,
+  sql,
+  type TransactionSettings,
+} from "kysely";
+
+export interface ConnectionConfig {
+  /** `file:data.db` (default), `:memory:`, `libsql://…`, `http(s)://…` */
+  url?: string;
+  authToken?: string;
+  /** Force a driver for `file:` URLs; remote URLs always use libsql. */
+  driver?: "better-sqlite3" | "libsql";
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: tables are only known at runtime
+export type Db = Kysely<any>;
+
+export interface OpenDatabase {
+  db: Db;
+  driver: "better-sqlite3" | "libsql";
+  url: string;
+}
+
+const BUSY_TIMEOUT_MS = 5000;
+const isRemote = (url: string) => /^(libsql|https?|wss?):/.test(url);
+const filePath = (url: string) => (url === ":memory:" ? ":memory:" : url.replace(/^file:(\/\/)?/, ""));
+
+function betterSqlite(url: string): Dialect {
+  const database = new Database(filePath(url), { timeout: BUSY_TIMEOUT_MS });
+  if (url !== ":memory:") database.pragma("journal_mode = WAL");
+  database.pragma("foreign_keys = ON");
+  database.pragma("synchronous = NORMAL");
+  return new SqliteDialect({ database });
+}
+
+/**
+ * A local libsql client keeps one connection so per-connection pragmas hold; Kysely's own SQLite driver
+ * serializes access with a mutex and we do the same, so a transaction never meets a concurrent statement.
+ */
+class SerializedDriver implements Driver {
+  private queue: Promise<void> = Promise.resolve();
+  private release: (() => void) | undefined;
+  constructor(private readonly inner: Driver) {}
+  init() {
+    return this.inner.init();
+  }
+  async acquireConnection(): Promise<DatabaseConnection> {
+    const previous = this.queue;
+    let release!: () => void;
+    this.queue = new Promise((resolve) => {
+      release = resolve;
+    });
+    await previous;
+    this.release = release;
+    return this.inner.acquireConnection();
+  }
+  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings) {
+    return this.inner.beginTransaction(connection, settings);
+  }
+  commitTransaction(connection: DatabaseConnection) {
+    return this.inner.commitTransaction(connection);
+  }
+  rollbackTransaction(connection: DatabaseConnection) {
+    return this.inner.rollbackTransaction(connection);
+  }
+  async releaseConnection(connection: DatabaseConnection) {
+    await this.inner.releaseConnection(connection);
+    this.release?.();
+  }
+  destroy() {
+    return this.inner.destroy();
+  }
+}
+
+function libsql(url: string, authToken?: string): Dialect {
+  if (isRemote(url)) return new LibsqlDialect({ url, authToken });
+  const path = filePath(url);
+  const client = createClient({ url: path === ":memory:" ? ":memory:" : `file:${path}`, concurrency: 1 });
+  // kysely-libsql types a client from its own older @libsql/client; the runtime interface is the same.
+  const dialect = new LibsqlDialect({ client: client as never });
+  const createDriver = dialect.createDriver.bind(dialect);
+  dialect.createDriver = () => new SerializedDriver(createDriver());
+  return dialect;
+}
+
+/** Open the connection and apply SQLite's settings (WAL, foreign keys, busy timeout). */
+export async function openDatabase(config: ConnectionConfig = {}): Promise<OpenDatabase> {
+  const url = config.url ?? "file:data.db";
+  const driver = isRemote(url) ? "libsql" : (config.driver ?? "better-sqlite3");
+  const db = new Kysely({ dialect: driver === "libsql" ? libsql(url, config.authToken) : betterSqlite(url) });
+  if (driver === "libsql" && !isRemote(url)) {
+    await sql`pragma foreign_keys = on`.execute(db);
+    await sql`pragma busy_timeout = ${sql.lit(BUSY_TIMEOUT_MS)}`.execute(db);
+    if (url !== ":memory:") await sql`pragma journal_mode = wal`.execute(db);
+  }
+  return { db, driver, url };
+}

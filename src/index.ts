@@ -1,0 +1,21 @@
+/** Citadel's public API. */
+export { type AppOptions, type CitadelApp, type CreateAppInput, createApp, type SeedContext } from "./app.js";
+export type { CitadelConfig } from "./config/schema.js";
+export type { ConnectionConfig } from "./db/connection.js";
+export * from "./errors.js";
+export type { Subject } from "./guard/access.js";
+export type { Filter } from "./query/ast.js";
+export { em, Entity, entity, index, relation, Schema, type SchemaJSON } from "./schema/entity.js";
+export { boolean, date, datetime, enumm, Field, json, number, text } from "./schema/fields.js";
+export { DestructiveSyncError } from "./schema/sync.js";
+
+import type { CreateAppInput } from "./app.js";
+
+/** What every adapter's `serve()` accepts. */
+export interface ServeOptions extends CreateAppInput {
+  /** Defaults to `PORT` or 7654. */
+  port?: number;
+  hostname?: string;
+  /** Do not print the listening address. */
+  quiet?: boolean;
+}
