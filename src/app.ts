@@ -7,6 +7,8 @@ import { buildModels } from "./data/models.js";
 import { type ConnectionConfig, type Db, openDatabase } from "./db/connection.js";
 import { NotFoundError } from "./errors.js";
 import type { Access, Subject } from "./guard/access.js";
+import { compileRoles } from "./guard/compile.js";
+import { Guard } from "./guard/guard.js";
 import { dataRoutes } from "./http/data-routes.js";
 import { errorResponse } from "./http/errors.js";
 import { TRUE } from "./query/ast.js";
@@ -76,6 +78,11 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   const log = input.options?.log ?? ((message, error) => console.error(`citadel: ${message}`, error ?? ""));
   const schema = compileSchema(config.data as SchemaJSON, config.auth.enabled);
   const models = buildModels(schema);
+  // Roles are compiled (and so validated) even while the guard is off.
+  const roles = compileRoles(config.auth, models);
+  const guard = config.auth.guard.enabled ? new Guard(roles, models) : undefined;
+  const accessFor = (subject: Subject): Access =>
+    guard && !subject.trusted ? guard.access(subject) : openAccess(subject);
   const { db } = await openDatabase(input.connection);
   let plan: Awaited<ReturnType<typeof syncSchema>>;
   try {
@@ -91,7 +98,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   hono.onError((error, c) => errorResponse(c, error, (e) => log("unexpected error", e)));
   hono.notFound((c) => errorResponse(c, new NotFoundError("no such route"), () => {}));
   hono.use("/api/data/*", async (c, next) => {
-    c.set("access", openAccess({ role: undefined }));
+    c.set("access", accessFor({ role: undefined }));
     await next();
   });
   hono.route("/api/data", dataRoutes({ engine, limits, maxBodyBytes: config.server.max_body_bytes }));

@@ -57,6 +57,7 @@ export function serve(options: ServeOptions): ServerHandle {
     if (!options.quiet) console.log(`citadel: listening on ${handle.url}`);
   })();
   handle.ready.catch((error: unknown) => {
+    if (options.quiet) return;
     console.error(`citadel: cannot start: ${error instanceof Error ? error.message : String(error)}`);
     process.exitCode = 1;
   });

@@ -1,0 +1,218 @@
+/**
+ * Roles → rules, once at startup (§4.2–4.8): for every role × permission × entity, the entries and policies
+ * that can apply, with filters already parsed into the Filter AST. Rules whose conditions only look at the
+ * entity are decided here too, so a request does a lookup plus placeholder binding.
+ */
+import type { PermissionConfig, ValidatedConfig } from "../config/schema.js";
+import type { Models } from "../data/models.js";
+import { ConfigError } from "../errors.js";
+import { FALSE, type Filter } from "../query/ast.js";
+import { type FieldResolver, parseWhere } from "../query/where.js";
+import { type Condition, matchCondition, validateCondition } from "./conditions.js";
+import { DATA_PERMISSIONS } from "./access.js";
+
+export const SYSTEM_PERMISSIONS = ["system.explain"] as const;
+export const PERMISSIONS: readonly string[] = [...DATA_PERMISSIONS, ...SYSTEM_PERMISSIONS];
+
+export interface CompiledPolicy {
+  path: string;
+  description?: string;
+  /** the part of the condition only known per request (id, user.*); undefined when none */
+  condition?: Condition;
+  effect: "allow" | "deny" | "filter";
+  /** parsed for this rule's entity; may hold `@user.*` placeholders */
+  filter?: Filter;
+  fields?: ReadonlySet<string>;
+  omit?: ReadonlySet<string>;
+}
+
+export interface CompiledEntry {
+  path: string;
+  effect: "allow" | "deny";
+  /** an entry with policies applies only when one of them matches */
+  hasPolicies: boolean;
+  policies: CompiledPolicy[];
+}
+
+export interface Rule {
+  role: string;
+  permission: string;
+  entity: string;
+  implicitAllow: boolean;
+  entries: CompiledEntry[];
+  /** whether deciding needs the request context (id or user conditions) */
+  dynamic: boolean;
+}
+
+export interface CompiledRoles {
+  rules: Map<string, Rule>;
+  roles: ReadonlySet<string>;
+  implicitAllow: ReadonlySet<string>;
+  defaultRole: string | undefined;
+}
+
+export const ruleKey = (role: string, permission: string, entity: string) => `${role}\u0000${permission}\u0000${entity}`;
+
+type PermissionObject = Exclude<PermissionConfig, string>;
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+function checkPlaceholders(value: unknown, path: string): void {
+  if (typeof value === "string" && value.startsWith("@") && !/^@user\.[A-Za-z_]\w*$/.test(value))
+    throw new ConfigError(path, `unknown placeholder "${value}" (expected @user.<claim>)`);
+  if (Array.isArray(value)) value.forEach((v, i) => checkPlaceholders(v, `${path}[${i}]`));
+  else if (isObject(value)) for (const [k, v] of Object.entries(value)) checkPlaceholders(v, `${path}.${k}`);
+}
+
+function fieldSet(names: string[] | undefined, models: Models, entities: string[], path: string) {
+  if (!names) return undefined;
+  for (const name of names)
+    if (!entities.some((e) => models.get(e)?.entity.fields.has(name)))
+      throw new ConfigError(path, `unknown field "${name}"`);
+  return new Set(names);
+}
+
+/** Split the top-level `entity` key (decidable now) from the rest (decided per request). */
+function splitCondition(condition: Condition | undefined) {
+  if (!condition) return { entityPart: undefined, rest: undefined };
+  const { entity, ...rest } = condition;
+  return {
+    entityPart: entity === undefined ? undefined : { entity },
+    rest: Object.keys(rest).length > 0 ? rest : undefined,
+  };
+}
+
+interface PolicyTemplate {
+  path: string;
+  description?: string;
+  entities: string[];
+  /** filters are checked strictly when the condition names entities, leniently when it applies to all */
+  strict: boolean;
+  condition?: Condition;
+  effect: "allow" | "deny" | "filter";
+  rawFilter?: Record<string, unknown>;
+  fields?: ReadonlySet<string>;
+  omit?: ReadonlySet<string>;
+}
+
+function policyTemplates(entry: PermissionObject, path: string, models: Models): PolicyTemplate[] {
+  const all = [...models.keys()];
+  const names = new Set(all);
+  return (entry.policies ?? []).map((p, i) => {
+    const at = `${path}.policies[${i}]`;
+    if (p.condition) validateCondition(p.condition, `${at}.condition`, names);
+    const { entityPart, rest } = splitCondition(p.condition);
+    const entities = entityPart ? all.filter((e) => matchCondition(entityPart, { entity: e })) : all;
+    if (p.effect === "filter" && !p.filter) throw new ConfigError(at, 'a policy with effect "filter" needs a filter');
+    if (p.filter && p.effect !== "filter")
+      throw new ConfigError(`${at}.filter`, 'a filter only applies to a policy with effect "filter"');
+    if (p.filter) checkPlaceholders(p.filter, `${at}.filter`);
+    return {
+      path: at,
+      description: p.description,
+      entities,
+      strict: entityPart !== undefined,
+      condition: rest,
+      effect: p.effect,
+      rawFilter: p.filter,
+      fields: fieldSet(p.fields, models, entities, `${at}.fields`),
+      omit: fieldSet(p.omit, models, entities, `${at}.omit`),
+    };
+  });
+}
+
+/** Parse each policy's filter for every entity it can apply to. */
+function policiesFor(templates: PolicyTemplate[], entity: string, models: Models): CompiledPolicy[] {
+  const model = models.get(entity)!;
+  const resolve: FieldResolver = (name) => model.entity.fields.get(name);
+  const out: CompiledPolicy[] = [];
+  for (const t of templates) {
+    if (!t.entities.includes(entity)) continue;
+    let filter: Filter | undefined;
+    if (t.rawFilter) {
+      const path = `${t.path}.filter`;
+      try {
+        filter = parseWhere(t.rawFilter, resolve, { placeholders: true, path, asConfigError: true });
+      } catch (error) {
+        // A policy for every entity, naming a field this entity lacks, reaches none of its rows.
+        if (t.strict || !(error instanceof ConfigError)) throw error;
+        filter = FALSE;
+      }
+    }
+    out.push({ ...t, filter });
+  }
+  return out;
+}
+
+/** A lenient filter must fit at least one entity, or it is a typo. */
+function checkLenientFilters(templates: PolicyTemplate[], models: Models) {
+  for (const t of templates) {
+    if (t.strict || !t.rawFilter) continue;
+    let firstError: unknown;
+    const fits = t.entities.some((e) => {
+      const model = models.get(e)!;
+      try {
+        parseWhere(t.rawFilter, (n) => model.entity.fields.get(n), { placeholders: true, path: `${t.path}.filter`, asConfigError: true });
+        return true;
+      } catch (error) {
+        firstError ??= error;
+        return false;
+      }
+    });
+    if (!fits) throw firstError;
+  }
+}
+
+/** Compile every role; throws ConfigError naming the path of the first problem. */
+export function compileRoles(auth: ValidatedConfig["auth"], models: Models): CompiledRoles {
+  const rules = new Map<string, Rule>();
+  const defaults = Object.entries(auth.roles).filter(([, r]) => r.is_default);
+  if (defaults.length > 1)
+    throw new ConfigError(
+      `config.auth.roles.${defaults[1]![0]}.is_default`,
+      `only one role can be the default (already "${defaults[0]![0]}")`,
+    );
+  for (const [role, config] of Object.entries(auth.roles)) {
+    const path = `config.auth.roles.${role}.permissions`;
+    const byPermission = new Map<string, { path: string; entry: PermissionObject; templates: PolicyTemplate[] }[]>();
+    config.permissions.forEach((p, i) => {
+      const at = `${path}[${i}]`;
+      const entry: PermissionObject = typeof p === "string" ? { permission: p, effect: "allow" } : p;
+      if (!PERMISSIONS.includes(entry.permission))
+        throw new ConfigError(
+          typeof p === "string" ? at : `${at}.permission`,
+          `unknown permission "${entry.permission}" (expected one of ${PERMISSIONS.join(", ")})`,
+        );
+      const templates = policyTemplates(entry, at, models);
+      checkLenientFilters(templates, models);
+      const list = byPermission.get(entry.permission) ?? [];
+      list.push({ path: at, entry, templates });
+      byPermission.set(entry.permission, list);
+    });
+    for (const permission of PERMISSIONS)
+      for (const entity of models.keys()) {
+        const entries: CompiledEntry[] = (byPermission.get(permission) ?? []).map(({ path, entry, templates }) => ({
+          path,
+          effect: entry.effect,
+          hasPolicies: templates.length > 0,
+          policies: policiesFor(templates, entity, models),
+        }));
+        const dynamic = entries.some((e) => e.policies.some((p) => p.condition !== undefined));
+        rules.set(ruleKey(role, permission, entity), {
+          role,
+          permission,
+          entity,
+          implicitAllow: config.implicit_allow,
+          entries,
+          dynamic,
+        });
+      }
+  }
+  return {
+    rules,
+    roles: new Set(Object.keys(auth.roles)),
+    implicitAllow: new Set(Object.entries(auth.roles).filter(([, r]) => r.implicit_allow).map(([name]) => name)),
+    defaultRole: defaults[0]?.[0],
+  };
+}
