@@ -81,3 +81,4 @@ export const blog: CreateAppInput = {
     },
   },
 };
+export default blog;

@@ -1,0 +1,87 @@
+/** `explain` (§5): for a role, permission and entity, the decision, the policies that matched and the SQL WHERE. */
+import type { Db } from "../db/connection.js";
+import { BadRequestError } from "../errors.js";
+import { type Filter, isPlaceholder, type Operand } from "../query/ast.js";
+import { compileFilter } from "../query/compile.js";
+import { PERMISSIONS } from "./compile.js";
+import type { RequestContext } from "./conditions.js";
+import type { Guard } from "./guard.js";
+
+export interface Explanation {
+  role: string | null;
+  permission: string;
+  entity: string;
+  decision: "allow" | "filter" | "deny";
+  reason?: string;
+  matched: string[];
+  /** the SQL the guard ANDs into every query, placeholders shown as `@user.…` parameters */
+  where?: string;
+  parameters?: unknown[];
+  fields?: string[];
+}
+
+/** Show placeholders as their names instead of binding them. */
+function showPlaceholders(filter: Filter): Filter {
+  const show = (o: Operand): Operand => (isPlaceholder(o) ? `@${o.placeholder}` : o);
+  switch (filter.kind) {
+    case "and":
+    case "or":
+      return { ...filter, items: filter.items.map(showPlaceholders) };
+    case "not":
+      return { ...filter, item: showPlaceholders(filter.item) };
+    case "compare":
+      return { ...filter, value: show(filter.value) };
+    case "in":
+      return { ...filter, values: filter.values.map(show) };
+    case "like":
+      return { ...filter, pattern: show(filter.pattern) };
+    case "between":
+      return { ...filter, low: show(filter.low), high: show(filter.high) };
+    default:
+      return filter;
+  }
+}
+
+export function explain(
+  guard: Guard,
+  db: Db,
+  entities: ReadonlySet<string>,
+  input: { role?: string; permission?: string; entity?: string; user?: Record<string, unknown> },
+): Explanation {
+  const { permission, entity } = input;
+  if (!permission || !PERMISSIONS.includes(permission))
+    throw new BadRequestError(`permission: expected one of ${PERMISSIONS.join(", ")}`);
+  if (!entity || !entities.has(entity)) throw new BadRequestError(`entity: unknown entity "${entity ?? ""}"`);
+  const role = input.role || undefined;
+  const ctx: RequestContext = { entity, user: input.user };
+  const decision = guard.decide(role, permission, ctx);
+  const base = { role: role ?? guard.defaultRole ?? null, permission, entity, matched: decision.matched };
+  if (decision.effect === "deny") return { ...base, decision: "deny", reason: decision.reason };
+  const unrestricted = decision.filter.kind === "const" && decision.filter.value;
+  const compiled = db
+    .selectFrom(entity)
+    .select("id")
+    .where((eb) => compileFilter(eb, showPlaceholders(decision.filter), entity))
+    .compile();
+  return {
+    ...base,
+    decision: unrestricted ? "allow" : "filter",
+    where: compiled.sql.slice(compiled.sql.indexOf(" where ") + " where ".length),
+    parameters: [...compiled.parameters],
+    fields: decision.fields ? [...decision.fields] : undefined,
+  };
+}
+
+/** A person-readable rendering for the CLI. */
+export function formatExplanation(e: Explanation): string {
+  const lines = [
+    `role:       ${e.role ?? "(none: no default role)"}`,
+    `permission: ${e.permission}`,
+    `entity:     ${e.entity}`,
+    `decision:   ${e.decision.toUpperCase()}${e.reason ? ` (${e.reason})` : ""}`,
+    `matched:    ${e.matched.length > 0 ? e.matched.join("\n            ") : "(nothing)"}`,
+  ];
+  if (e.where !== undefined) lines.push(`sql where:  ${e.where}`, `parameters: ${JSON.stringify(e.parameters)}`);
+  if (e.fields) lines.push(`fields:     ${e.fields.join(", ")}`);
+  return lines.join("\n");
+}
