@@ -51,12 +51,12 @@ export interface CompiledRoles {
   defaultRole: string | undefined;
 }
 
-export const ruleKey = (role: string, permission: string, entity: string) => `${role}\u0000${permission}\u0000${entity}`;
+export const ruleKey = (role: string, permission: string, entity: string) =>
+  `${role}\u0000${permission}\u0000${entity}`;
 
 type PermissionObject = Exclude<PermissionConfig, string>;
 
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 function checkPlaceholders(value: unknown, path: string): void {
   if (typeof value === "string" && value.startsWith("@") && !/^@user\.[A-Za-z_]\w*$/.test(value))
@@ -153,7 +153,11 @@ function checkLenientFilters(templates: PolicyTemplate[], models: Models) {
     const fits = t.entities.some((e) => {
       const model = models.get(e)!;
       try {
-        parseWhere(t.rawFilter, (n) => model.entity.fields.get(n), { placeholders: true, path: `${t.path}.filter`, asConfigError: true });
+        parseWhere(t.rawFilter, (n) => model.entity.fields.get(n), {
+          placeholders: true,
+          path: `${t.path}.filter`,
+          asConfigError: true,
+        });
         return true;
       } catch (error) {
         firstError ??= error;
@@ -212,7 +216,11 @@ export function compileRoles(auth: ValidatedConfig["auth"], models: Models): Com
   return {
     rules,
     roles: new Set(Object.keys(auth.roles)),
-    implicitAllow: new Set(Object.entries(auth.roles).filter(([, r]) => r.implicit_allow).map(([name]) => name)),
+    implicitAllow: new Set(
+      Object.entries(auth.roles)
+        .filter(([, r]) => r.implicit_allow)
+        .map(([name]) => name),
+    ),
     defaultRole: defaults[0]?.[0],
   };
 }

@@ -28,8 +28,7 @@ const OPERATORS = new Set([
   "$between",
 ]);
 
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 const isContextKey = (key: string) => key === "entity" || key === "id" || /^user\.[A-Za-z_][\w]*$/.test(key);
 

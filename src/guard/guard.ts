@@ -22,9 +22,7 @@ function fieldsOf(policies: CompiledPolicy[], visible: string[]): ReadonlySet<st
   const omit = policies.filter((p) => p.omit);
   if (allow.length === 0 && omit.length === 0) return undefined;
   return new Set(
-    visible.filter(
-      (f) => f === "id" || (allow.every((p) => p.fields!.has(f)) && !omit.some((p) => p.omit!.has(f))),
-    ),
+    visible.filter((f) => f === "id" || (allow.every((p) => p.fields!.has(f)) && !omit.some((p) => p.omit!.has(f)))),
   );
 }
 
@@ -41,8 +39,7 @@ export class Guard {
   /** The decision with placeholders still unbound, plus the policies that matched (for explain). */
   decide(role: string | undefined, permission: string, ctx: RequestContext): Decision {
     const effectiveRole = role ?? this.compiled.defaultRole;
-    if (effectiveRole === undefined)
-      return { effect: "deny", reason: "no token and no default role", matched: [] };
+    if (effectiveRole === undefined) return { effect: "deny", reason: "no token and no default role", matched: [] };
     const rule = this.compiled.rules.get(ruleKey(effectiveRole, permission, ctx.entity));
     if (!rule) return { effect: "deny", reason: `role "${effectiveRole}" has no such permission`, matched: [] };
 
@@ -65,7 +62,8 @@ export class Guard {
     let fields: Set<string> | undefined;
     const sets = grants.map((g) => fieldsOf(g.policies, visible));
     if (sets.every((s) => s !== undefined)) fields = new Set(sets.flatMap((s) => [...s]));
-    const filter = grants.length === 1 ? grants[0]!.filter : { kind: "or" as const, items: grants.map((g) => g.filter) };
+    const filter =
+      grants.length === 1 ? grants[0]!.filter : { kind: "or" as const, items: grants.map((g) => g.filter) };
     return { effect: "allow", filter, fields, matched: matchedPaths };
   }
 
