@@ -5,7 +5,7 @@ export type { ConnectionConfig } from "./db/connection.js";
 export * from "./errors.js";
 export type { Subject } from "./guard/access.js";
 export type { Filter } from "./query/ast.js";
-export { em, Entity, entity, index, relation, Schema, type SchemaJSON } from "./schema/entity.js";
+export { Entity, em, entity, index, relation, Schema, type SchemaJSON } from "./schema/entity.js";
 export { boolean, date, datetime, enumm, Field, json, number, text } from "./schema/fields.js";
 export { DestructiveSyncError } from "./schema/sync.js";
 

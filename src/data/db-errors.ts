@@ -1,5 +1,5 @@
 /** Maps SQLite constraint failures (from either driver) to typed errors; anything else stays unknown (500). */
-import { CitadelError, ConflictError } from "../errors.js";
+import { type CitadelError, ConflictError } from "../errors.js";
 
 const UNIQUE = /UNIQUE constraint failed: ([\w.]+(?:, [\w.]+)*)/;
 

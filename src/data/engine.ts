@@ -4,7 +4,7 @@
  */
 import type { Db } from "../db/connection.js";
 import { BadRequestError, CitadelError, ForbiddenError, NotFoundError, ValidationError } from "../errors.js";
-import { and, type Filter, FALSE } from "../query/ast.js";
+import { and, FALSE, type Filter } from "../query/ast.js";
 import { compileFilter } from "../query/compile.js";
 import type { ListQuery, ReadableView, Scope } from "../query/options.js";
 import type { CompiledRelation } from "../schema/compiled.js";

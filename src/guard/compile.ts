@@ -8,8 +8,8 @@ import type { Models } from "../data/models.js";
 import { ConfigError } from "../errors.js";
 import { FALSE, type Filter } from "../query/ast.js";
 import { type FieldResolver, parseWhere } from "../query/where.js";
-import { type Condition, matchCondition, validateCondition } from "./conditions.js";
 import { DATA_PERMISSIONS } from "./access.js";
+import { type Condition, matchCondition, validateCondition } from "./conditions.js";
 
 export const SYSTEM_PERMISSIONS = ["system.explain"] as const;
 export const PERMISSIONS: readonly string[] = [...DATA_PERMISSIONS, ...SYSTEM_PERMISSIONS];
@@ -61,8 +61,9 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 function checkPlaceholders(value: unknown, path: string): void {
   if (typeof value === "string" && value.startsWith("@") && !/^@user\.[A-Za-z_]\w*$/.test(value))
     throw new ConfigError(path, `unknown placeholder "${value}" (expected @user.<claim>)`);
-  if (Array.isArray(value)) value.forEach((v, i) => checkPlaceholders(v, `${path}[${i}]`));
-  else if (isObject(value)) for (const [k, v] of Object.entries(value)) checkPlaceholders(v, `${path}.${k}`);
+  if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) checkPlaceholders(v, `${path}[${i}]`);
+  } else if (isObject(value)) for (const [k, v] of Object.entries(value)) checkPlaceholders(v, `${path}.${k}`);
 }
 
 function fieldSet(names: string[] | undefined, models: Models, entities: string[], path: string) {

@@ -7,11 +7,11 @@ import type { DataEngine, WriteScopes } from "../data/engine.js";
 import { BadRequestError, NotFoundError } from "../errors.js";
 import type { Access, DataPermission } from "../guard/access.js";
 import {
+  parseListQuery,
+  parseWhereInput,
   type QueryLimits,
   type RawListQuery,
   type ReadableView,
-  parseListQuery,
-  parseWhereInput,
 } from "../query/options.js";
 import { readJson } from "./body.js";
 
