@@ -5,7 +5,7 @@
 import type { Db } from "../db/connection.js";
 import { BadRequestError, CitadelError, ForbiddenError, NotFoundError, ValidationError } from "../errors.js";
 import { and, FALSE, type Filter } from "../query/ast.js";
-import { compileFilter } from "../query/compile.js";
+import { withFilter } from "../query/compile.js";
 import type { ListQuery, ReadableView, Scope } from "../query/options.js";
 import type { CompiledRelation } from "../schema/compiled.js";
 import type { Row } from "./codec.js";
@@ -60,17 +60,9 @@ export class DataEngine {
     };
   }
 
-  private where(table: string, filter: Filter) {
-    // biome-ignore lint/suspicious/noExplicitAny: dynamic tables
-    return (eb: any) => compileFilter(eb, filter, table);
-  }
-
   private async countRows(entity: string, filter: Filter): Promise<number> {
-    const row = await this.db
-      .selectFrom(entity)
-      .select((eb) => eb.fn.countAll<number>().as("n"))
-      .where(this.where(entity, filter))
-      .executeTakeFirst();
+    const query = this.db.selectFrom(entity).select((eb) => eb.fn.countAll<number>().as("n"));
+    const row = await withFilter(query, filter, entity).executeTakeFirst();
     return Number(row?.n ?? 0);
   }
 
@@ -81,10 +73,11 @@ export class DataEngine {
     const visible = and(view.scope.filter, base);
     const filter = and(visible, query.where);
     const output = query.select ?? this.readable(model, view.scope);
-    let builder = this.db
-      .selectFrom(entity)
-      .select(columnsFor(output, query.with).map((c) => `${entity}.${c}`))
-      .where(this.where(entity, filter));
+    let builder = withFilter(
+      this.db.selectFrom(entity).select(columnsFor(output, query.with).map((c) => `${entity}.${c}`)),
+      filter,
+      entity,
+    );
     for (const k of query.sort) builder = builder.orderBy(`${entity}.${k.field}`, k.dir);
     const [rows, count, total] = await Promise.all([
       builder.limit(query.limit).offset(query.offset).execute(),
@@ -106,12 +99,8 @@ export class DataEngine {
 
   async exists(view: ReadableView, where: Filter): Promise<boolean> {
     const entity = view.entity.name;
-    const row = await this.db
-      .selectFrom(entity)
-      .select("id")
-      .where(this.where(entity, and(view.scope.filter, where)))
-      .limit(1)
-      .executeTakeFirst();
+    const query = this.db.selectFrom(entity).select("id").limit(1);
+    const row = await withFilter(query, and(view.scope.filter, where), entity).executeTakeFirst();
     return row !== undefined;
   }
 
@@ -162,11 +151,11 @@ export class DataEngine {
     const entity = model.entity.name;
     const readable = read ? this.readable(model, read) : [];
     const rows = read
-      ? await trx
-          .selectFrom(entity)
-          .select(["id", ...readable])
-          .where(this.where(entity, and(read.filter, { kind: "in", field: "id", negated: false, values: ids })))
-          .execute()
+      ? await withFilter(
+          trx.selectFrom(entity).select(["id", ...readable]),
+          and(read.filter, { kind: "in", field: "id", negated: false, values: ids }),
+          entity,
+        ).execute()
       : [];
     const byId = new Map(rows.map((r) => [r.id, model.codec.decode(r)]));
     return ids.map((id) => (byId.has(id) ? pick(byId.get(id)!, readable) : { id }));
@@ -255,11 +244,8 @@ export class DataEngine {
 
   /** Ids of the rows a many-row write reaches: the caller's where inside read and write scopes. */
   private async targets(trx: Db, entity: string, where: Filter, scopes: WriteScopes): Promise<number[]> {
-    const rows = await trx
-      .selectFrom(entity)
-      .select("id")
-      .where(this.where(entity, and(scopes.read?.filter, scopes.write.filter, where)))
-      .execute();
+    const query = trx.selectFrom(entity).select("id");
+    const rows = await withFilter(query, and(scopes.read?.filter, scopes.write.filter, where), entity).execute();
     return rows.map((r) => Number(r.id));
   }
 

@@ -38,7 +38,31 @@ function betterSqlite(url: string): Dialect {
   if (url !== ":memory:") database.pragma("journal_mode = WAL");
   database.pragma("foreign_keys = ON");
   database.pragma("synchronous = NORMAL");
-  return new SqliteDialect({ database });
+  return new SqliteDialect({ database: withStatementCache(database) });
+}
+
+const STATEMENT_CACHE_SIZE = 500;
+
+/**
+ * Kysely prepares every query anew; preparing costs as much as running a small query. The SQL text of a
+ * compiled query depends only on its shape (values are parameters), so prepared statements are reused.
+ */
+function withStatementCache(database: Database.Database) {
+  const cache = new Map<string, Database.Statement>();
+  return {
+    close: () => database.close(),
+    prepare(sql: string) {
+      let statement = cache.get(sql);
+      if (statement) {
+        cache.delete(sql); // re-insert: the Map's order is the LRU order
+      } else {
+        statement = database.prepare(sql);
+        if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+      }
+      cache.set(sql, statement);
+      return statement;
+    },
+  };
 }
 
 /**
