@@ -1,5 +1,6 @@
 /** `createApp`: validate config → compile schema → connect → sync → assemble the HTTP app. Once, at startup. */
 import { Hono } from "hono";
+import { type AuthModule, authSettings, createAuth, disabledAuth } from "./auth/index.js";
 import { type CitadelConfig, type ValidatedConfig, validateConfig } from "./config/schema.js";
 import type { Row } from "./data/codec.js";
 import { DataEngine, type WriteScopes } from "./data/engine.js";
@@ -9,12 +10,15 @@ import { NotFoundError } from "./errors.js";
 import type { Access, Subject } from "./guard/access.js";
 import { compileRoles } from "./guard/compile.js";
 import { Guard } from "./guard/guard.js";
+import { type AuthVariables, subjectMiddleware } from "./http/auth-middleware.js";
+import { authRoutes, CREDENTIAL_FREE_PATHS } from "./http/auth-routes.js";
+import { corsMiddleware } from "./http/cors.js";
 import { dataRoutes } from "./http/data-routes.js";
 import { errorResponse } from "./http/errors.js";
 import { TRUE } from "./query/ast.js";
 import { parseListQuery } from "./query/options.js";
-import type { SchemaJSON } from "./schema/entity.js";
 import { compileSchema } from "./schema/compile.js";
+import type { SchemaJSON } from "./schema/entity.js";
 import { syncSchema } from "./schema/sync.js";
 
 export interface SeedContext {
@@ -44,12 +48,13 @@ export interface DataModule {
 }
 
 export interface CitadelApp {
-  /** The Fetch API handler: `(request) => response`, for any runtime. */
-  fetch(request: Request): Promise<Response>;
+  /** The Fetch API handler: `(request, env?) => response`, for any runtime (`env` carries the runtime's bindings). */
+  fetch(request: Request, env?: unknown): Promise<Response>;
   readonly config: ValidatedConfig;
   readonly db: Db;
   readonly engine: DataEngine;
-  readonly module: { data: DataModule };
+  /** `auth` works when `config.auth.enabled`; otherwise its calls throw. */
+  readonly module: { data: DataModule; auth: AuthModule };
   close(): Promise<void>;
 }
 
@@ -76,6 +81,7 @@ function dataModule(engine: DataEngine): DataModule {
 export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp> {
   const config = validateConfig(input.config ?? {});
   const log = input.options?.log ?? ((message, error) => console.error(`citadel: ${message}`, error ?? ""));
+  const settings = config.auth.enabled ? authSettings(config) : undefined;
   const schema = compileSchema(config.data as SchemaJSON, config.auth.enabled);
   const models = buildModels(schema);
   // Roles are compiled (and so validated) even while the guard is off.
@@ -93,22 +99,44 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   }
   const engine = new DataEngine(db, models);
   const limits = { defaultLimit: config.data.default_limit, maxLimit: config.data.max_limit };
+  const maxBodyBytes = config.server.max_body_bytes;
+  let auth: AuthModule | undefined;
+  try {
+    auth = settings && (await createAuth({ db, settings, users: models.get("users")!, log }));
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
 
-  const hono = new Hono<{ Variables: { access: Access } }>();
+  const hono = new Hono<{ Variables: AuthVariables & { access: Access } }>();
   hono.onError((error, c) => errorResponse(c, error, (e) => log("unexpected error", e)));
   hono.notFound((c) => errorResponse(c, new NotFoundError("no such route"), () => {}));
+  const origin = config.server.cors.origin;
+  const cors = corsMiddleware(origin === undefined ? [] : Array.isArray(origin) ? origin : [origin]);
+  if (cors) hono.use("/api/*", cors);
+  hono.use(
+    "/api/*",
+    subjectMiddleware({
+      auth,
+      cookieName: config.auth.cookie.name,
+      trustProxy: config.server.trust_proxy,
+      corsOrigins: settings?.corsOrigins ?? [],
+      ignoresInvalidCredentials: (path) => CREDENTIAL_FREE_PATHS.some((p) => path === `/api/auth${p}`),
+    }),
+  );
   hono.use("/api/data/*", async (c, next) => {
-    c.set("access", accessFor({ role: undefined }));
+    c.set("access", accessFor(c.get("subject")));
     await next();
   });
-  hono.route("/api/data", dataRoutes({ engine, limits, maxBodyBytes: config.server.max_body_bytes }));
+  hono.route("/api/data", dataRoutes({ engine, limits, maxBodyBytes }));
+  if (auth) hono.route("/api/auth", authRoutes({ auth, maxBodyBytes }));
 
   const app: CitadelApp = {
-    fetch: async (request) => hono.fetch(request),
+    fetch: async (request, env) => hono.fetch(request, env),
     config,
     db,
     engine,
-    module: { data: dataModule(engine) },
+    module: { data: dataModule(engine), auth: auth ?? disabledAuth() },
     close: () => db.destroy(),
   };
   if (plan.fresh && input.options?.seed) await input.options.seed({ app, db });

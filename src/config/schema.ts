@@ -82,6 +82,19 @@ const role = v.object({
   permissions: v.optional(v.array(permission), []),
 });
 
+const JWKS_ALGORITHMS = [
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+] as const;
+
 const jwt = v.object({
   secret: v.optional(v.string()),
   alg: v.optional(v.picklist(["HS256", "HS384", "HS512"]), "HS256"),
@@ -89,13 +102,15 @@ const jwt = v.object({
   issuer: v.optional(v.string(), "citadel"),
   audience: v.optional(v.string(), "citadel"),
   clock_tolerance: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(300)), 30),
+  /** Tokens from an external identity provider, verified against its JWKS; issuer and audience are required. */
   jwks: v.optional(
     v.object({
       url: v.pipe(v.string(), v.url()),
-      issuer: v.optional(v.string()),
-      audience: v.optional(v.string()),
+      issuer: v.string(),
+      audience: v.string(),
       role_claim: v.optional(v.string(), "role"),
-      algorithms: v.optional(v.array(v.string()), ["RS256", "ES256"]),
+      // asymmetric algorithms only: an HMAC key or "none" must never come from a JWKS
+      algorithms: v.optional(v.pipe(v.array(v.picklist(JWKS_ALGORITHMS)), v.minLength(1)), ["RS256", "ES256"]),
     }),
   ),
 });
@@ -149,6 +164,8 @@ const server = v.object({
     {},
   ),
   max_body_bytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024)), 1_048_576),
+  /** Behind a reverse proxy: take the client address from X-Forwarded-For and the scheme from X-Forwarded-Proto. */
+  trust_proxy: v.optional(v.boolean(), false),
 });
 
 export const ConfigSchema = v.object({

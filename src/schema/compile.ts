@@ -22,7 +22,8 @@ export const BUILTIN_USERS: EntityJSON = {
     email: { type: "text", config: { required: true, unique: true, maxLength: 254 } },
     role: { type: "text", config: { maxLength: 64 } },
     password_hash: { type: "text", config: { hidden: true } },
-    tokens_valid_after: { type: "number", config: { hidden: true, integer: true } },
+    // bumped on logout, password change and role change; a token carries the version it was issued at (§4.11)
+    token_version: { type: "number", config: { hidden: true, integer: true } },
   },
 };
 

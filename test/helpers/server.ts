@@ -2,8 +2,12 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { CitadelConfig, ServeOptions } from "citadel";
+import type { CitadelApp, CitadelConfig, ServeOptions } from "citadel";
 import { serve } from "citadel/adapter/node";
+
+/** Apps with auth enabled refuse to start without a JWT secret (§3.2); tests get one unless they set their own. */
+export const TEST_JWT_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
+process.env.CITADEL_JWT_SECRET ??= TEST_JWT_SECRET;
 
 export type Driver = "better-sqlite3" | "libsql";
 export const DRIVERS: Driver[] = ["better-sqlite3", "libsql"];
@@ -11,6 +15,8 @@ export const DRIVERS: Driver[] = ["better-sqlite3", "libsql"];
 export interface TestServer {
   url: string;
   dbFile: string;
+  /** the running app, e.g. for `app.module.auth.createUser(...)` */
+  app: CitadelApp;
   request(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<TestResponse>;
   close(): Promise<void>;
 }
@@ -43,6 +49,7 @@ export async function startServer(
   return {
     url,
     dbFile,
+    app: handle.app!,
     async request(method, path, body, headers = {}) {
       const init: RequestInit = { method, headers: { ...headers } };
       if (body !== undefined) {

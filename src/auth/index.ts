@@ -1,0 +1,256 @@
+/**
+ * The auth module (§3): users, passwords, sessions and revocation. HTTP-free: the routes in
+ * `http/auth-routes.ts` parse requests and call these functions; seeds and the CLI call `createUser`.
+ */
+import type { Row } from "../data/codec.js";
+import type { EntityModel } from "../data/models.js";
+import type { Db } from "../db/connection.js";
+import { BadRequestError, CitadelError, UnauthorizedError } from "../errors.js";
+import type { Subject } from "../guard/access.js";
+import { type HashCounters, PasswordHasher } from "./password.js";
+import { enforceRateLimits, MemoryRateLimitStore, type RateLimitStore } from "./rate-limit.js";
+import type { AuthSettings } from "./settings.js";
+import { publicClaims, TokenService } from "./tokens.js";
+import { normalizeEmail, type UserRecord, UserStore } from "./users.js";
+
+export type { RateLimitHit, RateLimitStore } from "./rate-limit.js";
+export { MemoryRateLimitStore } from "./rate-limit.js";
+export { type AuthSettings, authSettings } from "./settings.js";
+
+/** The one message for every failed login, whatever failed (§3.4). */
+export const LOGIN_FAILED = "invalid email or password";
+
+const EMAIL = /^[^\s@]+@[^\s@]+$/;
+
+export interface NewUser {
+  email: string;
+  password: string;
+  role?: string | null;
+  /** values of fields the app added to the users entity */
+  [field: string]: unknown;
+}
+
+export interface Session {
+  user: Row;
+  token: string;
+}
+
+/** A verified credential: the subject for the guard, and the local user id when it is one of ours. */
+export interface Authenticated {
+  subject: Subject;
+  /** set for our own tokens; undefined for tokens of an external identity provider */
+  userId: number | undefined;
+}
+
+export interface AuthModule {
+  readonly settings: AuthSettings;
+  /** Create a user from trusted code (seeds, scripts, the CLI); the role is not restricted (§3.5). */
+  createUser(input: NewUser): Promise<Row>;
+  /** `POST /password/register` (§3.3); `client` is the caller's address, for rate limiting. */
+  register(body: unknown, client: string): Promise<Session>;
+  /** `POST /password/login` (§3.4). */
+  login(body: unknown, client: string): Promise<Session>;
+  /** `POST /password/change`: revokes every older token (§4.11) and returns a fresh session. */
+  changePassword(userId: number, body: unknown): Promise<Session>;
+  /** Revoke every token of the user (logout, §4.11). */
+  logout(userId: number): Promise<void>;
+  /** Verify a token and the user behind it; throws UnauthorizedError (401). */
+  authenticate(token: string): Promise<Authenticated>;
+  /** The user as the API shows it (no hidden fields). */
+  publicUser(userId: number): Promise<Row | undefined>;
+  strategies(): { strategies: Record<string, { type: string; enabled: boolean }>; allow_register: boolean };
+  /** Password hashing work done so far (tests assert that every login verifies exactly once). */
+  counters(): HashCounters;
+}
+
+export interface CreateAuthOptions {
+  db: Db;
+  settings: AuthSettings;
+  /** the compiled users entity (built-in fields plus the app's) */
+  users: EntityModel;
+  rateLimitStore?: RateLimitStore;
+  log: (message: string, error?: unknown) => void;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function requireObject(body: unknown): Record<string, unknown> {
+  if (!isObject(body)) throw new BadRequestError("expected a JSON object");
+  return body;
+}
+
+function requireString(body: Record<string, unknown>, field: string): string {
+  const value = body[field];
+  if (value === undefined || value === null || value === "")
+    throw new BadRequestError(`${field}: is required`, { field });
+  if (typeof value !== "string") throw new BadRequestError(`${field}: expected a string`, { field });
+  return value;
+}
+
+/** Build the auth module: installs the revocation trigger and precomputes the dummy hash. */
+export async function createAuth(options: CreateAuthOptions): Promise<AuthModule> {
+  const { settings, log } = options;
+  const store = new UserStore(options.db, options.users);
+  const hasher = new PasswordHasher(settings.password);
+  const tokens = new TokenService(settings, log);
+  const limits = options.rateLimitStore ?? new MemoryRateLimitStore();
+  const windowMs = settings.rateLimit.window_seconds * 1000;
+  await store.installTriggers();
+  await hasher.warmUp();
+
+  const fields = options.users.entity.fields;
+
+  /** Why a register body may not carry `name`, or undefined when it may (§3.3). */
+  function refusal(name: string): string | undefined {
+    if (name === "role") return "may not be set at registration (new users get the configured default role)";
+    const field = fields.get(name);
+    if (!field) return "unknown field";
+    if (field.system) return "is a system field and may not be set";
+    if (field.hidden || field.type === "reference") return "may not be set at registration";
+    return undefined;
+  }
+
+  function checkEmail(value: unknown): string {
+    if (typeof value !== "string") throw new BadRequestError("email: expected a string", { field: "email" });
+    const email = normalizeEmail(value);
+    if (!EMAIL.test(email)) throw new BadRequestError("email: is not an email address", { field: "email" });
+    return email;
+  }
+
+  async function insertUser(input: Record<string, unknown>, password: string): Promise<number> {
+    const values = options.users.validator.create(input);
+    return store.insert(values, await hasher.hash(password));
+  }
+
+  async function session(user: UserRecord): Promise<Session> {
+    const token = await tokens.sign({ id: user.id, email: user.email, role: user.role, version: user.token_version });
+    return { user: (await store.publicById(user.id))!, token };
+  }
+
+  async function sessionFor(id: number): Promise<Session> {
+    const user = await store.byId(id);
+    if (!user) throw new UnauthorizedError("the user no longer exists");
+    return session(user);
+  }
+
+  const rateLimit = (action: string, email: string, client: string) =>
+    enforceRateLimits(
+      limits,
+      [
+        { key: `${action}:address:${client}`, max: settings.rateLimit.max_per_address },
+        { key: `${action}:email:${email}`, max: settings.rateLimit.max_per_email },
+      ],
+      windowMs,
+    );
+
+  return {
+    settings,
+
+    async createUser(input) {
+      const { email, password, role, ...rest } = input;
+      if (role !== undefined && role !== null && settings.roles.size > 0 && !settings.roles.has(role))
+        throw new BadRequestError(`role: unknown role "${role}"`, { field: "role" });
+      const id = await insertUser({ ...rest, email: checkEmail(email), role: role ?? null }, hasher.check(password));
+      return (await store.publicById(id))!;
+    },
+
+    async register(body, client) {
+      if (!settings.allowRegister)
+        throw new CitadelError("forbidden", 403, "registration is disabled (config.auth.allow_register is false)");
+      const input = requireObject(body);
+      const extra: Record<string, unknown> = {};
+      for (const name of Object.keys(input)) {
+        if (name === "email" || name === "password") continue;
+        const problem = refusal(name);
+        if (problem) throw new BadRequestError(`${name}: ${problem}`, { field: name });
+        extra[name] = input[name];
+      }
+      const email = checkEmail(requireString(input, "email"));
+      requireString(input, "password");
+      await rateLimit("register", email, client);
+      const password = hasher.check(input.password);
+      const id = await insertUser({ ...extra, email, role: settings.defaultRoleRegister ?? null }, password);
+      return sessionFor(id);
+    },
+
+    async login(body, client) {
+      const input = requireObject(body);
+      const email = normalizeEmail(requireString(input, "email"));
+      const password = requireString(input, "password");
+      await rateLimit("login", email, client);
+      // An oversized password is refused without hashing it (hashing DoS); its length says nothing about the user.
+      if (!hasher.acceptable(password)) throw new UnauthorizedError(LOGIN_FAILED);
+      const user = await store.byEmail(email);
+      if (!(await hasher.verify(user?.password_hash, password)) || !user) throw new UnauthorizedError(LOGIN_FAILED);
+      if (user.password_hash && hasher.needsRehash(user.password_hash))
+        await store.rehash(user.id, await hasher.hash(password)).catch((e) => log("cannot upgrade a password hash", e));
+      return session(user);
+    },
+
+    async changePassword(userId, body) {
+      const input = requireObject(body);
+      const current = requireString(input, "password");
+      const next = hasher.check(input.new_password, "new_password");
+      const user = await store.byId(userId);
+      if (!user) throw new UnauthorizedError("the user no longer exists");
+      await enforceRateLimits(
+        limits,
+        [{ key: `change:user:${userId}`, max: settings.rateLimit.max_per_email }],
+        windowMs,
+      );
+      if (!hasher.acceptable(current) || !(await hasher.verify(user.password_hash, current)))
+        throw new UnauthorizedError("the current password is not correct");
+      await store.setPassword(userId, await hasher.hash(next));
+      return sessionFor(userId);
+    },
+
+    logout: (userId) => store.revokeTokens(userId),
+
+    async authenticate(token) {
+      const verified = await tokens.verify(token);
+      if (verified.kind === "external") {
+        const claims = publicClaims(verified.claims);
+        const id = typeof claims.id === "number" && Number.isSafeInteger(claims.id) ? claims.id : undefined;
+        // An external user has no local row; without a numeric id claim, `@user.id` has no value and matches nothing.
+        const user = { ...claims, id, role: verified.role } as NonNullable<Subject["user"]>;
+        return { subject: { role: verified.role, user }, userId: undefined };
+      }
+      const user = await store.byId(verified.id);
+      if (!user) throw new UnauthorizedError("the user of this token no longer exists");
+      if (user.token_version !== verified.version || user.role !== verified.role)
+        throw new UnauthorizedError("this token has been revoked");
+      const claims = { ...publicClaims(verified.claims), id: user.id, email: user.email, role: user.role };
+      return { subject: { role: user.role ?? undefined, user: claims }, userId: user.id };
+    },
+
+    publicUser: (userId) => store.publicById(userId),
+
+    strategies: () => ({
+      strategies: { password: { type: "password", enabled: true } },
+      allow_register: settings.allowRegister,
+    }),
+
+    counters: () => ({ ...hasher.counters }),
+  };
+}
+
+/** `app.module.auth` while `config.auth.enabled` is false: every call explains how to turn auth on. */
+export function disabledAuth(): AuthModule {
+  const off = (): never => {
+    throw new Error("auth is disabled: set config.auth.enabled to true");
+  };
+  return {
+    get settings(): AuthSettings {
+      return off();
+    },
+    createUser: async () => off(),
+    register: async () => off(),
+    login: async () => off(),
+    changePassword: async () => off(),
+    logout: async () => off(),
+    authenticate: async () => off(),
+    publicUser: async () => off(),
+    strategies: () => off(),
+    counters: () => off(),
+  };
+}

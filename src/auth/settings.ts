@@ -1,0 +1,115 @@
+/**
+ * Auth settings derived once at startup from the validated config and the environment: the JWT secret
+ * (refused when short outside dev mode, §3.2), token lifetime, cookie, password and rate-limit parameters.
+ */
+import { randomBytes } from "node:crypto";
+import type { ValidatedConfig } from "../config/schema.js";
+import { ConfigError } from "../errors.js";
+
+type AuthConfig = ValidatedConfig["auth"];
+
+export const MIN_SECRET_BYTES = 32;
+
+export interface AuthSettings {
+  secret: Uint8Array;
+  alg: AuthConfig["jwt"]["alg"];
+  expiresSeconds: number;
+  issuer: string;
+  audience: string;
+  clockToleranceSeconds: number;
+  jwks: AuthConfig["jwt"]["jwks"];
+  cookie: AuthConfig["cookie"];
+  password: AuthConfig["password"];
+  rateLimit: AuthConfig["rate_limit"];
+  allowRegister: boolean;
+  defaultRoleRegister: string | undefined;
+  /** configured role names; empty when the app declares no roles (then any role is accepted) */
+  roles: ReadonlySet<string>;
+  trustProxy: boolean;
+  corsOrigins: readonly string[];
+}
+
+const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
+const DURATION = /^(\d+)\s*(s|m|h|d|w)?$/;
+
+/** `3600`, `"3600"`, `"15m"`, `"1h"`, `"7d"` → seconds. */
+export function parseDuration(value: string | number, path: string): number {
+  const match = typeof value === "number" ? [String(value), String(value), "s"] : DURATION.exec(value.trim());
+  const seconds = match ? Number(match[1]) * UNITS[match[2] ?? "s"]! : Number.NaN;
+  if (!Number.isSafeInteger(seconds) || seconds <= 0)
+    throw new ConfigError(
+      path,
+      `expected a positive duration like 3600, "15m", "1h" or "7d", got ${JSON.stringify(value)}`,
+    );
+  return seconds;
+}
+
+function isDev(auth: AuthConfig, env: NodeJS.ProcessEnv): boolean {
+  return auth.dev || env.CITADEL_DEV === "1" || env.CITADEL_DEV === "true";
+}
+
+function resolveSecret(auth: AuthConfig, env: NodeJS.ProcessEnv, warn: (message: string) => void): Uint8Array {
+  const configured = auth.jwt.secret ?? env.CITADEL_JWT_SECRET;
+  const bytes = new TextEncoder().encode(configured ?? "");
+  if (bytes.byteLength >= MIN_SECRET_BYTES) return bytes;
+  const problem = configured
+    ? `the JWT secret is ${bytes.byteLength} bytes; at least ${MIN_SECRET_BYTES} are required`
+    : "no JWT secret is set";
+  if (!isDev(auth, env))
+    throw new ConfigError(
+      "config.auth.jwt.secret",
+      `${problem} (set config.auth.jwt.secret or CITADEL_JWT_SECRET, e.g. \`openssl rand -base64 48\`; ` +
+        "or set config.auth.dev: true / CITADEL_DEV=1 for a throwaway random secret)",
+    );
+  warn(
+    `WARNING: dev mode: ${problem}; using a random JWT secret for this process only. ` +
+      "Tokens will not survive a restart. Never run like this in production.",
+  );
+  return new Uint8Array(randomBytes(48));
+}
+
+function checkRegisterRole(auth: AuthConfig, roles: ReadonlySet<string>) {
+  if (!auth.allow_register || roles.size === 0) return;
+  const role = auth.default_role_register;
+  if (role === undefined)
+    throw new ConfigError(
+      "config.auth.default_role_register",
+      "allow_register is true, so default_role_register must name one of the configured roles",
+    );
+  if (!roles.has(role))
+    throw new ConfigError(
+      "config.auth.default_role_register",
+      `unknown role "${role}" (configured roles: ${[...roles].join(", ")})`,
+    );
+}
+
+/** Derive the auth settings; throws ConfigError naming the config path when the auth config cannot work. */
+export function authSettings(
+  config: ValidatedConfig,
+  env: NodeJS.ProcessEnv = process.env,
+  warn: (message: string) => void = (message) => console.warn(`citadel: ${message}`),
+): AuthSettings {
+  const auth = config.auth;
+  const roles = new Set(Object.keys(auth.roles));
+  checkRegisterRole(auth, roles);
+  if (auth.password.min_length > auth.password.max_length)
+    throw new ConfigError("config.auth.password.min_length", "is larger than config.auth.password.max_length");
+  const origin = config.server.cors.origin;
+  return {
+    secret: resolveSecret(auth, env, warn),
+    alg: auth.jwt.alg,
+    expiresSeconds: parseDuration(auth.jwt.expires, "config.auth.jwt.expires"),
+    issuer: auth.jwt.issuer,
+    audience: auth.jwt.audience,
+    clockToleranceSeconds: auth.jwt.clock_tolerance,
+    jwks: auth.jwt.jwks,
+    cookie: auth.cookie,
+    password: auth.password,
+    rateLimit: auth.rate_limit,
+    allowRegister: auth.allow_register,
+    defaultRoleRegister: auth.default_role_register,
+    roles,
+    trustProxy: config.server.trust_proxy,
+    corsOrigins: origin === undefined ? [] : Array.isArray(origin) ? origin : [origin],
+  };
+}

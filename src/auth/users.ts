@@ -1,0 +1,134 @@
+/**
+ * The auth module's access to the users table: trusted reads and writes of the hidden columns
+ * (`password_hash`, `token_version`) that the data API never touches, and the public shape of a user.
+ */
+import { sql } from "kysely";
+import type { Row } from "../data/codec.js";
+import { translateDbError } from "../data/db-errors.js";
+import type { EntityModel } from "../data/models.js";
+import type { Db } from "../db/connection.js";
+import { CitadelError, ConflictError } from "../errors.js";
+
+export const USERS = "users";
+
+/** The columns the auth module needs on every authenticated request. */
+export interface UserRecord {
+  id: number;
+  email: string;
+  role: string | null;
+  password_hash: string | null;
+  token_version: number;
+}
+
+/** Emails are compared lowercased and trimmed, everywhere. */
+export const normalizeEmail = (email: string) => email.trim().toLowerCase();
+
+const now = () => new Date().toISOString();
+
+function record(row: Row | undefined): UserRecord | undefined {
+  if (!row) return undefined;
+  return {
+    id: Number(row.id),
+    email: String(row.email),
+    role: typeof row.role === "string" ? row.role : null,
+    password_hash: typeof row.password_hash === "string" ? row.password_hash : null,
+    token_version: Number(row.token_version ?? 0),
+  };
+}
+
+export class UserStore {
+  constructor(
+    private readonly db: Db,
+    readonly model: EntityModel,
+  ) {}
+
+  /**
+   * A role change through the data API (or plain SQL) must revoke the user's tokens (§4.11), and the data
+   * engine knows nothing about tokens: a trigger bumps the version wherever the change comes from.
+   */
+  async installTriggers(): Promise<void> {
+    await sql`create trigger if not exists citadel_users_role_revokes_tokens
+      after update of role on users for each row when old.role is not new.role
+      begin update users set token_version = coalesce(token_version, 0) + 1 where id = new.id; end`.execute(this.db);
+  }
+
+  async byId(id: number): Promise<UserRecord | undefined> {
+    return record(
+      await this.db
+        .selectFrom(USERS)
+        .select(["id", "email", "role", "password_hash", "token_version"])
+        .where("id", "=", id)
+        .executeTakeFirst(),
+    );
+  }
+
+  async byEmail(email: string): Promise<UserRecord | undefined> {
+    return record(
+      await this.db
+        .selectFrom(USERS)
+        .select(["id", "email", "role", "password_hash", "token_version"])
+        .where("email", "=", normalizeEmail(email))
+        .executeTakeFirst(),
+    );
+  }
+
+  /** The user as the API shows it: every visible field, never the hidden ones. */
+  async publicById(id: number): Promise<Row | undefined> {
+    const row = await this.db
+      .selectFrom(USERS)
+      .select(this.model.visibleFields)
+      .where("id", "=", id)
+      .executeTakeFirst();
+    return row ? this.model.codec.decode(row) : undefined;
+  }
+
+  /** Insert a user from validated public values plus the password hash; a taken email is a ConflictError. */
+  async insert(values: Row, passwordHash: string): Promise<number> {
+    const at = now();
+    try {
+      const row = await this.db
+        .insertInto(USERS)
+        .values({
+          ...this.model.codec.encode(values),
+          password_hash: passwordHash,
+          token_version: 0,
+          created_at: at,
+          updated_at: at,
+        })
+        .returning("id")
+        .executeTakeFirstOrThrow();
+      return Number(row.id);
+    } catch (error) {
+      const translated = translateDbError(error);
+      if (translated instanceof ConflictError && /email/.test(translated.message))
+        throw new ConflictError("a user with this email already exists");
+      if (translated instanceof CitadelError) throw translated;
+      throw error;
+    }
+  }
+
+  /** Store a new password hash and revoke every token issued before (§4.11); returns the new version. */
+  async setPassword(id: number, passwordHash: string): Promise<number> {
+    const row = await this.db
+      .updateTable(USERS)
+      .set({ password_hash: passwordHash, token_version: sql`coalesce(token_version, 0) + 1`, updated_at: now() })
+      .where("id", "=", id)
+      .returning("token_version")
+      .executeTakeFirst();
+    return Number(row?.token_version ?? 0);
+  }
+
+  /** Replace a hash made with outdated parameters, without revoking anything. */
+  async rehash(id: number, passwordHash: string): Promise<void> {
+    await this.db.updateTable(USERS).set({ password_hash: passwordHash }).where("id", "=", id).execute();
+  }
+
+  /** Revoke every token of the user issued so far (logout). */
+  async revokeTokens(id: number): Promise<void> {
+    await this.db
+      .updateTable(USERS)
+      .set({ token_version: sql`coalesce(token_version, 0) + 1` })
+      .where("id", "=", id)
+      .execute();
+  }
+}

@@ -1,0 +1,79 @@
+/** `/api/auth` routes (§3). Thin: read the body, call the auth module, shape the response and the cookie. */
+import { type Context, Hono } from "hono";
+import { deleteCookie, setCookie } from "hono/cookie";
+import type { AuthModule, Session } from "../auth/index.js";
+import { BadRequestError, UnauthorizedError } from "../errors.js";
+import type { AuthEnv } from "./auth-middleware.js";
+import { readJson } from "./body.js";
+import { clientAddress, isHttps } from "./client.js";
+
+export interface AuthRoutesOptions {
+  auth: AuthModule;
+  maxBodyBytes: number;
+}
+
+/** Paths (under `/api/auth`) where a stale or revoked credential is ignored rather than refused. */
+export const CREDENTIAL_FREE_PATHS = ["/password/login", "/password/register", "/logout", "/strategies"];
+
+export function authRoutes({ auth, maxBodyBytes }: AuthRoutesOptions): Hono<AuthEnv> {
+  const routes = new Hono<AuthEnv>();
+  const { cookie, trustProxy } = auth.settings;
+  const cookieOptions = (c: Context) =>
+    ({
+      path: "/",
+      httpOnly: true,
+      sameSite: cookie.same_site,
+      secure: cookie.secure ?? isHttps(c, trustProxy),
+    }) as const;
+
+  const startSession = (c: Context, session: Session, status: 200 | 201 = 200) => {
+    setCookie(c, cookie.name, session.token, { ...cookieOptions(c), maxAge: auth.settings.expiresSeconds });
+    return c.json(session, status);
+  };
+
+  /** The local user behind the request's credential; 401 without one. */
+  const localUser = (c: Context<AuthEnv>): number => {
+    const authenticated = c.get("authenticated");
+    if (!authenticated) throw new UnauthorizedError();
+    if (authenticated.userId === undefined)
+      throw new BadRequestError("this account is managed by an external identity provider");
+    return authenticated.userId;
+  };
+
+  routes.post("/password/register", async (c) => {
+    const body = await readJson(c, maxBodyBytes);
+    return startSession(c, await auth.register(body, clientAddress(c, trustProxy)), 201);
+  });
+
+  routes.post("/password/login", async (c) => {
+    const body = await readJson(c, maxBodyBytes);
+    return startSession(c, await auth.login(body, clientAddress(c, trustProxy)));
+  });
+
+  routes.post("/password/change", async (c) => {
+    const userId = localUser(c);
+    return startSession(c, await auth.changePassword(userId, await readJson(c, maxBodyBytes)));
+  });
+
+  routes.get("/me", async (c) => {
+    const authenticated = c.get("authenticated");
+    if (!authenticated) throw new UnauthorizedError();
+    if (authenticated.userId === undefined) return c.json({ user: authenticated.subject.user });
+    const user = await auth.publicUser(authenticated.userId);
+    if (!user) throw new UnauthorizedError("the user of this token no longer exists");
+    return c.json({ user });
+  });
+
+  // GET as well: bknd's client logs out with a GET.
+  const logout = async (c: Context<AuthEnv>) => {
+    const userId = c.get("authenticated")?.userId;
+    if (userId !== undefined) await auth.logout(userId);
+    deleteCookie(c, cookie.name, cookieOptions(c));
+    return c.json({ ok: true });
+  };
+  routes.post("/logout", logout);
+  routes.get("/logout", logout);
+
+  routes.get("/strategies", (c) => c.json(auth.strategies()));
+  return routes;
+}

@@ -1,0 +1,56 @@
+/**
+ * Who is on the other end of a request: the client address (for rate limits) and the origin the request
+ * was sent to (for CSRF checks and Secure cookies). Proxy headers are believed only with `server.trust_proxy`.
+ */
+import { getConnInfo } from "@hono/node-server/conninfo";
+import type { Context } from "hono";
+
+const lastValue = (header: string | undefined) => header?.split(",").pop()?.trim() || undefined;
+const firstValue = (header: string | undefined) => header?.split(",")[0]?.trim() || undefined;
+
+/**
+ * The client's address. Behind a trusted proxy it is the last X-Forwarded-For entry (the one that proxy
+ * appended; earlier entries are whatever the client sent). Otherwise the socket's address, when the runtime
+ * exposes it; a client can never choose its own rate-limit bucket.
+ */
+export function clientAddress(c: Context, trustProxy: boolean): string {
+  if (trustProxy) {
+    const forwarded = lastValue(c.req.header("x-forwarded-for"));
+    if (forwarded) return forwarded;
+  }
+  try {
+    return getConnInfo(c).remote.address ?? "unknown";
+  } catch {
+    // not running on @hono/node-server (or no socket): every such request shares one bucket
+    return "unknown";
+  }
+}
+
+/** The origin this request was addressed to, e.g. `https://app.example.com`. */
+export function serverOrigin(c: Context, trustProxy: boolean): string {
+  const url = new URL(c.req.url);
+  if (trustProxy) {
+    const proto = firstValue(c.req.header("x-forwarded-proto"));
+    const host = firstValue(c.req.header("x-forwarded-host"));
+    if (proto === "http" || proto === "https") url.protocol = `${proto}:`;
+    if (host) url.host = host;
+  }
+  return url.origin;
+}
+
+export function isHttps(c: Context, trustProxy: boolean): boolean {
+  return serverOrigin(c, trustProxy).startsWith("https:");
+}
+
+/** The origin a browser says the request came from: Origin, else the Referer's origin; undefined when neither. */
+export function requestOrigin(c: Context): string | undefined {
+  const origin = c.req.header("origin");
+  if (origin) return origin;
+  const referer = c.req.header("referer");
+  if (!referer) return undefined;
+  try {
+    return new URL(referer).origin;
+  } catch {
+    return undefined;
+  }
+}
