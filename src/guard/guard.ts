@@ -67,6 +67,16 @@ export class Guard {
     return { effect: "allow", filter, fields, matched: matchedPaths };
   }
 
+  /** Whether the subject holds a system permission such as `system.explain` (not tied to an entity). */
+  grantsSystem(subject: Subject, permission: string): boolean {
+    if (subject.trusted) return true;
+    // Rules are compiled per entity; system permissions are evaluated against any one of them.
+    const entity = this.models.keys().next().value;
+    return (
+      entity !== undefined && this.decide(subject.role, permission, { entity, user: subject.user }).effect === "allow"
+    );
+  }
+
   /** The per-request view of the guard for one subject. */
   access(subject: Subject): Access {
     const cache = new Map<string, Scope | undefined>();
