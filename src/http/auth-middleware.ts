@@ -33,10 +33,10 @@ export interface SubjectMiddlewareOptions {
 
 const ANONYMOUS: Subject = Object.freeze({ role: undefined });
 
+/** The Bearer token; "" for an Authorization header that carries none (refused like any invalid token). */
 function bearer(header: string | undefined): string | undefined {
-  if (!header) return undefined;
-  const match = /^Bearer\s+(.*)$/i.exec(header.trim());
-  return match ? (match[1] ?? "") : undefined;
+  if (header === undefined) return undefined;
+  return /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] ?? "";
 }
 
 export function subjectMiddleware(options: SubjectMiddlewareOptions): MiddlewareHandler<AuthEnv> {
@@ -50,7 +50,7 @@ export function subjectMiddleware(options: SubjectMiddlewareOptions): Middleware
     if (token === undefined) return next();
     let authenticated: Authenticated;
     try {
-      if (token === "") throw new UnauthorizedError("empty token");
+      if (token === "") throw new UnauthorizedError("expected an Authorization header of the form `Bearer <token>`");
       authenticated = await auth.authenticate(token);
     } catch (error) {
       if (error instanceof UnauthorizedError && options.ignoresInvalidCredentials(c.req.path)) return next();

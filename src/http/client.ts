@@ -29,13 +29,14 @@ export function clientAddress(c: Context, trustProxy: boolean): string {
 /** The origin this request was addressed to, e.g. `https://app.example.com`. */
 export function serverOrigin(c: Context, trustProxy: boolean): string {
   const url = new URL(c.req.url);
-  if (trustProxy) {
-    const proto = firstValue(c.req.header("x-forwarded-proto"));
-    const host = firstValue(c.req.header("x-forwarded-host"));
-    if (proto === "http" || proto === "https") url.protocol = `${proto}:`;
-    if (host) url.host = host;
+  if (!trustProxy) return url.origin;
+  const proto = firstValue(c.req.header("x-forwarded-proto"));
+  const host = firstValue(c.req.header("x-forwarded-host")) ?? url.host;
+  try {
+    return new URL(`${proto === "http" || proto === "https" ? proto : url.protocol.slice(0, -1)}://${host}`).origin;
+  } catch {
+    return url.origin;
   }
-  return url.origin;
 }
 
 export function isHttps(c: Context, trustProxy: boolean): boolean {
