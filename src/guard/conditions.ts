@@ -69,7 +69,12 @@ function like(value: unknown, pattern: unknown, caseSensitive: boolean): boolean
   return new RegExp(`^${source}$`, caseSensitive ? "s" : "is").test(value);
 }
 
-function compare(actual: unknown, op: string, expected: unknown): boolean {
+/** Three-valued, like SQL: a comparison with a missing value (an anonymous caller's `user.id`) is unknown. */
+type Truth = boolean | null;
+
+function compare(actual: unknown, op: string, expected: unknown): Truth {
+  if (op === "$isnull") return (actual === undefined || actual === null) === expected;
+  if (actual === undefined || actual === null) return null;
   const ordered = (f: (a: number | string, b: number | string) => boolean) =>
     (typeof actual === "number" || typeof actual === "string") &&
     typeof actual === typeof expected &&
@@ -78,7 +83,7 @@ function compare(actual: unknown, op: string, expected: unknown): boolean {
     case "$eq":
       return actual === expected;
     case "$ne":
-      return actual !== undefined && actual !== expected;
+      return actual !== expected;
     case "$gt":
       return ordered((a, b) => a > b);
     case "$gte":
@@ -91,29 +96,52 @@ function compare(actual: unknown, op: string, expected: unknown): boolean {
       return Array.isArray(expected) && expected.includes(actual);
     case "$nin":
     case "$notin":
-      return actual !== undefined && Array.isArray(expected) && !expected.includes(actual);
+      return Array.isArray(expected) && !expected.includes(actual);
     case "$like":
       return like(actual, expected, true);
     case "$ilike":
       return like(actual, expected, false);
-    case "$isnull":
-      return (actual === undefined || actual === null) === expected;
     case "$between":
-      return Array.isArray(expected) && compare(actual, "$gte", expected[0]) && compare(actual, "$lte", expected[1]);
+      return Array.isArray(expected)
+        ? all([compare(actual, "$gte", expected[0]), compare(actual, "$lte", expected[1])])
+        : false;
     default:
       return false;
   }
 }
 
-/** Does the request context satisfy the condition? Unknown values (anonymous `user.*`) never match. */
+function all(values: Truth[]): Truth {
+  if (values.includes(false)) return false;
+  return values.includes(null) ? null : true;
+}
+
+function any(values: Truth[]): Truth {
+  if (values.includes(true)) return true;
+  return values.includes(null) ? null : false;
+}
+
+function evaluate(condition: Condition, ctx: RequestContext): Truth {
+  return all(
+    Object.entries(condition).map(([key, value]): Truth => {
+      const items = () => [value].flat().map((c) => evaluate(c as Condition, ctx));
+      if (key === "$and") return all(items());
+      if (key === "$or") return any(items());
+      if (key === "$not") {
+        const inner = all(items());
+        return inner === null ? null : !inner;
+      }
+      const actual = lookup(ctx, key);
+      if (Array.isArray(value)) return compare(actual, "$in", value);
+      if (!isObject(value)) return compare(actual, "$eq", value);
+      return all(Object.entries(value).map(([op, expected]) => compare(actual, op, expected)));
+    }),
+  );
+}
+
+/**
+ * Does the request context satisfy the condition? Only a definite yes matches: a missing value
+ * (anonymous `user.*`) is unknown, and `$not` of unknown stays unknown (§4.4).
+ */
 export function matchCondition(condition: Condition, ctx: RequestContext): boolean {
-  return Object.entries(condition).every(([key, value]) => {
-    if (key === "$and") return [value].flat().every((c) => matchCondition(c as Condition, ctx));
-    if (key === "$or") return [value].flat().some((c) => matchCondition(c as Condition, ctx));
-    if (key === "$not") return ![value].flat().every((c) => matchCondition(c as Condition, ctx));
-    const actual = lookup(ctx, key);
-    if (Array.isArray(value)) return compare(actual, "$in", value);
-    if (!isObject(value)) return compare(actual, "$eq", value);
-    return Object.entries(value).every(([op, expected]) => compare(actual, op, expected));
-  });
+  return evaluate(condition, ctx) === true;
 }
