@@ -15,6 +15,7 @@ import { authRoutes, CREDENTIAL_FREE_PATHS } from "./http/auth-routes.js";
 import { corsMiddleware } from "./http/cors.js";
 import { dataRoutes } from "./http/data-routes.js";
 import { errorResponse } from "./http/errors.js";
+import { systemRoutes } from "./http/system-routes.js";
 import { TRUE } from "./query/ast.js";
 import { parseListQuery } from "./query/options.js";
 import { compileSchema } from "./schema/compile.js";
@@ -130,6 +131,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   });
   hono.route("/api/data", dataRoutes({ engine, limits, maxBodyBytes }));
   if (auth) hono.route("/api/auth", authRoutes({ auth, maxBodyBytes }));
+  if (guard) hono.route("/api/system", systemRoutes(guard, db, new Set(models.keys())));
 
   const app: CitadelApp = {
     fetch: async (request, env) => hono.fetch(request, env),
