@@ -49,7 +49,7 @@ function isDev(auth: AuthConfig, env: NodeJS.ProcessEnv): boolean {
 }
 
 function resolveSecret(auth: AuthConfig, env: NodeJS.ProcessEnv, warn: (message: string) => void): Uint8Array {
-  const configured = auth.jwt.secret ?? env.CITADEL_JWT_SECRET;
+  const configured = auth.jwt.secret || env.CITADEL_JWT_SECRET;
   const bytes = new TextEncoder().encode(configured ?? "");
   if (bytes.byteLength >= MIN_SECRET_BYTES) return bytes;
   const problem = configured
