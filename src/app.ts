@@ -1,6 +1,6 @@
 /** `createApp`: validate config → compile schema → connect → sync → assemble the HTTP app. Once, at startup. */
 import { Hono } from "hono";
-import { type AuthModule, authSettings, createAuth, disabledAuth } from "./auth/index.js";
+import { type AuthModule, authSettings, createAuth, disabledAuth, type RateLimitStore } from "./auth/index.js";
 import { type CitadelConfig, type ValidatedConfig, validateConfig } from "./config/schema.js";
 import type { Row } from "./data/codec.js";
 import { DataEngine, type WriteScopes } from "./data/engine.js";
@@ -34,6 +34,8 @@ export interface AppOptions {
   destructive?: boolean;
   /** Where unexpected errors and warnings go; defaults to console.error. */
   log?: (message: string, error?: unknown) => void;
+  /** Where login/register rate-limit counters live; in memory (one process) by default. */
+  rateLimitStore?: RateLimitStore;
 }
 
 export interface CreateAppInput {
@@ -103,7 +105,8 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   const maxBodyBytes = config.server.max_body_bytes;
   let auth: AuthModule | undefined;
   try {
-    auth = settings && (await createAuth({ db, settings, users: models.get("users")!, log }));
+    const rateLimitStore = input.options?.rateLimitStore;
+    auth = settings && (await createAuth({ db, settings, users: models.get("users")!, log, rateLimitStore }));
   } catch (error) {
     await db.destroy();
     throw error;

@@ -1,5 +1,13 @@
 /** Citadel's public API. */
 export { type AppOptions, type CitadelApp, type CreateAppInput, createApp, type SeedContext } from "./app.js";
+export {
+  type AuthModule,
+  MemoryRateLimitStore,
+  type NewUser,
+  type RateLimitHit,
+  type RateLimitStore,
+  type Session,
+} from "./auth/index.js";
 export type { CitadelConfig } from "./config/schema.js";
 export type { ConnectionConfig } from "./db/connection.js";
 export * from "./errors.js";

@@ -1,4 +1,6 @@
 /** Rate limiting of login and register per email and per client address (3.4): 429 with Retry-After. */
+
+import type { RateLimitStore } from "citadel";
 import { afterEach, describe, expect, it } from "vitest";
 import { enforceRateLimits, MemoryRateLimitStore } from "../../src/auth/rate-limit.js";
 import { RateLimitedError } from "../../src/errors.js";
@@ -92,6 +94,22 @@ describe("register rate limits (3.4)", () => {
     expectRateLimited(await reg("r1@example.com"));
     expect((await reg("r2@example.com")).status).toBe(201);
     expectRateLimited(await reg("r3@example.com"));
+  });
+});
+
+describe("a shared store (3.4)", () => {
+  it("options.rateLimitStore replaces the in-memory one; keys name the action, the email and the address", async () => {
+    const keys: string[] = [];
+    const store: RateLimitStore = {
+      async hit(key, windowMs) {
+        keys.push(key);
+        return { count: key.startsWith("login:email:") ? 1_000_000 : 1, resetAt: Date.now() + windowMs };
+      },
+    };
+    const server = await startServer(authConfig(), { options: { rateLimitStore: store } });
+    servers.push(server);
+    expectRateLimited(await attempt(server, "Shared@Example.com", PASSWORD));
+    expect(keys).toEqual(["login:address:127.0.0.1", "login:email:shared@example.com"]);
   });
 });
 
