@@ -16,18 +16,26 @@ export interface RateLimitStore {
   hit(key: string, windowMs: number): RateLimitHit | Promise<RateLimitHit>;
 }
 
-/** One process's counters; expired windows are swept as new keys arrive, so memory stays bounded by traffic. */
+/**
+ * One process's counters. Expired windows are swept as hits arrive, and at most `maxKeys` windows are kept
+ * (the oldest go first), so a flood of distinct keys cannot exhaust memory.
+ */
 export class MemoryRateLimitStore implements RateLimitStore {
   private readonly windows = new Map<string, RateLimitHit>();
   private nextSweep = 0;
 
-  constructor(private readonly clock: () => number = Date.now) {}
+  constructor(
+    private readonly clock: () => number = Date.now,
+    private readonly maxKeys = 100_000,
+  ) {}
 
   hit(key: string, windowMs: number): RateLimitHit {
     const now = this.clock();
     this.sweep(now);
     let window = this.windows.get(key);
     if (!window || window.resetAt <= now) {
+      this.windows.delete(key);
+      if (this.windows.size >= this.maxKeys) this.windows.delete(this.windows.keys().next().value as string);
       window = { count: 0, resetAt: now + windowMs };
       this.windows.set(key, window);
     }
@@ -48,17 +56,18 @@ export interface RateLimitRule {
   max: number;
 }
 
-/** Count a hit on every rule; throws RateLimitedError (429, Retry-After) when any of them is over its max. */
+/**
+ * Count a hit on each rule in order; the first one over its max throws RateLimitedError (429, Retry-After)
+ * and later rules are not counted (an address over its limit cannot create new per-email keys).
+ */
 export async function enforceRateLimits(
   store: RateLimitStore,
   rules: RateLimitRule[],
   windowMs: number,
   clock: () => number = Date.now,
 ): Promise<void> {
-  let retryAt = 0;
   for (const rule of rules) {
     const hit = await store.hit(rule.key, windowMs);
-    if (hit.count > rule.max) retryAt = Math.max(retryAt, hit.resetAt);
+    if (hit.count > rule.max) throw new RateLimitedError(Math.max(1, Math.ceil((hit.resetAt - clock()) / 1000)));
   }
-  if (retryAt > 0) throw new RateLimitedError(Math.max(1, Math.ceil((retryAt - clock()) / 1000)));
 }

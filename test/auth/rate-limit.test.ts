@@ -124,17 +124,28 @@ describe("the in-memory store (3.4)", () => {
     expect(store.hit("k", 60_000)).toEqual({ count: 1, resetAt: 1_120_000 });
   });
 
-  it("enforceRateLimits reports the longest wait among the rules over their max", async () => {
+  it("keeps at most maxKeys windows, dropping the oldest", () => {
+    const store = new MemoryRateLimitStore(() => 0, 2);
+    store.hit("a", 1000);
+    store.hit("a", 1000);
+    store.hit("b", 1000);
+    store.hit("c", 1000);
+    expect(store.hit("b", 1000).count).toBe(2);
+    expect(store.hit("a", 1000).count).toBe(1);
+  });
+
+  it("enforceRateLimits stops at the first rule over its max and reports its wait", async () => {
     let now = 0;
     const store = new MemoryRateLimitStore(() => now);
     const rules = [
-      { key: "a", max: 1 },
-      { key: "b", max: 5 },
+      { key: "address", max: 1 },
+      { key: "email", max: 5 },
     ];
     await enforceRateLimits(store, rules, 30_000, () => now);
     now = 10_000;
     const error = await enforceRateLimits(store, rules, 30_000, () => now).catch((e) => e);
     expect(error).toBeInstanceOf(RateLimitedError);
     expect(error.retryAfterSeconds).toBe(20);
+    expect(store.hit("email", 30_000).count).toBe(2);
   });
 });
