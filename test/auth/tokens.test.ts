@@ -304,3 +304,21 @@ describe("token settings and the secret at startup (3.2)", () => {
       ).rejects.toThrow(/config\.auth\.jwt\.jwks\.algorithms/);
   });
 });
+
+describe("on the libsql driver (4.11)", () => {
+  it("login, logout and role-change revocation work the same", async () => {
+    const server = await startServer(authConfig(), { driver: "libsql" });
+    try {
+      const u = await userWithToken(server, "libsql@example.com");
+      const me = (token: string) => server.request("GET", "/api/auth/me", undefined, bearer(token));
+      expect((await me(u.token)).status).toBe(200);
+      expect((await server.request("PATCH", `/api/data/users/${u.id}`, { role: "editor" })).status).toBe(200);
+      expectError(await me(u.token), 401, "unauthorized");
+      const fresh = (await login(server, "libsql@example.com")).body.token;
+      expect((await server.request("POST", "/api/auth/logout", undefined, bearer(fresh))).status).toBe(200);
+      expectError(await me(fresh), 401, "unauthorized");
+    } finally {
+      await server.close();
+    }
+  });
+});
