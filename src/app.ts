@@ -9,6 +9,7 @@ import { type ConnectionConfig, type Db, openDatabase } from "./db/connection.js
 import { NotFoundError } from "./errors.js";
 import type { Access, Subject } from "./guard/access.js";
 import { compileRoles } from "./guard/compile.js";
+import { type ExplainQuery, type Explanation, explain } from "./guard/explain.js";
 import { Guard } from "./guard/guard.js";
 import { type AuthVariables, subjectMiddleware } from "./http/auth-middleware.js";
 import { authRoutes, CREDENTIAL_FREE_PATHS } from "./http/auth-routes.js";
@@ -58,6 +59,8 @@ export interface CitadelApp {
   readonly engine: DataEngine;
   /** `auth` works when `config.auth.enabled`; otherwise its calls throw. */
   readonly module: { data: DataModule; auth: AuthModule };
+  /** What the configured roles decide for a role, permission and entity, and the SQL WHERE it adds. */
+  explain(query: ExplainQuery): Explanation;
   close(): Promise<void>;
 }
 
@@ -89,7 +92,8 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   const models = buildModels(schema);
   // Roles are compiled (and so validated) even while the guard is off.
   const roles = compileRoles(config.auth, models);
-  const guard = config.auth.guard.enabled ? new Guard(roles, models) : undefined;
+  const rolesGuard = new Guard(roles, models);
+  const guard = config.auth.guard.enabled ? rolesGuard : undefined;
   const accessFor = (subject: Subject): Access =>
     guard && !subject.trusted ? guard.access(subject) : openAccess(subject);
   const { db } = await openDatabase(input.connection);
@@ -142,6 +146,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
     db,
     engine,
     module: { data: dataModule(engine), auth: auth ?? disabledAuth() },
+    explain: (query) => explain(rolesGuard, db, new Set(models.keys()), query),
     close: () => db.destroy(),
   };
   if (plan.fresh && input.options?.seed) await input.options.seed({ app, db });

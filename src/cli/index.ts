@@ -3,10 +3,12 @@
  * `citadel`: the command line.
  *   citadel user create --config <file> --email <email> [--role <role>] [--db <url>]
  *   citadel sync --config <file> [--destructive] [--db <url>]
+ *   citadel explain --config <file> --role <role> --permission <permission> --entity <entity> [--json]
  */
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { type CitadelApp, type CreateAppInput, createApp } from "../app.js";
+import { formatExplanation } from "../guard/explain.js";
 import { loadAppInput } from "./load.js";
 import { readPassword } from "./prompt.js";
 
@@ -15,13 +17,25 @@ const USAGE = `Usage:
       Create a user. The password is read from stdin when piped, otherwise prompted for.
   citadel sync --config <file> [--destructive] [--db <url>]
       Sync the database schema; --destructive applies changes that drop or rewrite columns.
+  citadel explain --config <file> --role <role> --permission <permission> --entity <entity> [--json]
+      What the guard decides for that role, the policies that matched and the SQL WHERE it adds.
+      Leave --role out for callers without a token (the default role).
 
   --config <file>  a module whose default export (or export \`app\`) is { connection, config, options }
   --db <url>       use this database instead of the config's connection (e.g. file:data.db)`;
 
 class UsageError extends Error {}
 
-type Values = { config?: string; email?: string; role?: string; db?: string; destructive?: boolean };
+type Values = {
+  config?: string;
+  email?: string;
+  role?: string;
+  db?: string;
+  destructive?: boolean;
+  permission?: string;
+  entity?: string;
+  json?: boolean;
+};
 
 async function openApp(values: Values, destructive = false): Promise<CitadelApp> {
   if (!values.config) throw new UsageError("--config <file> is required");
@@ -54,6 +68,16 @@ async function sync(values: Values): Promise<void> {
   console.log(values.destructive ? "schema synced (destructive changes applied)" : "schema synced");
 }
 
+async function explainCommand(values: Values): Promise<void> {
+  const app = await openApp(values);
+  try {
+    const explanation = app.explain({ role: values.role, permission: values.permission, entity: values.entity });
+    console.log(values.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation));
+  } finally {
+    await app.close();
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -64,6 +88,9 @@ async function main(argv: string[]): Promise<void> {
       role: { type: "string" },
       db: { type: "string" },
       destructive: { type: "boolean" },
+      permission: { type: "string" },
+      entity: { type: "string" },
+      json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -74,6 +101,7 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === "user create") return userCreate(values);
   if (command === "sync") return sync(values);
+  if (command === "explain") return explainCommand(values);
   throw new UsageError(`unknown command "${command}"`);
 }
 

@@ -42,12 +42,15 @@ function showPlaceholders(filter: Filter): Filter {
   }
 }
 
-export function explain(
-  guard: Guard,
-  db: Db,
-  entities: ReadonlySet<string>,
-  input: { role?: string; permission?: string; entity?: string; user?: Record<string, unknown> },
-): Explanation {
+export interface ExplainQuery {
+  role?: string;
+  permission?: string;
+  entity?: string;
+  /** token claims to match conditions against (placeholders stay unbound either way) */
+  user?: Record<string, unknown>;
+}
+
+export function explain(guard: Guard, db: Db, entities: ReadonlySet<string>, input: ExplainQuery): Explanation {
   const { permission, entity } = input;
   if (!permission || !PERMISSIONS.includes(permission))
     throw new BadRequestError(`permission: expected one of ${PERMISSIONS.join(", ")}`);
