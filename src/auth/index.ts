@@ -212,7 +212,7 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
         const claims = publicClaims(verified.claims);
         const id = typeof claims.id === "number" && Number.isSafeInteger(claims.id) ? claims.id : undefined;
         // An external user has no local row; without a numeric id claim, `@user.id` has no value and matches nothing.
-        const user = { ...claims, id, role: verified.role } as NonNullable<Subject["user"]>;
+        const user: NonNullable<Subject["user"]> = { ...claims, id, role: verified.role };
         return { subject: { role: verified.role, user }, userId: undefined };
       }
       const user = await store.byId(verified.id);

@@ -14,6 +14,7 @@ const fieldConfig = v.object({
   minLength: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
   maxLength: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
   pattern: v.optional(v.string()),
+  format: v.optional(v.picklist(["email"])),
   minimum: v.optional(v.number()),
   maximum: v.optional(v.number()),
   integer: v.optional(v.boolean()),

@@ -5,6 +5,7 @@ import type { CompiledEntity, CompiledField } from "../schema/compiled.js";
 
 type FieldSchema = v.GenericSchema<unknown, unknown>;
 
+const EMAIL = /^[^\s@]+@[^\s@]+$/;
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const DATETIME = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/;
 
@@ -22,6 +23,14 @@ function textSchema(f: CompiledField, path: string): FieldSchema {
     }
     checks.push(v.regex(pattern, `must match ${c.pattern}`));
   }
+  if (c.format === "email")
+    return v.pipe(
+      v.string("must be a string"),
+      v.trim(),
+      v.toLowerCase(),
+      v.regex(EMAIL, "must be an email address"),
+      ...checks,
+    ) as FieldSchema;
   return v.pipe(v.string("must be a string"), ...checks) as FieldSchema;
 }
 

@@ -15,7 +15,7 @@ export type DataPermission = (typeof DATA_PERMISSIONS)[number];
 export interface Subject {
   role: string | undefined;
   /** verified token claims (`id`, `email`, `role`, …); undefined for anonymous callers */
-  user?: Record<string, unknown> & { id: number };
+  user?: Record<string, unknown> & { id?: number };
   /** a secret API key or a server-side call: bypasses the guard */
   trusted?: boolean;
 }

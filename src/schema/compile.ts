@@ -19,7 +19,7 @@ const DEFAULT_WITH_LIMIT = 10;
 export const BUILTIN_USERS: EntityJSON = {
   type: "system",
   fields: {
-    email: { type: "text", config: { required: true, unique: true, maxLength: 254 } },
+    email: { type: "text", config: { required: true, unique: true, maxLength: 254, format: "email" } },
     role: { type: "text", config: { maxLength: 64 } },
     password_hash: { type: "text", config: { hidden: true } },
     // bumped on logout, password change and role change; a token carries the version it was issued at (§4.11)

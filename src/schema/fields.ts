@@ -13,6 +13,8 @@ export interface FieldConfig {
   minLength?: number;
   maxLength?: number;
   pattern?: string;
+  /** text fields: `email` values are trimmed, lowercased and checked, so logins find them */
+  format?: "email";
   minimum?: number;
   maximum?: number;
   integer?: boolean;
