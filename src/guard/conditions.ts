@@ -74,6 +74,11 @@ type Truth = boolean | null;
 
 function compare(actual: unknown, op: string, expected: unknown): Truth {
   if (op === "$isnull") return (actual === undefined || actual === null) === expected;
+  // As in SQL: `x IN ()` is false and `x NOT IN ()` true, whatever x is.
+  if (Array.isArray(expected) && expected.length === 0) {
+    if (op === "$in") return false;
+    if (op === "$nin" || op === "$notin") return true;
+  }
   if (actual === undefined || actual === null) return null;
   const ordered = (f: (a: number | string, b: number | string) => boolean) =>
     (typeof actual === "number" || typeof actual === "string") &&

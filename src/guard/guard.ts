@@ -5,7 +5,7 @@
  */
 import type { Models } from "../data/models.js";
 import { ForbiddenError } from "../errors.js";
-import { and, FALSE, type Filter, isPlaceholder, type Operand, TRUE } from "../query/ast.js";
+import { and, FALSE, type Filter, isPlaceholder, type Operand, or, TRUE } from "../query/ast.js";
 import type { Access, DataPermission, Scope, Subject } from "./access.js";
 import { type CompiledPolicy, type CompiledRoles, ruleKey } from "./compile.js";
 import { matchCondition, type RequestContext } from "./conditions.js";
@@ -36,8 +36,17 @@ export class Guard {
     return this.compiled.defaultRole;
   }
 
-  /** The decision with placeholders still unbound, plus the policies that matched (for explain). */
-  decide(role: string | undefined, permission: string, ctx: RequestContext): Decision {
+  /**
+   * The decision plus the policies that matched (for explain). `bind` resolves each policy's placeholders
+   * on its own (a policy whose placeholder has no value matches nothing, without emptying the others);
+   * explain leaves them unbound.
+   */
+  decide(
+    role: string | undefined,
+    permission: string,
+    ctx: RequestContext,
+    bind: (filter: Filter) => Filter = (f) => f,
+  ): Decision {
     const effectiveRole = role ?? this.compiled.defaultRole;
     if (effectiveRole === undefined) return { effect: "deny", reason: "no token and no default role", matched: [] };
     const rule = this.compiled.rules.get(ruleKey(effectiveRole, permission, ctx.entity));
@@ -51,7 +60,7 @@ export class Guard {
       matchedPaths.push(entry.path, ...matched.map((p) => p.path));
       const denial = entry.effect === "deny" ? entry : matched.find((p) => p.effect === "deny");
       if (denial) return { effect: "deny", reason: `denied by ${denial.path}`, matched: matchedPaths };
-      grants.push({ filter: and(...matched.map((p) => p.filter)), policies: matched });
+      grants.push({ filter: and(...matched.map((p) => p.filter && bind(p.filter))), policies: matched });
     }
     if (grants.length === 0)
       return rule.implicitAllow
@@ -83,7 +92,9 @@ export class Guard {
     const find = (permission: DataPermission, entity: string, id?: number): Scope | undefined => {
       const key = `${permission}\u0000${entity}\u0000${id ?? ""}`;
       if (cache.has(key)) return cache.get(key);
-      const decision = this.decide(subject.role, permission, { entity, id, user: subject.user });
+      const decision = this.decide(subject.role, permission, { entity, id, user: subject.user }, (f) =>
+        bindPlaceholders(f, subject.user),
+      );
       const scope = decision.effect === "allow" ? this.scope(subject, permission, entity, decision) : undefined;
       cache.set(key, scope);
       return scope;
@@ -112,7 +123,7 @@ export class Guard {
       const base = fields ?? new Set(this.models.get(entity)!.visibleFields);
       fields = new Set([...base].filter((f) => !privileged.includes(f)));
     }
-    return { filter: bindPlaceholders(decision.filter, subject.user), fields };
+    return { filter: decision.filter, fields };
   }
 
   private isImplicitAllow(role: string | undefined): boolean {

@@ -41,6 +41,14 @@ export function and(...filters: (Filter | undefined)[]): Filter {
   return { kind: "and", items };
 }
 
+/** OR several filters: any unrestricted one makes the whole unrestricted. */
+export function or(...filters: Filter[]): Filter {
+  if (filters.some((f) => f.kind === "const" && f.value)) return TRUE;
+  const items = filters.filter((f) => !(f.kind === "const" && !f.value));
+  if (items.length === 0) return FALSE;
+  return items.length === 1 ? (items[0] as Filter) : { kind: "or", items };
+}
+
 /** Every field a filter names, to check them against what a caller may read. */
 export function fieldsOf(filter: Filter, into = new Set<string>()): Set<string> {
   switch (filter.kind) {
