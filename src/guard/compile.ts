@@ -6,7 +6,7 @@
 import type { PermissionConfig, ValidatedConfig } from "../config/schema.js";
 import type { Models } from "../data/models.js";
 import { ConfigError } from "../errors.js";
-import { FALSE, type Filter } from "../query/ast.js";
+import { FALSE, type Filter, hasPlaceholders } from "../query/ast.js";
 import { type FieldResolver, parseWhere } from "../query/where.js";
 import { DATA_PERMISSIONS } from "./access.js";
 import { type Condition, matchCondition, validateCondition } from "./conditions.js";
@@ -22,6 +22,8 @@ export interface CompiledPolicy {
   effect: "allow" | "deny" | "filter";
   /** parsed for this rule's entity; may hold `@user.*` placeholders */
   filter?: Filter;
+  /** whether `filter` holds placeholders (bound per request) */
+  placeholders: boolean;
   fields?: ReadonlySet<string>;
   omit?: ReadonlySet<string>;
 }
@@ -47,7 +49,6 @@ export interface Rule {
 export interface CompiledRoles {
   rules: Map<string, Rule>;
   roles: ReadonlySet<string>;
-  implicitAllow: ReadonlySet<string>;
   defaultRole: string | undefined;
 }
 
@@ -141,7 +142,7 @@ function policiesFor(templates: PolicyTemplate[], entity: string, models: Models
         filter = FALSE;
       }
     }
-    out.push({ ...t, filter });
+    out.push({ ...t, filter, placeholders: filter !== undefined && hasPlaceholders(filter) });
   }
   return out;
 }
@@ -217,11 +218,6 @@ export function compileRoles(auth: ValidatedConfig["auth"], models: Models): Com
   return {
     rules,
     roles: new Set(Object.keys(auth.roles)),
-    implicitAllow: new Set(
-      Object.entries(auth.roles)
-        .filter(([, r]) => r.implicit_allow)
-        .map(([name]) => name),
-    ),
     defaultRole: defaults[0]?.[0],
   };
 }

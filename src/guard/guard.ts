@@ -1,14 +1,21 @@
 /**
  * The guard (§4): decides, for a subject, a permission and an entity, whether it is granted and within which
- * rows (a Filter) and fields. Per request it looks a compiled rule up, matches the few per-request
- * conditions, and binds `@user.*` placeholders.
+ * rows (a Filter) and fields. Rules whose conditions only name the entity are decided once at startup; a
+ * request then does a lookup, plus placeholder binding when a policy filter uses `@user.*`.
  */
 import type { Models } from "../data/models.js";
 import { ForbiddenError } from "../errors.js";
-import { and, FALSE, type Filter, isPlaceholder, type Operand, or, TRUE } from "../query/ast.js";
+import { and, type Filter, or, TRUE } from "../query/ast.js";
 import type { Access, DataPermission, Scope, Subject } from "./access.js";
-import { type CompiledPolicy, type CompiledRoles, ruleKey } from "./compile.js";
+import { bindPlaceholders } from "./bind.js";
+import { type CompiledPolicy, type CompiledRoles, type Rule, ruleKey } from "./compile.js";
 import { matchCondition, type RequestContext } from "./conditions.js";
+
+/** A rule applied to one request, before placeholders are bound. */
+type Verdict =
+  | { effect: "deny"; reason: string; matched: string[] }
+  /** `grants`: the matched policies of each applying entry; the rows are the OR of each entry's AND */
+  | { effect: "allow"; grants: CompiledPolicy[][]; fields?: ReadonlySet<string>; matched: string[] };
 
 export type Decision =
   | { effect: "deny"; reason: string; matched: string[] }
@@ -16,6 +23,8 @@ export type Decision =
 
 /** Fields only roles with implicit_allow may write (§3.6): a user's role. */
 const PRIVILEGED_FIELDS: Record<string, string[]> = { users: ["role"] };
+
+const WRITES = new Set(["data.entity.create", "data.entity.update"]);
 
 function fieldsOf(policies: CompiledPolicy[], visible: string[]): ReadonlySet<string> | undefined {
   const allow = policies.filter((p) => p.fields);
@@ -26,54 +35,86 @@ function fieldsOf(policies: CompiledPolicy[], visible: string[]): ReadonlySet<st
   );
 }
 
+/** §4.3: entries without policies always apply; any matching deny wins; several grants are ORed. */
+function evaluate(rule: Rule, ctx: RequestContext, visible: string[]): Verdict {
+  const grants: CompiledPolicy[][] = [];
+  const matchedPaths: string[] = [];
+  for (const entry of rule.entries) {
+    const matched = entry.policies.filter((p) => !p.condition || matchCondition(p.condition, ctx));
+    if (entry.hasPolicies && matched.length === 0) continue;
+    matchedPaths.push(entry.path, ...matched.map((p) => p.path));
+    const denial = entry.effect === "deny" ? entry : matched.find((p) => p.effect === "deny");
+    if (denial) return { effect: "deny", reason: `denied by ${denial.path}`, matched: matchedPaths };
+    grants.push(matched);
+  }
+  if (grants.length === 0)
+    return rule.implicitAllow
+      ? { effect: "allow", grants: [[]], matched: ["implicit_allow"] }
+      : { effect: "deny", reason: `role "${rule.role}" lacks ${rule.permission} on ${rule.entity}`, matched: [] };
+  const sets = grants.map((g) => fieldsOf(g, visible));
+  const fields = sets.every((s) => s !== undefined) ? new Set(sets.flatMap((s) => [...s])) : undefined;
+  return { effect: "allow", grants, fields, matched: matchedPaths };
+}
+
+/** The verdict's rows: each policy filter bound on its own, so one unbound placeholder empties only its grant. */
+function filterOf(grants: CompiledPolicy[][], bind: (filter: Filter) => Filter): Filter {
+  return or(...grants.map((g) => and(...g.map((p) => p.filter && (p.placeholders ? bind(p.filter) : p.filter)))));
+}
+
+const needsBinding = (grants: CompiledPolicy[][]) => grants.some((g) => g.some((p) => p.placeholders));
+
+interface Precomputed {
+  verdict: Verdict;
+  /** the finished scope when nothing depends on the subject (undefined: denied) */
+  scope?: Scope | undefined;
+  constant: boolean;
+}
+
 export class Guard {
+  /** rules decided at startup: their conditions name nothing but the entity */
+  private readonly precomputed = new Map<string, Precomputed>();
+
   constructor(
     private readonly compiled: CompiledRoles,
     private readonly models: Models,
-  ) {}
+  ) {
+    for (const [key, rule] of compiled.rules) {
+      if (rule.dynamic) continue;
+      const verdict = evaluate(rule, { entity: rule.entity }, this.visible(rule.entity));
+      const constant = verdict.effect === "deny" || !needsBinding(verdict.grants);
+      const scope = constant ? this.scope(rule, verdict, () => TRUE) : undefined;
+      this.precomputed.set(key, { verdict, scope, constant });
+    }
+  }
 
   get defaultRole() {
     return this.compiled.defaultRole;
   }
 
-  /**
-   * The decision plus the policies that matched (for explain). `bind` resolves each policy's placeholders
-   * on its own (a policy whose placeholder has no value matches nothing, without emptying the others);
-   * explain leaves them unbound.
-   */
-  decide(
-    role: string | undefined,
-    permission: string,
-    ctx: RequestContext,
-    bind: (filter: Filter) => Filter = (f) => f,
-  ): Decision {
+  private visible(entity: string): string[] {
+    return this.models.get(entity)!.visibleFields;
+  }
+
+  private rule(role: string | undefined, permission: string, entity: string): Rule | string {
     const effectiveRole = role ?? this.compiled.defaultRole;
-    if (effectiveRole === undefined) return { effect: "deny", reason: "no token and no default role", matched: [] };
-    const rule = this.compiled.rules.get(ruleKey(effectiveRole, permission, ctx.entity));
-    if (!rule) return { effect: "deny", reason: `role "${effectiveRole}" has no such permission`, matched: [] };
+    if (effectiveRole === undefined) return "no token and no default role";
+    return this.compiled.rules.get(ruleKey(effectiveRole, permission, entity)) ?? `unknown role "${effectiveRole}"`;
+  }
 
-    const grants: { filter: Filter; policies: CompiledPolicy[] }[] = [];
-    const matchedPaths: string[] = [];
-    for (const entry of rule.entries) {
-      const matched = entry.policies.filter((p) => !p.condition || matchCondition(p.condition, ctx));
-      if (entry.hasPolicies && matched.length === 0) continue;
-      matchedPaths.push(entry.path, ...matched.map((p) => p.path));
-      const denial = entry.effect === "deny" ? entry : matched.find((p) => p.effect === "deny");
-      if (denial) return { effect: "deny", reason: `denied by ${denial.path}`, matched: matchedPaths };
-      grants.push({ filter: and(...matched.map((p) => p.filter && bind(p.filter))), policies: matched });
-    }
-    if (grants.length === 0)
-      return rule.implicitAllow
-        ? { effect: "allow", filter: TRUE, matched: ["implicit_allow"] }
-        : { effect: "deny", reason: `role "${effectiveRole}" lacks ${permission} on ${ctx.entity}`, matched: [] };
+  private verdict(rule: Rule, ctx: RequestContext): Verdict {
+    return (
+      this.precomputed.get(ruleKey(rule.role, rule.permission, rule.entity))?.verdict ??
+      evaluate(rule, ctx, this.visible(rule.entity))
+    );
+  }
 
-    const visible = this.models.get(ctx.entity)!.visibleFields;
-    let fields: Set<string> | undefined;
-    const sets = grants.map((g) => fieldsOf(g.policies, visible));
-    if (sets.every((s) => s !== undefined)) fields = new Set(sets.flatMap((s) => [...s]));
-    const filter =
-      grants.length === 1 ? grants[0]!.filter : { kind: "or" as const, items: grants.map((g) => g.filter) };
-    return { effect: "allow", filter, fields, matched: matchedPaths };
+  /** The decision with placeholders left as they are, and the policies that matched (for explain). */
+  decide(role: string | undefined, permission: string, ctx: RequestContext): Decision {
+    const rule = this.rule(role, permission, ctx.entity);
+    if (typeof rule === "string") return { effect: "deny", reason: rule, matched: [] };
+    const v = this.verdict(rule, ctx);
+    if (v.effect === "deny") return v;
+    return { effect: "allow", filter: filterOf(v.grants, (f) => f), fields: v.fields, matched: v.matched };
   }
 
   /** Whether the subject holds a system permission such as `system.explain` (not tied to an entity). */
@@ -86,19 +127,31 @@ export class Guard {
     );
   }
 
+  /** The scope of one permission for one subject; undefined when it is not granted. */
+  find(subject: Subject, permission: string, entity: string, id?: number): Scope | undefined {
+    const rule = this.rule(subject.role, permission, entity);
+    if (typeof rule === "string") return undefined;
+    const pre = this.precomputed.get(ruleKey(rule.role, permission, entity));
+    if (pre?.constant) return pre.scope;
+    const verdict = pre?.verdict ?? evaluate(rule, { entity, id, user: subject.user }, this.visible(entity));
+    return this.scope(rule, verdict, (f) => bindPlaceholders(f, subject.user));
+  }
+
+  private scope(rule: Rule, verdict: Verdict, bind: (filter: Filter) => Filter): Scope | undefined {
+    if (verdict.effect === "deny") return undefined;
+    let fields = verdict.fields;
+    const privileged = PRIVILEGED_FIELDS[rule.entity];
+    if (privileged && WRITES.has(rule.permission) && !rule.implicitAllow) {
+      const base = fields ?? new Set(this.visible(rule.entity));
+      fields = new Set([...base].filter((f) => !privileged.includes(f)));
+    }
+    return { filter: filterOf(verdict.grants, bind), fields };
+  }
+
   /** The per-request view of the guard for one subject. */
   access(subject: Subject): Access {
-    const cache = new Map<string, Scope | undefined>();
-    const find = (permission: DataPermission, entity: string, id?: number): Scope | undefined => {
-      const key = `${permission}\u0000${entity}\u0000${id ?? ""}`;
-      if (cache.has(key)) return cache.get(key);
-      const decision = this.decide(subject.role, permission, { entity, id, user: subject.user }, (f) =>
-        bindPlaceholders(f, subject.user),
-      );
-      const scope = decision.effect === "allow" ? this.scope(subject, permission, entity, decision) : undefined;
-      cache.set(key, scope);
-      return scope;
-    };
+    const find = (permission: DataPermission, entity: string, id?: number) =>
+      this.find(subject, permission, entity, id);
     return {
       subject,
       find,
@@ -109,67 +162,4 @@ export class Guard {
       },
     };
   }
-
-  private scope(
-    subject: Subject,
-    permission: string,
-    entity: string,
-    decision: Extract<Decision, { effect: "allow" }>,
-  ): Scope {
-    let fields = decision.fields;
-    const privileged = PRIVILEGED_FIELDS[entity];
-    const writing = permission === "data.entity.create" || permission === "data.entity.update";
-    if (privileged && writing && !this.isImplicitAllow(subject.role)) {
-      const base = fields ?? new Set(this.models.get(entity)!.visibleFields);
-      fields = new Set([...base].filter((f) => !privileged.includes(f)));
-    }
-    return { filter: decision.filter, fields };
-  }
-
-  private isImplicitAllow(role: string | undefined): boolean {
-    const effectiveRole = role ?? this.compiled.defaultRole;
-    return effectiveRole !== undefined && this.compiled.implicitAllow.has(effectiveRole);
-  }
-}
-
-const SCALAR = new Set(["string", "number", "boolean"]);
-
-/**
- * Replace `@user.<claim>` with the subject's value. A filter with any placeholder that has no scalar value
- * (anonymous callers) matches nothing as a whole, so `$not`/`$ne` can never turn a missing value into "all" (§4.4).
- */
-export function bindPlaceholders(filter: Filter, user: Record<string, unknown> | undefined): Filter {
-  let unbound = false;
-  const value = (operand: Operand): Operand => {
-    if (!isPlaceholder(operand)) return operand;
-    const claim = operand.placeholder.slice("user.".length);
-    const v = user?.[claim];
-    if (!SCALAR.has(typeof v)) {
-      unbound = true;
-      return null;
-    }
-    return v as Operand;
-  };
-  const walk = (f: Filter): Filter => {
-    switch (f.kind) {
-      case "const":
-      case "isnull":
-        return f;
-      case "and":
-      case "or":
-        return { ...f, items: f.items.map(walk) };
-      case "not":
-        return { ...f, item: walk(f.item) };
-      case "compare":
-        return { ...f, value: value(f.value) };
-      case "in":
-        return { ...f, values: f.values.map(value) };
-      case "like":
-        return { ...f, pattern: value(f.pattern) };
-      case "between":
-        return { ...f, low: value(f.low), high: value(f.high) };
-    }
-  };
-  const bound = walk(filter);
-  return unbound ? FALSE : bound;
 }

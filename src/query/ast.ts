@@ -65,3 +65,25 @@ export function fieldsOf(filter: Filter, into = new Set<string>()): Set<string> 
       return into;
   }
 }
+
+/** Whether a filter holds any `@user.*` placeholder (then it must be bound per request). */
+export function hasPlaceholders(filter: Filter): boolean {
+  switch (filter.kind) {
+    case "const":
+    case "isnull":
+      return false;
+    case "and":
+    case "or":
+      return filter.items.some(hasPlaceholders);
+    case "not":
+      return hasPlaceholders(filter.item);
+    case "compare":
+      return isPlaceholder(filter.value);
+    case "in":
+      return filter.values.some(isPlaceholder);
+    case "like":
+      return isPlaceholder(filter.pattern);
+    case "between":
+      return isPlaceholder(filter.low) || isPlaceholder(filter.high);
+  }
+}

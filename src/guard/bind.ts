@@ -1,0 +1,43 @@
+/** Placeholder binding (§4.4): `@user.<claim>` in a policy filter becomes the subject's value. */
+import { FALSE, type Filter, isPlaceholder, type Operand } from "../query/ast.js";
+
+const SCALAR = new Set(["string", "number", "boolean"]);
+
+/**
+ * Replace `@user.<claim>` with the subject's value. A policy filter with any placeholder that has no scalar
+ * value (anonymous callers) matches nothing as a whole, so `$not`/`$ne` can never turn a missing value into "all".
+ */
+export function bindPlaceholders(filter: Filter, user: Record<string, unknown> | undefined): Filter {
+  let unbound = false;
+  const value = (operand: Operand): Operand => {
+    if (!isPlaceholder(operand)) return operand;
+    const v = user?.[operand.placeholder.slice("user.".length)];
+    if (!SCALAR.has(typeof v)) {
+      unbound = true;
+      return null;
+    }
+    return v as Operand;
+  };
+  const walk = (f: Filter): Filter => {
+    switch (f.kind) {
+      case "const":
+      case "isnull":
+        return f;
+      case "and":
+      case "or":
+        return { ...f, items: f.items.map(walk) };
+      case "not":
+        return { ...f, item: walk(f.item) };
+      case "compare":
+        return { ...f, value: value(f.value) };
+      case "in":
+        return { ...f, values: f.values.map(value) };
+      case "like":
+        return { ...f, pattern: value(f.pattern) };
+      case "between":
+        return { ...f, low: value(f.low), high: value(f.high) };
+    }
+  };
+  const bound = walk(filter);
+  return unbound ? FALSE : bound;
+}
