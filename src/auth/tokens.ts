@@ -40,8 +40,18 @@ function roleFrom(claims: JWTPayload, path: string, roles: ReadonlySet<string>):
   return value;
 }
 
+const HASHES = { HS256: "SHA-256", HS384: "SHA-384", HS512: "SHA-512" } as const;
+const VERIFIED_CACHE_SIZE = 10_000;
+
 export class TokenService {
   private readonly jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
+  /** imported once: jose would import a raw secret again for every signature */
+  private readonly key: Promise<CryptoKey>;
+  /**
+   * A token string verifies the same way every time until it expires, so a verified local token is
+   * remembered (bounded, oldest out first); revocation is checked against the user row on every request.
+   */
+  private readonly verified = new Map<string, VerifiedToken & { kind: "local" }>();
 
   constructor(
     private readonly settings: AuthSettings,
@@ -49,6 +59,13 @@ export class TokenService {
   ) {
     const jwks = settings.jwks;
     this.jwks = jwks ? createRemoteJWKSet(new URL(jwks.url)) : undefined;
+    this.key = crypto.subtle.importKey(
+      "raw",
+      new Uint8Array(settings.secret),
+      { name: "HMAC", hash: HASHES[settings.alg] },
+      false,
+      ["sign", "verify"],
+    );
   }
 
   get expiresSeconds(): number {
@@ -65,7 +82,7 @@ export class TokenService {
       .setAudience(s.audience)
       .setIssuedAt()
       .setExpirationTime(`${s.expiresSeconds}s`)
-      .sign(s.secret);
+      .sign(await this.key);
   }
 
   /** Verify a token; throws UnauthorizedError for anything forged, expired, malformed or of another algorithm. */
@@ -83,10 +100,24 @@ export class TokenService {
   }
 
   private async verifyLocal(token: string): Promise<VerifiedToken> {
+    const cached = this.verified.get(token);
+    if (cached) {
+      const expires = (cached.claims.exp ?? 0) + this.settings.clockToleranceSeconds;
+      if (Date.now() / 1000 <= expires) return cached;
+      this.verified.delete(token);
+      throw invalid();
+    }
+    const result = await this.verifySignature(token);
+    if (this.verified.size >= VERIFIED_CACHE_SIZE) this.verified.delete(this.verified.keys().next().value as string);
+    this.verified.set(token, result);
+    return result;
+  }
+
+  private async verifySignature(token: string): Promise<VerifiedToken & { kind: "local" }> {
     const s = this.settings;
     let claims: JWTPayload;
     try {
-      ({ payload: claims } = await jwtVerify(token, s.secret, {
+      ({ payload: claims } = await jwtVerify(token, await this.key, {
         algorithms: [s.alg],
         issuer: s.issuer,
         audience: s.audience,
