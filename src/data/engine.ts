@@ -25,6 +25,9 @@ export interface WriteScopes {
   read: Scope | undefined;
 }
 
+/** One request writes at most this many rows (ids travel as bound parameters; SQLite allows 32,766). */
+export const MAX_ROWS_PER_WRITE = 10_000;
+
 const now = () => new Date().toISOString();
 const isObject = (v: unknown): v is Row => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -187,7 +190,7 @@ export class DataEngine {
     const many = Array.isArray(input);
     const items = many ? input : [input];
     if (items.length === 0) throw new BadRequestError("expected at least one row");
-    if (items.length > 1000) throw new BadRequestError("at most 1000 rows per request");
+    if (items.length > 1000) throw new BadRequestError("at most 1000 rows per create");
     const values = items.map((item, i) => {
       if (!isObject(item)) throw new BadRequestError(many ? `[${i}]: expected an object` : "expected a JSON object");
       this.checkWritableFields(item, scopes, entity);
@@ -244,8 +247,14 @@ export class DataEngine {
 
   /** Ids of the rows a many-row write reaches: the caller's where inside read and write scopes. */
   private async targets(trx: Db, entity: string, where: Filter, scopes: WriteScopes): Promise<number[]> {
-    const query = trx.selectFrom(entity).select("id");
+    const query = trx
+      .selectFrom(entity)
+      .select("id")
+      .orderBy("id")
+      .limit(MAX_ROWS_PER_WRITE + 1);
     const rows = await withFilter(query, and(scopes.read?.filter, scopes.write.filter, where), entity).execute();
+    if (rows.length > MAX_ROWS_PER_WRITE)
+      throw new BadRequestError(`where: matches more than ${MAX_ROWS_PER_WRITE} rows; narrow it and repeat`);
     return rows.map((r) => Number(r.id));
   }
 
