@@ -1,5 +1,5 @@
 /** Placeholder binding (§4.4): `@user.<claim>` in a policy filter becomes the subject's value. */
-import { FALSE, type Filter, isPlaceholder, type Operand } from "../query/ast.js";
+import { FALSE, type Filter, isPlaceholder, mapOperands, type Operand } from "../query/ast.js";
 
 const SCALAR = new Set(["string", "number", "boolean"]);
 
@@ -18,26 +18,6 @@ export function bindPlaceholders(filter: Filter, user: Record<string, unknown> |
     }
     return v as Operand;
   };
-  const walk = (f: Filter): Filter => {
-    switch (f.kind) {
-      case "const":
-      case "isnull":
-        return f;
-      case "and":
-      case "or":
-        return { ...f, items: f.items.map(walk) };
-      case "not":
-        return { ...f, item: walk(f.item) };
-      case "compare":
-        return { ...f, value: value(f.value) };
-      case "in":
-        return { ...f, values: f.values.map(value) };
-      case "like":
-        return { ...f, pattern: value(f.pattern) };
-      case "between":
-        return { ...f, low: value(f.low), high: value(f.high) };
-    }
-  };
-  const bound = walk(filter);
+  const bound = mapOperands(filter, value);
   return unbound ? FALSE : bound;
 }

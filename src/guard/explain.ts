@@ -1,7 +1,7 @@
 /** `explain` (§5): for a role, permission and entity, the decision, the policies that matched and the SQL WHERE. */
 import type { Db } from "../db/connection.js";
 import { BadRequestError } from "../errors.js";
-import { type Filter, isPlaceholder, type Operand } from "../query/ast.js";
+import { type Filter, isPlaceholder, mapOperands, type Operand } from "../query/ast.js";
 import { compileFilter } from "../query/compile.js";
 import { PERMISSIONS } from "./compile.js";
 import type { RequestContext } from "./conditions.js";
@@ -21,26 +21,8 @@ export interface Explanation {
 }
 
 /** Show placeholders as their names instead of binding them. */
-function showPlaceholders(filter: Filter): Filter {
-  const show = (o: Operand): Operand => (isPlaceholder(o) ? `@${o.placeholder}` : o);
-  switch (filter.kind) {
-    case "and":
-    case "or":
-      return { ...filter, items: filter.items.map(showPlaceholders) };
-    case "not":
-      return { ...filter, item: showPlaceholders(filter.item) };
-    case "compare":
-      return { ...filter, value: show(filter.value) };
-    case "in":
-      return { ...filter, values: filter.values.map(show) };
-    case "like":
-      return { ...filter, pattern: show(filter.pattern) };
-    case "between":
-      return { ...filter, low: show(filter.low), high: show(filter.high) };
-    default:
-      return filter;
-  }
-}
+const showPlaceholders = (filter: Filter) =>
+  mapOperands(filter, (o: Operand) => (isPlaceholder(o) ? `@${o.placeholder}` : o));
 
 export interface ExplainQuery {
   role?: string;

@@ -66,6 +66,28 @@ export function fieldsOf(filter: Filter, into = new Set<string>()): Set<string> 
   }
 }
 
+/** A copy of the filter with every operand (value, list item, pattern, bound) passed through `fn`. */
+export function mapOperands(filter: Filter, fn: (operand: Operand) => Operand): Filter {
+  switch (filter.kind) {
+    case "const":
+    case "isnull":
+      return filter;
+    case "and":
+    case "or":
+      return { ...filter, items: filter.items.map((f) => mapOperands(f, fn)) };
+    case "not":
+      return { ...filter, item: mapOperands(filter.item, fn) };
+    case "compare":
+      return { ...filter, value: fn(filter.value) };
+    case "in":
+      return { ...filter, values: filter.values.map(fn) };
+    case "like":
+      return { ...filter, pattern: fn(filter.pattern) };
+    case "between":
+      return { ...filter, low: fn(filter.low), high: fn(filter.high) };
+  }
+}
+
 /** Whether a filter holds any `@user.*` placeholder (then it must be bound per request). */
 export function hasPlaceholders(filter: Filter): boolean {
   switch (filter.kind) {

@@ -1,0 +1,345 @@
+/**
+ * An in-memory reference of the guard (SPEC §4), written from the SPEC and not from `src/guard`: who asks,
+ * which permission entries apply, deny wins, AND of filters inside an entry, OR across entries, placeholders,
+ * and what list / count / read one / update / delete must answer. `where` is evaluated with SQL's three-valued
+ * logic (§2.2), the same idea as `test/data/where-property.test.ts`. Not a test file itself.
+ */
+
+export type Scalar = string | number | boolean | null;
+export type Row = { id: number } & Record<string, Scalar>;
+export type Where = Record<string, unknown>;
+/** SQL's TRUE / FALSE / UNKNOWN */
+export type Tri = boolean | null;
+
+export interface PolicySpec {
+  condition?: Where;
+  effect: "allow" | "deny" | "filter";
+  filter?: Where;
+}
+export type EntrySpec = string | { permission: string; effect: "allow" | "deny"; policies?: PolicySpec[] };
+export interface RoleSpec {
+  is_default?: boolean;
+  implicit_allow?: boolean;
+  permissions: EntrySpec[];
+}
+export type Roles = Record<string, RoleSpec>;
+
+/** Who asks: a role from a token (with its claims), or nobody (`role` and `user` undefined). */
+export interface Caller {
+  role?: string;
+  user?: Record<string, Scalar>;
+}
+
+/** The request context a policy condition is matched against (§4.3). */
+export interface Context {
+  entity: string;
+  id?: number;
+  user?: Record<string, Scalar>;
+}
+
+/** Field names of every entity (including `id`), to know when a filter names a field an entity lacks. */
+export type Schema = Record<string, readonly string[]>;
+
+// ---------- three-valued where ----------
+
+const and3 = (xs: Tri[]): Tri => (xs.includes(false) ? false : xs.includes(null) ? null : true);
+const or3 = (xs: Tri[]): Tri => (xs.includes(true) ? true : xs.includes(null) ? null : false);
+const not3 = (x: Tri): Tri => (x === null ? null : !x);
+
+/** `*` is the only wildcard (§2.2); `$ilike` folds ASCII case. */
+function glob(value: string, pattern: string, insensitive: boolean): boolean {
+  const fold = (t: string) => (insensitive ? t.replace(/[A-Z]/g, (c) => c.toLowerCase()) : t);
+  const source = fold(pattern)
+    .split("*")
+    .map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
+    .join(".*");
+  return new RegExp(`^${source}$`, "s").test(fold(value));
+}
+
+function op(x: Scalar, name: string, v: unknown): Tri {
+  if (name === "$isnull") return (x === null) === v;
+  if (name === "$in" || name === "$nin" || name === "$notin") {
+    const list = v as Scalar[];
+    // SQL: `x IN ()` is false and `x NOT IN ()` is true whatever x is
+    if (list.length === 0) return name !== "$in";
+    if (x === null) return null;
+    return name === "$in" ? list.includes(x) : !list.includes(x);
+  }
+  if ((name === "$eq" || name === "$ne") && v === null) return (x === null) === (name === "$eq");
+  if (x === null) return null;
+  const y = v as string | number | boolean;
+  switch (name) {
+    case "$eq":
+      return x === y;
+    case "$ne":
+      return x !== y;
+    case "$gt":
+      return x > y;
+    case "$gte":
+      return x >= y;
+    case "$lt":
+      return x < y;
+    case "$lte":
+      return x <= y;
+    case "$between": {
+      const [lo, hi] = v as [string | number, string | number];
+      return lo <= x && x <= hi;
+    }
+    case "$like":
+      return glob(String(x), String(y), false);
+    case "$ilike":
+      return glob(String(x), String(y), true);
+  }
+  throw new Error(`reference: unknown operator ${name}`);
+}
+
+function groupItems(v: unknown, get: (key: string) => Scalar): Tri[] {
+  if (Array.isArray(v)) return v.map((c) => evalWhere(c as Where, get));
+  return Object.entries(v as object).map(([k, c]) => evalWhere({ [k]: c }, get));
+}
+
+/** Evaluate a where object over any key → value lookup (a row, or a request context). */
+export function evalWhere(where: Where, get: (key: string) => Scalar): Tri {
+  return and3(
+    Object.entries(where).map(([key, v]): Tri => {
+      if (key === "$and") return and3(groupItems(v, get));
+      if (key === "$or") return or3(groupItems(v, get));
+      if (key === "$not") return not3(and3(groupItems(v, get)));
+      const x = get(key);
+      if (v === null) return x === null;
+      if (Array.isArray(v)) return op(x, "$in", v);
+      if (typeof v === "object") return and3(Object.entries(v as object).map(([o, w]) => op(x, o, w)));
+      return op(x, "$eq", v);
+    }),
+  );
+}
+
+/** Does the row match a caller's where? Only TRUE selects a row. */
+export const rowMatches = (row: Row, where: Where | undefined): boolean =>
+  where === undefined || evalWhere(where, (k) => row[k] ?? null) === true;
+
+// ---------- policy filters: placeholders and fields ----------
+
+/** Walk a where object, calling `field` for every field name and `value` for every operand. */
+function walk(where: unknown, field: (name: string) => void, value: (v: unknown) => void): void {
+  for (const [key, v] of Object.entries(where as object)) {
+    if (key === "$and" || key === "$or" || key === "$not") {
+      for (const item of Array.isArray(v) ? v : Object.entries(v as object).map(([k, c]) => ({ [k]: c })))
+        walk(item, field, value);
+      continue;
+    }
+    field(key);
+    if (v !== null && typeof v === "object" && !Array.isArray(v))
+      for (const w of Object.values(v)) [w].flat().forEach(value);
+    else [v].flat().forEach(value);
+  }
+}
+
+const PLACEHOLDER = /^@user\.(\w+)$/;
+
+/**
+ * A policy filter for one row of one entity (§4.4): a placeholder without a value, or a field the entity lacks,
+ * makes the whole filter match nothing (even under `$not`); otherwise placeholders take the claim's value.
+ */
+export function filterMatches(filter: Where, row: Row, fields: readonly string[], user: Caller["user"]): boolean {
+  let usable = true;
+  walk(
+    filter,
+    (name) => {
+      if (!fields.includes(name)) usable = false;
+    },
+    (v) => {
+      const m = typeof v === "string" ? PLACEHOLDER.exec(v) : null;
+      if (m) {
+        const claim = user?.[m[1]!];
+        if (claim === undefined || claim === null || typeof claim === "object") usable = false;
+      }
+    },
+  );
+  if (!usable) return false;
+  const bound = JSON.parse(JSON.stringify(filter), (_k, v) => {
+    const m = typeof v === "string" ? PLACEHOLDER.exec(v) : null;
+    return m ? user![m[1]!] : v;
+  }) as Where;
+  return evalWhere(bound, (k) => row[k] ?? null) === true;
+}
+
+/** A policy condition against the request context: same operators and logic as where; a missing value is NULL. */
+export function conditionMatches(condition: Where, ctx: Context): boolean {
+  const get = (key: string): Scalar => {
+    if (key === "entity") return ctx.entity;
+    if (key === "id") return ctx.id ?? null;
+    if (key.startsWith("user.")) return ctx.user?.[key.slice(5)] ?? null;
+    throw new Error(`reference: unknown condition key ${key}`);
+  };
+  return evalWhere(condition, get) === true;
+}
+
+// ---------- decisions ----------
+
+/** Denied, or granted for the rows any one grant admits; a grant is the AND of its filters ([] = every row). */
+export type Decision = { granted: false; why: string } | { granted: true; grants: Where[][]; why: string };
+
+export function defaultRole(roles: Roles): string | undefined {
+  return Object.entries(roles).find(([, r]) => r.is_default)?.[0];
+}
+
+/** §4.1–4.3, 4.7: the decision for one permission in one request context. */
+export function decide(roles: Roles, caller: Caller, permission: string, ctx: Context): Decision {
+  const roleName = caller.role ?? defaultRole(roles);
+  if (roleName === undefined) return { granted: false, why: "anonymous and no default role" };
+  const role = roles[roleName];
+  if (!role) return { granted: false, why: `unknown role ${roleName}` };
+  const grants: Where[][] = [];
+  const why: string[] = [];
+  for (const [i, raw] of role.permissions.entries()) {
+    const entry = typeof raw === "string" ? { permission: raw, effect: "allow" as const } : raw;
+    if (entry.permission !== permission) continue;
+    const policies = entry.policies ?? [];
+    const matched = policies.filter((p) => p.condition === undefined || conditionMatches(p.condition, ctx));
+    if (policies.length > 0 && matched.length === 0) continue; // the entry does not apply
+    if (entry.effect === "deny") return { granted: false, why: `entry ${i} denies` };
+    if (matched.some((p) => p.effect === "deny")) return { granted: false, why: `a policy of entry ${i} denies` };
+    grants.push(matched.filter((p) => p.effect === "filter").map((p) => p.filter!));
+    why.push(`entry ${i}`);
+  }
+  if (grants.length > 0) return { granted: true, grants, why: `${roleName}: ${why.join(", ")}` };
+  if (role.implicit_allow) return { granted: true, grants: [[]], why: `${roleName}: implicit_allow` };
+  return { granted: false, why: `${roleName}: no entry applies` };
+}
+
+/** Is the row inside a granted decision? */
+export function admits(d: Decision, row: Row, fields: readonly string[], user: Caller["user"]): boolean {
+  if (!d.granted) return false;
+  return d.grants.some((g) => g.every((f) => filterMatches(f, row, fields, user)));
+}
+
+// ---------- operations ----------
+
+export type Tables = Record<string, Row[]>;
+
+const READ = "data.entity.read";
+const UPDATE = "data.entity.update";
+const DELETE = "data.entity.delete";
+
+export interface Model {
+  roles: Roles;
+  schema: Schema;
+}
+
+export interface ListAnswer {
+  status: 200 | 403;
+  ids: number[];
+  count: number;
+  total: number;
+}
+
+/** List and count (§4.5, §4.3a): the read filter ANDed with the caller's where as a whole. */
+export function list(m: Model, tables: Tables, caller: Caller, entity: string, where: Where | undefined): ListAnswer {
+  const d = decide(m.roles, caller, READ, { entity, user: caller.user });
+  if (!d.granted) return { status: 403, ids: [], count: 0, total: 0 };
+  const visible = tables[entity]!.filter((r) => admits(d, r, m.schema[entity]!, caller.user));
+  const ids = visible.filter((r) => rowMatches(r, where)).map((r) => r.id);
+  return { status: 200, ids, count: ids.length, total: visible.length };
+}
+
+/** Read one: 403 when read is denied, 404 when the row is missing or outside the read filter. */
+export function readOne(m: Model, tables: Tables, caller: Caller, entity: string, id: number): 200 | 403 | 404 {
+  const d = decide(m.roles, caller, READ, { entity, id, user: caller.user });
+  if (!d.granted) return 403;
+  const row = tables[entity]!.find((r) => r.id === id);
+  return row && admits(d, row, m.schema[entity]!, caller.user) ? 200 : 404;
+}
+
+export interface WriteAnswer {
+  status: 200 | 403 | 404;
+  /** ids the write reaches (200 only) */
+  ids: number[];
+  /** the tables after the write (unchanged unless 200) */
+  tables: Tables;
+  why: string;
+}
+
+const replace = (tables: Tables, entity: string, rows: Row[]): Tables => ({ ...tables, [entity]: rows });
+
+/** Update or delete one row (§4.5, §4.6). */
+export function writeOne(
+  m: Model,
+  tables: Tables,
+  caller: Caller,
+  entity: string,
+  id: number,
+  kind: "update" | "delete",
+  patch: Record<string, Scalar> = {},
+): WriteAnswer {
+  const ctx = { entity, id, user: caller.user };
+  const fields = m.schema[entity]!;
+  const write = decide(m.roles, caller, kind === "update" ? UPDATE : DELETE, ctx);
+  if (!write.granted) return { status: 403, ids: [], tables, why: write.why };
+  const read = decide(m.roles, caller, READ, ctx);
+  const row = tables[entity]!.find((r) => r.id === id);
+  const readable = row !== undefined && admits(read.granted ? read : write, row, fields, caller.user);
+  if (!readable) return { status: 404, ids: [], tables, why: "not readable" };
+  if (!admits(write, row, fields, caller.user)) return { status: 403, ids: [], tables, why: "outside write filter" };
+  if (kind === "delete")
+    return {
+      status: 200,
+      ids: [id],
+      tables: replace(
+        tables,
+        entity,
+        tables[entity]!.filter((r) => r.id !== id),
+      ),
+      why: "deleted",
+    };
+  const after = { ...row, ...patch } as Row;
+  if (!admits(write, after, fields, caller.user))
+    return { status: 403, ids: [], tables, why: "write check: the row would leave the update filter" };
+  return {
+    status: 200,
+    ids: [id],
+    tables: replace(
+      tables,
+      entity,
+      tables[entity]!.map((r) => (r.id === id ? after : r)),
+    ),
+    why: "updated",
+  };
+}
+
+/** Update or delete many: exactly the rows inside read (when granted) AND the operation's filter AND where. */
+export function writeMany(
+  m: Model,
+  tables: Tables,
+  caller: Caller,
+  entity: string,
+  where: Where,
+  kind: "update" | "delete",
+  patch: Record<string, Scalar> = {},
+): WriteAnswer {
+  const ctx = { entity, user: caller.user };
+  const fields = m.schema[entity]!;
+  const write = decide(m.roles, caller, kind === "update" ? UPDATE : DELETE, ctx);
+  if (!write.granted) return { status: 403, ids: [], tables, why: write.why };
+  const read = decide(m.roles, caller, READ, ctx);
+  const hit = (r: Row) =>
+    (!read.granted || admits(read, r, fields, caller.user)) &&
+    admits(write, r, fields, caller.user) &&
+    rowMatches(r, where);
+  const ids = tables[entity]!.filter(hit).map((r) => r.id);
+  if (kind === "delete")
+    return {
+      status: 200,
+      ids,
+      tables: replace(
+        tables,
+        entity,
+        tables[entity]!.filter((r) => !ids.includes(r.id)),
+      ),
+      why: "deleted",
+    };
+  const rows = tables[entity]!.map((r) => (ids.includes(r.id) ? ({ ...r, ...patch } as Row) : r));
+  if (rows.some((r) => ids.includes(r.id) && !admits(write, r, fields, caller.user)))
+    return { status: 403, ids: [], tables, why: "write check: a row would leave the update filter" };
+  return { status: 200, ids, tables: replace(tables, entity, rows), why: "updated" };
+}
