@@ -146,17 +146,14 @@ const CODES: Record<RelationType, string> = { "n:1": "n1", "1:1": "11", "m:n": "
 const relationKey = (r: RelationJSON) => `${CODES[r.type]}_${r.source}_${r.target}_${r.config.mappedBy}`;
 
 /**
- * Build a schema. The second argument is either the docs' form `(entities) => [relation(...)...]` or bknd's
- * `({ relation, index }, entities) => { relation(a).manyToOne(b) }`, told apart by the callback's arity.
+ * Build a schema. The callback's first argument holds the entities and the helpers `relation`/`index`, the
+ * second the entities again, so both the docs' form `({ posts, users }) => [relation(posts, "author")...]`
+ * and bknd's `({ relation, index }, { posts, users }) => { relation(posts).manyToOne(users) }` work (an
+ * entity named `relation` or `index` is shadowed by the helper in the first argument).
  */
-export function em<E extends Record<string, Entity>>(entities: E, declare?: (entities: E) => Declarations): Schema<E>;
 export function em<E extends Record<string, Entity>>(
   entities: E,
-  declare: (helpers: Helpers, entities: E) => Declarations | undefined,
-): Schema<E>;
-export function em<E extends Record<string, Entity>>(
-  entities: E,
-  declare?: ((entities: E) => Declarations) | ((helpers: Helpers, entities: E) => Declarations | undefined),
+  declare?: (first: E & Helpers, entities: E) => Declarations,
 ): Schema<E> {
   const collected: (RelationDeclaration | IndexDeclaration)[] = [];
   const sink: Sink = (d) => collected.push(d);
@@ -165,11 +162,7 @@ export function em<E extends Record<string, Entity>>(
       relation: ((source: Entity, name?: string) => new RelationStart(source, name, sink)) as typeof relation,
       index: ((target: Entity) => new IndexStart(target, sink)) as typeof index,
     };
-    const returned =
-      declare.length >= 2
-        ? (declare as (h: Helpers, e: E) => Declarations)(helpers, entities)
-        : (declare as (e: E) => Declarations)(entities);
-    for (const d of returned ?? []) if (!collected.includes(d)) collected.push(d);
+    for (const d of declare({ ...entities, ...helpers }, entities) ?? []) if (!collected.includes(d)) collected.push(d);
   }
   const relations = collected.filter((d) => d instanceof RelationDeclaration).map((d) => d.json);
   const indices = collected.filter((d) => d instanceof IndexDeclaration).map((d) => d.json);

@@ -1,0 +1,77 @@
+/** §1.6: serve() listens on PORT (default 7654), returns a handle that closes, and seeds a new database once. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { em, entity, type SeedContext, text } from "citadel";
+import { DEFAULT_PORT, serve } from "citadel/adapter/node";
+import { afterAll, describe, expect, it } from "vitest";
+
+const schema = em({ notes: entity("notes", { body: text().required() }) });
+const dir = mkdtempSync(join(tmpdir(), "citadel-serve-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+
+describe("serve (1.6)", () => {
+  it("defaults to port 7654", () => {
+    expect(DEFAULT_PORT).toBe(7654);
+  });
+
+  it("listens on PORT when no port is given, and close() frees it", async () => {
+    const port = await freePort();
+    process.env.PORT = String(port);
+    try {
+      const handle = serve({ connection: { url: ":memory:" }, config: { data: schema.toJSON() }, quiet: true });
+      await handle.ready;
+      expect(handle.port).toBe(port);
+      expect((await fetch(`http://127.0.0.1:${port}/api/data/notes`)).status).toBe(200);
+      await handle.close();
+      await expect(fetch(`http://127.0.0.1:${port}/api/data/notes`)).rejects.toThrow();
+    } finally {
+      delete process.env.PORT;
+    }
+  });
+
+  it("runs options.seed once, on the new database only", async () => {
+    let runs = 0;
+    const seed = async (ctx: SeedContext) => {
+      runs++;
+      await ctx.app.module.data.create("notes", { body: "seeded" });
+    };
+    const start = async () => {
+      const handle = serve({
+        connection: { url: `file:${join(dir, "seed.db")}` },
+        config: { data: schema.toJSON() },
+        options: { seed },
+        port: 0,
+        quiet: true,
+      });
+      await handle.ready;
+      return handle;
+    };
+    const first = await start();
+    await first.close();
+    const second = await start();
+    const notes = await (await fetch(`${second.url}/api/data/notes`)).json();
+    await second.close();
+    expect(runs).toBe(1);
+    expect(notes.data.map((n: { body: string }) => n.body)).toEqual(["seeded"]);
+  });
+
+  it("a startup failure rejects ready with the config path", async () => {
+    const handle = serve({
+      connection: { url: ":memory:" },
+      config: { data: { entities: { notes: { fields: { x: { type: "blob" } } } } } } as never,
+      quiet: true,
+    });
+    await expect(handle.ready).rejects.toThrow("config.data.entities.notes.fields.x.type");
+    await handle.close();
+  });
+});
