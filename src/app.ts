@@ -11,6 +11,7 @@ import type { Access, Subject } from "./guard/access.js";
 import { compileRoles } from "./guard/compile.js";
 import { type ExplainQuery, type Explanation, explain } from "./guard/explain.js";
 import { Guard } from "./guard/guard.js";
+import { policyIndexes } from "./guard/indexes.js";
 import { type AuthVariables, subjectMiddleware } from "./http/auth-middleware.js";
 import { authRoutes, CREDENTIAL_FREE_PATHS } from "./http/auth-routes.js";
 import { corsMiddleware } from "./http/cors.js";
@@ -92,6 +93,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   const models = buildModels(schema);
   // Roles are compiled (and so validated) even while the guard is off.
   const roles = compileRoles(config.auth, models);
+  schema.indices.push(...policyIndexes(schema, roles));
   const rolesGuard = new Guard(roles, models);
   const guard = config.auth.guard.enabled ? rolesGuard : undefined;
   const accessFor = (subject: Subject): Access =>
