@@ -1,28 +1,21 @@
 /** `createApp`: validate config → compile schema → connect → sync → assemble the HTTP app. Once, at startup. */
-import { Hono } from "hono";
 import { type AuthModule, authSettings, createAuth, disabledAuth, type RateLimitStore } from "./auth/index.js";
 import { type CitadelConfig, type ValidatedConfig, validateConfig } from "./config/schema.js";
 import type { Row } from "./data/codec.js";
 import { DataEngine, type WriteScopes } from "./data/engine.js";
 import { buildModels } from "./data/models.js";
 import { type ConnectionConfig, type Db, openDatabase } from "./db/connection.js";
-import { NotFoundError } from "./errors.js";
 import type { Access, Subject } from "./guard/access.js";
 import { compileRoles } from "./guard/compile.js";
 import { type ExplainQuery, type Explanation, explain } from "./guard/explain.js";
 import { Guard } from "./guard/guard.js";
 import { policyIndexes } from "./guard/indexes.js";
-import { type AuthVariables, subjectMiddleware } from "./http/auth-middleware.js";
-import { authRoutes, CREDENTIAL_FREE_PATHS } from "./http/auth-routes.js";
-import { corsMiddleware } from "./http/cors.js";
-import { dataRoutes } from "./http/data-routes.js";
-import { errorResponse } from "./http/errors.js";
-import { systemRoutes } from "./http/system-routes.js";
+import { httpApp } from "./http/app.js";
 import { TRUE } from "./query/ast.js";
 import { parseListQuery } from "./query/options.js";
 import { compileSchema } from "./schema/compile.js";
 import type { SchemaJSON } from "./schema/entity.js";
-import { syncSchema } from "./schema/sync.js";
+import { isSeeded, markSeeded, syncSchema } from "./schema/sync.js";
 
 export interface SeedContext {
   app: CitadelApp;
@@ -30,7 +23,7 @@ export interface SeedContext {
 }
 
 export interface AppOptions {
-  /** Runs once, right after the tables of a new database are created. */
+  /** Runs once, right after the tables of a new database are created (again at the next start if it throws). */
   seed?: (ctx: SeedContext) => Promise<void> | void;
   /** Apply destructive schema changes (dropped or retyped columns). Off unless asked explicitly. */
   destructive?: boolean;
@@ -99,48 +92,17 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   const accessFor = (subject: Subject): Access =>
     guard && !subject.trusted ? guard.access(subject) : openAccess(subject);
   const { db } = await openDatabase(input.connection);
-  let plan: Awaited<ReturnType<typeof syncSchema>>;
-  try {
-    plan = await syncSchema(db, schema, { destructive: input.options?.destructive });
-  } catch (error) {
-    await db.destroy();
-    throw error;
-  }
-  const engine = new DataEngine(db, models);
-  const limits = { defaultLimit: config.data.default_limit, maxLimit: config.data.max_limit };
-  const maxBodyBytes = config.server.max_body_bytes;
   let auth: AuthModule | undefined;
   try {
+    await syncSchema(db, schema, { destructive: input.options?.destructive });
     const rateLimitStore = input.options?.rateLimitStore;
     auth = settings && (await createAuth({ db, settings, users: models.get("users")!, log, rateLimitStore }));
   } catch (error) {
     await db.destroy();
     throw error;
   }
-
-  const hono = new Hono<{ Variables: AuthVariables & { access: Access } }>();
-  hono.onError((error, c) => errorResponse(c, error, (e) => log("unexpected error", e)));
-  hono.notFound((c) => errorResponse(c, new NotFoundError("no such route"), () => {}));
-  const origin = config.server.cors.origin;
-  const cors = corsMiddleware(origin === undefined ? [] : Array.isArray(origin) ? origin : [origin]);
-  if (cors) hono.use("/api/*", cors);
-  hono.use(
-    "/api/*",
-    subjectMiddleware({
-      auth,
-      cookieName: config.auth.cookie.name,
-      trustProxy: config.server.trust_proxy,
-      corsOrigins: settings?.corsOrigins ?? [],
-      ignoresInvalidCredentials: (path) => CREDENTIAL_FREE_PATHS.some((p) => path === `/api/auth${p}`),
-    }),
-  );
-  hono.use("/api/data/*", async (c, next) => {
-    c.set("access", accessFor(c.get("subject")));
-    await next();
-  });
-  hono.route("/api/data", dataRoutes({ engine, limits, maxBodyBytes }));
-  if (auth) hono.route("/api/auth", authRoutes({ auth, maxBodyBytes }));
-  if (guard) hono.route("/api/system", systemRoutes(guard, db, new Set(models.keys())));
+  const engine = new DataEngine(db, models);
+  const hono = httpApp({ config, db, engine, auth, guard, accessFor, log: (e) => log("unexpected error", e) });
 
   const app: CitadelApp = {
     fetch: async (request, env) => hono.fetch(request, env),
@@ -151,6 +113,13 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
     explain: (query) => explain(rolesGuard, db, new Set(models.keys()), query),
     close: () => db.destroy(),
   };
-  if (plan.fresh && input.options?.seed) await input.options.seed({ app, db });
+  if (!(await isSeeded(db)))
+    try {
+      await input.options?.seed?.({ app, db });
+      await markSeeded(db);
+    } catch (error) {
+      await db.destroy();
+      throw error;
+    }
   return app;
 }

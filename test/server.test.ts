@@ -65,6 +65,31 @@ describe("serve (1.6)", () => {
     expect(notes.data.map((n: { body: string }) => n.body)).toEqual(["seeded"]);
   });
 
+  it("a seed that throws fails startup and runs again at the next start (1.6)", async () => {
+    const start = (seed: (ctx: SeedContext) => Promise<void>) => {
+      const handle = serve({
+        connection: { url: `file:${join(dir, "retry.db")}` },
+        config: { data: schema.toJSON() },
+        options: { seed },
+        port: 0,
+        quiet: true,
+      });
+      return handle;
+    };
+    const failing = start(async () => {
+      throw new Error("seed broke");
+    });
+    await expect(failing.ready).rejects.toThrow("seed broke");
+    await failing.close();
+    const working = start(async (ctx) => {
+      await ctx.app.module.data.create("notes", { body: "second try" });
+    });
+    await working.ready;
+    const notes = await (await fetch(`${working.url}/api/data/notes`)).json();
+    await working.close();
+    expect(notes.data.map((n: { body: string }) => n.body)).toEqual(["second try"]);
+  });
+
   it("a startup failure rejects ready with the config path", async () => {
     const handle = serve({
       connection: { url: ":memory:" },

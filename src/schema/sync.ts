@@ -91,7 +91,7 @@ export interface SyncPlan {
   destructive: CompiledQuery[];
   /** what the destructive statements do, for people */
   changes: string[];
-  /** true when the database had no Citadel tables before (seed runs once) */
+  /** true when the database had no Citadel tables before */
   fresh: boolean;
 }
 
@@ -197,4 +197,21 @@ export async function syncSchema(db: Db, schema: CompiledSchema, options: { dest
     if (rebuilding) await sql`pragma foreign_keys = on`.execute(db);
   }
   return plan;
+}
+
+const SEEDED = "seeded";
+
+/** Whether this database was set up completely (its seed, if any, ran to the end). */
+export async function isSeeded(db: Db): Promise<boolean> {
+  const row = await db.selectFrom(META_TABLE).select("value").where("key", "=", SEEDED).executeTakeFirst();
+  return row !== undefined;
+}
+
+/** Record that the new database's setup finished; a seed that throws leaves it unmarked and runs again. */
+export async function markSeeded(db: Db): Promise<void> {
+  await db
+    .insertInto(META_TABLE)
+    .values({ key: SEEDED, value: new Date().toISOString() })
+    .onConflict((oc) => oc.column("key").doNothing())
+    .execute();
 }

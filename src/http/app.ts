@@ -1,0 +1,58 @@
+/** Assembles the Hono app: error mapping, CORS, who-is-asking, then the route groups. No logic of its own. */
+import { Hono } from "hono";
+import type { AuthModule } from "../auth/index.js";
+import type { ValidatedConfig } from "../config/schema.js";
+import type { DataEngine } from "../data/engine.js";
+import type { Db } from "../db/connection.js";
+import { NotFoundError } from "../errors.js";
+import type { Access, Subject } from "../guard/access.js";
+import type { Guard } from "../guard/guard.js";
+import { type AuthVariables, subjectMiddleware } from "./auth-middleware.js";
+import { authRoutes, CREDENTIAL_FREE_PATHS } from "./auth-routes.js";
+import { corsMiddleware } from "./cors.js";
+import { dataRoutes } from "./data-routes.js";
+import { type ErrorLogger, errorResponse } from "./errors.js";
+import { systemRoutes } from "./system-routes.js";
+
+export interface HttpAppParts {
+  config: ValidatedConfig;
+  db: Db;
+  engine: DataEngine;
+  auth: AuthModule | undefined;
+  /** undefined while the guard is disabled */
+  guard: Guard | undefined;
+  /** the guard's per-request view for a subject (open access when the guard is off) */
+  accessFor(subject: Subject): Access;
+  log: ErrorLogger;
+}
+
+export function httpApp({ config, db, engine, auth, guard, accessFor, log }: HttpAppParts) {
+  const hono = new Hono<{ Variables: AuthVariables & { access: Access } }>();
+  const maxBodyBytes = config.server.max_body_bytes;
+  const limits = { defaultLimit: config.data.default_limit, maxLimit: config.data.max_limit };
+  const origin = config.server.cors.origin;
+  const corsOrigins = origin === undefined ? [] : Array.isArray(origin) ? origin : [origin];
+
+  hono.onError((error, c) => errorResponse(c, error, log));
+  hono.notFound((c) => errorResponse(c, new NotFoundError("no such route"), log));
+  const cors = corsMiddleware(corsOrigins);
+  if (cors) hono.use("/api/*", cors);
+  hono.use(
+    "/api/*",
+    subjectMiddleware({
+      auth,
+      cookieName: config.auth.cookie.name,
+      trustProxy: config.server.trust_proxy,
+      corsOrigins,
+      ignoresInvalidCredentials: (path) => CREDENTIAL_FREE_PATHS.some((p) => path === `/api/auth${p}`),
+    }),
+  );
+  hono.use("/api/data/*", async (c, next) => {
+    c.set("access", accessFor(c.get("subject")));
+    await next();
+  });
+  hono.route("/api/data", dataRoutes({ engine, limits, maxBodyBytes }));
+  if (auth) hono.route("/api/auth", authRoutes({ auth, maxBodyBytes }));
+  if (guard) hono.route("/api/system", systemRoutes(guard, db, new Set(engine.models.keys())));
+  return hono;
+}
