@@ -82,17 +82,19 @@ export class DataEngine {
       entity,
     );
     for (const k of query.sort) builder = builder.orderBy(`${entity}.${k.field}`, k.dir);
-    const [rows, count, total] = await Promise.all([
-      builder.limit(query.limit).offset(query.offset).execute(),
-      this.countRows(entity, filter),
-      query.where.kind === "const" && query.where.value ? undefined : this.countRows(entity, visible),
-    ]);
+    if (query.offset > 0) builder = builder.offset(query.offset);
+    const rows = await builder.limit(query.limit).execute();
+    // A short page that starts inside the result already tells how many rows match: no count query.
+    const exact = rows.length < query.limit && (rows.length > 0 || query.offset === 0);
+    const count = exact ? query.offset + rows.length : await this.countRows(entity, filter);
+    const unfiltered = query.where.kind === "const" && query.where.value;
+    const total = unfiltered ? count : await this.countRows(entity, visible);
     for (const r of rows) model.codec.decode(r);
     await expand(this.db, this.models, rows, query.with);
     const data = rows.map((r) => pick(r, [...output, ...query.with.map((w) => w.relation.name)]));
     return {
       data,
-      meta: { items: data.length, count, total: total ?? count, limit: query.limit, offset: query.offset },
+      meta: { items: data.length, count, total, limit: query.limit, offset: query.offset },
     };
   }
 
