@@ -69,12 +69,10 @@ export class DataEngine {
     return Number(row?.n ?? 0);
   }
 
-  /** List rows (§2.1): the scope's filter ANDed with the caller's where as a whole (§4.3a). */
-  async list(view: ReadableView, query: ListQuery, base?: Filter): Promise<ListResult> {
+  /** The rows of one page, decoded, expanded (`with`) and shaped to what the caller may read. */
+  private async page(view: ReadableView, query: ListQuery, filter: Filter): Promise<Row[]> {
     const entity = view.entity.name;
     const model = this.model(entity);
-    const visible = and(view.scope.filter, base);
-    const filter = and(visible, query.where);
     const output = query.select ?? this.readable(model, view.scope);
     let builder = withFilter(
       this.db.selectFrom(entity).select(columnsFor(output, query.with).map((c) => `${entity}.${c}`)),
@@ -84,18 +82,23 @@ export class DataEngine {
     for (const k of query.sort) builder = builder.orderBy(`${entity}.${k.field}`, k.dir);
     if (query.offset > 0) builder = builder.offset(query.offset);
     const rows = await builder.limit(query.limit).execute();
-    // A short page that starts inside the result already tells how many rows match: no count query.
-    const exact = rows.length < query.limit && (rows.length > 0 || query.offset === 0);
-    const count = exact ? query.offset + rows.length : await this.countRows(entity, filter);
-    const unfiltered = query.where.kind === "const" && query.where.value;
-    const total = unfiltered ? count : await this.countRows(entity, visible);
     for (const r of rows) model.codec.decode(r);
     await expand(this.db, this.models, rows, query.with);
-    const data = rows.map((r) => pick(r, [...output, ...query.with.map((w) => w.relation.name)]));
-    return {
-      data,
-      meta: { items: data.length, count, total, limit: query.limit, offset: query.offset },
-    };
+    return rows.map((r) => pick(r, [...output, ...query.with.map((w) => w.relation.name)]));
+  }
+
+  /** List rows (§2.1): the scope's filter ANDed with the caller's where as a whole (§4.3a). */
+  async list(view: ReadableView, query: ListQuery, base?: Filter): Promise<ListResult> {
+    const entity = view.entity.name;
+    const visible = and(view.scope.filter, base);
+    const filter = and(visible, query.where);
+    const data = await this.page(view, query, filter);
+    // A short page that starts inside the result already tells how many rows match: no count query.
+    const exact = data.length < query.limit && (data.length > 0 || query.offset === 0);
+    const count = exact ? query.offset + data.length : await this.countRows(entity, filter);
+    const unfiltered = query.where.kind === "const" && query.where.value;
+    const total = unfiltered ? count : await this.countRows(entity, visible);
+    return { data, meta: { items: data.length, count, total, limit: query.limit, offset: query.offset } };
   }
 
   async count(view: ReadableView, where: Filter): Promise<number> {
@@ -111,12 +114,12 @@ export class DataEngine {
 
   /** One row by id, or 404 when it does not exist or lies outside the scope (indistinguishable, §4.10). */
   async readOne(view: ReadableView, id: number, query: Pick<ListQuery, "select" | "with">): Promise<Row> {
-    const result = await this.list(
+    const byId: Filter = { kind: "compare", field: "id", op: "$eq", value: id };
+    const [row] = await this.page(
       view,
       { where: and(), sort: [], select: query.select, with: query.with, limit: 1, offset: 0 },
-      { kind: "compare", field: "id", op: "$eq", value: id },
+      and(view.scope.filter, byId),
     );
-    const row = result.data[0];
     if (!row) throw new NotFoundError();
     return row;
   }
