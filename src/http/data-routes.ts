@@ -14,6 +14,7 @@ import {
   type ReadableView,
 } from "../query/options.js";
 import { readJson } from "./body.js";
+import { queryParams } from "./query-string.js";
 
 export type DataEnv = { Variables: { access: Access } };
 
@@ -42,19 +43,36 @@ function requireWhere(where: unknown, path: string): unknown {
 
 /** Every list option from the query string; `select` and `with` may repeat (`select=a&select=b`). */
 function rawFromQuery(c: Context): RawListQuery {
+  const params = queryParams(c.req.url);
+  const first = (key: string) => params.get(key)?.[0];
   const all = (key: string) => {
-    const values = c.req.queries(key) ?? c.req.queries(`${key}[]`);
+    const values = params.get(key) ?? params.get(`${key}[]`);
     if (!values || values.length === 0) return undefined;
     return values.length === 1 ? values[0] : values.join(",");
   };
   return {
-    where: c.req.query("where"),
-    sort: c.req.query("sort"),
+    where: first("where"),
+    sort: first("sort"),
     select: all("select"),
     with: all("with"),
-    limit: c.req.query("limit"),
-    offset: c.req.query("offset"),
+    limit: first("limit"),
+    offset: first("offset"),
   };
+}
+
+const whereParam = (c: Context) => queryParams(c.req.url).get("where")?.[0];
+
+/** The where of a delete-many: the JSON body. bknd 0.20's `api.data.deleteMany` sends "[object Object]". */
+async function deleteWhere(read: Promise<unknown>): Promise<unknown> {
+  try {
+    return requireWhere(await read, "where");
+  } catch (error) {
+    if (!(error instanceof BadRequestError) || error.message.startsWith("where:")) throw error;
+    throw new BadRequestError(
+      `where: expected a JSON body (${error.message}); bknd 0.20's api.data.deleteMany() sends "[object Object]": call api.data.delete(["entity", name], JSON.stringify(where)) instead`,
+      { path: "where" },
+    );
+  }
 }
 
 export function dataRoutes({ engine, limits, maxBodyBytes }: DataRoutesOptions): Hono<DataEnv> {
@@ -92,8 +110,8 @@ export function dataRoutes({ engine, limits, maxBodyBytes }: DataRoutesOptions):
   };
 
   for (const prefix of ["/entity/:entity", "/:entity"]) {
-    routes.get(`${prefix}/count`, async (c) => c.json({ data: { count: await count(c, c.req.query("where")) } }));
-    routes.get(`${prefix}/exists`, async (c) => c.json({ data: { exists: await exists(c, c.req.query("where")) } }));
+    routes.get(`${prefix}/count`, async (c) => c.json({ data: { count: await count(c, whereParam(c)) } }));
+    routes.get(`${prefix}/exists`, async (c) => c.json({ data: { exists: await exists(c, whereParam(c)) } }));
     routes.post(`${prefix}/fn/count`, async (c) =>
       c.json({ entity: param(c, "entity"), count: await count(c, await body(c)) }),
     );
@@ -161,7 +179,7 @@ export function dataRoutes({ engine, limits, maxBodyBytes }: DataRoutesOptions):
       const entity = param(c, "entity");
       const scopes = writeScopes(c, "data.entity.delete", entity);
       const view = engine.view(entity, scopes.read ?? scopes.write, () => undefined);
-      const where = parseWhereInput(view, requireWhere(await body(c), "where"));
+      const where = parseWhereInput(view, await deleteWhere(body(c)));
       return c.json({ data: await engine.deleteMany(entity, where, scopes) });
     });
   }

@@ -1,0 +1,90 @@
+/**
+ * Query parameters, decoded as Hono decodes them, with one repair for bknd's client: it writes JSON into the
+ * query string without encoding it (bknd 0.20 `encodeSearch`), so an `&` inside a value splits the
+ * parameter — `where={"title":"Q&A"}` arrives as `where={"title":"Q` plus a stray `A"}`. When a JSON
+ * parameter does not parse, the pieces after it are rejoined while its brackets or strings are still open,
+ * and kept only if the result parses. `JSON.stringify` never writes `&` outside a string, so that is the
+ * value that was sent. Each piece is scanned once: a hostile query cannot make this quadratic.
+ */
+import { tryDecodeURIComponent } from "hono/utils/url";
+
+export type QueryParams = Map<string, string[]>;
+
+/** Parameters whose value may be JSON. */
+const JSON_PARAMS = new Set(["where", "sort", "with"]);
+
+const decode = (s: string) => tryDecodeURIComponent(s.includes("+") ? s.replace(/\+/g, " ") : s);
+
+function parses(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Open brackets and strings across the pieces of one JSON text. */
+class JsonScanner {
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+
+  /** false once the text closes more brackets than it opened */
+  feed(text: string): boolean {
+    for (const ch of text) {
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (ch === "\\") this.escaped = true;
+        else if (ch === '"') this.inString = false;
+      } else if (ch === '"') this.inString = true;
+      else if (ch === "{" || ch === "[") this.depth++;
+      else if ((ch === "}" || ch === "]") && --this.depth < 0) return false;
+    }
+    return true;
+  }
+
+  get closed(): boolean {
+    return this.depth === 0 && !this.inString;
+  }
+}
+
+/** The JSON text that `value` starts and later pieces finish, and the index of the last piece it took. */
+function rejoin(value: string, pieces: string[], from: number): { value: string; last: number } | undefined {
+  if (!/^\s*[[{]/.test(value) || parses(value)) return undefined;
+  const scanner = new JsonScanner();
+  if (!scanner.feed(value) || scanner.closed) return undefined;
+  let joined = value;
+  for (let i = from; i < pieces.length; i++) {
+    const piece = `&${decode(pieces[i]!)}`;
+    joined += piece;
+    if (!scanner.feed(piece)) return undefined;
+    if (scanner.closed) return parses(joined) ? { value: joined, last: i } : undefined;
+  }
+  return undefined;
+}
+
+/** Every query parameter of `url` (repeated keys keep every value, in order). */
+export function queryParams(url: string): QueryParams {
+  const params: QueryParams = new Map();
+  const start = url.indexOf("?");
+  if (start === -1) return params;
+  const hash = url.indexOf("#", start);
+  const pieces = url.slice(start + 1, hash === -1 ? undefined : hash).split("&");
+  for (let i = 0; i < pieces.length; i++) {
+    const piece = pieces[i]!;
+    const eq = piece.indexOf("=");
+    const name = decode(eq === -1 ? piece : piece.slice(0, eq));
+    if (name === "") continue;
+    let value = eq === -1 ? "" : decode(piece.slice(eq + 1));
+    const rejoined = JSON_PARAMS.has(name) ? rejoin(value, pieces, i + 1) : undefined;
+    if (rejoined) {
+      value = rejoined.value;
+      i = rejoined.last;
+    }
+    const values = params.get(name);
+    if (values) values.push(value);
+    else params.set(name, [value]);
+  }
+  return params;
+}
