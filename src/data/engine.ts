@@ -10,6 +10,19 @@ import type { ListQuery, ReadableView, Scope } from "../query/options.js";
 import type { CompiledRelation } from "../schema/compiled.js";
 import type { Row } from "./codec.js";
 import { translateDbError } from "./db-errors.js";
+import {
+  checkWritableFields,
+  checkWritten,
+  countRows,
+  locate,
+  readableFields,
+  readBack,
+  targets,
+  type WriteScopes,
+} from "./write-checks.js";
+
+export type { WriteScopes } from "./write-checks.js";
+
 import type { EntityModel, Models } from "./models.js";
 import { columnsFor, expand, pick } from "./relations.js";
 
@@ -17,16 +30,6 @@ export interface ListResult {
   data: Row[];
   meta: { items: number; count: number; total: number; limit: number; offset: number };
 }
-
-/** A write's permission: its scope plus, for the response, what the caller may read (undefined: nothing). */
-export interface WriteScopes {
-  permission: string;
-  write: Scope;
-  read: Scope | undefined;
-}
-
-/** One request writes at most this many rows (ids travel as bound parameters; SQLite allows 32,766). */
-export const MAX_ROWS_PER_WRITE = 10_000;
 
 const now = () => new Date().toISOString();
 const isObject = (v: unknown): v is Row => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -43,15 +46,10 @@ export class DataEngine {
     return model;
   }
 
-  /** Fields the scope lets the caller read, in declaration order. */
-  readable(model: EntityModel, scope: Scope): string[] {
-    return scope.fields ? model.visibleFields.filter((f) => scope.fields!.has(f)) : model.visibleFields;
-  }
-
   /** The caller's view of an entity; `relatedScope` answers the read scope of a related entity, if any. */
   view(entity: string, scope: Scope, relatedScope: (entity: string) => Scope | undefined): ReadableView {
     const model = this.model(entity);
-    const readable = new Set(this.readable(model, scope));
+    const readable = new Set(readableFields(model, scope));
     return {
       entity: model.entity,
       scope,
@@ -63,17 +61,11 @@ export class DataEngine {
     };
   }
 
-  private async countRows(entity: string, filter: Filter): Promise<number> {
-    const query = this.db.selectFrom(entity).select((eb) => eb.fn.countAll<number>().as("n"));
-    const row = await withFilter(query, filter, entity).executeTakeFirst();
-    return Number(row?.n ?? 0);
-  }
-
   /** The rows of one page, decoded, expanded (`with`) and shaped to what the caller may read. */
   private async page(view: ReadableView, query: ListQuery, filter: Filter): Promise<Row[]> {
     const entity = view.entity.name;
     const model = this.model(entity);
-    const output = query.select ?? this.readable(model, view.scope);
+    const output = query.select ?? readableFields(model, view.scope);
     let builder = withFilter(
       this.db.selectFrom(entity).select(columnsFor(output, query.with).map((c) => `${entity}.${c}`)),
       filter,
@@ -95,14 +87,14 @@ export class DataEngine {
     const data = await this.page(view, query, filter);
     // A short page that starts inside the result already tells how many rows match: no count query.
     const exact = data.length < query.limit && (data.length > 0 || query.offset === 0);
-    const count = exact ? query.offset + data.length : await this.countRows(entity, filter);
+    const count = exact ? query.offset + data.length : await countRows(this.db, entity, filter);
     const unfiltered = query.where.kind === "const" && query.where.value;
-    const total = unfiltered ? count : await this.countRows(entity, visible);
+    const total = unfiltered ? count : await countRows(this.db, entity, visible);
     return { data, meta: { items: data.length, count, total, limit: query.limit, offset: query.offset } };
   }
 
   async count(view: ReadableView, where: Filter): Promise<number> {
-    return this.countRows(view.entity.name, and(view.scope.filter, where));
+    return countRows(this.db, view.entity.name, and(view.scope.filter, where));
   }
 
   async exists(view: ReadableView, where: Filter): Promise<boolean> {
@@ -145,41 +137,6 @@ export class DataEngine {
     return { kind: "in", field: "id", negated: false, values: links.map((l) => l[path.otherColumn] as number) };
   }
 
-  private checkWritableFields(input: Row, scopes: WriteScopes, entity: string) {
-    const allowed = scopes.write.fields;
-    if (!allowed) return;
-    const refused = Object.keys(input).filter((k) => !allowed.has(k));
-    if (refused.length > 0)
-      throw new ForbiddenError(scopes.permission, entity, `you may not write the field(s) ${refused.join(", ")}`);
-  }
-
-  /** Rows as the caller may see them after a write: readable fields, or only `id` (§4.10). */
-  private async readBack(trx: Db, model: EntityModel, ids: number[], read: Scope | undefined): Promise<Row[]> {
-    if (ids.length === 0) return [];
-    const entity = model.entity.name;
-    const readable = read ? this.readable(model, read) : [];
-    const rows = read
-      ? await withFilter(
-          trx.selectFrom(entity).select(["id", ...readable]),
-          and(read.filter, { kind: "in", field: "id", negated: false, values: ids }),
-          entity,
-        ).execute()
-      : [];
-    const byId = new Map(rows.map((r) => [r.id, model.codec.decode(r)]));
-    return ids.map((id) => (byId.has(id) ? pick(byId.get(id)!, readable) : { id }));
-  }
-
-  /** Every written row must still lie inside the permission's filter (§4.6); otherwise roll back. */
-  private async checkWritten(trx: Db, entity: string, ids: number[], scopes: WriteScopes) {
-    if (scopes.write.filter.kind === "const" && scopes.write.filter.value) return;
-    const inside = await new DataEngine(trx, this.models).countRows(
-      entity,
-      and(scopes.write.filter, { kind: "in", field: "id", negated: false, values: ids }),
-    );
-    if (inside !== ids.length)
-      throw new ForbiddenError(scopes.permission, entity, "the written row would fall outside what you may write");
-  }
-
   private async transaction<T>(work: (trx: Db) => Promise<T>): Promise<T> {
     try {
       return await this.db.transaction().execute(work);
@@ -198,7 +155,7 @@ export class DataEngine {
     if (items.length > 1000) throw new BadRequestError("at most 1000 rows per create");
     const values = items.map((item, i) => {
       if (!isObject(item)) throw new BadRequestError(many ? `[${i}]: expected an object` : "expected a JSON object");
-      this.checkWritableFields(item, scopes, entity);
+      checkWritableFields(item, scopes, entity);
       try {
         return model.validator.create(item);
       } catch (error) {
@@ -217,75 +174,52 @@ export class DataEngine {
           .executeTakeFirstOrThrow();
         ids.push(Number(row.id));
       }
-      await this.checkWritten(trx, entity, ids, scopes);
-      return this.readBack(trx, model, ids, scopes.read);
+      await checkWritten(trx, entity, ids, scopes);
+      return readBack(trx, model, ids, scopes.read);
     });
     return many ? rows : rows[0]!;
-  }
-
-  /** The row's id when it exists for this caller: visible under read (or, without read, the write scope). */
-  private async locate(trx: Db, entity: string, id: number, scopes: WriteScopes) {
-    const visible = scopes.read?.filter ?? scopes.write.filter;
-    const engine = new DataEngine(trx, this.models);
-    const byId: Filter = { kind: "compare", field: "id", op: "$eq", value: id };
-    if ((await engine.countRows(entity, and(visible, byId))) === 0) throw new NotFoundError();
-    if ((await engine.countRows(entity, and(scopes.write.filter, byId))) === 0)
-      throw new ForbiddenError(scopes.permission, entity);
   }
 
   async updateOne(entity: string, id: number, input: unknown, scopes: WriteScopes): Promise<Row> {
     const model = this.model(entity);
     if (!isObject(input)) throw new BadRequestError("expected a JSON object");
-    this.checkWritableFields(input, scopes, entity);
+    checkWritableFields(input, scopes, entity);
     const values = model.validator.update(input);
     return this.transaction(async (trx) => {
-      await this.locate(trx, entity, id, scopes);
+      await locate(trx, entity, id, scopes);
       await trx
         .updateTable(entity)
         .set({ ...model.codec.encode(values), updated_at: now() })
         .where("id", "=", id)
         .execute();
-      await this.checkWritten(trx, entity, [id], scopes);
-      return (await this.readBack(trx, model, [id], scopes.read))[0]!;
+      await checkWritten(trx, entity, [id], scopes);
+      return (await readBack(trx, model, [id], scopes.read))[0]!;
     });
-  }
-
-  /** Ids of the rows a many-row write reaches: the caller's where inside read and write scopes. */
-  private async targets(trx: Db, entity: string, where: Filter, scopes: WriteScopes): Promise<number[]> {
-    const query = trx
-      .selectFrom(entity)
-      .select("id")
-      .orderBy("id")
-      .limit(MAX_ROWS_PER_WRITE + 1);
-    const rows = await withFilter(query, and(scopes.read?.filter, scopes.write.filter, where), entity).execute();
-    if (rows.length > MAX_ROWS_PER_WRITE)
-      throw new BadRequestError(`where: matches more than ${MAX_ROWS_PER_WRITE} rows; narrow it and repeat`);
-    return rows.map((r) => Number(r.id));
   }
 
   async updateMany(entity: string, where: Filter, input: unknown, scopes: WriteScopes): Promise<Row[]> {
     const model = this.model(entity);
     if (!isObject(input)) throw new BadRequestError("update: expected a JSON object");
-    this.checkWritableFields(input, scopes, entity);
+    checkWritableFields(input, scopes, entity);
     const values = model.validator.update(input);
     return this.transaction(async (trx) => {
-      const ids = await this.targets(trx, entity, where, scopes);
+      const ids = await targets(trx, entity, where, scopes);
       if (ids.length === 0) return [];
       await trx
         .updateTable(entity)
         .set({ ...model.codec.encode(values), updated_at: now() })
         .where("id", "in", ids)
         .execute();
-      await this.checkWritten(trx, entity, ids, scopes);
-      return this.readBack(trx, model, ids, scopes.read);
+      await checkWritten(trx, entity, ids, scopes);
+      return readBack(trx, model, ids, scopes.read);
     });
   }
 
   async deleteOne(entity: string, id: number, scopes: WriteScopes): Promise<Row> {
     const model = this.model(entity);
     return this.transaction(async (trx) => {
-      await this.locate(trx, entity, id, scopes);
-      const [row] = await this.readBack(trx, model, [id], scopes.read);
+      await locate(trx, entity, id, scopes);
+      const [row] = await readBack(trx, model, [id], scopes.read);
       await trx.deleteFrom(entity).where("id", "=", id).execute();
       return row!;
     });
@@ -294,9 +228,9 @@ export class DataEngine {
   async deleteMany(entity: string, where: Filter, scopes: WriteScopes): Promise<Row[]> {
     const model = this.model(entity);
     return this.transaction(async (trx) => {
-      const ids = await this.targets(trx, entity, where, scopes);
+      const ids = await targets(trx, entity, where, scopes);
       if (ids.length === 0) return [];
-      const rows = await this.readBack(trx, model, ids, scopes.read);
+      const rows = await readBack(trx, model, ids, scopes.read);
       await trx.deleteFrom(entity).where("id", "in", ids).execute();
       return rows;
     });

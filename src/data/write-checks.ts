@@ -1,0 +1,89 @@
+/**
+ * The checks around a write, inside its transaction: which row a write may reach (404 vs 403), that every
+ * written row stays inside the permission's filter (§4.6), and what the caller sees of it afterwards (§4.10).
+ */
+import type { Db } from "../db/connection.js";
+import { BadRequestError, ForbiddenError, NotFoundError } from "../errors.js";
+import { and, type Filter } from "../query/ast.js";
+import { withFilter } from "../query/compile.js";
+import type { Scope } from "../query/options.js";
+import type { Row } from "./codec.js";
+import type { EntityModel } from "./models.js";
+import { pick } from "./relations.js";
+
+/** A write's permission: its scope plus, for the response, what the caller may read (undefined: nothing). */
+export interface WriteScopes {
+  permission: string;
+  write: Scope;
+  read: Scope | undefined;
+}
+
+/** One request writes at most this many rows (ids travel as bound parameters; SQLite allows 32,766). */
+export const MAX_ROWS_PER_WRITE = 10_000;
+
+const byIds = (ids: number[]): Filter => ({ kind: "in", field: "id", negated: false, values: ids });
+const byId = (id: number): Filter => ({ kind: "compare", field: "id", op: "$eq", value: id });
+
+/** Fields the scope lets the caller read, in declaration order. */
+export function readableFields(model: EntityModel, scope: Scope): string[] {
+  return scope.fields ? model.visibleFields.filter((f) => scope.fields!.has(f)) : model.visibleFields;
+}
+
+export async function countRows(db: Db, entity: string, filter: Filter): Promise<number> {
+  const query = db.selectFrom(entity).select((eb) => eb.fn.countAll<number>().as("n"));
+  const row = await withFilter(query, filter, entity).executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
+
+/** Sending a field the permission does not cover is 403 (§4.8). */
+export function checkWritableFields(input: Row, scopes: WriteScopes, entity: string): void {
+  const allowed = scopes.write.fields;
+  if (!allowed) return;
+  const refused = Object.keys(input).filter((k) => !allowed.has(k));
+  if (refused.length > 0)
+    throw new ForbiddenError(scopes.permission, entity, `you may not write the field(s) ${refused.join(", ")}`);
+}
+
+/** A row the caller cannot see is 404; one it sees but may not write is 403 (§4.5). */
+export async function locate(trx: Db, entity: string, id: number, scopes: WriteScopes): Promise<void> {
+  const visible = scopes.read?.filter ?? scopes.write.filter;
+  if ((await countRows(trx, entity, and(visible, byId(id)))) === 0) throw new NotFoundError();
+  if ((await countRows(trx, entity, and(scopes.write.filter, byId(id)))) === 0)
+    throw new ForbiddenError(scopes.permission, entity);
+}
+
+/** Ids of the rows a many-row write reaches: the caller's where inside the read and write scopes. */
+export async function targets(trx: Db, entity: string, where: Filter, scopes: WriteScopes): Promise<number[]> {
+  const query = trx
+    .selectFrom(entity)
+    .select("id")
+    .orderBy("id")
+    .limit(MAX_ROWS_PER_WRITE + 1);
+  const rows = await withFilter(query, and(scopes.read?.filter, scopes.write.filter, where), entity).execute();
+  if (rows.length > MAX_ROWS_PER_WRITE)
+    throw new BadRequestError(`where: matches more than ${MAX_ROWS_PER_WRITE} rows; narrow it and repeat`);
+  return rows.map((r) => Number(r.id));
+}
+
+/** Every written row must still lie inside the permission's filter (§4.6); otherwise the caller rolls back. */
+export async function checkWritten(trx: Db, entity: string, ids: number[], scopes: WriteScopes): Promise<void> {
+  if (scopes.write.filter.kind === "const" && scopes.write.filter.value) return;
+  if ((await countRows(trx, entity, and(scopes.write.filter, byIds(ids)))) !== ids.length)
+    throw new ForbiddenError(scopes.permission, entity, "the written row would fall outside what you may write");
+}
+
+/** Rows as the caller may see them after a write: readable fields, or only `id` (§4.10). */
+export async function readBack(trx: Db, model: EntityModel, ids: number[], read: Scope | undefined): Promise<Row[]> {
+  if (ids.length === 0) return [];
+  const entity = model.entity.name;
+  const readable = read ? readableFields(model, read) : [];
+  const rows = read
+    ? await withFilter(
+        trx.selectFrom(entity).select(["id", ...readable]),
+        and(read.filter, byIds(ids)),
+        entity,
+      ).execute()
+    : [];
+  const found = new Map(rows.map((r) => [r.id, model.codec.decode(r)]));
+  return ids.map((id) => (found.has(id) ? pick(found.get(id)!, readable) : { id }));
+}
