@@ -3,7 +3,7 @@
  * always ANDed into the SQL as a whole and writes are checked against it inside their transaction.
  */
 import type { Db } from "../db/connection.js";
-import { BadRequestError, CitadelError, ForbiddenError, NotFoundError, ValidationError } from "../errors.js";
+import { BadRequestError, CitadelError, NotFoundError, ValidationError } from "../errors.js";
 import { and, FALSE, type Filter } from "../query/ast.js";
 import { withFilter } from "../query/compile.js";
 import type { ListQuery, ReadableView, Scope } from "../query/options.js";
