@@ -124,6 +124,7 @@ export async function openDatabase(config: ConnectionConfig = {}): Promise<OpenD
     await sql`pragma foreign_keys = on`.execute(db);
     await sql`pragma busy_timeout = ${sql.lit(BUSY_TIMEOUT_MS)}`.execute(db);
     if (url !== ":memory:") await sql`pragma journal_mode = wal`.execute(db);
+    await sql`pragma synchronous = normal`.execute(db);
   }
   return { db, driver, url };
 }
