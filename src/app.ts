@@ -66,7 +66,12 @@ export function openAccess(subject: Subject): Access {
 }
 
 function dataModule(engine: DataEngine): DataModule {
-  const scopes: WriteScopes = { permission: "data.entity.create", write: ALL_ROWS, read: ALL_ROWS };
+  const scopes: WriteScopes = {
+    permission: "data.entity.create",
+    write: ALL_ROWS,
+    read: ALL_ROWS,
+    readOf: () => ALL_ROWS,
+  };
   return {
     create: (entity, row) => engine.create(entity, row, scopes),
     async list(entity, where) {

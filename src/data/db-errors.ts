@@ -1,5 +1,9 @@
 /** Maps SQLite constraint failures (from either driver) to typed errors; anything else stays unknown (500). */
-import { type CitadelError, ConflictError } from "../errors.js";
+import { BadRequestError, type CitadelError, ConflictError } from "../errors.js";
+
+/** One answer for a reference to a missing row and to a row the caller cannot read (§4.10). */
+export const brokenReference = () =>
+  new ConflictError("the write would break a reference between rows (a related row is missing or still referenced)");
 
 const UNIQUE = /UNIQUE constraint failed: ([\w.]+(?:, [\w.]+)*)/;
 
@@ -10,9 +14,8 @@ export function translateDbError(error: unknown): CitadelError | undefined {
     const fields = (unique[1] ?? "").split(", ").map((c) => c.split(".").pop());
     return new ConflictError(`a row with the same ${fields.join(", ")} already exists`);
   }
-  if (error.message.includes("FOREIGN KEY constraint failed"))
-    return new ConflictError(
-      "the write would break a reference between rows (a related row is missing or still referenced)",
-    );
+  if (error.message.includes("FOREIGN KEY constraint failed")) return brokenReference();
+  if (error.message.includes("too many SQL variables"))
+    return new BadRequestError("the request binds too many values; narrow the where or the lists in it");
   return undefined;
 }

@@ -11,6 +11,7 @@ import type { CompiledRelation } from "../schema/compiled.js";
 import type { Row } from "./codec.js";
 import { translateDbError } from "./db-errors.js";
 import {
+  checkReferences,
   checkWritableFields,
   checkWritten,
   countRows,
@@ -175,6 +176,7 @@ export class DataEngine {
         ids.push(Number(row.id));
       }
       await checkWritten(trx, entity, ids, scopes);
+      await checkReferences(trx, model, values, scopes);
       return readBack(trx, model, ids, scopes.read);
     });
     return many ? rows : rows[0]!;
@@ -193,6 +195,7 @@ export class DataEngine {
         .where("id", "=", id)
         .execute();
       await checkWritten(trx, entity, [id], scopes);
+      await checkReferences(trx, model, [values], scopes);
       return (await readBack(trx, model, [id], scopes.read))[0]!;
     });
   }
@@ -211,6 +214,7 @@ export class DataEngine {
         .where("id", "in", ids)
         .execute();
       await checkWritten(trx, entity, ids, scopes);
+      await checkReferences(trx, model, [values], scopes);
       return readBack(trx, model, ids, scopes.read);
     });
   }

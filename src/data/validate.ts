@@ -5,6 +5,20 @@ import type { CompiledEntity, CompiledField } from "../schema/compiled.js";
 
 type FieldSchema = v.GenericSchema<unknown, unknown>;
 
+const MAX_JSON_DEPTH = 64;
+
+/** Whether a JSON value nests at most `max` levels (checked without recursion, so any input is safe). */
+function depthWithin(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (typeof item !== "object" || item === null) continue;
+    if (depth >= max) return false;
+    for (const child of Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return true;
+}
+
 const EMAIL = /^[^\s@]+@[^\s@]+$/;
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const DATETIME = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/;
@@ -74,7 +88,10 @@ function fieldSchema(f: CompiledField, path: string): FieldSchema {
       return v.picklist(values, `must be one of ${values.join(", ")}`) as FieldSchema;
     }
     case "json":
-      return v.unknown();
+      return v.pipe(
+        v.unknown(),
+        v.check((value) => depthWithin(value, MAX_JSON_DEPTH), `must nest at most ${MAX_JSON_DEPTH} levels`),
+      ) as FieldSchema;
     case "reference":
       return v.pipe(
         v.number("must be the id of a row"),
@@ -110,7 +127,8 @@ export function buildValidator(entity: CompiledEntity): EntityValidator {
   }
 
   function check(input: Record<string, unknown>, creating: boolean) {
-    const errors: Record<string, string[]> = {};
+    // No prototype: a body key like `constructor` or `__proto__` is just another unknown field.
+    const errors: Record<string, string[]> = Object.create(null);
     const output: Record<string, unknown> = {};
     const fail = (name: string, message: string) => {
       errors[name] ??= [];

@@ -8,6 +8,7 @@ import { and, type Filter } from "../query/ast.js";
 import { withFilter } from "../query/compile.js";
 import type { Scope } from "../query/options.js";
 import type { Row } from "./codec.js";
+import { brokenReference } from "./db-errors.js";
 import type { EntityModel } from "./models.js";
 import { pick } from "./relations.js";
 
@@ -16,6 +17,8 @@ export interface WriteScopes {
   permission: string;
   write: Scope;
   read: Scope | undefined;
+  /** the caller's read scope of another entity, for the rows a write links to */
+  readOf(entity: string): Scope | undefined;
 }
 
 /** One request writes at most this many rows (ids travel as bound parameters; SQLite allows 32,766). */
@@ -86,4 +89,24 @@ export async function readBack(trx: Db, model: EntityModel, ids: number[], read:
     : [];
   const found = new Map(rows.map((r) => [r.id, model.codec.decode(r)]));
   return ids.map((id) => (found.has(id) ? pick(found.get(id)!, readable) : { id }));
+}
+
+/**
+ * A written key may only point at a row the caller can read (when it can read that entity at all); a row
+ * it cannot read gets the same answer as a missing one, so a write can neither reveal nor link to hidden
+ * rows, e.g. a task attached to someone else's private project (§4.10).
+ */
+export async function checkReferences(trx: Db, model: EntityModel, rows: Row[], scopes: WriteScopes): Promise<void> {
+  for (const relation of model.entity.relations.values()) {
+    const path = relation.path;
+    if (path.kind !== "local") continue;
+    const keys = [...new Set(rows.map((r) => r[path.column]).filter((k): k is number => typeof k === "number"))];
+    if (keys.length === 0) continue;
+    // An entity the caller cannot read at all (e.g. users, for an owner key) is left to the foreign key
+    // and the write check; only rows it partly sees must be among the visible ones.
+    const scope = scopes.readOf(relation.target);
+    if (!scope) continue;
+    if ((await countRows(trx, relation.target, and(scope.filter, byIds(keys)))) !== keys.length)
+      throw brokenReference();
+  }
 }

@@ -59,7 +59,7 @@ export function validateCondition(condition: unknown, path: string, entities: Re
 
 function lookup(ctx: RequestContext, key: string): unknown {
   if (key === "entity") return ctx.entity;
-  if (key === "id") return ctx.id;
+  if (key === "id") return ctx.id ?? ANY_ROW;
   return ctx.user?.[key.slice("user.".length)];
 }
 
@@ -70,9 +70,20 @@ function like(value: unknown, pattern: unknown, caseSensitive: boolean): boolean
 }
 
 /** Three-valued, like SQL: a comparison with a missing value (an anonymous caller's `user.id`) is unknown. */
-type Truth = boolean | null;
+type Truth = boolean | null | typeof MAYBE;
+
+/** A comparison on `id` where the route names no single row: true for some rows, perhaps. */
+const MAYBE = "maybe";
+const ANY_ROW = Symbol("any row");
 
 function compare(actual: unknown, op: string, expected: unknown): Truth {
+  if (actual === ANY_ROW) {
+    // a row always has an id
+    if (op === "$isnull") return expected === false;
+    if (expected === null && (op === "$eq" || op === "$ne")) return op === "$ne";
+    if (Array.isArray(expected) && expected.length === 0) return op !== "$in";
+    return MAYBE;
+  }
   if (op === "$isnull") return (actual === undefined || actual === null) === expected;
   // As in SQL: `x IN ()` is false and `x NOT IN ()` true, whatever x is.
   if (Array.isArray(expected) && expected.length === 0) {
@@ -117,11 +128,13 @@ function compare(actual: unknown, op: string, expected: unknown): Truth {
 
 function all(values: Truth[]): Truth {
   if (values.includes(false)) return false;
-  return values.includes(null) ? null : true;
+  if (values.includes(null)) return null;
+  return values.includes(MAYBE) ? MAYBE : true;
 }
 
 function any(values: Truth[]): Truth {
   if (values.includes(true)) return true;
+  if (values.includes(MAYBE)) return MAYBE;
   return values.includes(null) ? null : false;
 }
 
@@ -133,7 +146,7 @@ function evaluate(condition: Condition, ctx: RequestContext): Truth {
       if (key === "$or") return any(items());
       if (key === "$not") {
         const inner = all(items());
-        return inner === null ? null : !inner;
+        return inner === null || inner === MAYBE ? inner : !inner;
       }
       const actual = lookup(ctx, key);
       if (Array.isArray(value)) return compare(actual, "$in", value);
@@ -145,8 +158,11 @@ function evaluate(condition: Condition, ctx: RequestContext): Truth {
 
 /**
  * Does the request context satisfy the condition? Only a definite yes matches: a missing value
- * (anonymous `user.*`) is unknown, and `$not` of unknown stays unknown (§4.4).
+ * (anonymous `user.*`) is unknown, and `$not` of unknown stays unknown (§4.4). On a route that names no
+ * single row, comparisons on `id` may hold for some rows: `possibly` makes such a condition match (a deny
+ * then holds for the whole request: when in doubt, deny); an allow needs a definite yes.
  */
-export function matchCondition(condition: Condition, ctx: RequestContext): boolean {
-  return evaluate(condition, ctx) === true;
+export function matchCondition(condition: Condition, ctx: RequestContext, possibly = false): boolean {
+  const truth = evaluate(condition, ctx);
+  return truth === true || (possibly && truth === MAYBE);
 }

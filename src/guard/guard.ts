@@ -40,7 +40,10 @@ function evaluate(rule: Rule, ctx: RequestContext, visible: string[]): Verdict {
   const grants: CompiledPolicy[][] = [];
   const matchedPaths: string[] = [];
   for (const entry of rule.entries) {
-    const matched = entry.policies.filter((p) => !p.condition || matchCondition(p.condition, ctx));
+    // On routes that name no single row, a deny whose `id` condition may hold for some row holds for all.
+    const matched = entry.policies.filter(
+      (p) => !p.condition || matchCondition(p.condition, ctx, entry.effect === "deny" || p.effect === "deny"),
+    );
     if (entry.hasPolicies && matched.length === 0) continue;
     matchedPaths.push(entry.path, ...matched.map((p) => p.path));
     const denial = entry.effect === "deny" ? entry : matched.find((p) => p.effect === "deny");
@@ -51,8 +54,11 @@ function evaluate(rule: Rule, ctx: RequestContext, visible: string[]): Verdict {
     return rule.implicitAllow
       ? { effect: "allow", grants: [[]], matched: ["implicit_allow"] }
       : { effect: "deny", reason: `role "${rule.role}" lacks ${rule.permission} on ${rule.entity}`, matched: [] };
-  const sets = grants.map((g) => fieldsOf(g, visible));
-  const fields = sets.every((s) => s !== undefined) ? new Set(sets.flatMap((s) => [...s])) : undefined;
+  // Field rules cannot differ per row here, so every applying grant's restriction holds for all rows:
+  // a grant with no field rule never lifts another grant's (§4.8).
+  const restrictions = grants.map((g) => fieldsOf(g, visible)).filter((s) => s !== undefined);
+  const fields =
+    restrictions.length === 0 ? undefined : new Set(visible.filter((f) => restrictions.every((s) => s.has(f))));
   return { effect: "allow", grants, fields, matched: matchedPaths };
 }
 

@@ -5,7 +5,7 @@ import type { AuthModule, Session } from "../auth/index.js";
 import { BadRequestError, UnauthorizedError } from "../errors.js";
 import type { AuthEnv } from "./auth-middleware.js";
 import { readJson } from "./body.js";
-import { clientAddress, isHttps } from "./client.js";
+import { clientAddress, isHttps, requestOrigin, serverOrigin } from "./client.js";
 
 export interface AuthRoutesOptions {
   auth: AuthModule;
@@ -64,10 +64,24 @@ export function authRoutes({ auth, maxBodyBytes }: AuthRoutesOptions): Hono<Auth
     return c.json({ user });
   });
 
+  /**
+   * A GET can be triggered cross-site (a link, an image): with the cookie alone it revokes the tokens only
+   * when the browser says the request comes from our own (or an allowed) origin; otherwise it only clears
+   * the cookie (§3.7).
+   */
+  const mayRevoke = (c: Context) => {
+    if (c.req.method !== "GET" || c.req.header("authorization")) return true;
+    if (c.req.header("sec-fetch-site") === "same-origin") return true;
+    const origin = requestOrigin(c);
+    return (
+      origin !== undefined && (origin === serverOrigin(c, trustProxy) || auth.settings.corsOrigins.includes(origin))
+    );
+  };
+
   // GET as well: bknd's client logs out with a GET.
   const logout = async (c: Context<AuthEnv>) => {
     const userId = c.get("authenticated")?.userId;
-    if (userId !== undefined) await auth.logout(userId);
+    if (userId !== undefined && mayRevoke(c)) await auth.logout(userId);
     deleteCookie(c, cookie.name, cookieOptions(c));
     return c.json({ ok: true });
   };

@@ -6,12 +6,15 @@ import { type Context, Hono } from "hono";
 import type { DataEngine, WriteScopes } from "../data/engine.js";
 import { BadRequestError, NotFoundError } from "../errors.js";
 import type { Access, DataPermission } from "../guard/access.js";
+import { type Filter, TRUE } from "../query/ast.js";
 import {
+  followRelation,
   parseListQuery,
   parseWhereInput,
   type QueryLimits,
   type RawListQuery,
   type ReadableView,
+  type Scope,
 } from "../query/options.js";
 import { readJson } from "./body.js";
 import { queryParams } from "./query-string.js";
@@ -60,6 +63,9 @@ function rawFromQuery(c: Context): RawListQuery {
   };
 }
 
+/** What a caller without read permission may name in a where: the id alone. */
+const ID_ONLY: Scope = { filter: TRUE, fields: new Set(["id"]) };
+
 const whereParam = (c: Context) => queryParams(c.req.url).get("where")?.[0];
 
 /** The where of a delete-many: the JSON body. bknd 0.20's `api.data.deleteMany` sends "[object Object]". */
@@ -93,7 +99,24 @@ export function dataRoutes({ engine, limits, maxBodyBytes }: DataRoutesOptions):
       permission,
       write: access.require(permission, entity, id),
       read: access.find("data.entity.read", entity, id),
+      readOf: (target) => access.find("data.entity.read", target),
     };
+  };
+
+  /**
+   * The where of a write to many rows: only readable fields may be named (only `id` without read
+   * permission, so a write cannot probe what the caller may not read), and it must narrow.
+   */
+  const manyWhere = (entity: string, scopes: WriteScopes, input: unknown): Filter => {
+    const where = parseWhereInput(
+      engine.view(entity, scopes.read ?? ID_ONLY, () => undefined),
+      input,
+    );
+    if (where.kind === "const" && where.value)
+      throw new BadRequestError("where: matches every row; a write to many rows needs a narrowing condition", {
+        path: "where",
+      });
+    return where;
   };
 
   const count = async (c: Context<DataEnv>, where: unknown) => {
@@ -131,7 +154,10 @@ export function dataRoutes({ engine, limits, maxBodyBytes }: DataRoutesOptions):
       const relation = parent.entity.relations.get(param(c, "relation"));
       if (!relation) throw new NotFoundError(`unknown relation "${param(c, "relation")}"`);
       await engine.readOne(parent, id, { with: [] });
-      const target = readView(c, relation.target);
+      readView(c, relation.target); // 403 when the related entity is not readable at all
+      const target = followRelation(parent, relation);
+      // the key linking the rows is a field the caller may not read: as if there were no such relation
+      if (!target) throw new NotFoundError(`unknown relation "${param(c, "relation")}"`);
       const base = await engine.relatedFilter(entity, id, relation);
       return c.json(await engine.list(target, parseListQuery(target, rawFromQuery(c), limits), base));
     });
@@ -163,8 +189,7 @@ export function dataRoutes({ engine, limits, maxBodyBytes }: DataRoutesOptions):
       const scopes = writeScopes(c, "data.entity.update", entity);
       const input = await body(c);
       if (!isObject(input)) throw new BadRequestError("expected a JSON object { update, where }");
-      const view = engine.view(entity, scopes.read ?? scopes.write, () => undefined);
-      const where = parseWhereInput(view, requireWhere(input.where, "where"));
+      const where = manyWhere(entity, scopes, requireWhere(input.where, "where"));
       return c.json({ data: await engine.updateMany(entity, where, input.update, scopes) });
     });
 
@@ -178,8 +203,7 @@ export function dataRoutes({ engine, limits, maxBodyBytes }: DataRoutesOptions):
     routes.delete(prefix, async (c) => {
       const entity = param(c, "entity");
       const scopes = writeScopes(c, "data.entity.delete", entity);
-      const view = engine.view(entity, scopes.read ?? scopes.write, () => undefined);
-      const where = parseWhereInput(view, await deleteWhere(body(c)));
+      const where = manyWhere(entity, scopes, await deleteWhere(body(c)));
       return c.json({ data: await engine.deleteMany(entity, where, scopes) });
     });
   }

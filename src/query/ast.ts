@@ -49,6 +49,11 @@ export function or(...filters: Filter[]): Filter {
   return items.length === 1 ? (items[0] as Filter) : { kind: "or", items };
 }
 
+/** NOT a filter; constants fold, so a where naming no field always reduces to TRUE or FALSE. */
+export function not(filter: Filter): Filter {
+  return filter.kind === "const" ? { kind: "const", value: !filter.value } : { kind: "not", item: filter };
+}
+
 /** Every field a filter names, to check them against what a caller may read. */
 export function fieldsOf(filter: Filter, into = new Set<string>()): Set<string> {
   switch (filter.kind) {

@@ -62,6 +62,8 @@ export interface ReadableView {
 }
 
 export const MAX_WITH_DEPTH = 3;
+/** Relations expanded per request, over all levels: each is one query. */
+export const MAX_WITH_RELATIONS = 32;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -127,20 +129,45 @@ function parseSort(view: ReadableView, value: unknown, path: string): SortKey[] 
   return keys;
 }
 
-function parseWith(view: ReadableView, value: unknown, path: string, depth: number, limits: QueryLimits): WithSpec[] {
+/**
+ * The caller's view of a relation's target, or undefined when the relation is not theirs to follow: the
+ * target is unreadable, or the key column that links the two rows is a field they may not read (§4.8).
+ */
+export function followRelation(view: ReadableView, relation: CompiledRelation): ReadableView | undefined {
+  const target = view.related(relation);
+  if (!target) return undefined;
+  const path = relation.path;
+  if (path.kind === "local" && !view.resolve(path.column)) return undefined;
+  if (path.kind === "remote" && !target.resolve(path.column)) return undefined;
+  return target;
+}
+
+function parseWith(
+  view: ReadableView,
+  value: unknown,
+  path: string,
+  depth: number,
+  limits: QueryLimits,
+  budget: { left: number },
+): WithSpec[] {
   const input = maybeJSON(value, path, false);
   if (input === undefined || input === null || input === "") return [];
   if (depth >= MAX_WITH_DEPTH)
     throw new BadRequestError(`${path}: nested deeper than ${MAX_WITH_DEPTH} levels`, { path });
   const entries: [string, unknown][] = isObject(input) ? Object.entries(input) : names(input, path).map((n) => [n, {}]);
   const specs: WithSpec[] = [];
+  const seen = new Set<string>();
   for (const [name, options] of entries) {
     const at = `${path}.${name}`;
+    if (seen.has(name)) throw new BadRequestError(`${path}: relation "${name}" is named twice`, { path });
+    seen.add(name);
+    if (--budget.left < 0)
+      throw new BadRequestError(`${path}: at most ${MAX_WITH_RELATIONS} relations per request`, { path });
     const relation = view.entity.relations.get(name);
     if (!relation) throw new BadRequestError(`${path}: unknown relation "${name}"`, { path });
     if (options !== true && options !== null && !isObject(options))
       throw new BadRequestError(`${at}: expected an object of options`, { path: at });
-    const target = view.related(relation);
+    const target = followRelation(view, relation);
     if (!target) continue; // not readable by this caller: omitted (§4.5)
     const o = isObject(options) ? options : {};
     specs.push({
@@ -150,7 +177,7 @@ function parseWith(view: ReadableView, value: unknown, path: string, depth: numb
       select: parseSelect(target, o.select, `${at}.select`),
       sort: parseSort(target, o.sort, `${at}.sort`),
       limit: integer(o.limit, `${at}.limit`, relation.withLimit, limits.maxLimit),
-      with: parseWith(target, o.with, `${at}.with`, depth + 1, limits),
+      with: parseWith(target, o.with, `${at}.with`, depth + 1, limits, budget),
     });
   }
   return specs;
@@ -162,7 +189,7 @@ export function parseListQuery(view: ReadableView, raw: RawListQuery, limits: Qu
     where: parseWhere(maybeJSON(raw.where, "where", true), view.resolve),
     sort: parseSort(view, raw.sort, "sort"),
     select: parseSelect(view, raw.select, "select"),
-    with: parseWith(view, raw.with, "with", 0, limits),
+    with: parseWith(view, raw.with, "with", 0, limits, { left: MAX_WITH_RELATIONS }),
     limit: integer(raw.limit, "limit", limits.defaultLimit, limits.maxLimit),
     offset: integer(raw.offset, "offset", 0),
   };

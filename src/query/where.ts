@@ -1,7 +1,7 @@
 /** Parses the JSON `where` language (§2.2) into a Filter, checking every field and value against the schema. */
 import { BadRequestError, ConfigError } from "../errors.js";
 import type { ColumnType, CompiledField } from "../schema/compiled.js";
-import { and, COMPARISONS, type Comparison, type Filter, type Operand, type Scalar } from "./ast.js";
+import { and, COMPARISONS, type Comparison, type Filter, not, type Operand, or, type Scalar } from "./ast.js";
 
 /** Answers the field a caller may name, or undefined for unknown and unreadable fields alike (no oracle). */
 export type FieldResolver = (name: string) => CompiledField | undefined;
@@ -18,6 +18,8 @@ export interface ParseOptions {
 export const MAX_DEPTH = 8;
 const MAX_NODES = 500;
 const MAX_LIST = 1000;
+/** Values bound by one where, over all its lists (SQLite binds at most 32,766 per statement). */
+const MAX_VALUES = 5000;
 
 const ORDERED_TYPES: ColumnType[] = ["primary", "reference", "number", "text", "enum", "date", "timestamp"];
 const STRING_TYPES: ColumnType[] = ["text", "enum", "date", "timestamp"];
@@ -27,6 +29,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 
 class WhereParser {
   private nodes = 0;
+  private values = 0;
   constructor(
     private readonly resolve: FieldResolver,
     private readonly options: ParseOptions,
@@ -46,17 +49,12 @@ class WhereParser {
       if (++this.nodes > MAX_NODES) this.fail(path, `more than ${MAX_NODES} conditions`);
       const at = `${path}.${key}`;
       if (key === "$and") parts.push(and(...this.group(value, at, depth)));
-      else if (key === "$or") parts.push(this.or(this.group(value, at, depth)));
-      else if (key === "$not") parts.push({ kind: "not", item: and(...this.group(value, at, depth)) });
+      else if (key === "$or") parts.push(or(...this.group(value, at, depth)));
+      else if (key === "$not") parts.push(not(and(...this.group(value, at, depth))));
       else if (key.startsWith("$")) this.fail(at, `unknown combinator "${key}" (expected $and, $or, $not)`);
       else parts.push(this.field(key, value, at));
     }
     return and(...parts);
-  }
-
-  private or(items: Filter[]): Filter {
-    if (items.length === 0) return { kind: "const", value: false };
-    return items.length === 1 ? (items[0] as Filter) : { kind: "or", items };
   }
 
   /** `$and`/`$or`/`$not` take an array of condition objects or one object whose keys are the items. */
@@ -127,6 +125,7 @@ class WhereParser {
   }
 
   private value(field: CompiledField, value: unknown, path: string, nullable: boolean): Operand {
+    if (++this.values > MAX_VALUES) this.fail(path, `more than ${MAX_VALUES} values in one where`);
     if (this.options.placeholders && typeof value === "string" && value.startsWith("@"))
       return { placeholder: value.slice(1) };
     if (value === null && nullable) return null;

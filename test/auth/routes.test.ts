@@ -204,9 +204,11 @@ describe("auth routes (§3)", () => {
     expectError(await server.request("GET", "/api/auth/me", undefined, bearer(u.token)), 401, "unauthorized");
   });
 
-  it("GET /logout works too, with the cookie (bknd's client) (§3, 4.11)", async () => {
+  it("GET /logout works too, with the cookie from our own pages (bknd's client) (§3, 4.11)", async () => {
     const u = await userWithToken(server, "getlogout@example.com");
-    const res = await server.request("GET", "/api/auth/logout", undefined, { cookie: u.cookie });
+    // what a browser sends for a same-origin fetch; a cross-site GET only clears the cookie (§3.7)
+    const sameOrigin = { cookie: u.cookie, "sec-fetch-site": "same-origin" };
+    const res = await server.request("GET", "/api/auth/logout", undefined, sameOrigin);
     expect(res.status, res.text).toBe(200);
     expect(res.headers.getSetCookie().find((c) => c.startsWith("auth="))).toMatch(/^auth=;/);
     expectError(await server.request("GET", "/api/auth/me", undefined, { cookie: u.cookie }), 401, "unauthorized");

@@ -9,7 +9,7 @@ export type Scalar = string | number | boolean | null;
 export type Row = { id: number } & Record<string, Scalar>;
 export type Where = Record<string, unknown>;
 /** SQL's TRUE / FALSE / UNKNOWN */
-export type Tri = boolean | null;
+export type Tri = boolean | null | "maybe";
 
 export interface PolicySpec {
   condition?: Where;
@@ -42,9 +42,18 @@ export type Schema = Record<string, readonly string[]>;
 
 // ---------- three-valued where ----------
 
-const and3 = (xs: Tri[]): Tri => (xs.includes(false) ? false : xs.includes(null) ? null : true);
-const or3 = (xs: Tri[]): Tri => (xs.includes(true) ? true : xs.includes(null) ? null : false);
-const not3 = (x: Tri): Tri => (x === null ? null : !x);
+/**
+ * "maybe" is a condition on `id` where the route names no single row: it may hold for some rows. A deny with
+ * such a condition holds for the whole request; an allow does not.
+ */
+const and3 = (xs: Tri[]): Tri =>
+  xs.includes(false) ? false : xs.includes(null) ? null : xs.includes("maybe") ? "maybe" : true;
+const or3 = (xs: Tri[]): Tri =>
+  xs.includes(true) ? true : xs.includes("maybe") ? "maybe" : xs.includes(null) ? null : false;
+const not3 = (x: Tri): Tri => (x === null || x === "maybe" ? x : !x);
+
+/** Stands for the id of a request that names no single row. */
+const ANY_ID = "\u0000any id";
 
 /** `*` is the only wildcard (§2.2); `$ilike` folds ASCII case. */
 function glob(value: string, pattern: string, insensitive: boolean): boolean {
@@ -62,11 +71,13 @@ function op(x: Scalar, name: string, v: unknown): Tri {
     const list = v as Scalar[];
     // SQL: `x IN ()` is false and `x NOT IN ()` is true whatever x is
     if (list.length === 0) return name !== "$in";
+    if (x === ANY_ID) return "maybe";
     if (x === null) return null;
     return name === "$in" ? list.includes(x) : !list.includes(x);
   }
   if ((name === "$eq" || name === "$ne") && v === null) return (x === null) === (name === "$eq");
   if (x === null) return null;
+  if (x === ANY_ID) return "maybe";
   const y = v as string | number | boolean;
   switch (name) {
     case "$eq":
@@ -165,14 +176,15 @@ export function filterMatches(filter: Where, row: Row, fields: readonly string[]
 }
 
 /** A policy condition against the request context: same operators and logic as where; a missing value is NULL. */
-export function conditionMatches(condition: Where, ctx: Context): boolean {
+export function conditionMatches(condition: Where, ctx: Context, possibly = false): boolean {
   const get = (key: string): Scalar => {
     if (key === "entity") return ctx.entity;
-    if (key === "id") return ctx.id ?? null;
+    if (key === "id") return ctx.id ?? ANY_ID;
     if (key.startsWith("user.")) return ctx.user?.[key.slice(5)] ?? null;
     throw new Error(`reference: unknown condition key ${key}`);
   };
-  return evalWhere(condition, get) === true;
+  const truth = evalWhere(condition, get);
+  return truth === true || (possibly && truth === "maybe");
 }
 
 // ---------- decisions ----------
@@ -196,7 +208,11 @@ export function decide(roles: Roles, caller: Caller, permission: string, ctx: Co
     const entry = typeof raw === "string" ? { permission: raw, effect: "allow" as const } : raw;
     if (entry.permission !== permission) continue;
     const policies = entry.policies ?? [];
-    const matched = policies.filter((p) => p.condition === undefined || conditionMatches(p.condition, ctx));
+    // On routes that name no single row, a deny whose `id` condition may hold for some row holds for all.
+    const matched = policies.filter(
+      (p) =>
+        p.condition === undefined || conditionMatches(p.condition, ctx, entry.effect === "deny" || p.effect === "deny"),
+    );
     if (policies.length > 0 && matched.length === 0) continue; // the entry does not apply
     if (entry.effect === "deny") return { granted: false, why: `entry ${i} denies` };
     if (matched.some((p) => p.effect === "deny")) return { granted: false, why: `a policy of entry ${i} denies` };
@@ -252,7 +268,7 @@ export function readOne(m: Model, tables: Tables, caller: Caller, entity: string
 }
 
 export interface WriteAnswer {
-  status: 200 | 403 | 404;
+  status: 200 | 400 | 403 | 404;
   /** ids the write reaches (200 only) */
   ids: number[];
   /** the tables after the write (unchanged unless 200) */
@@ -322,6 +338,17 @@ export function writeMany(
   const write = decide(m.roles, caller, kind === "update" ? UPDATE : DELETE, ctx);
   if (!write.granted) return { status: 403, ids: [], tables, why: write.why };
   const read = decide(m.roles, caller, READ, ctx);
+  // The where of a many-row write names only readable fields (only `id` without read) and must narrow.
+  const named: string[] = [];
+  walk(
+    where,
+    (f) => named.push(f),
+    () => {},
+  );
+  if (!read.granted && named.some((f) => f !== "id"))
+    return { status: 400, ids: [], tables, why: "where names a field the caller cannot read" };
+  if (named.length === 0 && rowMatches({} as Row, where))
+    return { status: 400, ids: [], tables, why: "where matches every row" };
   const hit = (r: Row) =>
     (!read.granted || admits(read, r, fields, caller.user)) &&
     admits(write, r, fields, caller.user) &&
