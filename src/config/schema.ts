@@ -20,6 +20,8 @@ const fieldConfig = v.object({
   integer: v.optional(v.boolean()),
   type: v.optional(v.picklist(["date", "datetime"])),
   options: v.optional(v.object({ type: v.literal("strings"), values: v.array(v.string()) })),
+  /** the field's previous name: sync renames the column instead of seeing a drop (§1.4) */
+  renamedFrom: v.optional(v.string()),
 });
 
 const field = v.object({ type: v.picklist(FIELD_TYPES), config: v.optional(fieldConfig, {}) });

@@ -22,6 +22,8 @@ export interface FieldConfig {
   type?: "date" | "datetime";
   /** enum fields */
   options?: { type: "strings"; values: string[] };
+  /** the field's previous name: sync renames the column instead of seeing a drop (§1.4) */
+  renamedFrom?: string;
 }
 
 export interface FieldJSON {
