@@ -7,12 +7,14 @@ import type { EntityModel } from "../data/models.js";
 import type { Db } from "../db/connection.js";
 import { BadRequestError, CitadelError, UnauthorizedError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
+import { type UserAdmin, userAdmin } from "./admin.js";
 import { type HashCounters, PasswordHasher } from "./password.js";
 import { enforceRateLimits, MemoryRateLimitStore, type RateLimitStore } from "./rate-limit.js";
-import type { AuthSettings } from "./settings.js";
+import { type AuthSettings, requireKnownRole } from "./settings.js";
 import { publicClaims, TokenService } from "./tokens.js";
 import { normalizeEmail, type UserRecord, UserStore } from "./users.js";
 
+export type { RoleChange, UserAdmin } from "./admin.js";
 export type { RateLimitHit, RateLimitStore } from "./rate-limit.js";
 export { MemoryRateLimitStore } from "./rate-limit.js";
 export { type AuthSettings, authSettings } from "./settings.js";
@@ -44,8 +46,10 @@ export interface Authenticated {
 
 export interface AuthModule {
   readonly settings: AuthSettings;
-  /** Create a user from trusted code (seeds, scripts, the CLI); the role is not restricted (§3.5). */
+  /** Create a user from trusted code (seeds, scripts); any configured role, none when omitted (§3.5). */
   createUser(input: NewUser): Promise<Row>;
+  /** User management by email for trusted callers (the CLI's `user` commands, 12.1), revoking tokens (§4.11). */
+  readonly users: UserAdmin;
   /** `POST /password/register` (§3.3); `client` is the caller's address, for rate limiting. */
   register(body: unknown, client: string): Promise<Session>;
   /** `POST /password/login` (§3.4). */
@@ -143,16 +147,18 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
       windowMs,
     );
 
+  async function createUser(input: NewUser): Promise<Row> {
+    const { email, password, role, ...rest } = input;
+    if (role !== undefined && role !== null) requireKnownRole(settings, role);
+    const id = await insertUser({ ...rest, email: checkEmail(email), role: role ?? null }, hasher.check(password));
+    return (await store.publicById(id))!;
+  }
+
   return {
     settings,
 
-    async createUser(input) {
-      const { email, password, role, ...rest } = input;
-      if (role !== undefined && role !== null && settings.roles.size > 0 && !settings.roles.has(role))
-        throw new BadRequestError(`role: unknown role "${role}"`, { field: "role" });
-      const id = await insertUser({ ...rest, email: checkEmail(email), role: role ?? null }, hasher.check(password));
-      return (await store.publicById(id))!;
-    },
+    createUser,
+    users: userAdmin({ store, hasher, settings, createUser }),
 
     async register(body, client) {
       if (!settings.allowRegister)
@@ -244,6 +250,9 @@ export function disabledAuth(): AuthModule {
       return off();
     },
     createUser: async () => off(),
+    get users(): UserAdmin {
+      return off();
+    },
     register: async () => off(),
     login: async () => off(),
     changePassword: async () => off(),

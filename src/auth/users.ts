@@ -82,6 +82,26 @@ export class UserStore {
     return row ? this.model.codec.decode(row) : undefined;
   }
 
+  /** Every user as the API shows them, by id. */
+  async listPublic(): Promise<Row[]> {
+    const rows = await this.db.selectFrom(USERS).select(this.model.visibleFields).orderBy("id").execute();
+    return rows.map((row) => this.model.codec.decode(row));
+  }
+
+  /** Give the user a role; the trigger above revokes their tokens when it differs from the old one. */
+  async setRole(id: number, role: string): Promise<void> {
+    await this.db.updateTable(USERS).set({ role, updated_at: now() }).where("id", "=", id).execute();
+  }
+
+  /** Delete the user; a reference that forbids it (`on_delete: "restrict"`) is a ConflictError. */
+  async delete(id: number): Promise<void> {
+    try {
+      await this.db.deleteFrom(USERS).where("id", "=", id).execute();
+    } catch (error) {
+      throw translateDbError(error) ?? error;
+    }
+  }
+
   /** Insert a user from validated public values plus the password hash; a taken email is a ConflictError. */
   async insert(values: Row, passwordHash: string): Promise<number> {
     const at = now();
