@@ -1,6 +1,6 @@
 /** `createApp`: validate config → compile schema → connect → sync → assemble the HTTP app. Once, at startup. */
 import { type AuthModule, authSettings, createAuth, disabledAuth, type RateLimitStore } from "./auth/index.js";
-import { type CitadelConfig, type ValidatedConfig, validateConfig } from "./config/schema.js";
+import { type CitadelConfig, guardEnforced, type ValidatedConfig, validateConfig } from "./config/schema.js";
 import type { Row } from "./data/codec.js";
 import { DataEngine, type WriteScopes } from "./data/engine.js";
 import { buildModels } from "./data/models.js";
@@ -82,6 +82,15 @@ function dataModule(engine: DataEngine): DataModule {
   };
 }
 
+/** Said at every start while no guard enforces: a config that forgot it must not look secure (§1.9). */
+function openWarning(config: ValidatedConfig): string {
+  const why =
+    config.auth.guard.enabled === false
+      ? "the guard is disabled (config.auth.guard.enabled: false)"
+      : "no roles are configured (config.auth.roles)";
+  return `WARNING: ${why}: every /api/data route is open to every caller, anonymous ones included`;
+}
+
 /** Build a Citadel app; throws ConfigError or DestructiveSyncError when it cannot start. */
 export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp> {
   const config = validateConfig(input.config ?? {});
@@ -93,7 +102,8 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   const roles = compileRoles(config.auth, models);
   schema.indices.push(...policyIndexes(schema, roles));
   const rolesGuard = new Guard(roles, models);
-  const guard = config.auth.guard.enabled ? rolesGuard : undefined;
+  const guard = guardEnforced(config) ? rolesGuard : undefined;
+  if (!guard && (config.auth.enabled || config.auth.guard.enabled === false)) log(openWarning(config));
   const accessFor = (subject: Subject): Access =>
     guard && !subject.trusted ? guard.access(subject) : openAccess(subject);
   const { db } = await openDatabase(input.connection);

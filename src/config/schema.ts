@@ -1,10 +1,19 @@
 /** The config's shape, checked with valibot at startup; problems are reported with their path (§1.5). */
 import * as v from "valibot";
 import { ConfigError } from "../errors.js";
+import { deepestIssue, pathOf, unknownKeyMessage } from "./messages.js";
+
+/** Every object of the config is strict: an unknown key is a startup error naming the nearest known one (§1.8). */
+const strict = <const E extends v.ObjectEntries>(entries: E) =>
+  v.strictObject(entries, unknownKeyMessage(Object.keys(entries)));
+
+/** An enum whose error lists the allowed values. */
+const oneOf = <const T extends readonly string[]>(values: T) =>
+  v.picklist(values, (issue) => `must be one of ${values.map((x) => `"${x}"`).join(", ")}; received ${issue.received}`);
 
 const FIELD_TYPES = ["text", "number", "boolean", "date", "enum", "json"] as const;
 
-const fieldConfig = v.object({
+const fieldConfig = strict({
   required: v.optional(v.boolean()),
   default_value: v.optional(v.unknown()),
   unique: v.optional(v.boolean()),
@@ -14,40 +23,40 @@ const fieldConfig = v.object({
   minLength: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
   maxLength: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
   pattern: v.optional(v.string()),
-  format: v.optional(v.picklist(["email"])),
+  format: v.optional(oneOf(["email"])),
   minimum: v.optional(v.number()),
   maximum: v.optional(v.number()),
   integer: v.optional(v.boolean()),
-  type: v.optional(v.picklist(["date", "datetime"])),
-  options: v.optional(v.object({ type: v.literal("strings"), values: v.array(v.string()) })),
+  type: v.optional(oneOf(["date", "datetime"])),
+  options: v.optional(strict({ type: v.literal("strings"), values: v.array(v.string()) })),
   /** the field's previous name: sync renames the column instead of seeing a drop (§1.4) */
   renamedFrom: v.optional(v.string()),
 });
 
-const field = v.object({ type: v.picklist(FIELD_TYPES), config: v.optional(fieldConfig, {}) });
+const field = strict({ type: oneOf(FIELD_TYPES), config: v.optional(fieldConfig, {}) });
 
-const entity = v.object({
-  type: v.optional(v.picklist(["regular", "system"]), "regular"),
+const entity = strict({
+  type: v.optional(oneOf(["regular", "system"]), "regular"),
   fields: v.optional(v.record(v.string(), field), {}),
   config: v.optional(
-    v.object({
+    strict({
       name: v.optional(v.string()),
       sort_field: v.optional(v.string()),
-      sort_dir: v.optional(v.picklist(["asc", "desc"])),
+      sort_dir: v.optional(oneOf(["asc", "desc"])),
     }),
   ),
 });
 
-const relation = v.object({
-  type: v.picklist(["n:1", "1:1", "m:n"]),
+const relation = strict({
+  type: oneOf(["n:1", "1:1", "m:n"]),
   source: v.string(),
   target: v.string(),
   config: v.optional(
-    v.object({
+    strict({
       mappedBy: v.optional(v.string()),
       inversedBy: v.optional(v.string()),
       required: v.optional(v.boolean()),
-      on_delete: v.optional(v.picklist(["set null", "cascade", "restrict"])),
+      on_delete: v.optional(oneOf(["set null", "cascade", "restrict"])),
       connectionTable: v.optional(v.string()),
       with_limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000))),
     }),
@@ -55,16 +64,16 @@ const relation = v.object({
   ),
 });
 
-const index = v.object({
+const index = strict({
   entity: v.string(),
   fields: v.pipe(v.array(v.string()), v.minLength(1)),
   unique: v.optional(v.boolean(), false),
 });
 
-const policy = v.object({
+const policy = strict({
   description: v.optional(v.string()),
   condition: v.optional(v.record(v.string(), v.unknown())),
-  effect: v.optional(v.picklist(["allow", "deny", "filter"]), "allow"),
+  effect: v.optional(oneOf(["allow", "deny", "filter"]), "allow"),
   filter: v.optional(v.record(v.string(), v.unknown())),
   fields: v.optional(v.array(v.string())),
   omit: v.optional(v.array(v.string())),
@@ -72,14 +81,14 @@ const policy = v.object({
 
 const permission = v.union([
   v.string(),
-  v.object({
+  strict({
     permission: v.string(),
-    effect: v.optional(v.picklist(["allow", "deny"]), "allow"),
+    effect: v.optional(oneOf(["allow", "deny"]), "allow"),
     policies: v.optional(v.array(policy)),
   }),
 ]);
 
-const role = v.object({
+const role = strict({
   is_default: v.optional(v.boolean(), false),
   implicit_allow: v.optional(v.boolean(), false),
   permissions: v.optional(v.array(permission), []),
@@ -98,43 +107,43 @@ const JWKS_ALGORITHMS = [
   "EdDSA",
 ] as const;
 
-const jwt = v.object({
+const jwt = strict({
   secret: v.optional(v.string()),
-  alg: v.optional(v.picklist(["HS256", "HS384", "HS512"]), "HS256"),
+  alg: v.optional(oneOf(["HS256", "HS384", "HS512"]), "HS256"),
   expires: v.optional(v.union([v.string(), v.number()]), "1h"),
   issuer: v.optional(v.string(), "citadel"),
   audience: v.optional(v.string(), "citadel"),
   clock_tolerance: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(300)), 30),
   /** Tokens from an external identity provider, verified against its JWKS; issuer and audience are required. */
   jwks: v.optional(
-    v.object({
+    strict({
       url: v.pipe(v.string(), v.url()),
       issuer: v.string(),
       audience: v.string(),
       role_claim: v.optional(v.string(), "role"),
       // asymmetric algorithms only: an HMAC key or "none" must never come from a JWKS
-      algorithms: v.optional(v.pipe(v.array(v.picklist(JWKS_ALGORITHMS)), v.minLength(1)), ["RS256", "ES256"]),
+      algorithms: v.optional(v.pipe(v.array(oneOf(JWKS_ALGORITHMS)), v.minLength(1)), ["RS256", "ES256"]),
     }),
   ),
 });
 
-const auth = v.object({
+const auth = strict({
   enabled: v.optional(v.boolean(), false),
   jwt: v.optional(jwt, {}),
   cookie: v.optional(
-    v.object({
+    strict({
       name: v.optional(v.string(), "auth"),
       secure: v.optional(v.boolean()),
-      same_site: v.optional(v.picklist(["Strict", "Lax"]), "Lax"),
+      same_site: v.optional(oneOf(["Strict", "Lax"]), "Lax"),
     }),
     {},
   ),
   password: v.optional(
-    v.object({
+    strict({
       min_length: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 8),
       max_length: v.optional(v.pipe(v.number(), v.integer(), v.maxValue(1024)), 256),
       argon2: v.optional(
-        v.object({
+        strict({
           memory_cost: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024)), 19_456),
           time_cost: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 2),
           parallelism: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1),
@@ -145,23 +154,24 @@ const auth = v.object({
     {},
   ),
   rate_limit: v.optional(
-    v.object({
+    strict({
       window_seconds: v.optional(v.pipe(v.number(), v.minValue(1)), 60),
       max_per_email: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 10),
       max_per_address: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 50),
     }),
     {},
   ),
-  guard: v.optional(v.object({ enabled: v.optional(v.boolean(), false) }), {}),
+  /** enforced unless `enabled: false` when roles are configured (§1.9); see `guardEnforced` */
+  guard: v.optional(strict({ enabled: v.optional(v.boolean()) }), {}),
   allow_register: v.optional(v.boolean(), false),
   default_role_register: v.optional(v.string()),
   roles: v.optional(v.record(v.string(), role), {}),
   dev: v.optional(v.boolean(), false),
 });
 
-const server = v.object({
+const server = strict({
   cors: v.optional(
-    v.object({
+    strict({
       origin: v.optional(v.union([v.string(), v.array(v.string())])),
     }),
     {},
@@ -171,9 +181,9 @@ const server = v.object({
   trust_proxy: v.optional(v.boolean(), false),
 });
 
-export const ConfigSchema = v.object({
+export const ConfigSchema = strict({
   data: v.optional(
-    v.object({
+    strict({
       entities: v.optional(v.record(v.string(), entity), {}),
       relations: v.optional(v.record(v.string(), relation), {}),
       indices: v.optional(v.record(v.string(), index), {}),
@@ -196,19 +206,16 @@ export type PolicyConfig = Extract<PermissionConfig, { policies?: unknown }>["po
   ? P
   : never;
 
-function pathOf(issue: v.BaseIssue<unknown>): string {
-  let path = "config";
-  for (const item of issue.path ?? []) {
-    const key = (item as { key: unknown }).key;
-    path += typeof key === "number" ? `[${key}]` : `.${String(key)}`;
-  }
-  return path;
-}
-
 /** Validate a user config; throws ConfigError naming the first problem's path. */
 export function validateConfig(input: unknown): ValidatedConfig {
   const result = v.safeParse(ConfigSchema, input ?? {});
   if (result.success) return result.output;
-  const issue = result.issues[0];
-  throw new ConfigError(pathOf(issue), issue.message);
+  const { issue, path } = deepestIssue(result.issues[0]);
+  // an unknown key's issue sits on the key itself; name the object that holds it
+  throw new ConfigError(pathOf(issue.expected === "never" ? path.slice(0, -1) : path), issue.message);
+}
+
+/** Whether the guard enforces the roles: yes when roles exist, unless the config turns it off in so many words (§1.9). */
+export function guardEnforced(config: ValidatedConfig): boolean {
+  return config.auth.guard.enabled ?? Object.keys(config.auth.roles).length > 0;
 }

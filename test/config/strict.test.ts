@@ -1,0 +1,158 @@
+/** §1.8 strict config and §1.9 secure by default, through createApp and HTTP. */
+import { type CitadelConfig, createApp, em, entity, relation, text } from "citadel";
+import { describe, expect, it } from "vitest";
+import { startServer } from "../helpers/server.js";
+
+const schema = em(
+  { posts: entity("posts", { title: text().required() }), users: entity("users", {}) },
+  ({ posts, users }) => [relation(posts, "author").manyToOne(users)],
+);
+
+const SECRET = "x".repeat(32);
+const roles = {
+  anonymous: { is_default: true, permissions: ["data.entity.read"] },
+  admin: { implicit_allow: true },
+};
+
+// biome-ignore lint/suspicious/noExplicitAny: configs under test are deliberately wrong
+function base(auth: any = {}, extra: any = {}): any {
+  return { data: schema.toJSON(), auth: { enabled: true, jwt: { secret: SECRET }, roles, ...auth }, ...extra };
+}
+
+async function startupError(config: unknown): Promise<string> {
+  try {
+    const app = await createApp({ connection: { url: ":memory:" }, config: config as CitadelConfig });
+    await app.close();
+  } catch (error) {
+    return (error as Error).message;
+  }
+  throw new Error("the config was accepted");
+}
+
+describe("strict config (1.8)", () => {
+  // [what the user wrote, the path the error names, the fragment that helps]
+  const misspellings: [string, unknown, string, string][] = [
+    ["guard.enabeld", base({ guard: { enabeld: true } }), "config.auth.guard:", "did you mean `enabled`?"],
+    [
+      "implicit_alow",
+      base({ roles: { admin: { implicit_alow: true } } }),
+      "config.auth.roles.admin:",
+      "did you mean `implicit_allow`?",
+    ],
+    ["allow_registration", base({ allow_registration: true }), "config.auth:", "did you mean `allow_register`?"],
+    ["auth.rolez", base({ rolez: roles }), "config.auth:", "did you mean `roles`?"],
+    ["a top-level key", { ...base(), datas: {} }, "config:", "did you mean `data`?"],
+    ["jwt.secert", base({ jwt: { secret: SECRET, secert: "y" } }), "config.auth.jwt:", "did you mean `secret`?"],
+    [
+      "a policy's fitler",
+      base({
+        roles: {
+          user: { permissions: [{ permission: "data.entity.read", policies: [{ effect: "filter", fitler: {} }] }] },
+        },
+      }),
+      "config.auth.roles.user.permissions[0].policies[0]:",
+      "did you mean `filter`?",
+    ],
+    [
+      "server.cors.orgin",
+      base({}, { server: { cors: { orgin: "https://a.example" } } }),
+      "config.server.cors:",
+      "did you mean `origin`?",
+    ],
+    [
+      "a field's requried",
+      {
+        ...base(),
+        data: {
+          entities: { posts: { fields: { title: { type: "text", config: { requried: true } } } } },
+        },
+      },
+      "config.data.entities.posts.fields.title.config:",
+      "did you mean `required`?",
+    ],
+    ["a key nothing resembles", base({ zzzzzzzz: 1 }), "config.auth:", "known keys: `enabled`"],
+  ];
+  it.each(misspellings)(
+    "%s is a startup error naming its path and the nearest known key (1.8)",
+    async (_, config, path, hint) => {
+      const message = await startupError(config);
+      expect(message.startsWith(path), message).toBe(true);
+      expect(message).toContain(hint);
+    },
+  );
+
+  const enums: [string, unknown, string, string][] = [
+    [
+      "effect: allw",
+      base({
+        roles: { user: { permissions: ["data.entity.read", { permission: "data.entity.read", effect: "allw" }] } },
+      }),
+      "config.auth.roles.user.permissions[1].effect",
+      '"allow", "deny"',
+    ],
+    [
+      "a policy effect",
+      base({
+        roles: { user: { permissions: [{ permission: "data.entity.read", policies: [{ effect: "permit" }] }] } },
+      }),
+      "config.auth.roles.user.permissions[0].policies[0].effect",
+      '"allow", "deny", "filter"',
+    ],
+    ["same_site", base({ cookie: { same_site: "none" } }), "config.auth.cookie.same_site", '"Strict", "Lax"'],
+  ];
+  it.each(enums)("a wrong enum value (%s) names the allowed values (1.8)", async (_, config, path, allowed) => {
+    const message = await startupError(config);
+    expect(message).toContain(`${path}: must be one of ${allowed}`);
+  });
+});
+
+describe("secure by default (1.9)", () => {
+  it("with roles and no guard key, the guard enforces: anonymous cannot make itself admin (1.9)", async () => {
+    const server = await startServer(base());
+    try {
+      await server.app.module.auth.createUser({ email: "a@example.com", password: "a long password" });
+      const res = await server.request("PATCH", "/api/data/users/1", { role: "admin" });
+      expect(res.status).toBe(403);
+      expect((await server.request("GET", "/api/data/posts")).status).toBe(200);
+      expect((await server.request("POST", "/api/data/posts", { title: "x" })).status).toBe(403);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("bknd's configs with guard: { enabled: true } keep working unchanged (1.9)", async () => {
+    const server = await startServer(base({ guard: { enabled: true } }));
+    try {
+      expect((await server.request("GET", "/api/data/posts")).status).toBe(200);
+      expect((await server.request("POST", "/api/data/posts", { title: "x" })).status).toBe(403);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("guard: { enabled: false } opens every route and says so at every start (1.9)", async () => {
+    const logged: string[] = [];
+    const log = (message: string) => logged.push(message);
+    const server = await startServer(base({ guard: { enabled: false } }), { options: { log } });
+    try {
+      expect((await server.request("POST", "/api/data/posts", { title: "x" })).status).toBe(201);
+      expect(logged.filter((m) => m.includes("every /api/data route is open"))).toHaveLength(1);
+    } finally {
+      await server.close();
+    }
+    const again = await startServer(base({ guard: { enabled: false } }), { dir: undefined, options: { log } });
+    await again.close();
+    expect(logged.filter((m) => m.includes("guard is disabled"))).toHaveLength(2);
+  });
+
+  it("a config with roles and the guard on prints no such warning (1.9)", async () => {
+    const logged: string[] = [];
+    const app = await createApp({
+      connection: { url: ":memory:" },
+      config: base(),
+      options: { log: (m) => logged.push(m) },
+    });
+    await app.close();
+    expect(logged).toEqual([]);
+  });
+});
