@@ -58,6 +58,20 @@ function compileEntity(name: string, json: EntityJSON, path: string): CompiledEn
   };
 }
 
+/** A rename names a column the entity no longer has (field or key column), once; else sync could not tell what to do. */
+function checkRenames(fields: Map<string, CompiledField>, path: string) {
+  const claimed = new Set<string>();
+  for (const f of fields.values()) {
+    const from = f.config.renamedFrom;
+    if (from === undefined) continue;
+    const at = `${path}.fields.${f.name}.config.renamedFrom`;
+    if (!IDENTIFIER.test(from)) throw new ConfigError(at, "field names are lowercase letters, digits and _");
+    if (fields.has(from)) throw new ConfigError(at, `"${from}" is still a field of this entity`);
+    if (claimed.has(from)) throw new ConfigError(at, `another field is already renamed from "${from}"`);
+    claimed.add(from);
+  }
+}
+
 function mergeUsers(declared: EntityJSON | undefined): EntityJSON {
   if (!declared) return BUILTIN_USERS;
   for (const name of Object.keys(declared.fields))
@@ -154,6 +168,9 @@ export function compileSchema(json: SchemaJSON, withUsers: boolean): CompiledSch
       path,
     );
   }
+
+  // after the relations, so a rename cannot take over a key column such as `author_id`
+  for (const e of entities.values()) checkRenames(e.fields, `config.data.entities.${e.name}`);
 
   for (const [key, i] of Object.entries(json.indices ?? {})) {
     const path = `config.data.indices.${key}`;

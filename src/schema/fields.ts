@@ -60,6 +60,11 @@ export class Field<T extends FieldType = FieldType> {
     this.config.hidden = value;
     return this;
   }
+  /** The field's previous name: sync renames that column, keeping its data (§1.4). */
+  renamedFrom(previousName: string): this {
+    this.config.renamedFrom = previousName;
+    return this;
+  }
 
   toJSON(): FieldJSON {
     return { type: this.type, config: { ...this.config } };

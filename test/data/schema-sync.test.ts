@@ -2,10 +2,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { boolean, em, entity, number, relation, text } from "citadel";
+import { boolean, createApp, em, entity, enumm, json, number, relation, text } from "citadel";
+import { sql } from "kysely";
 import { afterAll, describe, expect, it } from "vitest";
 import { DRIVERS, startServer } from "../helpers/server.js";
-import { create } from "./fixtures.js";
+import { create, q } from "./fixtures.js";
 
 const v1 = em(
   {
@@ -149,5 +150,160 @@ describe.each(DRIVERS)("schema sync on startup (%s)", (driver) => {
     ]);
     expect(rows[0].subtitle).toBe("new");
     expect(rows[1].views).toBe(2);
+  });
+});
+
+/** Notes before and after a defaulted field, a changed default and a rename. */
+const notesV1 = em({ notes: entity("notes", { title: text().required() }) });
+const notesDefaults = em({
+  notes: entity("notes", {
+    title: text().required(),
+    pinned: boolean().default(false),
+    status: enumm({ enum: ["draft", "published"] }).default("draft"),
+    meta: json().default({ tags: ["a"], quote: "it's" }),
+    rank: number().default(-1.5),
+  }),
+});
+const notesRedefaulted = em({
+  notes: entity("notes", {
+    title: text().required(),
+    pinned: boolean().default(true),
+    status: enumm({ enum: ["draft", "published"] }).default("draft"),
+    meta: json().default({ tags: ["a"], quote: "it's" }),
+    rank: number().default(-1.5),
+  }),
+});
+const notesRenamed = em({
+  notes: entity("notes", {
+    headline: text().required().renamedFrom("title"),
+    pinned: boolean().default(true),
+    status: enumm({ enum: ["draft", "published"] }).default("draft"),
+    meta: json().default({ tags: ["a"], quote: "it's" }),
+    rank: number().default(-1.5),
+  }),
+});
+
+describe.each(DRIVERS)("column defaults and renames across restarts (%s)", (driver) => {
+  const dir = mkdtempSync(join(tmpdir(), `citadel-defaults-${driver}-`));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const start = (s: { toJSON(): ReturnType<typeof v1.toJSON> }, destructive = false) =>
+    startServer(cfg(s), { driver, dir, options: { destructive } });
+  const titles = (res: { body: { data: { title?: string; headline?: string }[] } }) =>
+    res.body.data.map((r) => r.title ?? r.headline);
+
+  it("a new field with a default is a column with that default: old rows get it (1.4)", async () => {
+    const first = await start(notesV1);
+    try {
+      await create(first, "notes", [{ title: "old one" }, { title: "old two" }]);
+    } finally {
+      await first.close();
+    }
+    const server = await start(notesDefaults);
+    try {
+      const unpinned = await server.request("GET", `/api/data/notes?sort=id&where=${q({ pinned: false })}`);
+      expect(unpinned.status, unpinned.text).toBe(200);
+      expect(titles(unpinned)).toEqual(["old one", "old two"]);
+      const created = await create(server, "notes", { title: "new" });
+      const all = await server.request("GET", "/api/data/notes?sort=id");
+      const { id: _, created_at: __, updated_at: ___, title: ____, ...defaults } = created;
+      // an old row reads exactly like one created through the API without those fields
+      for (const row of all.body.data) expect(row).toMatchObject(defaults);
+      expect(defaults).toEqual({ pinned: false, status: "draft", meta: { tags: ["a"], quote: "it's" }, rank: -1.5 });
+      const drafts = await server.request("GET", `/api/data/notes?sort=id&where=${q({ status: "draft", rank: -1.5 })}`);
+      expect(titles(drafts)).toEqual(["old one", "old two", "new"]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("a changed default is not destructive: startup goes on, rows keep their values (1.4)", async () => {
+    const server = await start(notesRedefaulted);
+    try {
+      const all = await server.request("GET", "/api/data/notes?sort=id");
+      expect(all.body.data.map((r: { pinned: boolean }) => r.pinned)).toEqual([false, false, false]);
+      expect((await create(server, "notes", { title: "after" })).pinned).toBe(true);
+      // Only an insert made outside Citadel still sees the database's old default ...
+      await sql`insert into notes (title) values ('outside')`.execute(server.app.db);
+      const outside = await server.request("GET", `/api/data/notes?where=${q({ title: "outside" })}`);
+      expect(outside.body.data[0].pinned).toBe(false);
+    } finally {
+      await server.close();
+    }
+    // ... until the explicit destructive sync rebuilds the table, keeping every row.
+    const rebuilt = await start(notesRedefaulted, true);
+    try {
+      await sql`insert into notes (title) values ('outside again')`.execute(rebuilt.app.db);
+      const all = await rebuilt.request("GET", "/api/data/notes?sort=id");
+      expect(all.body.data.map((r: { title: string; pinned: boolean }) => [r.title, r.pinned])).toEqual([
+        ["old one", false],
+        ["old two", false],
+        ["new", false],
+        ["after", true],
+        ["outside", false],
+        ["outside again", true],
+      ]);
+    } finally {
+      await rebuilt.close();
+    }
+  });
+
+  it("a declared rename keeps the column's data, and the next start has nothing to do (1.4)", async () => {
+    for (let run = 0; run < 2; run++) {
+      const server = await start(notesRenamed);
+      try {
+        const list = await server.request("GET", `/api/data/notes?sort=id&where=${q({ headline: "old one" })}`);
+        expect(list.status, list.text).toBe(200);
+        expect(list.body.data).toHaveLength(1);
+        expect(list.body.data[0]).not.toHaveProperty("title");
+        if (run === 0) await create(server, "notes", { headline: "renamed" });
+        const all = await server.request("GET", "/api/data/notes?sort=id");
+        expect(titles(all)).toEqual(["old one", "old two", "new", "after", "outside", "outside again", "renamed"]);
+      } finally {
+        await server.close();
+      }
+    }
+  });
+
+  it("a rename whose new column exists already is a destructive difference, not a guess (1.4)", async () => {
+    const stray = em({
+      notes: entity("notes", {
+        headline: text().required(),
+        pinned: boolean().default(true).renamedFrom("status"),
+        meta: json().default({ tags: ["a"], quote: "it's" }),
+        rank: number().default(-1.5),
+      }),
+    });
+    const err = await start(stray).then(
+      () => new Error("startup should have been refused"),
+      (e: unknown) => e as Error,
+    );
+    expect(err.message).toMatch(/destructive/i);
+    expect(err.message).toContain('drop column "status" (declared renamed to "pinned", which exists already)');
+  });
+});
+
+describe("renamedFrom in the config (1.4, 1.5)", () => {
+  const start = (s: { toJSON(): ReturnType<typeof v1.toJSON> }) =>
+    createApp({ connection: { url: ":memory:" }, config: cfg(s) });
+
+  it("may not name a field or key column the entity still has, nor be claimed twice", async () => {
+    const path = "config.data.entities.posts.fields";
+    const still = em({ posts: entity("posts", { headline: text().renamedFrom("title"), title: text() }) });
+    await expect(start(still)).rejects.toThrow(`${path}.headline.config.renamedFrom: "title" is still a field`);
+    const key = em(
+      { posts: entity("posts", { writer: number().renamedFrom("author_id") }), users: entity("users", {}) },
+      ({ posts, users }) => [relation(posts, "author").manyToOne(users)],
+    );
+    await expect(start(key)).rejects.toThrow(`${path}.writer.config.renamedFrom: "author_id" is still a field`);
+    const twice = em({ posts: entity("posts", { a: text().renamedFrom("old"), b: text().renamedFrom("old") }) });
+    await expect(start(twice)).rejects.toThrow(
+      `${path}.b.config.renamedFrom: another field is already renamed from "old"`,
+    );
+    const odd = em({ posts: entity("posts", { a: text().renamedFrom("Old Name") }) });
+    await expect(start(odd)).rejects.toThrow(`${path}.a.config.renamedFrom: field names are lowercase`);
+  });
+
+  it("is part of the field's JSON, as bknd-shaped config", () => {
+    expect(text().renamedFrom("title").toJSON()).toEqual({ type: "text", config: { renamedFrom: "title" } });
   });
 });
