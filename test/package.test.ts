@@ -1,28 +1,33 @@
 /** §1.7: `npm pack` ships compiled JavaScript and declarations for every export, and they load under plain Node. */
-import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { describe, expect, it } from "vitest";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const root = new URL("..", import.meta.url).pathname;
 const pkg = JSON.parse(execFileSync("npm", ["pkg", "get"], { cwd: root, encoding: "utf8" }));
+const work = mkdtempSync(join(tmpdir(), "citadel-package-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe("the package (1.7)", () => {
-  it("packs built JavaScript and type declarations for every export", { timeout: 120_000 }, () => {
+  beforeAll(() => {
     execFileSync("npm", ["run", "build"], { cwd: root, stdio: "ignore" });
+  }, 120_000);
+
+  it("packs built JavaScript and type declarations for every export", { timeout: 60_000 }, () => {
     const [packed] = JSON.parse(
       execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: root, encoding: "utf8" }),
     );
-    const files = new Set(packed.files.map((f: { path: string }) => f.path));
+    const files = new Set<string>(packed.files.map((f: { path: string }) => f.path));
     for (const [name, target] of Object.entries(pkg.exports as Record<string, { types: string; default: string }>)) {
       expect(files, `${name} → ${target.default}`).toContain(target.default.replace(/^\.\//, ""));
       expect(files, `${name} → ${target.types}`).toContain(target.types.replace(/^\.\//, ""));
     }
     expect(files).toContain(pkg.bin.citadel.replace(/^\.\//, ""));
-    expect(
-      [...files].some(
-        (f) => String(f).startsWith("test/") || (String(f).endsWith(".ts") && !String(f).endsWith(".d.ts")),
-      ),
-    ).toBe(false);
+    expect([...files].some((f) => f.startsWith("test/") || (f.endsWith(".ts") && !f.endsWith(".d.ts")))).toBe(false);
+    // src/ is not shipped, so a source map pointing into it would resolve nowhere: none are built
+    expect([...files].filter((f) => f.endsWith(".map"))).toEqual([]);
   });
 
   it("the built entry points load under plain Node and export the API", { timeout: 60_000 }, () => {
@@ -33,5 +38,31 @@ describe("the package (1.7)", () => {
       console.log(JSON.stringify({ em: typeof citadel.em, createApp: typeof citadel.createApp, serve: typeof node.serve }));`;
     const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
     expect(JSON.parse(out)).toEqual({ em: "function", createApp: "function", serve: "function" });
+  });
+
+  /**
+   * npm 11 warns about dependencies whose install scripts the app's `allowScripts` does not cover. Only
+   * better-sqlite3 (ships no binary: downloads or compiles one) and argon2 (its bundled prebuild is
+   * checked and, where it does not load, compiled) have any; the README's entry covers exactly those.
+   * A dry run resolves the same tree and prints the same warning without running or compiling anything.
+   */
+  it("installing the tarball names only the packages the README's allowScripts covers", { timeout: 180_000 }, () => {
+    execFileSync("npm", ["pack", "--ignore-scripts", "--pack-destination", work], { cwd: root, stdio: "ignore" });
+    const tarball = join(work, readdirSync(work).find((f) => f.endsWith(".tgz"))!);
+    const install = (name: string, extra: object) => {
+      const app = join(work, name);
+      mkdirSync(app);
+      writeFileSync(join(app, "package.json"), JSON.stringify({ name, private: true, type: "module", ...extra }));
+      const run = spawnSync("npm", ["install", tarball, "--dry-run", "--no-audit", "--no-fund"], {
+        cwd: app,
+        encoding: "utf8",
+      });
+      expect(run.status, run.stderr).toBe(0);
+      return run.stderr;
+    };
+    const named = (stderr: string) => [...stderr.matchAll(/install-scripts {3}(\S+)@\S+ \(/g)].map((m) => m[1]).sort();
+    expect(named(install("bare-app", {}))).toEqual(["argon2", "better-sqlite3"]);
+    const documented = install("documented-app", { allowScripts: { "better-sqlite3": true, argon2: true } });
+    expect(documented).not.toContain("install-scripts");
   });
 });

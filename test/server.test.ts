@@ -100,3 +100,25 @@ describe("serve (1.6)", () => {
     await handle.close();
   });
 });
+
+describe("a port already in use (1.6)", () => {
+  it("rejects ready naming the address, and the app it built is closed", async () => {
+    const port = await freePort();
+    const blocker = createServer().listen(port, "127.0.0.1");
+    await new Promise((resolve) => blocker.once("listening", resolve));
+    try {
+      const handle = serve({
+        connection: { url: `file:${join(dir, "taken.db")}` },
+        config: { data: schema.toJSON() },
+        port,
+        hostname: "127.0.0.1",
+        quiet: true,
+      });
+      await expect(handle.ready).rejects.toThrow(`EADDRINUSE: address already in use 127.0.0.1:${port}`);
+      await expect(handle.app!.db.selectFrom("notes").selectAll().execute()).rejects.toThrow();
+      await handle.close();
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+  });
+});

@@ -24,8 +24,9 @@ function portFrom(options: ServeOptions): number {
 }
 
 /**
- * Start Citadel. Returns at once with a handle; `await handle.ready` to know it listens. When nobody
- * awaits `ready` and startup fails, the error is printed (without a stack) and the process exit code set.
+ * Start Citadel. Returns at once with a handle; `await handle.ready` to know it listens. When startup
+ * fails, the error is printed once (`citadel: cannot start: …`, no stack), the process exit code is set to
+ * 1 and `ready` rejects with it; a caller that catches it can still recover (and reset the exit code).
  */
 export function serve(options: ServeOptions): ServerHandle {
   let server: ServerType | undefined;
@@ -42,24 +43,54 @@ export function serve(options: ServeOptions): ServerHandle {
   handle.ready = (async () => {
     const app = await createApp(options);
     handle.app = app;
-    await new Promise<void>((resolve, reject) => {
-      server = honoServe(
-        { fetch: app.fetch, port: portFrom(options), hostname: options.hostname },
-        (info: AddressInfo) => {
-          handle.port = info.port;
-          const host = info.address.includes(":") ? `[${info.address}]` : info.address;
-          handle.url = `http://${host === "0.0.0.0" || host === "[::]" ? "localhost" : host}:${info.port}`;
-          resolve();
-        },
-      );
-      server.once("error", reject);
-    });
+    try {
+      await listen(app, options, handle, (s) => {
+        server = s;
+      });
+    } catch (error) {
+      await app.close(); // the port is taken: nothing else keeps the database open
+      throw error;
+    }
     if (!options.quiet) console.log(`citadel: listening on ${handle.url}`);
   })();
   handle.ready.catch((error: unknown) => {
     if (options.quiet) return;
     console.error(`citadel: cannot start: ${error instanceof Error ? error.message : String(error)}`);
     process.exitCode = 1;
+    reportedOnce(error);
   });
   return handle;
+}
+
+function listen(app: CitadelApp, options: ServeOptions, handle: ServerHandle, started: (s: ServerType) => void) {
+  return new Promise<void>((resolve, reject) => {
+    const server = honoServe(
+      { fetch: app.fetch, port: portFrom(options), hostname: options.hostname },
+      (info: AddressInfo) => {
+        handle.port = info.port;
+        const host = info.address.includes(":") ? `[${info.address}]` : info.address;
+        handle.url = `http://${host === "0.0.0.0" || host === "[::]" ? "localhost" : host}:${info.port}`;
+        resolve();
+      },
+    );
+    server.once("error", reject);
+    started(server);
+  });
+}
+
+/**
+ * The README's `await serve(…).ready` at the top of an ESM script rethrows the startup error as an
+ * uncaught exception; Node would print it a second time, with a stack into files the package does not
+ * ship. We printed it already, so that one error object is ignored until the current turn of the event
+ * loop ends. Any other uncaught exception meanwhile ends the process as Node would (stack, exit code 1),
+ * unless the app has its own handler.
+ */
+function reportedOnce(error: unknown): void {
+  const ignore = (thrown: unknown) => {
+    if (thrown === error || process.listenerCount("uncaughtException") > 1) return;
+    console.error(thrown);
+    process.exit(1);
+  };
+  process.on("uncaughtException", ignore);
+  setImmediate(() => process.off("uncaughtException", ignore));
 }

@@ -1,4 +1,6 @@
 /** Opens the database named by `connection.url` and returns a Kysely instance over it. */
+import { statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { createClient } from "@libsql/client";
 import { LibsqlDialect } from "@libsql/kysely-libsql";
 import Database from "better-sqlite3";
@@ -11,6 +13,7 @@ import {
   sql,
   type TransactionSettings,
 } from "kysely";
+import { ConfigError } from "../errors.js";
 
 export interface ConnectionConfig {
   /** `file:data.db` (default), `:memory:`, `libsql://…`, `http(s)://…` */
@@ -32,6 +35,37 @@ export interface OpenDatabase {
 const BUSY_TIMEOUT_MS = 5000;
 const isRemote = (url: string) => /^(libsql|https?|wss?):/.test(url);
 const filePath = (url: string) => (url === ":memory:" ? ":memory:" : url.replace(/^file:(\/\/)?/, ""));
+const DRIVERS = ["better-sqlite3", "libsql"];
+const SUPPORTED = '"file:<path>", ":memory:", "libsql://…", "http(s)://…" or "ws(s)://…"';
+
+/** A password in a URL stays out of error messages (they end up in logs). */
+const redact = (url: string) => url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*:)[^/@]*@/i, "$1***@");
+
+/**
+ * Refuse what no driver here can open, naming the problem and the URL, before a driver answers with
+ * its own words (better-sqlite3: "Cannot open database because the directory does not exist").
+ */
+function checkConnection(url: string, driver: string | undefined): void {
+  if (driver !== undefined && !DRIVERS.includes(driver))
+    throw new ConfigError("connection.driver", `must be "better-sqlite3" or "libsql", not "${driver}"`);
+  if (url === ":memory:" || isRemote(url)) return;
+  if (!url.startsWith("file:")) {
+    const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1];
+    throw new ConfigError(
+      "connection.url",
+      scheme
+        ? `the scheme "${scheme}:" of "${redact(url)}" is not supported; use ${SUPPORTED}`
+        : `"${url}" names no scheme; use "file:${url}" for a SQLite file, or ${SUPPORTED}`,
+    );
+  }
+  const path = filePath(url);
+  if (path === "") throw new ConfigError("connection.url", `"${url}" names no file`);
+  if (path === ":memory:") return;
+  const directory = dirname(resolve(path));
+  const stat = statSync(directory, { throwIfNoEntry: false });
+  if (!stat) throw new ConfigError("connection.url", `the directory ${directory} of "${url}" does not exist`);
+  if (!stat.isDirectory()) throw new ConfigError("connection.url", `${directory} in "${url}" is not a directory`);
+}
 
 function betterSqlite(url: string): Dialect {
   const database = new Database(filePath(url), { timeout: BUSY_TIMEOUT_MS });
@@ -118,6 +152,7 @@ function libsql(url: string, authToken?: string): Dialect {
 /** Open the connection and apply SQLite's settings (WAL, foreign keys, busy timeout). */
 export async function openDatabase(config: ConnectionConfig = {}): Promise<OpenDatabase> {
   const url = config.url ?? "file:data.db";
+  checkConnection(url, config.driver);
   const driver = isRemote(url) ? "libsql" : (config.driver ?? "better-sqlite3");
   const db = new Kysely({ dialect: driver === "libsql" ? libsql(url, config.authToken) : betterSqlite(url) });
   if (driver === "libsql" && !isRemote(url)) {
