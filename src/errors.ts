@@ -31,10 +31,17 @@ export class BadRequestError extends CitadelError {
 
 /** Per-field problems with a write: `{ fields: { title: ["is required"] } }`. */
 export class ValidationError extends CitadelError {
-  constructor(readonly fields: Record<string, string[]>) {
-    super("validation_failed", 400, "the request body does not match the schema", { fields });
+  constructor(
+    readonly fields: Record<string, string[]>,
+    message = "the request body does not match the schema",
+  ) {
+    super("validation_failed", 400, message, { fields });
   }
 }
+
+/** One field's problem, in the same shape as the data API's validation errors (`fields`). */
+export const fieldError = (field: string, problem: string) =>
+  new ValidationError({ [field]: [problem] }, `${field}: ${problem}`);
 
 export class UnauthorizedError extends CitadelError {
   constructor(message = "authentication required") {

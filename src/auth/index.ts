@@ -5,7 +5,7 @@
 import type { Row } from "../data/codec.js";
 import type { EntityModel } from "../data/models.js";
 import type { Db } from "../db/connection.js";
-import { BadRequestError, CitadelError, UnauthorizedError } from "../errors.js";
+import { BadRequestError, CitadelError, fieldError, UnauthorizedError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
 import { type UserAdmin, userAdmin } from "./admin.js";
 import { type HashCounters, PasswordHasher } from "./password.js";
@@ -85,9 +85,8 @@ function requireObject(body: unknown): Record<string, unknown> {
 
 function requireString(body: Record<string, unknown>, field: string): string {
   const value = body[field];
-  if (value === undefined || value === null || value === "")
-    throw new BadRequestError(`${field}: is required`, { field });
-  if (typeof value !== "string") throw new BadRequestError(`${field}: expected a string`, { field });
+  if (value === undefined || value === null || value === "") throw fieldError(field, `is required`);
+  if (typeof value !== "string") throw fieldError(field, `expected a string`);
   return value;
 }
 
@@ -115,9 +114,9 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
   }
 
   function checkEmail(value: unknown): string {
-    if (typeof value !== "string") throw new BadRequestError("email: expected a string", { field: "email" });
+    if (typeof value !== "string") throw fieldError("email", "expected a string");
     const email = normalizeEmail(value);
-    if (!EMAIL.test(email)) throw new BadRequestError("email: is not an email address", { field: "email" });
+    if (!EMAIL.test(email)) throw fieldError("email", "is not an email address");
     return email;
   }
 
@@ -168,7 +167,7 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
       for (const name of Object.keys(input)) {
         if (name === "email" || name === "password") continue;
         const problem = refusal(name);
-        if (problem) throw new BadRequestError(`${name}: ${problem}`, { field: name });
+        if (problem) throw fieldError(name, problem);
         extra[name] = input[name];
       }
       const email = checkEmail(requireString(input, "email"));

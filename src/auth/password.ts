@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import * as argon2 from "argon2";
-import { BadRequestError } from "../errors.js";
+import { fieldError } from "../errors.js";
 
 export interface PasswordParams {
   min_length: number;
@@ -35,12 +35,12 @@ export class PasswordHasher {
 
   /** Throws a 400 naming `field` when the password is not a string of an acceptable length. */
   check(password: unknown, field = "password"): string {
-    if (typeof password !== "string") throw new BadRequestError(`${field}: expected a string`, { field });
+    if (typeof password !== "string") throw fieldError(field, `expected a string`);
     const length = lengthOf(password);
     if (length < this.params.min_length)
-      throw new BadRequestError(`${field}: must be at least ${this.params.min_length} characters`, { field });
+      throw fieldError(field, `must be at least ${this.params.min_length} characters`);
     if (length > this.params.max_length)
-      throw new BadRequestError(`${field}: must be at most ${this.params.max_length} characters`, { field });
+      throw fieldError(field, `must be at most ${this.params.max_length} characters`);
     return password;
   }
 

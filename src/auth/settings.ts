@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { ValidatedConfig } from "../config/schema.js";
-import { BadRequestError, ConfigError } from "../errors.js";
+import { ConfigError, fieldError } from "../errors.js";
 
 type AuthConfig = ValidatedConfig["auth"];
 
@@ -86,9 +86,7 @@ function checkRegisterRole(auth: AuthConfig, roles: ReadonlySet<string>) {
 /** Throws a 400 naming the configured roles unless `role` is one of them (any role goes when none are configured). */
 export function requireKnownRole(settings: Pick<AuthSettings, "roles">, role: string): string {
   if (settings.roles.size === 0 || settings.roles.has(role)) return role;
-  throw new BadRequestError(`role: unknown role "${role}" (configured roles: ${[...settings.roles].join(", ")})`, {
-    field: "role",
-  });
+  throw fieldError("role", `unknown role "${role}" (configured roles: ${[...settings.roles].join(", ")})`);
 }
 
 /** Derive the auth settings; throws ConfigError naming the config path when the auth config cannot work. */

@@ -78,7 +78,7 @@ describe("password hashing (3.1, 3.4)", () => {
     const before = counters();
     expect((await register(server, "fresh@example.com")).status).toBe(201);
     expect(counters()).toEqual({ hashes: before.hashes + 1, verifications: before.verifications });
-    expectError(await register(server, "fresh2@example.com", "short"), 400, "bad_request");
+    expectError(await register(server, "fresh2@example.com", "short"), 400, "validation_failed");
     expectError(
       await server.request("POST", "/api/auth/password/register", {
         email: "r@example.com",
@@ -86,7 +86,7 @@ describe("password hashing (3.1, 3.4)", () => {
         role: "admin",
       }),
       400,
-      "bad_request",
+      "validation_failed",
     );
     expect(counters().hashes).toBe(before.hashes + 1);
   });
@@ -102,7 +102,7 @@ describe("password hashing (3.1, 3.4)", () => {
   it("a configurable minimum length applies at registration (3.1)", async () => {
     const strict = await startServer(authConfig({ password: { min_length: 12 } }));
     try {
-      expectError(await register(strict, "min@example.com", "elevenchars"), 400, "bad_request");
+      expectError(await register(strict, "min@example.com", "elevenchars"), 400, "validation_failed");
       expect((await register(strict, "min@example.com", "twelve chars")).status).toBe(201);
     } finally {
       await strict.close();

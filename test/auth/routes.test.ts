@@ -48,9 +48,9 @@ describe("auth routes (§3)", () => {
       password: PASSWORD,
       role: "admin",
     });
-    expectError(res, 400, "bad_request");
+    expectError(res, 400, "validation_failed");
     expect(res.body.error.message).toContain("role");
-    expect(res.body.error.field).toBe("role");
+    expect(Object.keys(res.body.error.fields)).toEqual(["role"]);
     expect(
       (await server.request("POST", "/api/auth/password/login", { email: "mallory@example.com", password: PASSWORD }))
         .status,
@@ -73,8 +73,8 @@ describe("auth routes (§3)", () => {
         password: PASSWORD,
         [field]: field === "id" ? 1 : "x",
       });
-      expectError(res, 400, "bad_request");
-      expect(res.body.error.field).toBe(field);
+      expectError(res, 400, "validation_failed");
+      expect(Object.keys(res.body.error.fields)).toEqual([field]);
       expect(res.body.error.message).toContain(field);
     });
 
@@ -88,30 +88,35 @@ describe("auth routes (§3)", () => {
     expect(same.body.error.message).not.toMatch(/password/i);
   });
 
-  it("register enforces the password length at both ends (3.1, 3.3)", async () => {
-    expectError(await register(server, "short@example.com", "1234567"), 400, "bad_request");
-    expectError(await register(server, "long@example.com", "x".repeat(257)), 400, "bad_request");
+  it("register enforces the password length at both ends, with per-field errors like the data API (3.1, 3.3, 2.4)", async () => {
+    const short = await register(server, "short@example.com", "1234567");
+    expectError(short, 400, "validation_failed");
+    expect(short.body.error.fields).toEqual({ password: ["must be at least 8 characters"] });
+    expect(short.body.error.field).toBeUndefined();
+    expectError(await register(server, "long@example.com", "x".repeat(257)), 400, "validation_failed");
     expect((await register(server, "exact@example.com", "12345678")).status).toBe(201);
   });
 
-  const malformed: [string, unknown][] = [
-    ["not JSON", "{ email: "],
-    ["an array", [{ email: "a@example.com", password: PASSWORD }]],
-    ["a string", JSON.stringify("hello")],
-    ["no email", { password: PASSWORD }],
-    ["no password", { email: "np@example.com" }],
-    ["a numeric email", { email: 42, password: PASSWORD }],
-    ["a non-string password", { email: "ns@example.com", password: 12345678 }],
-    ["an invalid email", { email: "not-an-email", password: PASSWORD }],
+  // a body that is not an object is a bad request; an object with a bad field names the field (2.4)
+  const malformed: [string, unknown, string][] = [
+    ["not JSON", "{ email: ", "bad_request"],
+    ["an array", [{ email: "a@example.com", password: PASSWORD }], "bad_request"],
+    ["a string", JSON.stringify("hello"), "bad_request"],
+    ["no email", { password: PASSWORD }, "validation_failed"],
+    ["no password", { email: "np@example.com" }, "validation_failed"],
+    ["a numeric email", { email: 42, password: PASSWORD }, "validation_failed"],
+    ["a non-string password", { email: "ns@example.com", password: 12345678 }, "validation_failed"],
+    ["an invalid email", { email: "not-an-email", password: PASSWORD }, "validation_failed"],
   ];
-  for (const [name, body] of malformed) {
-    it(`register with ${name} is 400 (3.3)`, async () => {
-      expectError(await server.request("POST", "/api/auth/password/register", body), 400, "bad_request");
+  for (const [name, body, code] of malformed) {
+    it(`register with ${name} is 400 ${code} (3.3)`, async () => {
+      expectError(await server.request("POST", "/api/auth/password/register", body), 400, code);
     });
-    it(`login with ${name} is 400 (3.4)`, async () => {
-      if (name === "an invalid email") return; // login looks it up like any other: 401 (covered below)
-      expectError(await server.request("POST", "/api/auth/password/login", body), 400, "bad_request");
-    });
+    if (name !== "an invalid email")
+      // login looks an invalid email up like any other: 401 (covered below)
+      it(`login with ${name} is 400 ${code} (3.4)`, async () => {
+        expectError(await server.request("POST", "/api/auth/password/login", body), 400, code);
+      });
   }
 
   it("an empty body is 400 on register and login", async () => {
@@ -160,7 +165,7 @@ describe("auth routes (§3)", () => {
     expectError(
       await server.request("POST", "/api/auth/password/login", { email: "nopass@example.com", password: "" }),
       400,
-      "bad_request",
+      "validation_failed",
     );
     expectError(
       await server.request("POST", "/api/auth/password/login", { email: "nopass@example.com", password: PASSWORD }),
@@ -262,9 +267,9 @@ describe("auth routes (§3)", () => {
       401,
       "unauthorized",
     );
-    expectError(await change({ password: PASSWORD, new_password: "short" }), 400, "bad_request");
-    expectError(await change({ password: PASSWORD, new_password: "y".repeat(257) }), 400, "bad_request");
-    expectError(await change({ password: PASSWORD }), 400, "bad_request");
+    expectError(await change({ password: PASSWORD, new_password: "short" }), 400, "validation_failed");
+    expectError(await change({ password: PASSWORD, new_password: "y".repeat(257) }), 400, "validation_failed");
+    expectError(await change({ password: PASSWORD }), 400, "validation_failed");
     expectError(await change([]), 400, "bad_request");
     // nothing was changed: the token still works
     expect((await server.request("GET", "/api/auth/me", undefined, bearer(u.token))).status).toBe(200);
