@@ -38,6 +38,10 @@ export function explain(guard: Guard, db: Db, entities: ReadonlySet<string>, inp
     throw new BadRequestError(`permission: expected one of ${PERMISSIONS.join(", ")}`);
   if (!entity || !entities.has(entity)) throw new BadRequestError(`entity: unknown entity "${entity ?? ""}"`);
   const role = input.role || undefined;
+  if (role !== undefined && !guard.roles.has(role)) {
+    const known = guard.roles.size > 0 ? `configured roles: ${[...guard.roles].join(", ")}` : "no roles are configured";
+    throw new BadRequestError(`role: unknown role "${role}" (${known})`);
+  }
   const ctx: RequestContext = { entity, user: input.user };
   const decision = guard.decide(role, permission, ctx);
   const base = { role: role ?? guard.defaultRole ?? null, permission, entity, matched: decision.matched };

@@ -97,6 +97,11 @@ export class Guard {
     return this.compiled.defaultRole;
   }
 
+  /** The configured role names. */
+  get roles(): ReadonlySet<string> {
+    return this.compiled.roles;
+  }
+
   private visible(entity: string): string[] {
     return this.models.get(entity)!.visibleFields;
   }

@@ -33,7 +33,7 @@ describe("citadel explain (4.15, 12.1)", () => {
     {
       name: "an unknown role names it and the configured roles",
       args: ["--role", "membr", "--permission", "data.entity.read", "--entity", "posts"],
-      stderr: 'citadel: --role: unknown role "membr" (configured roles: anonymous, commenter, author, admin)',
+      stderr: 'citadel: role: unknown role "membr" (configured roles: anonymous, commenter, author, admin)',
     },
     {
       name: "an unknown permission",

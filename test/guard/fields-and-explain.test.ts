@@ -151,4 +151,11 @@ describe("explain (issue 4 item 8)", () => {
     expect((await explain("root", "role=staff&permission=data.entity.fly&entity=employees")).status).toBe(400);
     expect((await explain("root", "role=staff&permission=data.entity.read&entity=nope")).status).toBe(400);
   });
+
+  it("an unknown role is 400 naming the configured roles, not a DENY (4.15, 12.1)", async () => {
+    const res = await explain("root", "role=staf&permission=data.entity.read&entity=employees");
+    expect(res.status).toBe(400);
+    expect(res.body.error.message).toContain('unknown role "staf"');
+    expect(res.body.error.message).toContain("staff");
+  });
 });
