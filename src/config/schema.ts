@@ -189,6 +189,8 @@ export const ConfigSchema = strict({
       indices: v.optional(v.record(v.string(), index), {}),
       default_limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 10),
       max_limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1000),
+      // at most 20,000: a `with` level binds one key per parent row, under SQLite's 32,766 (query/options.ts)
+      max_rows_per_request: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(20_000)), 10_000),
     }),
     {},
   ),

@@ -29,7 +29,11 @@ export interface HttpAppParts {
 export function httpApp({ config, db, engine, auth, guard, accessFor, log }: HttpAppParts) {
   const hono = new Hono<{ Variables: AuthVariables & { access: Access } }>();
   const maxBodyBytes = config.server.max_body_bytes;
-  const limits = { defaultLimit: config.data.default_limit, maxLimit: config.data.max_limit };
+  const limits = {
+    defaultLimit: config.data.default_limit,
+    maxLimit: config.data.max_limit,
+    maxRowsPerRequest: config.data.max_rows_per_request,
+  };
   const origin = config.server.cors.origin;
   const corsOrigins = origin === undefined ? [] : Array.isArray(origin) ? origin : [origin];
 

@@ -50,6 +50,11 @@ export interface RawListQuery {
 export interface QueryLimits {
   defaultLimit: number;
   maxLimit: number;
+  /**
+   * The most rows one request may read over its page and every `with` level, computed before any query runs
+   * (§2.3, `config.data.max_rows_per_request`). Undefined only for trusted in-process reads.
+   */
+  maxRowsPerRequest?: number;
 }
 
 /** What a caller may name on one entity: readable fields, and a way to ask about related entities. */
@@ -64,6 +69,8 @@ export interface ReadableView {
 export const MAX_WITH_DEPTH = 3;
 /** Relations expanded per request, over all levels: each is one query. */
 export const MAX_WITH_RELATIONS = 32;
+/** Sort keys one request may name (§2.3); `id` is added after them to break ties. */
+export const MAX_SORT_KEYS = 8;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -88,11 +95,24 @@ function integer(value: unknown, path: string, fallback: number, max?: number): 
   return n;
 }
 
-function names(value: unknown, path: string): string[] {
+/**
+ * A comma-separated list (or array) of names, empty ones dropped. With `max`, a longer list is refused
+ * before any name is resolved, so what a request costs past splitting is set by the bound, not its size.
+ */
+function names(value: unknown, path: string, max?: { count: number; what: string }): string[] {
   const list = Array.isArray(value) ? value : typeof value === "string" ? value.split(",") : undefined;
-  if (!list || list.some((s) => typeof s !== "string"))
-    throw new BadRequestError(`${path}: expected a comma-separated list of names`, { path });
-  return (list as string[]).map((s) => s.trim()).filter((s) => s.length > 0);
+  if (!list) throw new BadRequestError(`${path}: expected a comma-separated list of names`, { path });
+  const out: string[] = [];
+  for (const item of list) {
+    if (typeof item !== "string")
+      throw new BadRequestError(`${path}: expected a comma-separated list of names`, { path });
+    const name = item.trim();
+    if (name.length === 0) continue;
+    if (max && out.length === max.count)
+      throw new BadRequestError(`${path}: at most ${max.count} ${max.what}`, { path, max: max.count });
+    out.push(name);
+  }
+  return out;
 }
 
 function field(view: ReadableView, name: string, path: string): CompiledField {
@@ -101,31 +121,73 @@ function field(view: ReadableView, name: string, path: string): CompiledField {
   return f;
 }
 
-function parseSelect(view: ReadableView, value: unknown, path: string): string[] | undefined {
-  if (value === undefined || value === null || value === "") return undefined;
-  const list = names(value, path);
-  for (const n of list) field(view, n, path);
-  return list.length > 0 ? list : undefined;
+/** Fields of each entity a caller could ever name (hidden ones never count, so the bound reveals nothing). */
+const nameableFields = new WeakMap<CompiledEntity, number>();
+
+function fieldCount(entity: CompiledEntity): number {
+  let count = nameableFields.get(entity);
+  if (count === undefined) {
+    count = 0;
+    for (const f of entity.fields.values()) if (!f.hidden) count++;
+    nameableFields.set(entity, count);
+  }
+  return count;
 }
 
+/** `select`: names deduplicated; more names than the entity has fields is refused unread (§2.3). */
+function parseSelect(view: ReadableView, value: unknown, path: string): string[] | undefined {
+  if (value === undefined || value === null || value === "") return undefined;
+  const list = names(value, path, {
+    count: fieldCount(view.entity),
+    what: `names (the fields of "${view.entity.name}")`,
+  });
+  const unique = new Set<string>();
+  for (const n of list) unique.add(field(view, n, path).name);
+  return unique.size > 0 ? [...unique] : undefined;
+}
+
+/**
+ * The default order when the caller names none: the entity's default sort, unless its field is one this
+ * caller may not read (omitted by a field rule, or hidden); then `id`, so the order ranks nothing they
+ * cannot see (§2.6).
+ */
+function defaultSort(view: ReadableView): SortKey[] {
+  const { field: name, dir } = view.entity.defaultSort;
+  if (name === "id" || !view.resolve(name)) return [{ field: "id", dir: name === "id" ? dir : "asc" }];
+  return [
+    { field: name, dir },
+    { field: "id", dir: "asc" },
+  ];
+}
+
+/** Sort keys, at most MAX_SORT_KEYS, in one pass; a field named again adds nothing to the order and is dropped. */
 function parseSort(view: ReadableView, value: unknown, path: string): SortKey[] {
   const input = maybeJSON(value, path, false);
-  if (input === undefined || input === null || input === "") return [{ ...view.entity.defaultSort }];
+  if (input === undefined || input === null || input === "") return defaultSort(view);
+  const bound = { count: MAX_SORT_KEYS, what: "sort keys" };
+  const items = Array.isArray(input) ? input : isObject(input) ? [input] : names(input, path, bound);
+  if (items.length > MAX_SORT_KEYS)
+    throw new BadRequestError(`${path}: at most ${MAX_SORT_KEYS} sort keys`, { path, max: MAX_SORT_KEYS });
   const keys: SortKey[] = [];
-  const items = Array.isArray(input) ? input : isObject(input) ? [input] : names(input, path);
+  const seen = new Set<string>();
+  const add = (name: string, dir: "asc" | "desc") => {
+    const f = field(view, name, path).name;
+    if (seen.has(f)) return;
+    seen.add(f);
+    keys.push({ field: f, dir });
+  };
   for (const item of items) {
     if (typeof item === "string") {
       const desc = item.startsWith("-");
-      const name = desc || item.startsWith("+") ? item.slice(1) : item;
-      keys.push({ field: field(view, name, path).name, dir: desc ? "desc" : "asc" });
+      add(desc || item.startsWith("+") ? item.slice(1) : item, desc ? "desc" : "asc");
     } else if (isObject(item) && typeof item.by === "string") {
       const dir = item.dir ?? "asc";
       if (dir !== "asc" && dir !== "desc") throw new BadRequestError(`${path}.dir: expected "asc" or "desc"`, { path });
-      keys.push({ field: field(view, item.by, path).name, dir });
+      add(item.by, dir);
     } else throw new BadRequestError(`${path}: expected "-field,field" or { by, dir }`, { path });
   }
   // id breaks ties so pages never overlap
-  if (!keys.some((k) => k.field === "id")) keys.push({ field: "id", dir: "asc" });
+  if (!seen.has("id")) keys.push({ field: "id", dir: "asc" });
   return keys;
 }
 
@@ -142,27 +204,39 @@ export function followRelation(view: ReadableView, relation: CompiledRelation): 
   return target;
 }
 
+/** What parsing `with` has spent so far: relations (each one query) and the worst-case rows over all levels. */
+interface WithBudget {
+  relations: number;
+  rows: number;
+}
+
 function parseWith(
   view: ReadableView,
   value: unknown,
   path: string,
   depth: number,
   limits: QueryLimits,
-  budget: { left: number },
+  parentRows: number,
+  budget: WithBudget,
 ): WithSpec[] {
   const input = maybeJSON(value, path, false);
   if (input === undefined || input === null || input === "") return [];
   if (depth >= MAX_WITH_DEPTH)
-    throw new BadRequestError(`${path}: nested deeper than ${MAX_WITH_DEPTH} levels`, { path });
-  const entries: [string, unknown][] = isObject(input) ? Object.entries(input) : names(input, path).map((n) => [n, {}]);
+    throw new BadRequestError(`${path}: nested deeper than ${MAX_WITH_DEPTH} levels`, { path, max: MAX_WITH_DEPTH });
+  const entries: [string, unknown][] = isObject(input)
+    ? Object.entries(input)
+    : names(input, path, { count: MAX_WITH_RELATIONS, what: "relations per request" }).map((n) => [n, {}]);
   const specs: WithSpec[] = [];
   const seen = new Set<string>();
   for (const [name, options] of entries) {
     const at = `${path}.${name}`;
     if (seen.has(name)) throw new BadRequestError(`${path}: relation "${name}" is named twice`, { path });
     seen.add(name);
-    if (--budget.left < 0)
-      throw new BadRequestError(`${path}: at most ${MAX_WITH_RELATIONS} relations per request`, { path });
+    if (++budget.relations > MAX_WITH_RELATIONS)
+      throw new BadRequestError(`${path}: at most ${MAX_WITH_RELATIONS} relations per request`, {
+        path,
+        max: MAX_WITH_RELATIONS,
+      });
     const relation = view.entity.relations.get(name);
     if (!relation) throw new BadRequestError(`${path}: unknown relation "${name}"`, { path });
     if (options !== true && options !== null && !isObject(options))
@@ -170,29 +244,60 @@ function parseWith(
     const target = followRelation(view, relation);
     if (!target) continue; // not readable by this caller: omitted (§4.5)
     const o = isObject(options) ? options : {};
+    const limit = integer(o.limit, `${at}.limit`, relation.withLimit, limits.maxLimit);
+    // Each parent row brings at most one row of a to-one relation, at most `limit` of a to-many one.
+    const rows = parentRows * (relation.cardinality === "one" ? 1 : limit);
+    budget.rows += rows;
     specs.push({
       relation,
       view: target,
       where: parseWhere(maybeJSON(o.where, `${at}.where`, true), target.resolve, { path: `${at}.where` }),
       select: parseSelect(target, o.select, `${at}.select`),
       sort: parseSort(target, o.sort, `${at}.sort`),
-      limit: integer(o.limit, `${at}.limit`, relation.withLimit, limits.maxLimit),
-      with: parseWith(target, o.with, `${at}.with`, depth + 1, limits, budget),
+      limit,
+      with: parseWith(target, o.with, `${at}.with`, depth + 1, limits, rows, budget),
     });
   }
   return specs;
 }
 
+/**
+ * Refuse, before any query runs, a request whose worst case reads more rows than the budget (§2.3): the page
+ * brings at most `limit` rows, each `with` level multiplies its parent level's rows by its per-parent limit
+ * (1 for a to-one relation), and the levels add up. The bound is exact for the worst case: relations.ts
+ * caps each parent's rows in SQL (`row_number() <= limit`, one row of a to-one relation).
+ *
+ * It also keeps every `with` query under SQLite's 32,766 bound variables: a level binds the keys of its
+ * parent level's rows (`in (...)`, at most one per parent row, so at most max_rows_per_request, which the
+ * config caps at 20,000) plus the caller's where (at most 5,000 values, where.ts) and the policy filter.
+ */
+function checkRowBudget(query: ListQuery, rows: number, limits: QueryLimits): void {
+  const max = limits.maxRowsPerRequest;
+  if (max === undefined || rows <= max) return;
+  const n = (x: number) => x.toLocaleString("en-US");
+  const bound = `at most ${n(max)} per request (max_rows_per_request)`;
+  if (query.with.length === 0)
+    throw new BadRequestError(`limit: ${n(rows)} rows; ${bound}`, { path: "limit", rows, max });
+  throw new BadRequestError(
+    `with: this request may read up to ${n(rows)} rows (limit ${query.limit}, times each with level's per-parent limit, summed over all levels); ${bound}`,
+    { path: "with", rows, max },
+  );
+}
+
 /** Parse a list request for `view.entity`; every field named must be readable by the caller. */
 export function parseListQuery(view: ReadableView, raw: RawListQuery, limits: QueryLimits): ListQuery {
-  return {
+  const limit = integer(raw.limit, "limit", limits.defaultLimit, limits.maxLimit);
+  const budget: WithBudget = { relations: 0, rows: limit };
+  const query: ListQuery = {
     where: parseWhere(maybeJSON(raw.where, "where", true), view.resolve),
     sort: parseSort(view, raw.sort, "sort"),
     select: parseSelect(view, raw.select, "select"),
-    with: parseWith(view, raw.with, "with", 0, limits, { left: MAX_WITH_RELATIONS }),
-    limit: integer(raw.limit, "limit", limits.defaultLimit, limits.maxLimit),
+    with: parseWith(view, raw.with, "with", 0, limits, limit, budget),
+    limit,
     offset: integer(raw.offset, "offset", 0),
   };
+  checkRowBudget(query, budget.rows, limits);
+  return query;
 }
 
 /** Parse a bare `where` (count, exists, update many, delete many). */

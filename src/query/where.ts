@@ -20,6 +20,11 @@ const MAX_NODES = 500;
 const MAX_LIST = 1000;
 /** Values bound by one where, over all its lists (SQLite binds at most 32,766 per statement). */
 const MAX_VALUES = 5000;
+/**
+ * Characters in a `$like`/`$ilike` pattern (§2.3). Escaping at most triples it (compile.ts), and three UTF-8
+ * bytes a UTF-16 unit keep it far under SQLite's 50,000-byte LIKE/GLOB pattern limit.
+ */
+export const MAX_PATTERN = 1000;
 
 const ORDERED_TYPES: ColumnType[] = ["primary", "reference", "number", "text", "enum", "date", "timestamp"];
 const STRING_TYPES: ColumnType[] = ["text", "enum", "date", "timestamp"];
@@ -104,6 +109,8 @@ class WhereParser {
       case "$like":
       case "$ilike":
         if (!STRING_TYPES.includes(field.type)) this.fail(path, `${op} needs a text field`);
+        if (typeof value === "string" && value.length > MAX_PATTERN)
+          this.fail(path, `at most ${MAX_PATTERN} characters in a pattern (this one has ${value.length})`);
         return {
           kind: "like",
           field: name,
