@@ -6,10 +6,10 @@
 import type { PermissionConfig, ValidatedConfig } from "../config/schema.js";
 import type { Models } from "../data/models.js";
 import { ConfigError } from "../errors.js";
-import { FALSE, type Filter, hasPlaceholders } from "../query/ast.js";
+import { FALSE, type Filter, hasPlaceholders, TRUE } from "../query/ast.js";
 import { type FieldResolver, parseWhere } from "../query/where.js";
 import { DATA_PERMISSIONS } from "./access.js";
-import { type Condition, matchCondition, validateCondition } from "./conditions.js";
+import { bindEntity, parseCondition } from "./conditions.js";
 
 export const SYSTEM_PERMISSIONS = ["system.explain"] as const;
 export const PERMISSIONS: readonly string[] = [...DATA_PERMISSIONS, ...SYSTEM_PERMISSIONS];
@@ -17,8 +17,8 @@ export const PERMISSIONS: readonly string[] = [...DATA_PERMISSIONS, ...SYSTEM_PE
 export interface CompiledPolicy {
   path: string;
   description?: string;
-  /** the part of the condition only known per request (id, user.*); undefined when none */
-  condition?: Condition;
+  /** the condition with `@entity` folded: what is only known per request (id, user.*); undefined when none */
+  condition?: Filter;
   effect: "allow" | "deny" | "filter";
   /** parsed for this rule's entity; may hold `@user.*` placeholders */
   filter?: Filter;
@@ -57,6 +57,8 @@ export const ruleKey = (role: string, permission: string, entity: string) =>
 
 type PermissionObject = Exclude<PermissionConfig, string>;
 
+const isFalse = (f: Filter) => f.kind === "const" && !f.value;
+
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 function checkPlaceholders(value: unknown, path: string): void {
@@ -75,23 +77,14 @@ function fieldSet(names: string[] | undefined, models: Models, entities: string[
   return new Set(names);
 }
 
-/** Split the top-level `entity` key (decidable now) from the rest (decided per request). */
-function splitCondition(condition: Condition | undefined) {
-  if (!condition) return { entityPart: undefined, rest: undefined };
-  const { entity, ...rest } = condition;
-  return {
-    entityPart: entity === undefined ? undefined : { entity },
-    rest: Object.keys(rest).length > 0 ? rest : undefined,
-  };
-}
-
 interface PolicyTemplate {
   path: string;
   description?: string;
   entities: string[];
   /** filters are checked strictly when the condition names entities, leniently when it applies to all */
   strict: boolean;
-  condition?: Condition;
+  /** per entity it can apply to: the condition with `@entity` folded (TRUE: no condition left) */
+  conditions: Map<string, Filter>;
   effect: "allow" | "deny" | "filter";
   rawFilter?: Record<string, unknown>;
   fields?: ReadonlySet<string>;
@@ -103,9 +96,10 @@ function policyTemplates(entry: PermissionObject, path: string, models: Models):
   const names = new Set(all);
   return (entry.policies ?? []).map((p, i) => {
     const at = `${path}.policies[${i}]`;
-    if (p.condition) validateCondition(p.condition, `${at}.condition`, names);
-    const { entityPart, rest } = splitCondition(p.condition);
-    const entities = entityPart ? all.filter((e) => matchCondition(entityPart, { entity: e })) : all;
+    const parsed = p.condition ? parseCondition(p.condition, `${at}.condition`, names) : TRUE;
+    const conditions = new Map(all.map((e) => [e, bindEntity(parsed, e)] as const));
+    // an entity for which the condition is false whatever the request is out of the policy's reach
+    const entities = all.filter((e) => !isFalse(conditions.get(e)!));
     if (p.effect === "filter" && !p.filter) throw new ConfigError(at, 'a policy with effect "filter" needs a filter');
     if (p.filter && p.effect !== "filter")
       throw new ConfigError(`${at}.filter`, 'a filter only applies to a policy with effect "filter"');
@@ -114,8 +108,9 @@ function policyTemplates(entry: PermissionObject, path: string, models: Models):
       path: at,
       description: p.description,
       entities,
-      strict: entityPart !== undefined,
-      condition: rest,
+      // a top-level `entity` says which entities the policy is written for: its filter must fit each of them
+      strict: p.condition !== undefined && "entity" in p.condition,
+      conditions,
       effect: p.effect,
       rawFilter: p.filter,
       fields: fieldSet(p.fields, models, entities, `${at}.fields`),
@@ -142,7 +137,17 @@ function policiesFor(templates: PolicyTemplate[], entity: string, models: Models
         filter = FALSE;
       }
     }
-    out.push({ ...t, filter, placeholders: filter !== undefined && hasPlaceholders(filter) });
+    const condition = t.conditions.get(entity)!;
+    out.push({
+      path: t.path,
+      description: t.description,
+      condition: condition.kind === "const" ? undefined : condition,
+      effect: t.effect,
+      filter,
+      placeholders: filter !== undefined && hasPlaceholders(filter),
+      fields: t.fields,
+      omit: t.omit,
+    });
   }
   return out;
 }
@@ -152,7 +157,7 @@ function checkLenientFilters(templates: PolicyTemplate[], models: Models) {
   for (const t of templates) {
     if (t.strict || !t.rawFilter) continue;
     let firstError: unknown;
-    const fits = t.entities.some((e) => {
+    const fits = [...models.keys()].some((e) => {
       const model = models.get(e)!;
       try {
         parseWhere(t.rawFilter, (n) => model.entity.fields.get(n), {

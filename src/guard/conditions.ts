@@ -1,168 +1,139 @@
 /**
- * Policy conditions (§4.3): the `where` language matched in memory against the request context
- * `{ entity, id, user }`. Keys are `entity`, `id` and `user.<claim>`; checked once at startup.
+ * Policy conditions (§4.3, §4.12) are written in the `where` language and parsed into the one Filter AST.
+ * Their keys are request-context values (`entity` → field `@entity`, `user.<claim>` → `@user.<claim>`) and
+ * `id`, which is the row's own id: on a route naming one row it is that row's id, elsewhere it stays a row
+ * predicate, so a list treats each row exactly as read-one would.
+ *
+ * Folding binds the context with the one evaluator's three-valued logic and answers two filters over rows:
+ * where the condition is certainly TRUE (an allow or filter applies only there) and where it is possibly
+ * TRUE, i.e. not certainly FALSE (a deny applies there: an unknown deny applies, fail closed).
  */
 import { ConfigError } from "../errors.js";
+import { and, FALSE, type Filter, not, or, TRUE } from "../query/ast.js";
+import { evaluate } from "../query/evaluate.js";
+import { parseWhere } from "../query/where.js";
+import type { CompiledField } from "../schema/compiled.js";
 
 export interface RequestContext {
   entity: string;
+  /** the row a route names; undefined on routes that name no single row */
   id?: number;
   user?: Record<string, unknown>;
 }
 
-export type Condition = Record<string, unknown>;
+export const ENTITY_KEY = "@entity";
+const CLAIM = /^user\.([A-Za-z_]\w*)$/;
 
-const OPERATORS = new Set([
-  "$eq",
-  "$ne",
-  "$gt",
-  "$gte",
-  "$lt",
-  "$lte",
-  "$in",
-  "$nin",
-  "$notin",
-  "$like",
-  "$ilike",
-  "$isnull",
-  "$between",
-]);
+const contextField = (name: string, type: CompiledField["type"]): CompiledField => ({
+  name,
+  type,
+  config: {},
+  system: true,
+  hidden: false,
+});
+const ID_FIELD = contextField("id", "primary");
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-
-const isContextKey = (key: string) => key === "entity" || key === "id" || /^user\.[A-Za-z_][\w]*$/.test(key);
-
-/** Check a condition's keys, operators and entity names; throws ConfigError with the path. */
-export function validateCondition(condition: unknown, path: string, entities: ReadonlySet<string>): void {
-  if (!isObject(condition)) throw new ConfigError(path, "expected an object");
-  for (const [key, value] of Object.entries(condition)) {
-    const at = `${path}.${key}`;
-    if (key === "$and" || key === "$or" || key === "$not") {
-      const items = Array.isArray(value) ? value : [value];
-      items.forEach((item, i) => {
-        validateCondition(item, Array.isArray(value) ? `${at}[${i}]` : at, entities);
-      });
-      continue;
-    }
-    if (!isContextKey(key))
-      throw new ConfigError(at, `unknown condition key "${key}" (expected entity, id or user.<claim>)`);
-    if (isObject(value))
-      for (const op of Object.keys(value))
-        if (!OPERATORS.has(op)) throw new ConfigError(`${at}.${op}`, `unknown operator "${op}"`);
-    if (key === "entity") {
-      const named = isObject(value) ? Object.values(value).flat() : [value].flat();
-      for (const name of named)
-        if (typeof name === "string" && !entities.has(name)) throw new ConfigError(at, `unknown entity "${name}"`);
-    }
-  }
+function resolveKey(key: string): CompiledField | undefined {
+  if (key === "entity") return contextField(ENTITY_KEY, "text");
+  if (key === "id") return ID_FIELD;
+  return CLAIM.test(key) ? contextField(`@${key}`, "text") : undefined;
 }
 
-function lookup(ctx: RequestContext, key: string): unknown {
-  if (key === "entity") return ctx.entity;
-  if (key === "id") return ctx.id ?? ANY_ROW;
-  return ctx.user?.[key.slice("user.".length)];
-}
-
-function like(value: unknown, pattern: unknown, caseSensitive: boolean): boolean {
-  if (typeof value !== "string" || typeof pattern !== "string") return false;
-  const source = pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*");
-  return new RegExp(`^${source}$`, caseSensitive ? "s" : "is").test(value);
-}
-
-/** Three-valued, like SQL: a comparison with a missing value (an anonymous caller's `user.id`) is unknown. */
-type Truth = boolean | null | typeof MAYBE;
-
-/** A comparison on `id` where the route names no single row: true for some rows, perhaps. */
-const MAYBE = "maybe";
-const ANY_ROW = Symbol("any row");
-
-function compare(actual: unknown, op: string, expected: unknown): Truth {
-  if (actual === ANY_ROW) {
-    // a row always has an id
-    if (op === "$isnull") return expected === false;
-    if (expected === null && (op === "$eq" || op === "$ne")) return op === "$ne";
-    if (Array.isArray(expected) && expected.length === 0) return op !== "$in";
-    return MAYBE;
-  }
-  if (op === "$isnull") return (actual === undefined || actual === null) === expected;
-  // As in SQL: `x IN ()` is false and `x NOT IN ()` true, whatever x is.
-  if (Array.isArray(expected) && expected.length === 0) {
-    if (op === "$in") return false;
-    if (op === "$nin" || op === "$notin") return true;
-  }
-  if (actual === undefined || actual === null) return null;
-  const ordered = (f: (a: number | string, b: number | string) => boolean) =>
-    (typeof actual === "number" || typeof actual === "string") &&
-    typeof actual === typeof expected &&
-    f(actual, expected as number | string);
-  switch (op) {
-    case "$eq":
-      return actual === expected;
-    case "$ne":
-      return actual !== expected;
-    case "$gt":
-      return ordered((a, b) => a > b);
-    case "$gte":
-      return ordered((a, b) => a >= b);
-    case "$lt":
-      return ordered((a, b) => a < b);
-    case "$lte":
-      return ordered((a, b) => a <= b);
-    case "$in":
-      return Array.isArray(expected) && expected.includes(actual);
-    case "$nin":
-    case "$notin":
-      return Array.isArray(expected) && !expected.includes(actual);
-    case "$like":
-      return like(actual, expected, true);
-    case "$ilike":
-      return like(actual, expected, false);
-    case "$between":
-      return Array.isArray(expected)
-        ? all([compare(actual, "$gte", expected[0]), compare(actual, "$lte", expected[1])])
-        : false;
+/** Every value compared with `@entity`, to check that each names an entity. */
+function entityNames(filter: Filter, into: unknown[] = []): unknown[] {
+  switch (filter.kind) {
+    case "and":
+    case "or":
+      for (const f of filter.items) entityNames(f, into);
+      return into;
+    case "not":
+      return entityNames(filter.item, into);
+    case "compare":
+      if (filter.field === ENTITY_KEY) into.push(filter.value);
+      return into;
+    case "in":
+      if (filter.field === ENTITY_KEY) into.push(...filter.values);
+      return into;
     default:
-      return false;
+      return into;
   }
 }
 
-function all(values: Truth[]): Truth {
-  if (values.includes(false)) return false;
-  if (values.includes(null)) return null;
-  return values.includes(MAYBE) ? MAYBE : true;
-}
-
-function any(values: Truth[]): Truth {
-  if (values.includes(true)) return true;
-  if (values.includes(MAYBE)) return MAYBE;
-  return values.includes(null) ? null : false;
-}
-
-function evaluate(condition: Condition, ctx: RequestContext): Truth {
-  return all(
-    Object.entries(condition).map(([key, value]): Truth => {
-      const items = () => [value].flat().map((c) => evaluate(c as Condition, ctx));
-      if (key === "$and") return all(items());
-      if (key === "$or") return any(items());
-      if (key === "$not") {
-        const inner = all(items());
-        return inner === null || inner === MAYBE ? inner : !inner;
-      }
-      const actual = lookup(ctx, key);
-      if (Array.isArray(value)) return compare(actual, "$in", value);
-      if (!isObject(value)) return compare(actual, "$eq", value);
-      return all(Object.entries(value).map(([op, expected]) => compare(actual, op, expected)));
-    }),
+/** Parse a condition at startup; unknown keys, operators and entities are ConfigErrors naming the path. */
+export function parseCondition(condition: unknown, path: string, entities: ReadonlySet<string>): Filter {
+  const filter = parseWhere(
+    condition,
+    (key) => {
+      const field = resolveKey(key);
+      if (!field)
+        throw new ConfigError(`${path}.${key}`, `unknown condition key "${key}" (expected entity, id or user.<claim>)`);
+      return field;
+    },
+    { path, asConfigError: true },
   );
+  for (const name of entityNames(filter))
+    if (typeof name !== "string" || !entities.has(name))
+      throw new ConfigError(`${path}.entity`, `unknown entity "${String(name)}"`);
+  return filter;
 }
 
-/**
- * Does the request context satisfy the condition? Only a definite yes matches: a missing value
- * (anonymous `user.*`) is unknown, and `$not` of unknown stays unknown (§4.4). On a route that names no
- * single row, comparisons on `id` may hold for some rows: `possibly` makes such a condition match (a deny
- * then holds for the whole request: when in doubt, deny); an allow needs a definite yes.
- */
-export function matchCondition(condition: Condition, ctx: RequestContext, possibly = false): boolean {
-  const truth = evaluate(condition, ctx);
-  return truth === true || (possibly && truth === MAYBE);
+/** Where a condition certainly holds, and where it possibly holds, as filters over the entity's rows. */
+export interface Folded {
+  certain: Filter;
+  possible: Filter;
+}
+
+const ALWAYS: Folded = { certain: TRUE, possible: TRUE };
+const constant = (truth: boolean | null): Folded => ({
+  certain: truth === true ? TRUE : FALSE,
+  possible: truth === false ? FALSE : TRUE,
+});
+
+function claim(ctx: RequestContext, field: string): string | number | boolean | null | undefined {
+  if (field === ENTITY_KEY) return ctx.entity;
+  if (field === "id") return ctx.id;
+  const value = ctx.user?.[field.slice("@user.".length)];
+  // a claim that is not a scalar (an object, a list) is as unknown as a missing one
+  return typeof value === "string" || typeof value === "number" || typeof value === "boolean" ? value : null;
+}
+
+/** Fold the context into a condition (Kleene logic as a pair of two-valued filters). */
+export function foldCondition(filter: Filter | undefined, ctx: RequestContext): Folded {
+  if (!filter) return ALWAYS;
+  switch (filter.kind) {
+    case "const":
+      return constant(filter.value);
+    case "and": {
+      const items = filter.items.map((f) => foldCondition(f, ctx));
+      return { certain: and(...items.map((i) => i.certain)), possible: and(...items.map((i) => i.possible)) };
+    }
+    case "or": {
+      const items = filter.items.map((f) => foldCondition(f, ctx));
+      return { certain: or(...items.map((i) => i.certain)), possible: or(...items.map((i) => i.possible)) };
+    }
+    case "not": {
+      const inner = foldCondition(filter.item, ctx);
+      return { certain: not(inner.possible), possible: not(inner.certain) };
+    }
+    default:
+      // `id` on a route naming no row stays a predicate on the row (ids are never NULL: two-valued in SQL)
+      if (filter.field === "id" && ctx.id === undefined) return { certain: filter, possible: filter };
+      return constant(evaluate(filter, (field) => claim(ctx, field)));
+  }
+}
+
+/** The condition for one entity: `@entity` folded, the rest left for the request (TRUE: always applies). */
+export function bindEntity(filter: Filter, entity: string): Filter {
+  switch (filter.kind) {
+    case "const":
+      return filter;
+    case "and":
+      return and(...filter.items.map((f) => bindEntity(f, entity)));
+    case "or":
+      return or(...filter.items.map((f) => bindEntity(f, entity)));
+    case "not":
+      return not(bindEntity(filter.item, entity));
+    default:
+      return filter.field === ENTITY_KEY ? (evaluate(filter, () => entity) ? TRUE : FALSE) : filter;
+  }
 }

@@ -5,17 +5,32 @@
  */
 import type { Models } from "../data/models.js";
 import { ForbiddenError } from "../errors.js";
-import { and, type Filter, or, TRUE } from "../query/ast.js";
+import { and, type Filter, not, or, TRUE } from "../query/ast.js";
 import type { Access, DataPermission, Scope, Subject } from "./access.js";
 import { bindPlaceholders } from "./bind.js";
 import { type CompiledPolicy, type CompiledRoles, type Rule, ruleKey } from "./compile.js";
-import { matchCondition, type RequestContext } from "./conditions.js";
+import { foldCondition, type RequestContext } from "./conditions.js";
+
+/** An allow entry as it applies to one request: the rows it reaches and its filter policies there. */
+interface Grant {
+  /** rows where one of its policies certainly matches (TRUE for an entry without policies) */
+  applies: Filter;
+  /** each filter policy must hold on the rows where its condition certainly holds */
+  filters: { where: Filter; policy: CompiledPolicy }[];
+}
 
 /** A rule applied to one request, before placeholders are bound. */
 type Verdict =
   | { effect: "deny"; reason: string; matched: string[] }
-  /** `grants`: the matched policies of each applying entry; the rows are the OR of each entry's AND */
-  | { effect: "allow"; grants: CompiledPolicy[][]; fields?: ReadonlySet<string>; matched: string[] };
+  | {
+      effect: "allow";
+      grants: Grant[];
+      /** rows any deny possibly reaches (§4.12: an unknown deny applies) */
+      deny: Filter;
+      implicitAllow: boolean;
+      fields?: ReadonlySet<string>;
+      matched: string[];
+    };
 
 export type Decision =
   | { effect: "deny"; reason: string; matched: string[] }
@@ -26,6 +41,9 @@ const PRIVILEGED_FIELDS: Record<string, string[]> = { users: ["role"] };
 
 const WRITES = new Set(["data.entity.create", "data.entity.update"]);
 
+const isFalse = (f: Filter) => f.kind === "const" && !f.value;
+const isTrue = (f: Filter) => f.kind === "const" && f.value;
+
 function fieldsOf(policies: CompiledPolicy[], visible: string[]): ReadonlySet<string> | undefined {
   const allow = policies.filter((p) => p.fields);
   const omit = policies.filter((p) => p.omit);
@@ -35,50 +53,83 @@ function fieldsOf(policies: CompiledPolicy[], visible: string[]): ReadonlySet<st
   );
 }
 
-/** §4.3: entries without policies always apply; any matching deny wins; several grants are ORed. */
+/**
+ * §4.3, §4.12: entries without policies always apply; any deny that possibly holds removes the rows it
+ * reaches (all of them when it does not depend on the row); several grants are ORed, each the AND of its
+ * filters. A condition on `id` is a condition on the row, so on routes naming no row it becomes a filter.
+ */
 function evaluate(rule: Rule, ctx: RequestContext, visible: string[]): Verdict {
-  const grants: CompiledPolicy[][] = [];
-  const matchedPaths: string[] = [];
+  const grants: Grant[] = [];
+  const denials: { where: Filter; path: string }[] = [];
+  const matched: string[] = [];
+  const restrictions: ReadonlySet<string>[] = [];
   for (const entry of rule.entries) {
-    // On routes that name no single row, a deny whose `id` condition may hold for some row holds for all.
-    const matched = entry.policies.filter(
-      (p) => !p.condition || matchCondition(p.condition, ctx, entry.effect === "deny" || p.effect === "deny"),
+    const folded = entry.policies.map((policy) => ({ policy, ...foldCondition(policy.condition, ctx) }));
+    const possible = folded.filter((f) => !isFalse(f.possible));
+    if (entry.hasPolicies && possible.length === 0) continue; // the entry does not apply
+    matched.push(entry.path, ...possible.map((f) => f.policy.path));
+    if (entry.effect === "deny") {
+      const where = entry.hasPolicies ? or(...possible.map((f) => f.possible)) : TRUE;
+      denials.push({ where, path: entry.path });
+      continue;
+    }
+    for (const f of possible) if (f.policy.effect === "deny") denials.push({ where: f.possible, path: f.policy.path });
+    const applies = entry.hasPolicies ? or(...folded.map((f) => f.certain)) : TRUE;
+    if (isFalse(applies)) continue;
+    const filters = folded
+      .filter((f) => f.policy.effect === "filter" && !isFalse(f.certain))
+      .map((f) => ({ where: f.certain, policy: f.policy }));
+    grants.push({ applies, filters });
+    // Field rules cannot differ per row here, so every grant that may apply restricts all rows:
+    // a grant with no field rule never lifts another grant's (§4.8).
+    const restriction = fieldsOf(
+      possible.filter((f) => f.policy.effect !== "deny").map((f) => f.policy),
+      visible,
     );
-    if (entry.hasPolicies && matched.length === 0) continue;
-    matchedPaths.push(entry.path, ...matched.map((p) => p.path));
-    const denial = entry.effect === "deny" ? entry : matched.find((p) => p.effect === "deny");
-    if (denial) return { effect: "deny", reason: `denied by ${denial.path}`, matched: matchedPaths };
-    grants.push(matched);
+    if (restriction) restrictions.push(restriction);
   }
-  if (grants.length === 0)
-    return rule.implicitAllow
-      ? { effect: "allow", grants: [[]], matched: ["implicit_allow"] }
-      : { effect: "deny", reason: `role "${rule.role}" lacks ${rule.permission} on ${rule.entity}`, matched: [] };
-  // Field rules cannot differ per row here, so every applying grant's restriction holds for all rows:
-  // a grant with no field rule never lifts another grant's (§4.8).
-  const restrictions = grants.map((g) => fieldsOf(g, visible)).filter((s) => s !== undefined);
+  const denial = denials.find((d) => isTrue(d.where));
+  if (denial) return { effect: "deny", reason: `denied by ${denial.path}`, matched };
+  if (grants.length === 0 && !rule.implicitAllow)
+    return { effect: "deny", reason: `role "${rule.role}" lacks ${rule.permission} on ${rule.entity}`, matched };
   const fields =
     restrictions.length === 0 ? undefined : new Set(visible.filter((f) => restrictions.every((s) => s.has(f))));
-  return { effect: "allow", grants, fields, matched: matchedPaths };
+  return {
+    effect: "allow",
+    grants,
+    deny: or(...denials.map((d) => d.where)),
+    implicitAllow: rule.implicitAllow,
+    fields,
+    matched: rule.implicitAllow && grants.length === 0 ? [...matched, "implicit_allow"] : matched,
+  };
 }
 
-/** The verdict's rows: each policy filter bound on its own, so one unbound placeholder empties only its grant. */
-function filterOf(grants: CompiledPolicy[][], bind: (filter: Filter) => Filter): Filter {
-  return or(...grants.map((g) => and(...g.map((p) => p.filter && (p.placeholders ? bind(p.filter) : p.filter)))));
+/**
+ * The verdict's rows: each policy filter bound on its own (one unbound placeholder empties only its own
+ * policy), ANDed inside a grant where its condition holds, grants ORed, what a deny reaches removed. An
+ * implicit_allow role also reaches the rows no grant speaks for.
+ */
+function rowsOf(v: Extract<Verdict, { effect: "allow" }>, bind: (filter: Filter) => Filter): Filter {
+  const granted = v.grants.map((g) =>
+    and(
+      g.applies,
+      ...g.filters.map((f) => or(not(f.where), f.policy.placeholders ? bind(f.policy.filter!) : f.policy.filter!)),
+    ),
+  );
+  const implicit = v.implicitAllow ? [not(or(...v.grants.map((g) => g.applies)))] : [];
+  return and(or(...granted, ...implicit), not(v.deny));
 }
 
-const needsBinding = (grants: CompiledPolicy[][]) => grants.some((g) => g.some((p) => p.placeholders));
+const needsBinding = (v: Verdict) =>
+  v.effect === "allow" && v.grants.some((g) => g.filters.some((f) => f.policy.placeholders));
 
-interface Precomputed {
-  verdict: Verdict;
-  /** the finished scope when nothing depends on the subject (undefined: denied) */
-  scope?: Scope | undefined;
-  constant: boolean;
-}
+const unbound = (filter: Filter) => filter;
 
 export class Guard {
-  /** rules decided at startup: their conditions name nothing but the entity */
-  private readonly precomputed = new Map<string, Precomputed>();
+  /** verdicts decided at startup (their conditions name nothing but the entity) */
+  private readonly verdicts = new Map<string, Verdict>();
+  /** finished decisions of those that depend on nothing about the subject */
+  private readonly constant = new Map<string, Decision>();
 
   constructor(
     private readonly compiled: CompiledRoles,
@@ -87,9 +138,8 @@ export class Guard {
     for (const [key, rule] of compiled.rules) {
       if (rule.dynamic) continue;
       const verdict = evaluate(rule, { entity: rule.entity }, this.visible(rule.entity));
-      const constant = verdict.effect === "deny" || !needsBinding(verdict.grants);
-      const scope = constant ? this.scope(rule, verdict, () => TRUE) : undefined;
-      this.precomputed.set(key, { verdict, scope, constant });
+      this.verdicts.set(key, verdict);
+      if (!needsBinding(verdict)) this.constant.set(key, this.finish(rule, verdict, unbound));
     }
   }
 
@@ -112,20 +162,29 @@ export class Guard {
     return this.compiled.rules.get(ruleKey(effectiveRole, permission, entity)) ?? `unknown role "${effectiveRole}"`;
   }
 
-  private verdict(rule: Rule, ctx: RequestContext): Verdict {
-    return (
-      this.precomputed.get(ruleKey(rule.role, rule.permission, rule.entity))?.verdict ??
-      evaluate(rule, ctx, this.visible(rule.entity))
-    );
-  }
-
-  /** The decision with placeholders left as they are, and the policies that matched (for explain). */
-  decide(role: string | undefined, permission: string, ctx: RequestContext): Decision {
+  /**
+   * The one decision path (§4.15): enforcement binds placeholders to the caller's claims, explain leaves
+   * them as they are; everything else — matched policies, rows, fields — is the same computation.
+   */
+  decide(role: string | undefined, permission: string, ctx: RequestContext, bind = unbound): Decision {
     const rule = this.rule(role, permission, ctx.entity);
     if (typeof rule === "string") return { effect: "deny", reason: rule, matched: [] };
-    const v = this.verdict(rule, ctx);
-    if (v.effect === "deny") return v;
-    return { effect: "allow", filter: filterOf(v.grants, (f) => f), fields: v.fields, matched: v.matched };
+    const key = ruleKey(rule.role, permission, ctx.entity);
+    const known = this.constant.get(key);
+    if (known) return known;
+    const verdict = this.verdicts.get(key) ?? evaluate(rule, ctx, this.visible(ctx.entity));
+    return this.finish(rule, verdict, bind);
+  }
+
+  private finish(rule: Rule, verdict: Verdict, bind: (filter: Filter) => Filter): Decision {
+    if (verdict.effect === "deny") return verdict;
+    let fields = verdict.fields;
+    const privileged = PRIVILEGED_FIELDS[rule.entity];
+    if (privileged && WRITES.has(rule.permission) && !rule.implicitAllow) {
+      const base = fields ?? new Set(this.visible(rule.entity));
+      fields = new Set([...base].filter((f) => !privileged.includes(f)));
+    }
+    return { effect: "allow", filter: rowsOf(verdict, bind), fields, matched: verdict.matched };
   }
 
   /** Whether the subject holds a system permission such as `system.explain` (not tied to an entity). */
@@ -140,23 +199,10 @@ export class Guard {
 
   /** The scope of one permission for one subject; undefined when it is not granted. */
   find(subject: Subject, permission: string, entity: string, id?: number): Scope | undefined {
-    const rule = this.rule(subject.role, permission, entity);
-    if (typeof rule === "string") return undefined;
-    const pre = this.precomputed.get(ruleKey(rule.role, permission, entity));
-    if (pre?.constant) return pre.scope;
-    const verdict = pre?.verdict ?? evaluate(rule, { entity, id, user: subject.user }, this.visible(entity));
-    return this.scope(rule, verdict, (f) => bindPlaceholders(f, subject.user));
-  }
-
-  private scope(rule: Rule, verdict: Verdict, bind: (filter: Filter) => Filter): Scope | undefined {
-    if (verdict.effect === "deny") return undefined;
-    let fields = verdict.fields;
-    const privileged = PRIVILEGED_FIELDS[rule.entity];
-    if (privileged && WRITES.has(rule.permission) && !rule.implicitAllow) {
-      const base = fields ?? new Set(this.visible(rule.entity));
-      fields = new Set([...base].filter((f) => !privileged.includes(f)));
-    }
-    return { filter: filterOf(verdict.grants, bind), fields };
+    const decision = this.decide(subject.role, permission, { entity, id, user: subject.user }, (f) =>
+      bindPlaceholders(f, subject.user),
+    );
+    return decision.effect === "deny" ? undefined : { filter: decision.filter, fields: decision.fields };
   }
 
   /** The per-request view of the guard for one subject. */

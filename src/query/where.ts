@@ -108,7 +108,7 @@ class WhereParser {
       }
       case "$like":
       case "$ilike":
-        if (!STRING_TYPES.includes(field.type)) this.fail(path, `${op} needs a text field`);
+        if (!STRING_TYPES.includes(field.type) && !isContextField(field)) this.fail(path, `${op} needs a text field`);
         if (typeof value === "string" && value.length > MAX_PATTERN)
           this.fail(path, `at most ${MAX_PATTERN} characters in a pattern (this one has ${value.length})`);
         return {
@@ -128,7 +128,8 @@ class WhereParser {
   }
 
   private ordered(field: CompiledField, path: string) {
-    if (!ORDERED_TYPES.includes(field.type)) this.fail(path, `"${field.name}" cannot be compared by order`);
+    if (!ORDERED_TYPES.includes(field.type) && !isContextField(field))
+      this.fail(path, `"${field.name}" cannot be compared by order`);
   }
 
   private value(field: CompiledField, value: unknown, path: string, nullable: boolean): Operand {
@@ -136,6 +137,12 @@ class WhereParser {
     if (this.options.placeholders && typeof value === "string" && value.startsWith("@"))
       return { placeholder: value.slice(1) };
     if (value === null && nullable) return null;
+    if (isContextField(field)) {
+      // a claim may hold any scalar; it is compared as SQL would (§4.3)
+      if (!["string", "number", "boolean"].includes(typeof value))
+        this.fail(path, "expected a string, number or boolean");
+      return value as Scalar;
+    }
     const expected = expectedType(field.type);
     const ok =
       expected === "integer"
@@ -147,6 +154,9 @@ class WhereParser {
     return value as Scalar;
   }
 }
+
+/** A request-context value in a policy condition (`@entity`, `@user.<claim>`), folded before SQL. */
+export const isContextField = (field: CompiledField) => field.name.startsWith("@");
 
 function expectedType(type: ColumnType): "integer" | "number" | "string" | "boolean" {
   if (type === "primary" || type === "reference") return "integer";

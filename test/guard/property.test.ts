@@ -14,6 +14,7 @@ import {
   type Caller,
   decide,
   defaultRole,
+  deniedForEveryRow,
   type EntrySpec,
   list,
   type Model,
@@ -526,6 +527,8 @@ function expectStatus(res: { status: number; text: string; body: unknown }, stat
 }
 
 const explainDecision = (m: Model, s: Subject, permission: string, entity: string, id?: number) => {
+  if (id === undefined)
+    return `${permission} on ${entity}: ${deniedForEveryRow(m.roles, s.caller, permission, entity) ? "denied for every row" : "decided row by row"}`;
   const d = decide(m.roles, s.caller, permission, { entity, id, user: s.caller.user });
   return `${permission} on ${entity}${id === undefined ? "" : ` #${id}`}: ${
     d.granted ? `granted (${d.why}) rows where ${JSON.stringify(d.grants)}` : `denied (${d.why})`

@@ -5,7 +5,7 @@
  * logic (§2.2) by `test/helpers/where-reference.ts`, shared with `test/data/where-property.test.ts`. Not a test file itself.
  */
 
-import { ANY_ID, evalWhere, type Scalar, type Where } from "../helpers/where-reference.js";
+import { evalWhere, type Scalar, type Where } from "../helpers/where-reference.js";
 
 export type { Scalar, Tri, Where } from "../helpers/where-reference.js";
 export type Row = { id: number } & Record<string, Scalar>;
@@ -89,16 +89,21 @@ export function filterMatches(filter: Where, row: Row, fields: readonly string[]
   return evalWhere(bound, (k) => row[k] ?? null) === true;
 }
 
-/** A policy condition against the request context: same operators and logic as where; a missing value is NULL. */
-export function conditionMatches(condition: Where, ctx: Context, possibly = false): boolean {
-  const get = (key: string): Scalar => {
-    if (key === "entity") return ctx.entity;
-    if (key === "id") return ctx.id ?? ANY_ID;
-    if (key.startsWith("user.")) return ctx.user?.[key.slice(5)] ?? null;
-    throw new Error(`reference: unknown condition key ${key}`);
-  };
-  const truth = evalWhere(condition, get);
-  return truth === true || (possibly && truth === "maybe");
+/**
+ * A policy condition against the request context (§4.3, §4.12): same operators and logic as where; a missing
+ * value is NULL. An allow or filter applies only when the condition is TRUE; a deny applies unless it is
+ * FALSE (an unknown deny applies). `id` is always known here: routes naming no row are decided row by row.
+ */
+export function conditionMatches(condition: Where, ctx: Context & { id: number }, deny = false): boolean {
+  const truth = evalWhere(condition, (key) => contextValue(ctx, key));
+  return truth === true || (deny && truth !== false);
+}
+
+function contextValue(ctx: Context, key: string): Scalar {
+  if (key === "entity") return ctx.entity;
+  if (key === "id") return ctx.id ?? null;
+  if (key.startsWith("user.")) return ctx.user?.[key.slice(5)] ?? null;
+  throw new Error(`reference: unknown condition key ${key}`);
 }
 
 // ---------- decisions ----------
@@ -110,8 +115,10 @@ export function defaultRole(roles: Roles): string | undefined {
   return Object.entries(roles).find(([, r]) => r.is_default)?.[0];
 }
 
-/** §4.1–4.3, 4.7: the decision for one permission in one request context. */
-export function decide(roles: Roles, caller: Caller, permission: string, ctx: Context): Decision {
+const entryOf = (raw: EntrySpec) => (typeof raw === "string" ? { permission: raw, effect: "allow" as const } : raw);
+
+/** §4.1–4.3, 4.7, 4.12: the decision for one permission on one row (`ctx.id`). */
+export function decide(roles: Roles, caller: Caller, permission: string, ctx: Context & { id: number }): Decision {
   const roleName = caller.role ?? defaultRole(roles);
   if (roleName === undefined) return { granted: false, why: "anonymous and no default role" };
   const role = roles[roleName];
@@ -119,14 +126,12 @@ export function decide(roles: Roles, caller: Caller, permission: string, ctx: Co
   const grants: Where[][] = [];
   const why: string[] = [];
   for (const [i, raw] of role.permissions.entries()) {
-    const entry = typeof raw === "string" ? { permission: raw, effect: "allow" as const } : raw;
+    const entry = entryOf(raw);
     if (entry.permission !== permission) continue;
     const policies = entry.policies ?? [];
-    // On routes that name no single row, a deny whose `id` condition may hold for some row holds for all.
-    const matched = policies.filter(
-      (p) =>
-        p.condition === undefined || conditionMatches(p.condition, ctx, entry.effect === "deny" || p.effect === "deny"),
-    );
+    const matches = (p: PolicySpec) =>
+      p.condition === undefined || conditionMatches(p.condition, ctx, entry.effect === "deny" || p.effect === "deny");
+    const matched = policies.filter(matches);
     if (policies.length > 0 && matched.length === 0) continue; // the entry does not apply
     if (entry.effect === "deny") return { granted: false, why: `entry ${i} denies` };
     if (matched.some((p) => p.effect === "deny")) return { granted: false, why: `a policy of entry ${i} denies` };
@@ -136,6 +141,76 @@ export function decide(roles: Roles, caller: Caller, permission: string, ctx: Co
   if (grants.length > 0) return { granted: true, grants, why: `${roleName}: ${why.join(", ")}` };
   if (role.implicit_allow) return { granted: true, grants: [[]], why: `${roleName}: implicit_allow` };
   return { granted: false, why: `${roleName}: no entry applies` };
+}
+
+/**
+ * A condition folded without knowing the row: TRUE, FALSE or depends-on-the-row ("row"), where and/or/not
+ * fold constants only (as the guard's compiler does). `certain` is where it is TRUE, `possible` where it is
+ * not FALSE.
+ */
+type Fold = true | false | "row";
+const and3 = (xs: Fold[]): Fold => (xs.includes(false) ? false : xs.every((x) => x === true) ? true : "row");
+const or3 = (xs: Fold[]): Fold => (xs.includes(true) ? true : xs.every((x) => x === false) ? false : "row");
+const not3 = (x: Fold): Fold => (x === "row" ? "row" : !x);
+
+function foldWhere(where: Where, ctx: Context): { certain: Fold; possible: Fold } {
+  const parts = Object.entries(where).map(([key, v]) => {
+    const items = () =>
+      (Array.isArray(v) ? v : Object.entries(v as object).map(([k, c]) => ({ [k]: c }))).map((c) =>
+        foldWhere(c as Where, ctx),
+      );
+    if (key === "$and" || key === "$not") {
+      const xs = items();
+      const inner = { certain: and3(xs.map((x) => x.certain)), possible: and3(xs.map((x) => x.possible)) };
+      return key === "$and" ? inner : { certain: not3(inner.possible), possible: not3(inner.certain) };
+    }
+    if (key === "$or") {
+      const xs = items();
+      return { certain: or3(xs.map((x) => x.certain)), possible: or3(xs.map((x) => x.possible)) };
+    }
+    if (key === "id") return { certain: "row" as Fold, possible: "row" as Fold };
+    const truth = evalWhere({ [key]: v }, (k) => contextValue(ctx, k));
+    return { certain: truth === true, possible: truth !== false };
+  });
+  return { certain: and3(parts.map((p) => p.certain)), possible: and3(parts.map((p) => p.possible)) };
+}
+
+/**
+ * On a route that names no row (list, count, many-row writes) the request itself is 403 only when a deny
+ * reaches every row whatever its id, or when no entry can grant any row (§4.12).
+ */
+export function deniedForEveryRow(roles: Roles, caller: Caller, permission: string, entity: string): boolean {
+  const roleName = caller.role ?? defaultRole(roles);
+  const role = roleName === undefined ? undefined : roles[roleName];
+  if (!role) return true;
+  const ctx = { entity, user: caller.user };
+  let grantable = false;
+  for (const raw of role.permissions) {
+    const entry = entryOf(raw);
+    if (entry.permission !== permission) continue;
+    const folded = (entry.policies ?? []).map((p) => ({
+      p,
+      ...(p.condition ? foldWhere(p.condition, ctx) : { certain: true as Fold, possible: true as Fold }),
+    }));
+    if (folded.length === 0) {
+      if (entry.effect === "deny") return true;
+      grantable = true;
+      continue;
+    }
+    if (entry.effect === "deny") {
+      if (or3(folded.map((f) => f.possible)) === true) return true;
+      continue;
+    }
+    if (folded.some((f) => f.p.effect === "deny" && f.possible === true)) return true;
+    if (or3(folded.map((f) => f.certain)) !== false) grantable = true;
+  }
+  return !grantable && !role.implicit_allow;
+}
+
+/** Is the row inside what the permission grants on that very row? (routes naming no row decide row by row) */
+function allowedOn(m: Model, caller: Caller, permission: string, entity: string, row: Row): boolean {
+  const d = decide(m.roles, caller, permission, { entity, id: row.id, user: caller.user });
+  return admits(d, row, m.schema[entity]!, caller.user);
 }
 
 /** Is the row inside a granted decision? */
@@ -166,9 +241,8 @@ export interface ListAnswer {
 
 /** List and count (§4.5, §4.3a): the read filter ANDed with the caller's where as a whole. */
 export function list(m: Model, tables: Tables, caller: Caller, entity: string, where: Where | undefined): ListAnswer {
-  const d = decide(m.roles, caller, READ, { entity, user: caller.user });
-  if (!d.granted) return { status: 403, ids: [], count: 0, total: 0 };
-  const visible = tables[entity]!.filter((r) => admits(d, r, m.schema[entity]!, caller.user));
+  if (deniedForEveryRow(m.roles, caller, READ, entity)) return { status: 403, ids: [], count: 0, total: 0 };
+  const visible = tables[entity]!.filter((r) => allowedOn(m, caller, READ, entity, r));
   const ids = visible.filter((r) => rowMatches(r, where)).map((r) => r.id);
   return { status: 200, ids, count: ids.length, total: visible.length };
 }
@@ -247,11 +321,10 @@ export function writeMany(
   kind: "update" | "delete",
   patch: Record<string, Scalar> = {},
 ): WriteAnswer {
-  const ctx = { entity, user: caller.user };
-  const fields = m.schema[entity]!;
-  const write = decide(m.roles, caller, kind === "update" ? UPDATE : DELETE, ctx);
-  if (!write.granted) return { status: 403, ids: [], tables, why: write.why };
-  const read = decide(m.roles, caller, READ, ctx);
+  const permission = kind === "update" ? UPDATE : DELETE;
+  if (deniedForEveryRow(m.roles, caller, permission, entity))
+    return { status: 403, ids: [], tables, why: `${permission} denied` };
+  const readable = !deniedForEveryRow(m.roles, caller, READ, entity);
   // The where of a many-row write names only readable fields (only `id` without read) and must narrow.
   const named: string[] = [];
   walk(
@@ -259,13 +332,13 @@ export function writeMany(
     (f) => named.push(f),
     () => {},
   );
-  if (!read.granted && named.some((f) => f !== "id"))
+  if (!readable && named.some((f) => f !== "id"))
     return { status: 400, ids: [], tables, why: "where names a field the caller cannot read" };
   if (named.length === 0 && rowMatches({} as Row, where))
     return { status: 400, ids: [], tables, why: "where matches every row" };
   const hit = (r: Row) =>
-    (!read.granted || admits(read, r, fields, caller.user)) &&
-    admits(write, r, fields, caller.user) &&
+    (!readable || allowedOn(m, caller, READ, entity, r)) &&
+    allowedOn(m, caller, permission, entity, r) &&
     rowMatches(r, where);
   const ids = tables[entity]!.filter(hit).map((r) => r.id);
   if (kind === "delete")
@@ -280,7 +353,7 @@ export function writeMany(
       why: "deleted",
     };
   const rows = tables[entity]!.map((r) => (ids.includes(r.id) ? ({ ...r, ...patch } as Row) : r));
-  if (rows.some((r) => ids.includes(r.id) && !admits(write, r, fields, caller.user)))
+  if (rows.some((r) => ids.includes(r.id) && !allowedOn(m, caller, permission, entity, r)))
     return { status: 403, ids: [], tables, why: "write check: a row would leave the update filter" };
   return { status: 200, ids, tables: replace(tables, entity, rows), why: "updated" };
 }
