@@ -5,7 +5,8 @@ import type { AuthModule, Session } from "../auth/index.js";
 import { BadRequestError, UnauthorizedError } from "../errors.js";
 import type { AuthEnv } from "./auth-middleware.js";
 import { readJson } from "./body.js";
-import { clientAddress, isHttps, requestOrigin, serverOrigin } from "./client.js";
+import { clientAddress, isHttps } from "./client.js";
+import { comesFromAllowedOrigin, refuseCrossSite } from "./csrf.js";
 
 export interface AuthRoutesOptions {
   auth: AuthModule;
@@ -17,7 +18,7 @@ export const CREDENTIAL_FREE_PATHS = ["/password/login", "/password/register", "
 
 export function authRoutes({ auth, maxBodyBytes }: AuthRoutesOptions): Hono<AuthEnv> {
   const routes = new Hono<AuthEnv>();
-  const { cookie, trustProxy } = auth.settings;
+  const { cookie, trustProxy, corsOrigins } = auth.settings;
   const cookieOptions = (c: Context) =>
     ({
       path: "/",
@@ -40,13 +41,24 @@ export function authRoutes({ auth, maxBodyBytes }: AuthRoutesOptions): Hono<Auth
     return authenticated.userId;
   };
 
+  /**
+   * The body of a route that sets the session cookie without a credential (login, register). Login CSRF (§3.7):
+   * a page elsewhere must not log the visitor into the attacker's account, so a foreign origin is 403, and a
+   * body that is not application/json is 415 (what an HTML form or a no-cors fetch can send cross-site without a
+   * preflight). Both come before any work: no rate-limit count, no hashing, no user created.
+   */
+  const sessionStartBody = (c: Context) => {
+    refuseCrossSite(c, corsOrigins, trustProxy);
+    return readJson(c, maxBodyBytes, { requireJsonType: true });
+  };
+
   routes.post("/password/register", async (c) => {
-    const body = await readJson(c, maxBodyBytes);
+    const body = await sessionStartBody(c);
     return startSession(c, await auth.register(body, clientAddress(c, trustProxy)), 201);
   });
 
   routes.post("/password/login", async (c) => {
-    const body = await readJson(c, maxBodyBytes);
+    const body = await sessionStartBody(c);
     return startSession(c, await auth.login(body, clientAddress(c, trustProxy)));
   });
 
@@ -65,21 +77,19 @@ export function authRoutes({ auth, maxBodyBytes }: AuthRoutesOptions): Hono<Auth
   });
 
   /**
-   * A GET can be triggered cross-site (a link, an image): with the cookie alone it revokes the tokens only
-   * when the browser says the request comes from our own (or an allowed) origin; otherwise it only clears
-   * the cookie (§3.7).
+   * Whether a logout revokes the user's tokens or only clears the cookie (§3.7). A POST does: with the cookie
+   * alone it has passed the CSRF check. A GET can be triggered cross-site (a link, an image), so with the
+   * cookie alone it revokes only when the browser says it comes from our own (or an allowed) origin.
    */
-  const mayRevoke = (c: Context) => {
-    if (c.req.method !== "GET" || c.req.header("authorization")) return true;
-    if (c.req.header("sec-fetch-site") === "same-origin") return true;
-    const origin = requestOrigin(c);
-    return (
-      origin !== undefined && (origin === serverOrigin(c, trustProxy) || auth.settings.corsOrigins.includes(origin))
-    );
-  };
+  const mayRevoke = (c: Context) =>
+    c.req.method === "POST" ||
+    (c.req.method === "GET" &&
+      (c.req.header("authorization") !== undefined || comesFromAllowedOrigin(c, corsOrigins, trustProxy)));
 
   // GET as well: bknd's client logs out with a GET.
   const logout = async (c: Context<AuthEnv>) => {
+    // Hono answers a HEAD with the GET handler: a HEAD is a GET that changes nothing, not even the cookie (§3.7)
+    if (c.req.method === "HEAD") return c.json({ ok: true });
     const userId = c.get("authenticated")?.userId;
     if (userId !== undefined && mayRevoke(c)) await auth.logout(userId);
     deleteCookie(c, cookie.name, cookieOptions(c));
