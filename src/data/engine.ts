@@ -59,6 +59,10 @@ export class DataEngine {
         const target = relatedScope(relation.target);
         return target ? this.view(relation.target, target, relatedScope) : undefined;
       },
+      other: (name: string) => {
+        const target = this.models.has(name) ? relatedScope(name) : undefined;
+        return target ? this.view(name, target, relatedScope) : undefined;
+      },
     };
   }
 

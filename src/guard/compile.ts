@@ -7,7 +7,7 @@ import type { PermissionConfig, ValidatedConfig } from "../config/schema.js";
 import type { Models } from "../data/models.js";
 import { ConfigError } from "../errors.js";
 import { FALSE, type Filter, hasPlaceholders, TRUE } from "../query/ast.js";
-import { type FieldResolver, parseWhere } from "../query/where.js";
+import { type FieldResolver, parseWhere, type Reach } from "../query/where.js";
 import { DATA_PERMISSIONS } from "./access.js";
 import { bindEntity, parseCondition } from "./conditions.js";
 
@@ -62,8 +62,8 @@ const isFalse = (f: Filter) => f.kind === "const" && !f.value;
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 function checkPlaceholders(value: unknown, path: string): void {
-  if (typeof value === "string" && value.startsWith("@") && !/^@user\.[A-Za-z_]\w*$/.test(value))
-    throw new ConfigError(path, `unknown placeholder "${value}" (expected @user.<claim>)`);
+  if (typeof value === "string" && value.startsWith("@") && !/^@(user|row)\.[A-Za-z_]\w*$/.test(value))
+    throw new ConfigError(path, `unknown placeholder "${value}" (expected @user.<claim> or, in $exists, @row.<field>)`);
   if (Array.isArray(value)) {
     for (const [i, v] of value.entries()) checkPlaceholders(v, `${path}[${i}]`);
   } else if (isObject(value)) for (const [k, v] of Object.entries(value)) checkPlaceholders(v, `${path}.${k}`);
@@ -119,6 +119,21 @@ function policyTemplates(entry: PermissionObject, path: string, models: Models):
   });
 }
 
+/** A policy filter is trusted as written (§4.13): it may follow every relation and name every field. */
+function trustedReach(models: Models, entity: string): Reach {
+  const model = models.get(entity)!;
+  return {
+    entity,
+    resolve: (name) => model.entity.fields.get(name),
+    scope: TRUE,
+    relation(name) {
+      const relation = model.entity.relations.get(name);
+      return relation && { relation, target: trustedReach(models, relation.target) };
+    },
+    other: (name) => (models.has(name) ? trustedReach(models, name) : undefined),
+  };
+}
+
 /** Parse each policy's filter for every entity it can apply to. */
 function policiesFor(templates: PolicyTemplate[], entity: string, models: Models): CompiledPolicy[] {
   const model = models.get(entity)!;
@@ -130,7 +145,12 @@ function policiesFor(templates: PolicyTemplate[], entity: string, models: Models
     if (t.rawFilter) {
       const path = `${t.path}.filter`;
       try {
-        filter = parseWhere(t.rawFilter, resolve, { placeholders: true, path, asConfigError: true });
+        filter = parseWhere(t.rawFilter, resolve, {
+          placeholders: true,
+          path,
+          asConfigError: true,
+          reach: trustedReach(models, entity),
+        });
       } catch (error) {
         // A policy for every entity, naming a field this entity lacks, reaches none of its rows.
         if (t.strict || !(error instanceof ConfigError)) throw error;
@@ -161,6 +181,7 @@ function checkLenientFilters(templates: PolicyTemplate[], models: Models) {
       const model = models.get(e)!;
       try {
         parseWhere(t.rawFilter, (n) => model.entity.fields.get(n), {
+          reach: trustedReach(models, e),
           placeholders: true,
           path: `${t.path}.filter`,
           asConfigError: true,

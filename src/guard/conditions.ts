@@ -115,6 +115,8 @@ export function foldCondition(filter: Filter | undefined, ctx: RequestContext): 
       const inner = foldCondition(filter.item, ctx);
       return { certain: not(inner.possible), possible: not(inner.certain) };
     }
+    case "exists": // conditions name no relations; a subquery is a row predicate like `id`
+      return { certain: filter, possible: filter };
     default:
       // `id` on a route naming no row stays a predicate on the row (ids are never NULL: two-valued in SQL)
       if (filter.field === "id" && ctx.id === undefined) return { certain: filter, possible: filter };
@@ -133,6 +135,8 @@ export function bindEntity(filter: Filter, entity: string): Filter {
       return or(...filter.items.map((f) => bindEntity(f, entity)));
     case "not":
       return not(bindEntity(filter.item, entity));
+    case "exists":
+      return filter;
     default:
       return filter.field === ENTITY_KEY ? (evaluate(filter, () => entity) ? TRUE : FALSE) : filter;
   }

@@ -1,6 +1,7 @@
 /**
- * The one filter AST. A caller's `where`, a policy's `filter` and (later) tenant scopes all become a Filter,
- * and `compile.ts` turns any Filter into a Kysely expression. Values are always bound parameters.
+ * The one filter AST. A caller's `where`, a policy's `filter` and condition, and (later) tenant scopes all
+ * become a Filter, and `compile.ts` turns any Filter into a Kysely expression. Values are always bound
+ * parameters. `exists` is a correlated subquery: relation paths and `$exists` (§4.13) compile to it.
  */
 
 export type Scalar = string | number | boolean | null;
@@ -13,7 +14,12 @@ export interface Placeholder {
   placeholder: string;
 }
 
-export type Operand = Scalar | Placeholder;
+/** A column of the enclosing row, inside an `exists` (`@row.team_id`, or the key a relation path follows). */
+export interface OuterRef {
+  outer: string;
+}
+
+export type Operand = Scalar | Placeholder | OuterRef;
 
 export type Filter =
   | { kind: "const"; value: boolean }
@@ -24,13 +30,17 @@ export type Filter =
   | { kind: "in"; field: string; negated: boolean; values: Operand[] }
   | { kind: "like"; field: string; caseSensitive: boolean; pattern: Operand }
   | { kind: "isnull"; field: string; isNull: boolean }
-  | { kind: "between"; field: string; low: Operand; high: Operand };
+  | { kind: "between"; field: string; low: Operand; high: Operand }
+  /** some row of `table` satisfies `where` (whose OuterRefs name the enclosing row's columns) */
+  | { kind: "exists"; table: string; where: Filter };
 
 export const TRUE: Filter = { kind: "const", value: true };
 export const FALSE: Filter = { kind: "const", value: false };
 
 export const isPlaceholder = (v: unknown): v is Placeholder =>
   typeof v === "object" && v !== null && "placeholder" in v;
+
+export const isOuterRef = (v: unknown): v is OuterRef => typeof v === "object" && v !== null && "outer" in v;
 
 /** AND several filters; `undefined` entries mean "no restriction". */
 export function and(...filters: (Filter | undefined)[]): Filter {
@@ -54,7 +64,7 @@ export function not(filter: Filter): Filter {
   return filter.kind === "const" ? { kind: "const", value: !filter.value } : { kind: "not", item: filter };
 }
 
-/** Every field a filter names, to check them against what a caller may read. */
+/** Every field of the filtered row a filter names (a subquery names its own table's, save its outer refs). */
 export function fieldsOf(filter: Filter, into = new Set<string>()): Set<string> {
   switch (filter.kind) {
     case "const":
@@ -65,6 +75,12 @@ export function fieldsOf(filter: Filter, into = new Set<string>()): Set<string> 
       return into;
     case "not":
       return fieldsOf(filter.item, into);
+    case "exists":
+      mapOperands(filter.where, (o) => {
+        if (isOuterRef(o)) into.add(o.outer);
+        return o;
+      });
+      return into;
     default:
       into.add(filter.field);
       return into;
@@ -82,6 +98,9 @@ export function mapOperands(filter: Filter, fn: (operand: Operand) => Operand): 
       return { ...filter, items: filter.items.map((f) => mapOperands(f, fn)) };
     case "not":
       return { ...filter, item: mapOperands(filter.item, fn) };
+    case "exists":
+      // outer refs of a nested subquery belong to its own enclosing row, not to ours
+      return { ...filter, where: mapOperands(filter.where, (o) => (isOuterRef(o) ? o : fn(o))) };
     case "compare":
       return { ...filter, value: fn(filter.value) };
     case "in":
@@ -104,6 +123,8 @@ export function hasPlaceholders(filter: Filter): boolean {
       return filter.items.some(hasPlaceholders);
     case "not":
       return hasPlaceholders(filter.item);
+    case "exists":
+      return hasPlaceholders(filter.where);
     case "compare":
       return isPlaceholder(filter.value);
     case "in":

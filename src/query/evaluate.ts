@@ -3,7 +3,7 @@
  * (`null`). Policy conditions are folded with it, and anything that must judge a row outside SQL (the
  * change feed, tests' references) uses it, so every operator has exactly one meaning besides its SQL.
  */
-import { type Comparison, type Filter, isPlaceholder, type Operand, type Scalar } from "./ast.js";
+import { type Comparison, type Filter, isOuterRef, isPlaceholder, type Operand, type Scalar } from "./ast.js";
 
 /** TRUE, FALSE or UNKNOWN (`null`), as in SQL. */
 export type Truth = boolean | null;
@@ -59,6 +59,7 @@ function like(value: Scalar, pattern: Scalar, caseSensitive: boolean): Truth {
 
 const value = (operand: Operand): Scalar => {
   if (isPlaceholder(operand)) throw new Error(`unbound placeholder @${operand.placeholder}`);
+  if (isOuterRef(operand)) throw new Error("an outer reference outside a subquery");
   return operand;
 };
 
@@ -91,5 +92,8 @@ export function evaluate(filter: Filter, lookup: Lookup): Truth {
         ordered(get(filter.field), value(filter.low), COMPARE.$gte),
         ordered(get(filter.field), value(filter.high), COMPARE.$lte),
       ]);
+    case "exists":
+      // other rows are not at hand in memory: unknown, so a deny holds and an allow does not (fail closed)
+      return null;
   }
 }

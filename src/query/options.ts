@@ -2,7 +2,7 @@
 import { BadRequestError } from "../errors.js";
 import type { CompiledEntity, CompiledField, CompiledRelation } from "../schema/compiled.js";
 import type { Filter } from "./ast.js";
-import { type FieldResolver, parseWhere } from "./where.js";
+import { type FieldResolver, parseWhere, type Reach } from "./where.js";
 
 export interface SortKey {
   field: string;
@@ -64,6 +64,26 @@ export interface ReadableView {
   resolve: FieldResolver;
   /** the view of a related entity, or undefined when the caller may not read it (it is then omitted) */
   related(relation: CompiledRelation): ReadableView | undefined;
+  /** the view of any entity by name, for `$exists`; undefined when unknown or unreadable */
+  other?(entity: string): ReadableView | undefined;
+}
+
+/** What a caller's where may reach from a view: each hop under the caller's own read permission (§4.13). */
+export function reachOf(view: ReadableView): Reach {
+  return {
+    entity: view.entity.name,
+    resolve: view.resolve,
+    scope: view.scope.filter,
+    relation(name) {
+      const relation = view.entity.relations.get(name);
+      const target = relation && followRelation(view, relation);
+      return relation && target ? { relation, target: reachOf(target) } : undefined;
+    },
+    other(entity) {
+      const target = view.other?.(entity);
+      return target && reachOf(target);
+    },
+  };
 }
 
 export const MAX_WITH_DEPTH = 3;
@@ -251,7 +271,10 @@ function parseWith(
     specs.push({
       relation,
       view: target,
-      where: parseWhere(maybeJSON(o.where, `${at}.where`, true), target.resolve, { path: `${at}.where` }),
+      where: parseWhere(maybeJSON(o.where, `${at}.where`, true), target.resolve, {
+        path: `${at}.where`,
+        reach: reachOf(target),
+      }),
       select: parseSelect(target, o.select, `${at}.select`),
       sort: parseSort(target, o.sort, `${at}.sort`),
       limit,
@@ -289,7 +312,7 @@ export function parseListQuery(view: ReadableView, raw: RawListQuery, limits: Qu
   const limit = integer(raw.limit, "limit", limits.defaultLimit, limits.maxLimit);
   const budget: WithBudget = { relations: 0, rows: limit };
   const query: ListQuery = {
-    where: parseWhere(maybeJSON(raw.where, "where", true), view.resolve),
+    where: parseWhere(maybeJSON(raw.where, "where", true), view.resolve, { reach: reachOf(view) }),
     sort: parseSort(view, raw.sort, "sort"),
     select: parseSelect(view, raw.select, "select"),
     with: parseWith(view, raw.with, "with", 0, limits, limit, budget),
@@ -302,5 +325,5 @@ export function parseListQuery(view: ReadableView, raw: RawListQuery, limits: Qu
 
 /** Parse a bare `where` (count, exists, update many, delete many). */
 export function parseWhereInput(view: ReadableView, value: unknown, path = "where"): Filter {
-  return parseWhere(maybeJSON(value, path, true), view.resolve, { path });
+  return parseWhere(maybeJSON(value, path, true), view.resolve, { path, reach: reachOf(view) });
 }

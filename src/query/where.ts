@@ -1,10 +1,39 @@
 /** Parses the JSON `where` language (§2.2) into a Filter, checking every field and value against the schema. */
 import { BadRequestError, ConfigError } from "../errors.js";
-import type { ColumnType, CompiledField } from "../schema/compiled.js";
+import type { ColumnType, CompiledField, CompiledRelation } from "../schema/compiled.js";
 import { and, COMPARISONS, type Comparison, type Filter, not, type Operand, or, type Scalar } from "./ast.js";
 
 /** Answers the field a caller may name, or undefined for unknown and unreadable fields alike (no oracle). */
 export type FieldResolver = (name: string) => CompiledField | undefined;
+
+/**
+ * What a where may reach from one entity (§4.13): a caller's reach is its own read permission on each entity
+ * (its filter goes inside the subquery, its field rules decide the names); a policy's reach is everything.
+ */
+export interface Reach {
+  entity: string;
+  resolve: FieldResolver;
+  /** the rows of this entity the where may see */
+  scope: Filter;
+  /** a relation to follow, or undefined when unknown or not the caller's to follow (alike: no oracle) */
+  relation(name: string): { relation: CompiledRelation; target: Reach } | undefined;
+  /** another entity, for `$exists` */
+  other(entity: string): Reach | undefined;
+}
+
+/** The entity being filtered, and the one around it inside a subquery (`@row.<field>`). */
+interface Frame {
+  resolve: FieldResolver;
+  reach?: Reach;
+  outer?: Frame;
+  hops: number;
+  /** whether `@row.<field>` may name the outer row (not across a junction table, two subqueries deep) */
+  rowRefs: boolean;
+}
+
+/** Relation hops and `$exists` subqueries nest at most this deep (§4.13). */
+export const MAX_HOPS = 4;
+const QUANTIFIERS = new Set(["$some", "$none", "$every"]);
 
 export interface ParseOptions {
   /** Policy filters may use `@user.id`-style placeholders; a caller's where may not. */
@@ -13,6 +42,8 @@ export interface ParseOptions {
   path?: string;
   /** Report problems as ConfigError (startup) instead of BadRequestError (request). */
   asConfigError?: boolean;
+  /** Relations and `$exists` may be followed only with a reach; otherwise only fields are known. */
+  reach?: Reach;
 }
 
 export const MAX_DEPTH = 8;
@@ -35,10 +66,13 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 class WhereParser {
   private nodes = 0;
   private values = 0;
+  private frame: Frame;
   constructor(
-    private readonly resolve: FieldResolver,
+    resolve: FieldResolver,
     private readonly options: ParseOptions,
-  ) {}
+  ) {
+    this.frame = { resolve, reach: options.reach, hops: 0, rowRefs: false };
+  }
 
   fail(path: string, problem: string): never {
     if (this.options.asConfigError) throw new ConfigError(path, problem);
@@ -56,8 +90,9 @@ class WhereParser {
       if (key === "$and") parts.push(and(...this.group(value, at, depth)));
       else if (key === "$or") parts.push(or(...this.group(value, at, depth)));
       else if (key === "$not") parts.push(not(and(...this.group(value, at, depth))));
+      else if (key === "$exists" && this.frame.reach) parts.push(this.exists(value, at, depth));
       else if (key.startsWith("$")) this.fail(at, `unknown combinator "${key}" (expected $and, $or, $not)`);
-      else parts.push(this.field(key, value, at));
+      else parts.push(this.field(key, value, at, depth));
     }
     return and(...parts);
   }
@@ -69,9 +104,67 @@ class WhereParser {
     return this.fail(path, "expected an array or an object of conditions");
   }
 
-  private field(name: string, value: unknown, path: string): Filter {
-    const field = this.resolve(name);
-    if (!field) return this.fail(path, `unknown field "${name}"`);
+  /** Parse `input` as a where on `reach`'s rows, inside a subquery of the current row. */
+  private inside(reach: Reach, input: unknown, path: string, depth: number, rowRefs = true): Filter {
+    if (this.frame.hops >= MAX_HOPS) this.fail(path, `relations and $exists nest at most ${MAX_HOPS} deep`);
+    const outer = this.frame;
+    this.frame = { resolve: reach.resolve, reach, outer, hops: outer.hops + 1, rowRefs };
+    try {
+      return and(reach.scope, this.conditions(input, path, depth + 1));
+    } finally {
+      this.frame = outer;
+    }
+  }
+
+  /** `$exists: { entity, where }`; the where may name the current row as `@row.<field>` (§4.13). */
+  private exists(value: unknown, path: string, depth: number): Filter {
+    if (!isObject(value) || typeof value.entity !== "string") return this.fail(path, "expected { entity, where }");
+    for (const key of Object.keys(value))
+      if (key !== "entity" && key !== "where") this.fail(`${path}.${key}`, "expected { entity, where }");
+    const reach = this.frame.reach!.other(value.entity);
+    if (!reach) return this.fail(`${path}.entity`, `unknown entity "${value.entity}"`);
+    return {
+      kind: "exists",
+      table: reach.entity,
+      where: this.inside(reach, value.where ?? {}, `${path}.where`, depth),
+    };
+  }
+
+  /**
+   * A relation path: `{ post: { published: true } }`, `{ "post.published": true }`, and for to-many relations
+   * `{ comments: { $some | $none | $every: {...} } }`. It becomes EXISTS over the relation's keys.
+   */
+  private relation(name: string, value: unknown, path: string, depth: number): Filter | undefined {
+    const hop = this.frame.reach?.relation(name);
+    if (!hop) return undefined;
+    const { relation, target } = hop;
+    let quantifier = "$some";
+    let inner = value;
+    const keys = isObject(value) ? Object.keys(value) : [];
+    if (keys.length === 1 && QUANTIFIERS.has(keys[0]!))
+      [quantifier, inner] = [keys[0]!, (value as Record<string, unknown>)[keys[0]!]];
+    else if (relation.cardinality === "many")
+      this.fail(path, `"${name}" is a to-many relation: use { $some | $none | $every: { … } }`);
+    if (!isObject(inner)) this.fail(path, "expected an object of conditions");
+    const at = keys.length === 1 && QUANTIFIERS.has(keys[0]!) ? `${path}.${quantifier}` : path;
+    let where = this.inside(target, inner, at, depth, relation.path.kind !== "junction");
+    // every related row satisfies it = no related row fails it
+    if (quantifier === "$every") where = and(target.scope, not(where));
+    const found = linked(relation, target.entity, where);
+    return quantifier === "$some" ? found : not(found);
+  }
+
+  private field(name: string, value: unknown, path: string, depth = 0): Filter {
+    const field = this.frame.resolve(name);
+    if (!field) {
+      const dot = name.indexOf(".");
+      const path_ =
+        dot > 0
+          ? this.relation(name.slice(0, dot), { [name.slice(dot + 1)]: value }, path, depth)
+          : this.relation(name, value, path, depth);
+      if (path_) return path_;
+      return this.fail(path, `unknown field "${name}"`);
+    }
     if (Array.isArray(value)) return this.operator(field, "$in", value, path);
     if (!isObject(value)) return this.operator(field, "$eq", value, path);
     const entries = Object.entries(value);
@@ -134,6 +227,14 @@ class WhereParser {
 
   private value(field: CompiledField, value: unknown, path: string, nullable: boolean): Operand {
     if (++this.values > MAX_VALUES) this.fail(path, `more than ${MAX_VALUES} values in one where`);
+    // a caller's where outside any subquery compares with the literal text
+    if (typeof value === "string" && value.startsWith("@row.") && (this.frame.outer || this.options.placeholders)) {
+      if (!this.frame.outer || !this.frame.rowRefs)
+        this.fail(path, `${value} names the outer row: only inside $exists or a to-one or to-many relation`);
+      const name = value.slice("@row.".length);
+      if (!this.frame.outer!.resolve(name)) this.fail(path, `unknown field "${name}" in ${value}`);
+      return { outer: name };
+    }
     if (this.options.placeholders && typeof value === "string" && value.startsWith("@"))
       return { placeholder: value.slice(1) };
     if (value === null && nullable) return null;
@@ -153,6 +254,16 @@ class WhereParser {
     if (!ok) this.fail(path, `expected ${expected === "integer" ? "an integer" : `a ${expected}`} for "${field.name}"`);
     return value as Scalar;
   }
+}
+
+/** EXISTS of a related row satisfying `where`, joined over the relation's keys (§4.13). */
+function linked(relation: CompiledRelation, target: string, where: Filter): Filter {
+  const path = relation.path;
+  const eq = (field: string, outer: string): Filter => ({ kind: "compare", field, op: "$eq", value: { outer } });
+  if (path.kind === "local") return { kind: "exists", table: target, where: and(eq("id", path.column), where) };
+  if (path.kind === "remote") return { kind: "exists", table: target, where: and(eq(path.column, "id"), where) };
+  const related: Filter = { kind: "exists", table: target, where: and(eq("id", path.otherColumn), where) };
+  return { kind: "exists", table: path.table, where: and(eq(path.selfColumn, "id"), related) };
 }
 
 /** A request-context value in a policy condition (`@entity`, `@user.<claim>`), folded before SQL. */
