@@ -59,6 +59,7 @@ const relation = strict({
       on_delete: v.optional(oneOf(["set null", "cascade", "restrict"])),
       connectionTable: v.optional(v.string()),
       with_limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000))),
+      owner: v.optional(v.boolean()),
     }),
     {},
   ),

@@ -124,6 +124,7 @@ function trustedReach(models: Models, entity: string): Reach {
   const model = models.get(entity)!;
   return {
     entity,
+    owner: model.entity.owner,
     resolve: (name) => model.entity.fields.get(name),
     scope: TRUE,
     relation(name) {

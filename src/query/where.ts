@@ -12,6 +12,8 @@ export type FieldResolver = (name: string) => CompiledField | undefined;
  */
 export interface Reach {
   entity: string;
+  /** the owner column (§4.14), for `$owner` */
+  owner?: string;
   resolve: FieldResolver;
   /** the rows of this entity the where may see */
   scope: Filter;
@@ -91,6 +93,7 @@ class WhereParser {
       else if (key === "$or") parts.push(or(...this.group(value, at, depth)));
       else if (key === "$not") parts.push(not(and(...this.group(value, at, depth))));
       else if (key === "$exists" && this.frame.reach) parts.push(this.exists(value, at, depth));
+      else if (key === "$owner" && this.options.placeholders) parts.push(this.owner(value, at));
       else if (key.startsWith("$")) this.fail(at, `unknown combinator "${key}" (expected $and, $or, $not)`);
       else parts.push(this.field(key, value, at, depth));
     }
@@ -114,6 +117,15 @@ class WhereParser {
     } finally {
       this.frame = outer;
     }
+  }
+
+  /** `$owner: true` in a policy filter: the owner column equals `@user.id` (§4.14). */
+  private owner(value: unknown, path: string): Filter {
+    const column = this.frame.reach?.owner;
+    if (!column) return this.fail(path, `"${this.frame.reach?.entity ?? "this entity"}" has no owner relation`);
+    if (value !== true && value !== false) this.fail(path, "expected true or false");
+    const owned: Filter = { kind: "compare", field: column, op: "$eq", value: { placeholder: "user.id" } };
+    return value ? owned : not(owned);
   }
 
   /** `$exists: { entity, where }`; the where may name the current row as `@row.<field>` (§4.13). */

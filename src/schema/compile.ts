@@ -133,6 +133,12 @@ export function compileSchema(json: SchemaJSON, withUsers: boolean): CompiledSch
     }
     const column = `${name}_id`;
     if (source.fields.has(column)) throw new ConfigError(path, `"${r.source}" already has a field "${column}"`);
+    if (r.config.owner) {
+      if (r.type !== "n:1" || r.target !== "users")
+        throw new ConfigError(`${path}.config.owner`, "only a many-to-one relation to users can be the owner");
+      if (source.owner) throw new ConfigError(`${path}.config.owner`, `"${r.source}" already has an owner`);
+      source.owner = column;
+    }
     const unique = r.type === "1:1";
     source.fields.set(column, {
       name: column,

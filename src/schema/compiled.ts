@@ -45,6 +45,8 @@ export interface CompiledEntity {
   fields: Map<string, CompiledField>;
   relations: Map<string, CompiledRelation>;
   defaultSort: { field: string; dir: "asc" | "desc" };
+  /** the key column of the owner relation to `users` (§4.14), when one is declared */
+  owner?: string;
 }
 
 export interface CompiledJunction {

@@ -16,6 +16,8 @@ export interface RelationConfig {
   on_delete?: "set null" | "cascade" | "restrict";
   connectionTable?: string;
   with_limit?: number;
+  /** many-to-one to `users` only: the row's owner, set by the server on create (§4.14) */
+  owner?: boolean;
 }
 
 export interface RelationJSON {
