@@ -2,17 +2,16 @@
 import { type AuthModule, authSettings, createAuth, disabledAuth, type RateLimitStore } from "./auth/index.js";
 import { type CitadelConfig, guardEnforced, type ValidatedConfig, validateConfig } from "./config/schema.js";
 import type { Row } from "./data/codec.js";
-import { DataEngine, type WriteScopes } from "./data/engine.js";
+import { DataEngine } from "./data/engine.js";
 import { buildModels } from "./data/models.js";
 import { type ConnectionConfig, type Db, openDatabase } from "./db/connection.js";
-import type { Access, Subject } from "./guard/access.js";
+import { type Access, guardedAccess, type Subject } from "./guard/access.js";
 import { compileRoles } from "./guard/compile.js";
 import { type ExplainQuery, type Explanation, explain } from "./guard/explain.js";
 import { Guard } from "./guard/guard.js";
 import { policyIndexes } from "./guard/indexes.js";
 import { httpApp } from "./http/app.js";
 import { TRUE } from "./query/ast.js";
-import { parseListQuery } from "./query/options.js";
 import { compileSchema } from "./schema/compile.js";
 import type { SchemaJSON } from "./schema/entity.js";
 import { isSeeded, markSeeded, syncSchema } from "./schema/sync.js";
@@ -65,20 +64,15 @@ export function openAccess(subject: Subject): Access {
   return { subject, require: () => ALL_ROWS, find: () => ALL_ROWS };
 }
 
+/** The trusted module reads and writes through the same accessor as every caller, with open access. */
+const TRUSTED: Subject = { role: undefined, trusted: true };
+const UNBOUNDED = { defaultLimit: 1_000_000, maxLimit: 1_000_000 };
+
 function dataModule(engine: DataEngine): DataModule {
-  const scopes: WriteScopes = {
-    permission: "data.entity.create",
-    write: ALL_ROWS,
-    read: ALL_ROWS,
-    readOf: () => ALL_ROWS,
-  };
+  const data = engine.as(openAccess(TRUSTED), UNBOUNDED);
   return {
-    create: (entity, row) => engine.create(entity, row, scopes),
-    async list(entity, where) {
-      const view = engine.view(entity, ALL_ROWS, () => ALL_ROWS);
-      const query = parseListQuery(view, { where, limit: 1_000_000 }, { defaultLimit: 1_000_000, maxLimit: 1_000_000 });
-      return (await engine.list(view, query)).data;
-    },
+    create: (entity, row) => data.create(entity, row),
+    list: async (entity, where) => (await data.list(entity, { where, limit: UNBOUNDED.maxLimit })).data,
   };
 }
 
@@ -105,7 +99,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   const guard = guardEnforced(config) ? rolesGuard : undefined;
   if (!guard && (config.auth.enabled || config.auth.guard.enabled === false)) log(openWarning(config));
   const accessFor = (subject: Subject): Access =>
-    guard && !subject.trusted ? guard.access(subject) : openAccess(subject);
+    guard && !subject.trusted ? guardedAccess(guard, subject) : openAccess(subject);
   const { db } = await openDatabase(input.connection);
   let auth: AuthModule | undefined;
   try {

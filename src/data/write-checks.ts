@@ -1,9 +1,11 @@
 /**
  * The checks around a write, inside its transaction: which row a write may reach (404 vs 403), that every
- * written row stays inside the permission's filter (§4.6), and what the caller sees of it afterwards (§4.10).
+ * written row stays inside the permission's filter (§4.6), that it links only to rows the caller can read,
+ * and what the caller sees of it afterwards (§4.10). Refusals say which kind they are (§4.16).
  */
 import type { Db } from "../db/connection.js";
 import { BadRequestError, ForbiddenError, NotFoundError } from "../errors.js";
+import { type DataPermission, verbOf } from "../guard/access.js";
 import { and, type Filter } from "../query/ast.js";
 import { withFilter } from "../query/compile.js";
 import type { Scope } from "../query/options.js";
@@ -12,9 +14,14 @@ import { brokenReference } from "./db-errors.js";
 import type { EntityModel } from "./models.js";
 import { pick } from "./relations.js";
 
-/** A write's permission: its scope plus, for the response, what the caller may read (undefined: nothing). */
+/**
+ * A write's permission, as the scoped accessor asked the guard for it: its scope plus, for the response,
+ * what the caller may read (undefined: nothing).
+ */
 export interface WriteScopes {
-  permission: string;
+  permission: DataPermission;
+  /** how refusals name the caller: `role "member"` (§4.16) */
+  caller: string;
   write: Scope;
   read: Scope | undefined;
   /** the caller's read scope of another entity, for the rows a write links to */
@@ -24,8 +31,8 @@ export interface WriteScopes {
 /** One request writes at most this many rows (ids travel as bound parameters; SQLite allows 32,766). */
 export const MAX_ROWS_PER_WRITE = 10_000;
 
-const byIds = (ids: number[]): Filter => ({ kind: "in", field: "id", negated: false, values: ids });
-const byId = (id: number): Filter => ({ kind: "compare", field: "id", op: "$eq", value: id });
+export const byIds = (ids: number[]): Filter => ({ kind: "in", field: "id", negated: false, values: ids });
+export const byId = (id: number): Filter => ({ kind: "compare", field: "id", op: "$eq", value: id });
 
 /** Fields the scope lets the caller read, in declaration order. */
 export function readableFields(model: EntityModel, scope: Scope): string[] {
@@ -38,21 +45,32 @@ export async function countRows(db: Db, entity: string, filter: Filter): Promise
   return Number(row?.n ?? 0);
 }
 
-/** Sending a field the permission does not cover is 403 (§4.8). */
+/** "you may not write field F" (§4.8, §4.16): names only fields the caller sent. */
 export function checkWritableFields(input: Row, scopes: WriteScopes, entity: string): void {
   const allowed = scopes.write.fields;
   if (!allowed) return;
   const refused = Object.keys(input).filter((k) => !allowed.has(k));
   if (refused.length > 0)
-    throw new ForbiddenError(scopes.permission, entity, `you may not write the field(s) ${refused.join(", ")}`);
+    throw new ForbiddenError(
+      scopes.permission,
+      entity,
+      `you may not write ${refused.length === 1 ? "field" : "fields"} ${refused.join(", ")}`,
+    );
 }
+
+/** "this row is outside what role X may update on E" (§4.16). */
+const outside = (scopes: WriteScopes, entity: string, as = "this row is") =>
+  new ForbiddenError(
+    scopes.permission,
+    entity,
+    `${as} outside what ${scopes.caller} may ${verbOf(scopes.permission)} on ${entity}`,
+  );
 
 /** A row the caller cannot see is 404; one it sees but may not write is 403 (§4.5). */
 export async function locate(trx: Db, entity: string, id: number, scopes: WriteScopes): Promise<void> {
   const visible = scopes.read?.filter ?? scopes.write.filter;
   if ((await countRows(trx, entity, and(visible, byId(id)))) === 0) throw new NotFoundError();
-  if ((await countRows(trx, entity, and(scopes.write.filter, byId(id)))) === 0)
-    throw new ForbiddenError(scopes.permission, entity);
+  if ((await countRows(trx, entity, and(scopes.write.filter, byId(id)))) === 0) throw outside(scopes, entity);
 }
 
 /** Ids of the rows a many-row write reaches: the caller's where inside the read and write scopes. */
@@ -68,11 +86,13 @@ export async function targets(trx: Db, entity: string, where: Filter, scopes: Wr
   return rows.map((r) => Number(r.id));
 }
 
+const unrestricted = (filter: Filter) => filter.kind === "const" && filter.value;
+
 /** Every written row must still lie inside the permission's filter (§4.6); otherwise the caller rolls back. */
 export async function checkWritten(trx: Db, entity: string, ids: number[], scopes: WriteScopes): Promise<void> {
-  if (scopes.write.filter.kind === "const" && scopes.write.filter.value) return;
+  if (unrestricted(scopes.write.filter) || ids.length === 0) return;
   if ((await countRows(trx, entity, and(scopes.write.filter, byIds(ids)))) !== ids.length)
-    throw new ForbiddenError(scopes.permission, entity, "the written row would fall outside what you may write");
+    throw outside(scopes, entity, "the row as written would be");
 }
 
 /** Rows as the caller may see them after a write: readable fields, or only `id` (§4.10). */
@@ -91,22 +111,29 @@ export async function readBack(trx: Db, model: EntityModel, ids: number[], read:
   return ids.map((id) => (found.has(id) ? pick(found.get(id)!, readable) : { id }));
 }
 
+/** The distinct keys `rows` write into each local relation's column. */
+function writtenKeys(model: EntityModel, rows: Row[]): { target: string; keys: number[] }[] {
+  const out: { target: string; keys: number[] }[] = [];
+  for (const relation of model.entity.relations.values()) {
+    const path = relation.path;
+    if (path.kind !== "local") continue;
+    const keys = [...new Set(rows.map((r) => r[path.column]).filter((k): k is number => typeof k === "number"))];
+    if (keys.length > 0) out.push({ target: relation.target, keys });
+  }
+  return out;
+}
+
 /**
  * A written key may only point at a row the caller can read (when it can read that entity at all); a row
  * it cannot read gets the same answer as a missing one, so a write can neither reveal nor link to hidden
  * rows, e.g. a task attached to someone else's private project (§4.10).
  */
 export async function checkReferences(trx: Db, model: EntityModel, rows: Row[], scopes: WriteScopes): Promise<void> {
-  for (const relation of model.entity.relations.values()) {
-    const path = relation.path;
-    if (path.kind !== "local") continue;
-    const keys = [...new Set(rows.map((r) => r[path.column]).filter((k): k is number => typeof k === "number"))];
-    if (keys.length === 0) continue;
+  for (const { target, keys } of writtenKeys(model, rows)) {
     // An entity the caller cannot read at all (e.g. users, for an owner key) is left to the foreign key
     // and the write check; only rows it partly sees must be among the visible ones.
-    const scope = scopes.readOf(relation.target);
+    const scope = scopes.readOf(target);
     if (!scope) continue;
-    if ((await countRows(trx, relation.target, and(scope.filter, byIds(keys)))) !== keys.length)
-      throw brokenReference();
+    if ((await countRows(trx, target, and(scope.filter, byIds(keys)))) !== keys.length) throw brokenReference();
   }
 }

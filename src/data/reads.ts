@@ -1,0 +1,141 @@
+/**
+ * Reads under a caller's view. Only the scoped accessor (scoped.ts) calls these: it builds every view from the
+ * guard's answer, so the scope a read ANDs into its SQL is always the caller's own.
+ */
+import type { Db } from "../db/connection.js";
+import { NotFoundError } from "../errors.js";
+import { and, FALSE, type Filter } from "../query/ast.js";
+import { withFilter } from "../query/compile.js";
+import type { ListQuery, ReadableView, Scope } from "../query/options.js";
+import type { CompiledRelation } from "../schema/compiled.js";
+import type { Row } from "./codec.js";
+import type { Models } from "./models.js";
+import { columnsFor, expand, pick } from "./relations.js";
+import { byId, countRows, readableFields } from "./write-checks.js";
+
+/** What a read runs on: the connection or a transaction, and the entity models. */
+export interface Store {
+  db: Db;
+  models: Models;
+}
+
+export interface ListResult {
+  data: Row[];
+  meta: { items: number; count: number; total: number; limit: number; offset: number };
+}
+
+/** The caller's view of an entity; `relatedScope` answers the read scope of a related entity, if any. */
+export function viewOf(
+  models: Models,
+  entity: string,
+  scope: Scope,
+  relatedScope: (entity: string) => Scope | undefined,
+): ReadableView {
+  const model = models.get(entity)!;
+  const readable = new Set(readableFields(model, scope));
+  return {
+    entity: model.entity,
+    scope,
+    resolve: (name) => (readable.has(name) ? model.entity.fields.get(name) : undefined),
+    related: (relation: CompiledRelation) => {
+      const target = relatedScope(relation.target);
+      return target ? viewOf(models, relation.target, target, relatedScope) : undefined;
+    },
+    other: (name: string) => {
+      const target = models.has(name) ? relatedScope(name) : undefined;
+      return target ? viewOf(models, name, target, relatedScope) : undefined;
+    },
+  };
+}
+
+/** The rows of one page, decoded, expanded (`with`) and shaped to what the caller may read. */
+async function page({ db, models }: Store, view: ReadableView, query: ListQuery, filter: Filter): Promise<Row[]> {
+  const entity = view.entity.name;
+  const model = models.get(entity)!;
+  const output = query.select ?? readableFields(model, view.scope);
+  let builder = withFilter(
+    db.selectFrom(entity).select(columnsFor(output, query.with).map((c) => `${entity}.${c}`)),
+    filter,
+    entity,
+  );
+  for (const k of query.sort) builder = builder.orderBy(`${entity}.${k.field}`, k.dir);
+  if (query.offset > 0) builder = builder.offset(query.offset);
+  const rows = await builder.limit(query.limit).execute();
+  for (const r of rows) model.codec.decode(r);
+  await expand(db, models, rows, query.with);
+  return rows.map((r) => pick(r, [...output, ...query.with.map((w) => w.relation.name)]));
+}
+
+/** List rows (§2.1): the view's scope ANDed with `base` and the caller's where as a whole (§4.3a). */
+export async function list(store: Store, view: ReadableView, query: ListQuery, base?: Filter): Promise<ListResult> {
+  const entity = view.entity.name;
+  const visible = and(view.scope.filter, base);
+  const filter = and(visible, query.where);
+  const data = await page(store, view, query, filter);
+  // A short page that starts inside the result already tells how many rows match: no count query.
+  const exact = data.length < query.limit && (data.length > 0 || query.offset === 0);
+  const count = exact ? query.offset + data.length : await countRows(store.db, entity, filter);
+  const unfiltered = query.where.kind === "const" && query.where.value;
+  const total = unfiltered ? count : await countRows(store.db, entity, visible);
+  return { data, meta: { items: data.length, count, total, limit: query.limit, offset: query.offset } };
+}
+
+export async function count({ db }: Store, view: ReadableView, where: Filter): Promise<number> {
+  return countRows(db, view.entity.name, and(view.scope.filter, where));
+}
+
+export async function exists({ db }: Store, view: ReadableView, where: Filter): Promise<boolean> {
+  const entity = view.entity.name;
+  const query = db.selectFrom(entity).select("id").limit(1);
+  const row = await withFilter(query, and(view.scope.filter, where), entity).executeTakeFirst();
+  return row !== undefined;
+}
+
+/** One row by id, or 404 when it does not exist or lies outside the scope (indistinguishable, §4.10). */
+export async function readOne(
+  store: Store,
+  view: ReadableView,
+  id: number,
+  query: Pick<ListQuery, "select" | "with">,
+): Promise<Row> {
+  const [row] = await page(
+    store,
+    view,
+    { where: and(), sort: [], select: query.select, with: query.with, limit: 1, offset: 0 },
+    and(view.scope.filter, byId(id)),
+  );
+  if (!row) throw new NotFoundError();
+  return row;
+}
+
+/**
+ * The filter selecting the rows related to one parent row (reference routes). The parent's key and junction
+ * links are read in the same query as the parent's read scope, so a parent the caller cannot read yields no
+ * link at all: it is 404, exactly like a missing one (§4.5, §4.10).
+ */
+export async function relatedFilter(
+  { db }: Store,
+  parent: ReadableView,
+  parentId: number,
+  relation: CompiledRelation,
+): Promise<Filter> {
+  const entity = parent.entity.name;
+  const path = relation.path;
+  const visible = and(parent.scope.filter, byId(parentId));
+  if (path.kind === "junction") {
+    const query = db
+      .selectFrom(entity)
+      .leftJoin(`${path.table} as j`, `j.${path.selfColumn}`, `${entity}.id`)
+      .select(`j.${path.otherColumn} as other`);
+    const links = await withFilter(query, visible, entity).execute();
+    if (links.length === 0) throw new NotFoundError();
+    const ids = links.map((l) => l.other).filter((k): k is number => typeof k === "number");
+    return { kind: "in", field: "id", negated: false, values: ids };
+  }
+  const columns = path.kind === "local" ? ["id", path.column] : ["id"];
+  const row = await withFilter(db.selectFrom(entity).select(columns), visible, entity).executeTakeFirst();
+  if (!row) throw new NotFoundError();
+  if (path.kind === "remote") return { kind: "compare", field: path.column, op: "$eq", value: parentId };
+  const key = row[path.column];
+  return typeof key === "number" ? byId(key) : FALSE;
+}

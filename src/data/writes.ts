@@ -1,0 +1,130 @@
+/**
+ * Writes under the WriteScopes the scoped accessor asked the guard for (scoped.ts), each in one transaction:
+ * validate, write, check the written rows (§4.6) and their links (§4.10), answer what the caller may read.
+ */
+import type { Db } from "../db/connection.js";
+import { BadRequestError, CitadelError, ValidationError } from "../errors.js";
+import type { Filter } from "../query/ast.js";
+import type { Row } from "./codec.js";
+import { translateDbError } from "./db-errors.js";
+import type { EntityModel } from "./models.js";
+import {
+  checkReferences,
+  checkWritableFields,
+  checkWritten,
+  locate,
+  readBack,
+  targets,
+  type WriteScopes,
+} from "./write-checks.js";
+
+const now = () => new Date().toISOString();
+const isObject = (v: unknown): v is Row => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Run `work` in a transaction; database errors become typed ones (409, 400) or stay unknown (500). */
+export async function inTransaction<T>(db: Db, work: (trx: Db) => Promise<T>): Promise<T> {
+  try {
+    return await db.transaction().execute(work);
+  } catch (error) {
+    if (error instanceof CitadelError) throw error;
+    throw translateDbError(error) ?? error;
+  }
+}
+
+/** Create one or many rows, all or nothing (§2.4, §4.6). */
+export async function create(db: Db, model: EntityModel, input: unknown, scopes: WriteScopes): Promise<Row | Row[]> {
+  const entity = model.entity.name;
+  const many = Array.isArray(input);
+  const items = many ? input : [input];
+  if (items.length === 0) throw new BadRequestError("expected at least one row");
+  if (items.length > 1000) throw new BadRequestError("at most 1000 rows per create");
+  const values = items.map((item, i) => {
+    if (!isObject(item)) throw new BadRequestError(many ? `[${i}]: expected an object` : "expected a JSON object");
+    checkWritableFields(item, scopes, entity);
+    try {
+      return model.validator.create(item);
+    } catch (error) {
+      if (!(error instanceof ValidationError) || !many) throw error;
+      throw new ValidationError(Object.fromEntries(Object.entries(error.fields).map(([k, v]) => [`[${i}].${k}`, v])));
+    }
+  });
+  const rows = await inTransaction(db, async (trx) => {
+    const at = now();
+    const ids: number[] = [];
+    for (const v of values) {
+      const row = { ...model.codec.encode(v), created_at: at, updated_at: at };
+      const inserted = await trx.insertInto(entity).values(row).returning("id").executeTakeFirstOrThrow();
+      ids.push(Number(inserted.id));
+    }
+    await checkWritten(trx, entity, ids, scopes);
+    await checkReferences(trx, model, values, scopes);
+    return readBack(trx, model, ids, scopes.read);
+  });
+  return many ? rows : rows[0]!;
+}
+
+/** Apply validated `values` to the rows `ids` and check them as written. */
+async function apply(trx: Db, model: EntityModel, ids: number[], values: Row, scopes: WriteScopes): Promise<Row[]> {
+  const entity = model.entity.name;
+  const set = { ...model.codec.encode(values), updated_at: now() };
+  await trx.updateTable(entity).set(set).where("id", "in", ids).execute();
+  await checkWritten(trx, entity, ids, scopes);
+  await checkReferences(trx, model, [values], scopes);
+  return readBack(trx, model, ids, scopes.read);
+}
+
+/** Validate an update body: an object naming only fields the caller may write. */
+function updateValues(model: EntityModel, input: unknown, scopes: WriteScopes, what: string): Row {
+  if (!isObject(input)) throw new BadRequestError(`${what}expected a JSON object`);
+  checkWritableFields(input, scopes, model.entity.name);
+  return model.validator.update(input);
+}
+
+export async function updateOne(
+  db: Db,
+  model: EntityModel,
+  id: number,
+  input: unknown,
+  scopes: WriteScopes,
+): Promise<Row> {
+  const values = updateValues(model, input, scopes, "");
+  return inTransaction(db, async (trx) => {
+    await locate(trx, model.entity.name, id, scopes);
+    return (await apply(trx, model, [id], values, scopes))[0]!;
+  });
+}
+
+export async function updateMany(
+  db: Db,
+  model: EntityModel,
+  where: Filter,
+  input: unknown,
+  scopes: WriteScopes,
+): Promise<Row[]> {
+  const values = updateValues(model, input, scopes, "update: ");
+  return inTransaction(db, async (trx) => {
+    const ids = await targets(trx, model.entity.name, where, scopes);
+    return ids.length === 0 ? [] : apply(trx, model, ids, values, scopes);
+  });
+}
+
+export async function deleteOne(db: Db, model: EntityModel, id: number, scopes: WriteScopes): Promise<Row> {
+  const entity = model.entity.name;
+  return inTransaction(db, async (trx) => {
+    await locate(trx, entity, id, scopes);
+    const [row] = await readBack(trx, model, [id], scopes.read);
+    await trx.deleteFrom(entity).where("id", "=", id).execute();
+    return row!;
+  });
+}
+
+export async function deleteMany(db: Db, model: EntityModel, where: Filter, scopes: WriteScopes): Promise<Row[]> {
+  const entity = model.entity.name;
+  return inTransaction(db, async (trx) => {
+    const ids = await targets(trx, entity, where, scopes);
+    if (ids.length === 0) return [];
+    const rows = await readBack(trx, model, ids, scopes.read);
+    await trx.deleteFrom(entity).where("id", "in", ids).execute();
+    return rows;
+  });
+}
