@@ -3,6 +3,7 @@
  * written row stays inside the permission's filter (§4.6), that it links only to rows the caller can read,
  * and what the caller sees of it afterwards (§4.10). Refusals say which kind they are (§4.16).
  */
+import { type Expression, sql } from "kysely";
 import type { Db } from "../db/connection.js";
 import { BadRequestError, ForbiddenError, NotFoundError } from "../errors.js";
 import { type DataPermission, verbOf } from "../guard/access.js";
@@ -126,14 +127,75 @@ function writtenKeys(model: EntityModel, rows: Row[]): { target: string; keys: n
 /**
  * A written key may only point at a row the caller can read (when it can read that entity at all); a row
  * it cannot read gets the same answer as a missing one, so a write can neither reveal nor link to hidden
- * rows, e.g. a task attached to someone else's private project (§4.10).
+ * rows, e.g. a task attached to someone else's private project (§4.10, §4.17).
  */
 export async function checkReferences(trx: Db, model: EntityModel, rows: Row[], scopes: WriteScopes): Promise<void> {
   for (const { target, keys } of writtenKeys(model, rows)) {
-    // An entity the caller cannot read at all (e.g. users, for an owner key) is left to the foreign key
-    // and the write check; only rows it partly sees must be among the visible ones.
+    // An entity the caller cannot read at all (e.g. users, for an owner key) is left to the write check,
+    // which runs first, and to the foreign key; only rows it partly sees must be among the visible ones.
     const scope = scopes.readOf(target);
     if (!scope) continue;
     if ((await countRows(trx, target, and(scope.filter, byIds(keys)))) !== keys.length) throw brokenReference();
   }
+}
+
+/** What the deferred foreign keys would say at commit: every written key names an existing row. */
+async function checkForeignKeys(trx: Db, model: EntityModel, rows: Row[]): Promise<void> {
+  for (const { target, keys } of writtenKeys(model, rows))
+    if ((await countRows(trx, target, byIds(keys))) !== keys.length) throw brokenReference();
+}
+
+/** How many of the rows selected by `from` (aliased as the entity) lie inside `filter`. */
+async function countFrom(trx: Db, entity: string, from: Expression<unknown>, filter: Filter): Promise<number> {
+  const query = trx.selectFrom(sql`(${from})`.as(entity)).select((eb) => eb.fn.countAll<number>().as("n"));
+  const row = await withFilter(query, filter, entity).executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
+
+/** The stored form of a row that was never written: each column's value, its default, or null; no id yet. */
+function unwrittenRow(model: EntityModel, stored: Row, column: string): unknown {
+  if (column in stored) return stored[column] ?? null;
+  const field = model.entity.fields.get(column)!;
+  const fallback = field.config.default_value;
+  return fallback === undefined ? null : (model.codec.encode({ [column]: fallback })[column] ?? null);
+}
+
+/** What a refused write is about: rows created (stored form) or the rows `ids` with `set` applied. */
+export type Unwritten = { created: Row[]; ids: number[] } | { ids: number[]; set: Row };
+
+/**
+ * §4.17: the database refused a write for a unique value before the checks could run. Answer what the write
+ * answers when the colliding row does not exist: the write check on each row as it would have been written
+ * (a new row's id is not known yet: it is NULL, so a filter on it fails closed), then the reference check and
+ * the foreign keys. Only a write that passes them all gets the collision's 409, the same body whether the
+ * colliding row is one the caller can read or not.
+ */
+export async function checkCollided(
+  trx: Db,
+  model: EntityModel,
+  unwritten: Unwritten,
+  values: Row[],
+  scopes: WriteScopes,
+): Promise<void> {
+  const entity = model.entity.name;
+  const columns = [...model.entity.fields.keys()];
+  if ("created" in unwritten) {
+    await checkWritten(trx, entity, unwritten.ids, scopes);
+    if (!unrestricted(scopes.write.filter))
+      for (const stored of unwritten.created) {
+        const row = sql`select ${sql.join(columns.map((c) => sql`${c === "id" ? null : unwrittenRow(model, stored, c)} as ${sql.ref(c)}`))}`;
+        if ((await countFrom(trx, entity, row, scopes.write.filter)) !== 1)
+          throw outside(scopes, entity, "the row as written would be");
+      }
+  } else if (!unrestricted(scopes.write.filter)) {
+    const { ids, set } = unwritten;
+    const rows = trx
+      .selectFrom(entity)
+      .select((eb) => columns.map((c) => (c in set ? sql`${set[c] ?? null}`.as(c) : eb.ref(c).as(c))))
+      .where("id", "in", ids);
+    if ((await countFrom(trx, entity, rows, scopes.write.filter)) !== ids.length)
+      throw outside(scopes, entity, "the row as written would be");
+  }
+  await checkReferences(trx, model, values, scopes);
+  await checkForeignKeys(trx, model, values);
 }

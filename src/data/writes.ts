@@ -2,19 +2,22 @@
  * Writes under the WriteScopes the scoped accessor asked the guard for (scoped.ts), each in one transaction:
  * validate, write, check the written rows (§4.6) and their links (§4.10), answer what the caller may read.
  */
+import { sql } from "kysely";
 import type { Db } from "../db/connection.js";
 import { BadRequestError, CitadelError, ValidationError } from "../errors.js";
 import type { Filter } from "../query/ast.js";
 import type { Row } from "./codec.js";
-import { translateDbError } from "./db-errors.js";
+import { isUniqueViolation, translateDbError } from "./db-errors.js";
 import type { EntityModel } from "./models.js";
 import {
+  checkCollided,
   checkReferences,
   checkWritableFields,
   checkWritten,
   locate,
   readBack,
   targets,
+  type Unwritten,
   type WriteScopes,
 } from "./write-checks.js";
 
@@ -28,6 +31,26 @@ export async function inTransaction<T>(db: Db, work: (trx: Db) => Promise<T>): P
   } catch (error) {
     if (error instanceof CitadelError) throw error;
     throw translateDbError(error) ?? error;
+  }
+}
+
+/**
+ * §4.17: foreign keys are checked at commit, after the write check and the reference check, so a reference to
+ * a row the caller cannot read and one to a missing row get the answer of whichever check refuses first.
+ */
+const deferForeignKeys = (trx: Db) => sql`pragma defer_foreign_keys = on`.execute(trx);
+
+/**
+ * Run a statement that may meet a unique value held by another row. SQLite reports it at once, before the
+ * checks could run; then the checks run on the rows as they would have been (§4.17), and the collision is
+ * the answer only when they all pass.
+ */
+async function write(statement: () => Promise<unknown>, collided: () => Promise<void>): Promise<void> {
+  try {
+    await statement();
+  } catch (error) {
+    if (isUniqueViolation(error)) await collided();
+    throw error;
   }
 }
 
@@ -49,12 +72,19 @@ export async function create(db: Db, model: EntityModel, input: unknown, scopes:
     }
   });
   const rows = await inTransaction(db, async (trx) => {
+    await deferForeignKeys(trx);
     const at = now();
+    const stored = values.map((v) => ({ ...model.codec.encode(v), created_at: at, updated_at: at }));
     const ids: number[] = [];
-    for (const v of values) {
-      const row = { ...model.codec.encode(v), created_at: at, updated_at: at };
-      const inserted = await trx.insertInto(entity).values(row).returning("id").executeTakeFirstOrThrow();
-      ids.push(Number(inserted.id));
+    for (const row of stored) {
+      const unwritten = (): Unwritten => ({ ids, created: stored.slice(ids.length) });
+      await write(
+        async () => {
+          const inserted = await trx.insertInto(entity).values(row).returning("id").executeTakeFirstOrThrow();
+          ids.push(Number(inserted.id));
+        },
+        () => checkCollided(trx, model, unwritten(), values, scopes),
+      );
     }
     await checkWritten(trx, entity, ids, scopes);
     await checkReferences(trx, model, values, scopes);
@@ -66,8 +96,12 @@ export async function create(db: Db, model: EntityModel, input: unknown, scopes:
 /** Apply validated `values` to the rows `ids` and check them as written. */
 async function apply(trx: Db, model: EntityModel, ids: number[], values: Row, scopes: WriteScopes): Promise<Row[]> {
   const entity = model.entity.name;
+  await deferForeignKeys(trx);
   const set = { ...model.codec.encode(values), updated_at: now() };
-  await trx.updateTable(entity).set(set).where("id", "in", ids).execute();
+  await write(
+    () => trx.updateTable(entity).set(set).where("id", "in", ids).execute(),
+    () => checkCollided(trx, model, { ids, set }, [values], scopes),
+  );
   await checkWritten(trx, entity, ids, scopes);
   await checkReferences(trx, model, [values], scopes);
   return readBack(trx, model, ids, scopes.read);

@@ -1,0 +1,266 @@
+/**
+ * Constraint errors are not oracles (§4.17): a write whose unique value or reference collides with a row the caller
+ * cannot read answers exactly as it would if that row did not exist. Every test compares the raw response bodies
+ * of the hidden-row case and the missing-row (or free-value) case byte for byte, and checks nothing was written.
+ */
+import { boolean, type CreateAppInput, em, entity, relation, text } from "citadel";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Booted, boot, dbRows, insert } from "../guard/helpers.js";
+
+const schema = em(
+  {
+    workspaces: entity("workspaces", { slug: text().required().unique(), name: text() }),
+    docs: entity("docs", { title: text().required(), pinned: boolean().default(false) }),
+    profiles: entity("profiles", { bio: text() }),
+    users: entity("users", { nickname: text() }),
+  },
+  ({ workspaces, docs, profiles, users }) => [
+    relation(workspaces, "owner").manyToOne(users),
+    relation(docs, "workspace").manyToOne(workspaces),
+    relation(docs, "owner").manyToOne(users),
+    relation(profiles, "user").oneToOne(users),
+  ],
+);
+
+const own = { owner_id: "@user.id" };
+const ownRows = (entities: string[]) => ({
+  condition: { entity: { $in: entities } },
+  effect: "filter" as const,
+  filter: own,
+});
+
+const app: CreateAppInput = {
+  config: {
+    data: schema.toJSON(),
+    auth: {
+      enabled: true,
+      guard: { enabled: true },
+      roles: {
+        member: {
+          permissions: [
+            {
+              permission: "data.entity.read",
+              policies: [
+                ownRows(["workspaces", "docs"]),
+                { condition: { entity: "profiles" }, effect: "filter", filter: { user_id: "@user.id" } },
+                { condition: { entity: "users" }, effect: "filter", filter: { id: "@user.id" } },
+              ],
+            },
+            {
+              permission: "data.entity.create",
+              // profiles may be created for anyone the member can see: the reference check decides
+              policies: [ownRows(["workspaces", "docs"]), { condition: { entity: "profiles" }, effect: "allow" }],
+            },
+            {
+              permission: "data.entity.update",
+              policies: [
+                ownRows(["workspaces", "docs"]),
+                { condition: { entity: "profiles" }, effect: "filter", filter: { user_id: "@user.id" } },
+              ],
+            },
+          ],
+        },
+        // creates its own docs but cannot read users at all
+        guest: {
+          permissions: [
+            { permission: "data.entity.read", policies: [ownRows(["workspaces", "docs"])] },
+            { permission: "data.entity.create", policies: [ownRows(["docs"])] },
+          ],
+        },
+        admin: { implicit_allow: true },
+      },
+    },
+  },
+};
+
+const USERS = { alice: "member", bob: "member", carol: "member", gus: "guest", root: "admin" };
+/** users 1..5 in the order above; workspaces: 1 alice's, 2 bob's; profiles: 1 alice's, 2 bob's (carol has none). */
+const ID = { alice: 1, bob: 2, carol: 3, gus: 4 } as const;
+const W = { alice: 1, bob: 2 } as const;
+const PROFILE = { alice: 1 } as const;
+const MISSING = 999;
+
+let b: Booted<void>;
+beforeAll(async () => {
+  b = await boot(app, {
+    users: USERS,
+    rows: async (ctx, ids) => {
+      await insert(ctx, "workspaces", [
+        { slug: "alice-space", name: "A", owner_id: ids.alice },
+        { slug: "bob-hidden", name: "B", owner_id: ids.bob },
+      ]);
+      await insert(ctx, "profiles", [
+        { bio: "alice", user_id: ids.alice },
+        { bio: "bob", user_id: ids.bob },
+      ]);
+    },
+  });
+});
+afterAll(() => b.server.close());
+
+const snapshot = () =>
+  ["workspaces", "docs", "profiles"].map((t) => dbRows(b.server, `SELECT * FROM ${t} ORDER BY id`));
+
+/** Both requests answer byte-identical bodies with the same status, and neither writes anything. */
+async function same(
+  who: string,
+  method: string,
+  path: string,
+  hidden: unknown,
+  missing: unknown,
+): Promise<{ status: number; text: string }> {
+  const before = snapshot();
+  const h = await b.as(who, method, path, hidden);
+  const m = await b.as(who, method, path, missing);
+  expect(h.status, `hidden: ${h.text} / missing: ${m.text}`).toBe(m.status);
+  expect(h.text).toBe(m.text);
+  expect(h.text).not.toContain("bob-hidden");
+  expect(snapshot()).toEqual(before);
+  return { status: h.status, text: h.text };
+}
+
+describe("unique values held by hidden rows (4.17)", () => {
+  it("a create refused by the write check is refused the same way whether its unique value is taken by a hidden row (4.17)", async () => {
+    const res = await same(
+      "alice",
+      "POST",
+      "/api/data/workspaces",
+      { slug: "bob-hidden", owner_id: ID.bob },
+      { slug: "free-slug", owner_id: ID.bob },
+    );
+    expect(res.status).toBe(403);
+  });
+
+  it("a batch with one refused row is refused the same way whether another row's unique value is taken (4.17)", async () => {
+    const res = await same(
+      "alice",
+      "POST",
+      "/api/data/workspaces",
+      [
+        { slug: "bob-hidden", owner_id: ID.alice },
+        { slug: "free-2", owner_id: ID.bob },
+      ],
+      [
+        { slug: "free-1", owner_id: ID.alice },
+        { slug: "free-2", owner_id: ID.bob },
+      ],
+    );
+    expect(res.status).toBe(403);
+  });
+
+  it("an update refused by the write check is refused the same way whether its unique value is taken by a hidden row (4.17)", async () => {
+    const path = `/api/data/workspaces/${W.alice}`;
+    const res = await same(
+      "alice",
+      "PATCH",
+      path,
+      { slug: "bob-hidden", owner_id: ID.bob },
+      { slug: "free", owner_id: ID.bob },
+    );
+    expect(res.status).toBe(403);
+    const many = await same(
+      "alice",
+      "PATCH",
+      "/api/data/workspaces",
+      { update: { slug: "bob-hidden", owner_id: ID.bob }, where: { id: W.alice } },
+      { update: { slug: "free", owner_id: ID.bob }, where: { id: W.alice } },
+    );
+    expect(many.status).toBe(403);
+  });
+
+  it("a create with a reference to a hidden row is refused the same way whether its unique value is taken (4.17)", async () => {
+    const res = await same(
+      "alice",
+      "POST",
+      "/api/data/workspaces",
+      { slug: "bob-hidden", owner_id: ID.alice, name: "x" },
+      { slug: "alice-space", owner_id: ID.alice, name: "x" },
+    );
+    // both collide: one with a hidden row, one with the caller's own: the same generic conflict
+    expect(res.status).toBe(409);
+    expect(JSON.parse(res.text)).toEqual({
+      error: { code: "conflict", message: "a row with the same slug already exists" },
+    });
+  });
+});
+
+describe("references to hidden rows (4.17)", () => {
+  it("a doc owned by a hidden user answers like one owned by a missing user (4.17)", async () => {
+    const res = await same(
+      "alice",
+      "POST",
+      "/api/data/docs",
+      { title: "t", owner_id: ID.bob, workspace_id: W.alice },
+      { title: "t", owner_id: MISSING, workspace_id: W.alice },
+    );
+    expect(res.status).toBe(403);
+  });
+
+  it("a doc in a hidden workspace answers like one in a missing workspace (4.17)", async () => {
+    const res = await same(
+      "alice",
+      "POST",
+      "/api/data/docs",
+      { title: "t", owner_id: ID.alice, workspace_id: W.bob },
+      { title: "t", owner_id: ID.alice, workspace_id: MISSING },
+    );
+    expect(res.status).toBe(409);
+  });
+
+  it("moving a doc to a hidden owner or workspace answers like moving it to a missing one (4.17)", async () => {
+    const created = await b.as("alice", "POST", "/api/data/docs", {
+      title: "mine",
+      owner_id: ID.alice,
+      workspace_id: W.alice,
+    });
+    expect(created.status, created.text).toBe(201);
+    const path = `/api/data/docs/${created.body.data.id}`;
+    expect((await same("alice", "PATCH", path, { owner_id: ID.bob }, { owner_id: MISSING })).status).toBe(403);
+    expect((await same("alice", "PATCH", path, { workspace_id: W.bob }, { workspace_id: MISSING })).status).toBe(409);
+  });
+
+  it("a caller that cannot read users at all gets the same answer for an existing and a missing owner (4.17)", async () => {
+    const res = await same(
+      "gus",
+      "POST",
+      "/api/data/docs",
+      { title: "t", owner_id: ID.bob },
+      { title: "t", owner_id: MISSING },
+    );
+    expect(res.status).toBe(403);
+  });
+});
+
+describe("one-to-one references to hidden rows (4.17)", () => {
+  it("a profile for a hidden user that has one answers like one for a hidden user without one, and a missing user (4.17)", async () => {
+    const withProfile = await same("alice", "POST", "/api/data/profiles", { user_id: ID.bob }, { user_id: ID.carol });
+    const missing = await same("alice", "POST", "/api/data/profiles", { user_id: ID.bob }, { user_id: MISSING });
+    expect(withProfile).toEqual(missing);
+    expect(missing.status).toBe(409);
+  });
+
+  it("pointing one's own profile at a hidden user that has one answers like pointing it at one without (4.17)", async () => {
+    const path = `/api/data/profiles/${PROFILE.alice}`;
+    const withProfile = await same("alice", "PATCH", path, { user_id: ID.bob }, { user_id: ID.carol });
+    const missing = await same("alice", "PATCH", path, { user_id: ID.bob }, { user_id: MISSING });
+    expect(withProfile).toEqual(missing);
+  });
+});
+
+describe("what the caller may do still works (4.17)", () => {
+  it("a free unique value and readable references are written", async () => {
+    const res = await b.as("alice", "POST", "/api/data/workspaces", { slug: "alice-second", owner_id: ID.alice });
+    expect(res.status, res.text).toBe(201);
+    const doc = await b.as("alice", "POST", "/api/data/docs", {
+      title: "ok",
+      owner_id: ID.alice,
+      workspace_id: res.body.data.id,
+    });
+    expect(doc.status, doc.text).toBe(201);
+    const profile = await b.as("carol", "POST", "/api/data/profiles", { user_id: ID.carol, bio: "c" });
+    expect(profile.status, profile.text).toBe(201);
+    await b.as("root", "DELETE", `/api/data/docs/${doc.body.data.id}`);
+    await b.as("root", "DELETE", `/api/data/workspaces/${res.body.data.id}`);
+    await b.as("root", "DELETE", `/api/data/profiles/${profile.body.data.id}`);
+  });
+});
