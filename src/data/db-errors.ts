@@ -7,17 +7,25 @@ export const brokenReference = () =>
 
 const UNIQUE = /UNIQUE constraint failed: ([\w.]+(?:, [\w.]+)*)/;
 
-/** Whether the database refused a write because a unique value is taken (by any row, readable or not). */
-export const isUniqueViolation = (error: unknown): boolean => error instanceof Error && UNIQUE.test(error.message);
+/**
+ * The 409 of a unique collision, naming only the columns `nameable` allows: a composite index may span a
+ * field the caller can neither read nor wrote (§4.10). The same body whether the row holding the value is
+ * one the caller can read or not (§4.17).
+ */
+export function uniqueConflict(error: unknown, nameable: (field: string) => boolean): ConflictError | undefined {
+  const unique = error instanceof Error ? UNIQUE.exec(error.message) : null;
+  if (!unique) return undefined;
+  const fields = (unique[1] ?? "")
+    .split(", ")
+    .map((c) => c.split(".").pop() ?? c)
+    .filter(nameable);
+  return new ConflictError(`a row with the same ${fields.length > 0 ? fields.join(", ") : "values"} already exists`);
+}
 
 export function translateDbError(error: unknown): CitadelError | undefined {
   if (!(error instanceof Error)) return undefined;
-  const unique = UNIQUE.exec(error.message);
-  if (unique) {
-    // The same body whether the row holding the value is one the caller can read or not (§4.17).
-    const fields = (unique[1] ?? "").split(", ").map((c) => c.split(".").pop());
-    return new ConflictError(`a row with the same ${fields.join(", ")} already exists`);
-  }
+  const unique = uniqueConflict(error, () => true);
+  if (unique) return unique;
   if (error.message.includes("FOREIGN KEY constraint failed")) return brokenReference();
   if (error.message.includes("too many SQL variables"))
     return new BadRequestError("the request binds too many values; narrow the where or the lists in it");

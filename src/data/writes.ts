@@ -7,7 +7,7 @@ import type { Db } from "../db/connection.js";
 import { BadRequestError, CitadelError, ValidationError } from "../errors.js";
 import type { Filter } from "../query/ast.js";
 import type { Row } from "./codec.js";
-import { isUniqueViolation, translateDbError } from "./db-errors.js";
+import { translateDbError, uniqueConflict } from "./db-errors.js";
 import type { EntityModel } from "./models.js";
 import {
   checkCollided,
@@ -15,6 +15,7 @@ import {
   checkWritableFields,
   checkWritten,
   locate,
+  readableFields,
   readBack,
   targets,
   type Unwritten,
@@ -35,23 +36,45 @@ export async function inTransaction<T>(db: Db, work: (trx: Db) => Promise<T>): P
 }
 
 /**
- * §4.17: foreign keys are checked at commit, after the write check and the reference check, so a reference to
- * a row the caller cannot read and one to a missing row get the answer of whichever check refuses first.
+ * §4.17, what a write answers when it meets a row the caller cannot read, case by case:
+ * - a reference to a hidden row of an entity the caller partly reads: the reference check's 409, the body a
+ *   missing row gets (the foreign key's), and only after the write check;
+ * - a reference into an entity the caller cannot read at all: the write check first, so an owner key the
+ *   filter binds is 403 whether that user exists or not; where no filter binds it, linking is what the
+ *   permission grants, and a missing row keeps the foreign key's 409;
+ * - a unique value held by a hidden row: every check that does not depend on hidden rows answers first
+ *   (`write` below); a write that passes them all gets the collision's 409, the same body as for a readable
+ *   row. That a taken value is refused cannot be hidden: the value is unique across all rows;
+ * - a one-to-one is both: the reference check runs before the collision is reported, so a hidden user with a
+ *   profile, one without and a missing user all get the reference's 409.
+ * For the first two, foreign keys are checked at commit, after the write check and the reference check.
  */
 const deferForeignKeys = (trx: Db) => sql`pragma defer_foreign_keys = on`.execute(trx);
 
 /**
  * Run a statement that may meet a unique value held by another row. SQLite reports it at once, before the
  * checks could run; then the checks run on the rows as they would have been (§4.17), and the collision is
- * the answer only when they all pass.
+ * the answer only when they all pass, naming the fields the caller reads or sent.
  */
-async function write(statement: () => Promise<unknown>, collided: () => Promise<void>): Promise<void> {
+async function write(
+  statement: () => Promise<unknown>,
+  collided: () => Promise<void>,
+  nameable: (field: string) => boolean,
+): Promise<void> {
   try {
     await statement();
   } catch (error) {
-    if (isUniqueViolation(error)) await collided();
-    throw error;
+    const conflict = uniqueConflict(error, nameable);
+    if (!conflict) throw error;
+    await collided();
+    throw conflict;
   }
+}
+
+/** Fields a collision may name: those the caller reads, and those it sent. */
+function nameable(model: EntityModel, scopes: WriteScopes, sent: Iterable<string>): (field: string) => boolean {
+  const names = new Set([...(scopes.read ? readableFields(model, scopes.read) : []), ...sent]);
+  return (field) => names.has(field);
 }
 
 /** Create one or many rows, all or nothing (§2.4, §4.6). */
@@ -76,6 +99,7 @@ export async function create(db: Db, model: EntityModel, input: unknown, scopes:
     const at = now();
     const stored = values.map((v) => ({ ...model.codec.encode(v), created_at: at, updated_at: at }));
     const ids: number[] = [];
+    const names = nameable(model, scopes, new Set(items.flatMap((item) => Object.keys(item as Row))));
     for (const row of stored) {
       const unwritten = (): Unwritten => ({ ids, created: stored.slice(ids.length) });
       await write(
@@ -84,6 +108,7 @@ export async function create(db: Db, model: EntityModel, input: unknown, scopes:
           ids.push(Number(inserted.id));
         },
         () => checkCollided(trx, model, unwritten(), values, scopes),
+        names,
       );
     }
     await checkWritten(trx, entity, ids, scopes);
@@ -101,6 +126,7 @@ async function apply(trx: Db, model: EntityModel, ids: number[], values: Row, sc
   await write(
     () => trx.updateTable(entity).set(set).where("id", "in", ids).execute(),
     () => checkCollided(trx, model, { ids, set }, [values], scopes),
+    nameable(model, scopes, Object.keys(values)),
   );
   await checkWritten(trx, entity, ids, scopes);
   await checkReferences(trx, model, [values], scopes);

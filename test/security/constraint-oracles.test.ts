@@ -3,7 +3,7 @@
  * cannot read answers exactly as it would if that row did not exist. Every test compares the raw response bodies
  * of the hidden-row case and the missing-row (or free-value) case byte for byte, and checks nothing was written.
  */
-import { boolean, type CreateAppInput, em, entity, relation, text } from "citadel";
+import { boolean, type CreateAppInput, em, entity, index, relation, text } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Booted, boot, dbRows, insert } from "../guard/helpers.js";
 
@@ -12,13 +12,15 @@ const schema = em(
     workspaces: entity("workspaces", { slug: text().required().unique(), name: text() }),
     docs: entity("docs", { title: text().required(), pinned: boolean().default(false) }),
     profiles: entity("profiles", { bio: text() }),
+    seats: entity("seats", { label: text().required(), tier: text().default("gold") }),
     users: entity("users", { nickname: text() }),
   },
-  ({ workspaces, docs, profiles, users }) => [
+  ({ workspaces, docs, profiles, seats, users }) => [
     relation(workspaces, "owner").manyToOne(users),
     relation(docs, "workspace").manyToOne(workspaces),
     relation(docs, "owner").manyToOne(users),
     relation(profiles, "user").oneToOne(users),
+    index(seats).on(["label", "tier"], true),
   ],
 );
 
@@ -44,12 +46,16 @@ const app: CreateAppInput = {
                 ownRows(["workspaces", "docs"]),
                 { condition: { entity: "profiles" }, effect: "filter", filter: { user_id: "@user.id" } },
                 { condition: { entity: "users" }, effect: "filter", filter: { id: "@user.id" } },
+                { condition: { entity: "seats" }, effect: "allow", omit: ["tier"] },
               ],
             },
             {
               permission: "data.entity.create",
               // profiles may be created for anyone the member can see: the reference check decides
-              policies: [ownRows(["workspaces", "docs"]), { condition: { entity: "profiles" }, effect: "allow" }],
+              policies: [
+                ownRows(["workspaces", "docs"]),
+                { condition: { entity: { $in: ["profiles", "seats"] } }, effect: "allow" },
+              ],
             },
             {
               permission: "data.entity.update",
@@ -181,6 +187,18 @@ describe("unique values held by hidden rows (4.17)", () => {
     expect(JSON.parse(res.text)).toEqual({
       error: { code: "conflict", message: "a row with the same slug already exists" },
     });
+  });
+
+  it("a collision names only fields the caller reads or sent, not an omitted one of a composite index (4.10, 4.17)", async () => {
+    expect((await b.as("alice", "POST", "/api/data/seats", { label: "A1" })).status).toBe(201);
+    const again = await b.as("alice", "POST", "/api/data/seats", { label: "A1" });
+    expect(again.text).toBe(
+      JSON.stringify({ error: { code: "conflict", message: "a row with the same label already exists" } }),
+    );
+    const named = await b.as("alice", "POST", "/api/data/seats", { label: "A1", tier: "gold" });
+    expect(named.body.error.message).toBe("a row with the same label, tier already exists");
+    const root = await b.as("root", "POST", "/api/data/seats", { label: "A1" });
+    expect(root.body.error.message).toBe("a row with the same label, tier already exists");
   });
 });
 
