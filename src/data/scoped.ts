@@ -71,6 +71,7 @@ export class ScopedData {
     return {
       permission,
       caller: callerOf(this.access),
+      userId: typeof this.access.subject.user?.id === "number" ? this.access.subject.user.id : undefined,
       write: this.require(permission, entity, id),
       read: this.access.find(READ, entity, id),
       readOf: (target) => this.access.find(READ, target),

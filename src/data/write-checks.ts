@@ -23,6 +23,8 @@ export interface WriteScopes {
   permission: DataPermission;
   /** how refusals name the caller: `role "member"` (§4.16) */
   caller: string;
+  /** the caller's user id, for the owner column (§4.14); undefined without a user */
+  userId?: number;
   write: Scope;
   read: Scope | undefined;
   /** the caller's read scope of another entity, for the rows a write links to */
@@ -57,6 +59,24 @@ export function checkWritableFields(input: Row, scopes: WriteScopes, entity: str
       entity,
       `you may not write ${refused.length === 1 ? "field" : "fields"} ${refused.join(", ")}`,
     );
+}
+
+/**
+ * §4.14: a row's owner is its writer. A create that leaves the owner column out gets the caller's user id; a
+ * write naming another user is 403 where the scope pins the owner (every role but implicit_allow ones).
+ */
+export function withOwner(model: EntityModel, input: Row, scopes: WriteScopes, creating: boolean): Row {
+  const column = model.entity.owner;
+  if (!column) return input;
+  if (input[column] === undefined)
+    return creating && scopes.userId !== undefined ? { ...input, [column]: scopes.userId } : input;
+  if (scopes.write.owner && input[column] !== scopes.userId)
+    throw new ForbiddenError(
+      scopes.permission,
+      model.entity.name,
+      `you may not write field ${column}: it is the owner, set to your own user`,
+    );
+  return input;
 }
 
 /** "this row is outside what role X may update on E" (§4.16). */

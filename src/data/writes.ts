@@ -20,6 +20,7 @@ import {
   targets,
   type Unwritten,
   type WriteScopes,
+  withOwner,
 } from "./write-checks.js";
 
 const now = () => new Date().toISOString();
@@ -88,7 +89,7 @@ export async function create(db: Db, model: EntityModel, input: unknown, scopes:
     if (!isObject(item)) throw new BadRequestError(many ? `[${i}]: expected an object` : "expected a JSON object");
     checkWritableFields(item, scopes, entity);
     try {
-      return model.validator.create(item);
+      return model.validator.create(withOwner(model, item, scopes, true));
     } catch (error) {
       if (!(error instanceof ValidationError) || !many) throw error;
       throw new ValidationError(Object.fromEntries(Object.entries(error.fields).map(([k, v]) => [`[${i}].${k}`, v])));
@@ -137,7 +138,7 @@ async function apply(trx: Db, model: EntityModel, ids: number[], values: Row, sc
 function updateValues(model: EntityModel, input: unknown, scopes: WriteScopes, what: string): Row {
   if (!isObject(input)) throw new BadRequestError(`${what}expected a JSON object`);
   checkWritableFields(input, scopes, model.entity.name);
-  return model.validator.update(input);
+  return model.validator.update(withOwner(model, input, scopes, false));
 }
 
 export async function updateOne(

@@ -18,6 +18,8 @@ export interface Explanation {
   where?: string;
   parameters?: unknown[];
   fields?: string[];
+  /** a write's owner column, set to the caller and not to be named otherwise (§4.14) */
+  owner?: string;
 }
 
 /** Show placeholders as their names instead of binding them. */
@@ -58,6 +60,7 @@ export function explain(guard: Guard, db: Db, entities: ReadonlySet<string>, inp
     where: compiled.sql.slice(compiled.sql.indexOf(" where ") + " where ".length),
     parameters: [...compiled.parameters],
     fields: decision.fields ? [...decision.fields] : undefined,
+    owner: decision.owner,
   };
 }
 
@@ -72,5 +75,6 @@ export function formatExplanation(e: Explanation): string {
   ];
   if (e.where !== undefined) lines.push(`sql where:  ${e.where}`, `parameters: ${JSON.stringify(e.parameters)}`);
   if (e.fields) lines.push(`fields:     ${e.fields.join(", ")}`);
+  if (e.owner) lines.push(`owner:      ${e.owner} is the caller's user id`);
   return lines.join("\n");
 }

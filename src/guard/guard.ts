@@ -34,7 +34,14 @@ type Verdict =
 
 export type Decision =
   | { effect: "deny"; reason: string; matched: string[] }
-  | { effect: "allow"; filter: Filter; fields?: ReadonlySet<string>; matched: string[] };
+  | {
+      effect: "allow";
+      filter: Filter;
+      fields?: ReadonlySet<string>;
+      /** a write's owner column, pinned to the caller (§4.14); implicit_allow roles may name anyone */
+      owner?: string;
+      matched: string[];
+    };
 
 /** Fields only roles with implicit_allow may write (§3.6): a user's role. */
 const PRIVILEGED_FIELDS: Record<string, string[]> = { users: ["role"] };
@@ -184,7 +191,9 @@ export class Guard {
       const base = fields ?? new Set(this.visible(rule.entity));
       fields = new Set([...base].filter((f) => !privileged.includes(f)));
     }
-    return { effect: "allow", filter: rowsOf(verdict, bind), fields, matched: verdict.matched };
+    const owner =
+      WRITES.has(rule.permission) && !rule.implicitAllow ? this.models.get(rule.entity)!.entity.owner : undefined;
+    return { effect: "allow", filter: rowsOf(verdict, bind), fields, owner, matched: verdict.matched };
   }
 
   /** Whether the subject holds a system permission such as `system.explain` (not tied to an entity). */
@@ -202,7 +211,9 @@ export class Guard {
     const decision = this.decide(subject.role, permission, { entity, id, user: subject.user }, (f) =>
       bindPlaceholders(f, subject.user),
     );
-    return decision.effect === "deny" ? undefined : { filter: decision.filter, fields: decision.fields };
+    return decision.effect === "deny"
+      ? undefined
+      : { filter: decision.filter, fields: decision.fields, owner: decision.owner };
   }
 
   /** The per-request view of the guard for one subject. */

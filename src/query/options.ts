@@ -14,6 +14,8 @@ export interface Scope {
   filter: Filter;
   /** fields the permission covers; undefined means every non-hidden field */
   fields?: ReadonlySet<string>;
+  /** a write's owner column (§4.14), pinned to the caller's user id: naming another user is refused */
+  owner?: string;
 }
 
 export interface WithSpec {
