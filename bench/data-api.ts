@@ -7,7 +7,7 @@ import { serve as honoServe } from "@hono/node-server";
 import Database from "better-sqlite3";
 import { serve } from "citadel/adapter/node";
 import { Hono } from "hono";
-import { schema } from "../examples/blog/config.js";
+import { schema } from "../examples/access/blog.js";
 import { drive, type Figures, printTable, tempDb } from "./lib.js";
 
 const POSTS = 10_000;

@@ -5,7 +5,7 @@
  */
 import type { CitadelConfig } from "citadel";
 import { serve } from "citadel/adapter/node";
-import { blog } from "../examples/blog/config.js";
+import { blog } from "../examples/access/blog.js";
 import { validateConfig } from "../src/config/schema.js";
 import { buildModels } from "../src/data/models.js";
 import { compileRoles } from "../src/guard/compile.js";

@@ -55,7 +55,7 @@ describe("citadel user create (3.5, 12.1)", () => {
       argv: create("--email", "s@blog.example", "--role", "root"),
       stdin: "long enough pw\n",
       code: 1,
-      err: 'role: unknown role "root" (configured roles: anonymous, commenter, author, admin)',
+      err: 'role: unknown role "root" (configured roles: anonymous, commenter, author, moderator, admin)',
     },
     {
       name: "an empty stdin",

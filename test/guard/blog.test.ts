@@ -1,6 +1,6 @@
 /** §9 "Blog Platform": filtered public reads through lists, `with` and reference routes; per-role writes (§4.2–4.6, §4.10). */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import blog from "../../examples/blog/config.js";
+import blog from "../../examples/access/blog.js";
 import { bearer, register } from "../helpers/auth.js";
 import {
   ANON,

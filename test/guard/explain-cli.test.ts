@@ -10,9 +10,10 @@ describe("citadel explain (4.15, 12.1)", () => {
     const run = await explain("--role", "author", "--permission", "data.entity.update", "--entity", "posts");
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain("decision:   FILTER");
-    expect(run.stdout).toContain("config.auth.roles.author.permissions[2].policies[0]");
+    expect(run.stdout).toContain("config.auth.roles.author.permissions[5].policies[0]");
     expect(run.stdout).toContain('"posts"."author_id" = ?');
     expect(run.stdout).toContain('["@user.id"]');
+    expect(run.stdout).toContain("owner:      author_id is the caller's user id");
   });
 
   it("uses the default role without --role; a DENY is an answer, exit 0 (4.1, 12.1)", async () => {
@@ -33,7 +34,7 @@ describe("citadel explain (4.15, 12.1)", () => {
     {
       name: "an unknown role names it and the configured roles",
       args: ["--role", "membr", "--permission", "data.entity.read", "--entity", "posts"],
-      stderr: 'citadel: role: unknown role "membr" (configured roles: anonymous, commenter, author, admin)',
+      stderr: 'citadel: role: unknown role "membr" (configured roles: anonymous, commenter, author, moderator, admin)',
     },
     {
       name: "an unknown permission",
