@@ -54,7 +54,9 @@ const entry = fc.record({
 });
 const roleArb = fc.record({ implicit_allow: fc.boolean(), entries: fc.array(entry, { minLength: 0, maxLength: 3 }) });
 
-function toRole(r: { implicit_allow: boolean; entries: fc.Infer<typeof entry>[] }) {
+type Entry = typeof entry extends fc.Arbitrary<infer T> ? T : never;
+
+function toRole(r: { implicit_allow: boolean; entries: Entry[] }) {
   return {
     implicit_allow: r.implicit_allow,
     permissions: r.entries.map((e) => ({
@@ -64,7 +66,7 @@ function toRole(r: { implicit_allow: boolean; entries: fc.Infer<typeof entry>[] 
         ...(p.condition ? { condition: p.condition } : {}),
         effect: p.effect,
         ...(p.effect === "filter" ? { filter: p.filter } : {}),
-        ...(p.omit && p.effect !== "deny" ? { omit: p.omit } : {}),
+        ...(p.omit && p.effect !== "deny" ? { omit: [...p.omit] } : {}),
       })),
     })),
   };
