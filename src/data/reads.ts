@@ -122,20 +122,20 @@ export async function relatedFilter(
   const entity = parent.entity.name;
   const path = relation.path;
   const visible = and(parent.scope.filter, byId(parentId));
-  if (path.kind === "junction") {
-    const query = db
-      .selectFrom(entity)
-      .leftJoin(`${path.table} as j`, `j.${path.selfColumn}`, `${entity}.id`)
-      .select(`j.${path.otherColumn} as other`);
-    const links = await withFilter(query, visible, entity).execute();
-    if (links.length === 0) throw new NotFoundError();
-    const ids = links.map((l) => l.other).filter((k): k is number => typeof k === "number");
-    return { kind: "in", field: "id", negated: false, values: ids };
-  }
   const columns = path.kind === "local" ? ["id", path.column] : ["id"];
   const row = await withFilter(db.selectFrom(entity).select(columns), visible, entity).executeTakeFirst();
   if (!row) throw new NotFoundError();
   if (path.kind === "remote") return { kind: "compare", field: path.column, op: "$eq", value: parentId };
+  if (path.kind === "junction")
+    // a subquery, not a list of ids: a row with any number of links binds two values (no bind limit to reach)
+    return {
+      kind: "exists",
+      table: path.table,
+      where: and(
+        { kind: "compare", field: path.selfColumn, op: "$eq", value: parentId },
+        { kind: "compare", field: path.otherColumn, op: "$eq", value: { outer: "id" } },
+      ),
+    };
   const key = row[path.column];
   return typeof key === "number" ? byId(key) : FALSE;
 }
