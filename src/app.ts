@@ -100,10 +100,10 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   if (!guard && (config.auth.enabled || config.auth.guard.enabled === false)) log(openWarning(config));
   const accessFor = (subject: Subject): Access =>
     guard && !subject.trusted ? guardedAccess(guard, subject) : openAccess(subject);
-  const { db } = await openDatabase(input.connection);
+  const { db, dialect } = await openDatabase(input.connection);
   let auth: AuthModule | undefined;
   try {
-    await syncSchema(db, schema, { destructive: input.options?.destructive });
+    await syncSchema(db, dialect, schema, { destructive: input.options?.destructive });
     const rateLimitStore = input.options?.rateLimitStore;
     auth = settings && (await createAuth({ db, settings, users: models.get("users")!, log, rateLimitStore }));
   } catch (error) {

@@ -6,7 +6,7 @@ import { sql } from "kysely";
 import type { Row } from "../data/codec.js";
 import { translateDbError } from "../data/db-errors.js";
 import type { EntityModel } from "../data/models.js";
-import type { Db } from "../db/connection.js";
+import { type Db, dialectOf } from "../db/connection.js";
 import { CitadelError, ConflictError } from "../errors.js";
 
 export const USERS = "users";
@@ -47,9 +47,13 @@ export class UserStore {
    * engine knows nothing about tokens: a trigger bumps the version wherever the change comes from.
    */
   async installTriggers(): Promise<void> {
-    await sql`create trigger if not exists citadel_users_role_revokes_tokens
-      after update of role on users for each row when old.role is not new.role
-      begin update users set token_version = coalesce(token_version, 0) + 1 where id = new.id; end`.execute(this.db);
+    const trigger = {
+      name: "citadel_users_role_revokes_tokens",
+      table: USERS,
+      column: "role",
+      counter: "token_version",
+    };
+    for (const statement of dialectOf(this.db).counterTrigger(trigger)) await statement.execute(this.db);
   }
 
   async byId(id: number): Promise<UserRecord | undefined> {

@@ -6,14 +6,17 @@ import { LibsqlDialect } from "@libsql/kysely-libsql";
 import Database from "better-sqlite3";
 import {
   type DatabaseConnection,
-  type Dialect,
   type Driver,
   Kysely,
+  type Dialect as KyselyDialect,
   SqliteDialect,
   sql,
   type TransactionSettings,
 } from "kysely";
+import type { Dialect } from "../dialect/index.js";
+import { sqlite } from "../dialect/sqlite.js";
 import { ConfigError } from "../errors.js";
+import { withDialect } from "./dialect-driver.js";
 
 export interface ConnectionConfig {
   /** `file:data.db` (default), `:memory:`, `libsql://…`, `http(s)://…` */
@@ -28,6 +31,7 @@ export type Db = Kysely<any>;
 
 export interface OpenDatabase {
   db: Db;
+  dialect: Dialect;
   driver: "better-sqlite3" | "libsql";
   url: string;
 }
@@ -67,7 +71,7 @@ function checkConnection(url: string, driver: string | undefined): void {
   if (!stat.isDirectory()) throw new ConfigError("connection.url", `${directory} in "${url}" is not a directory`);
 }
 
-function betterSqlite(url: string): Dialect {
+function betterSqlite(url: string): KyselyDialect {
   const database = new Database(filePath(url), { timeout: BUSY_TIMEOUT_MS });
   if (url !== ":memory:") database.pragma("journal_mode = WAL");
   database.pragma("foreign_keys = ON");
@@ -138,7 +142,7 @@ class SerializedDriver implements Driver {
   }
 }
 
-function libsql(url: string, authToken?: string): Dialect {
+function libsql(url: string, authToken?: string): KyselyDialect {
   if (isRemote(url)) return new LibsqlDialect({ url, authToken });
   const path = filePath(url);
   const client = createClient({ url: path === ":memory:" ? ":memory:" : `file:${path}`, concurrency: 1 });
@@ -149,17 +153,30 @@ function libsql(url: string, authToken?: string): Dialect {
   return dialect;
 }
 
+const dialects = new WeakMap<Db, Dialect>();
+
+/** The dialect `db` was opened with (by `openDatabase`), for code that holds the database and nothing else. */
+export function dialectOf(db: Db): Dialect {
+  const dialect = dialects.get(db);
+  if (!dialect) throw new Error("this database was not opened by openDatabase, so its dialect is unknown");
+  return dialect;
+}
+
 /** Open the connection and apply SQLite's settings (WAL, foreign keys, busy timeout). */
 export async function openDatabase(config: ConnectionConfig = {}): Promise<OpenDatabase> {
   const url = config.url ?? "file:data.db";
   checkConnection(url, config.driver);
   const driver = isRemote(url) ? "libsql" : (config.driver ?? "better-sqlite3");
-  const db = new Kysely({ dialect: driver === "libsql" ? libsql(url, config.authToken) : betterSqlite(url) });
+  // every URL scheme accepted today is SQLite (a file, memory or a libSQL server)
+  const dialect = sqlite;
+  const kysely = driver === "libsql" ? libsql(url, config.authToken) : betterSqlite(url);
+  const db: Db = new Kysely({ dialect: withDialect(kysely, dialect) });
+  dialects.set(db, dialect);
   if (driver === "libsql" && !isRemote(url)) {
     await sql`pragma foreign_keys = on`.execute(db);
     await sql`pragma busy_timeout = ${sql.lit(BUSY_TIMEOUT_MS)}`.execute(db);
     if (url !== ":memory:") await sql`pragma journal_mode = wal`.execute(db);
     await sql`pragma synchronous = normal`.execute(db);
   }
-  return { db, driver, url };
+  return { db, dialect, driver, url };
 }

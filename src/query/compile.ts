@@ -1,16 +1,16 @@
-/** The one function that turns a Filter into a Kysely expression; values become bound parameters. */
+/**
+ * The one function that turns a Filter into a Kysely expression; values become bound parameters. It writes
+ * portable SQL: booleans as booleans, `like` (case-sensitive) and `ilike` with standard LIKE patterns; the
+ * database's dialect (src/dialect/) renders them for its engine, so nothing here depends on one.
+ */
 import { type Expression, type ExpressionBuilder, type SqlBool, sql } from "kysely";
+import { likePattern } from "../dialect/index.js";
 import { type Filter, isOuterRef, isPlaceholder, type Operand } from "./ast.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: tables are only known at runtime
 type AnyBuilder = ExpressionBuilder<any, any>;
 
 const SQL_OPERATORS = { $eq: "=", $ne: "!=", $gt: ">", $gte: ">=", $lt: "<", $lte: "<=" } as const;
-
-/** `*` is the only wildcard; for LIKE, `%` `_` and `\` are literal and escaped. */
-const toLikePattern = (pattern: string) => pattern.replace(/[\\%_]/g, (c) => `\\${c}`).replace(/\*/g, "%");
-/** GLOB is case-sensitive; `?` and `[` are literal and escaped as one-character classes. */
-const toGlobPattern = (pattern: string) => pattern.replace(/[?[]/g, (c) => `[${c}]`);
 
 /** Where the filtered row and its enclosing rows are: `table` is the current alias, `outer` the one around it. */
 interface Scope {
@@ -21,19 +21,19 @@ interface Scope {
 
 function compile(eb: AnyBuilder, filter: Filter, at: Scope): Expression<SqlBool> {
   const ref = (field: string) => eb.ref(`${at.table}.${field}`);
-  // SQLite stores booleans as 0/1; an outer reference is a column of the enclosing row, never a parameter
+  // an outer reference is a column of the enclosing row, never a parameter
   const operand = (value: Operand) => {
     if (isPlaceholder(value)) throw new Error(`unbound placeholder @${value.placeholder}`);
     if (isOuterRef(value)) {
       if (!at.outer) throw new Error(`@row.${value.outer} outside a subquery`);
       return eb.ref(`${at.outer}.${value.outer}`);
     }
-    return typeof value === "boolean" ? Number(value) : value;
+    return value;
   };
   const text = (value: Operand) => String(operand(value));
   switch (filter.kind) {
     case "const":
-      return filter.value ? sql<SqlBool>`1` : sql<SqlBool>`0`;
+      return eb.lit(filter.value);
     case "and":
       return eb.and(filter.items.map((f) => compile(eb, f, at)));
     case "or":
@@ -43,13 +43,11 @@ function compile(eb: AnyBuilder, filter: Filter, at: Scope): Expression<SqlBool>
     case "compare":
       return eb(ref(filter.field), SQL_OPERATORS[filter.op], operand(filter.value));
     case "in":
-      // SQLite: `x IN ()` is false and `x NOT IN ()` is true, even for NULL x.
-      if (filter.values.length === 0) return filter.negated ? sql<SqlBool>`1` : sql<SqlBool>`0`;
+      // `x IN ()` is false and `x NOT IN ()` true, even for a NULL x (and not every engine parses an empty list)
+      if (filter.values.length === 0) return eb.lit(filter.negated);
       return eb(ref(filter.field), filter.negated ? "not in" : "in", filter.values.map(operand));
     case "like":
-      return filter.caseSensitive
-        ? sql<SqlBool>`${ref(filter.field)} glob ${toGlobPattern(text(filter.pattern))}`
-        : sql<SqlBool>`${ref(filter.field)} like ${toLikePattern(text(filter.pattern))} escape '\\'`;
+      return eb(ref(filter.field), filter.caseSensitive ? "like" : "ilike", likePattern(text(filter.pattern)));
     case "isnull":
       return eb(ref(filter.field), filter.isNull ? "is" : "is not", null);
     case "between":

@@ -3,18 +3,18 @@
  * each column with its schema default as SQL default, and renames the columns a field declares as
  * `renamedFrom`. A destructive difference (a column to drop, a type to change) is never applied implicitly:
  * startup refuses with the SQL it would take, which `citadel sync --destructive` (or `destructive: true`) runs.
+ * What differs between engines (types, introspection, how a table is reshaped) is the dialect's.
  */
-import { type ColumnDefinitionBuilder, type CompiledQuery, type CreateTableBuilder, sql } from "kysely";
+import type { ColumnDefinitionBuilder, CompiledQuery, CreateTableBuilder } from "kysely";
 import type { Db } from "../db/connection.js";
+import type { ColumnKind, CurrentColumn, Dialect, TableChange } from "../dialect/index.js";
 import type { ColumnType, CompiledField, CompiledSchema } from "./compiled.js";
 
 export const META_TABLE = "citadel_meta";
 
-type SqlType = "integer" | "real" | "text";
-
 interface DesiredColumn {
   name: string;
-  sqlType: SqlType;
+  kind: ColumnKind;
   primary?: boolean;
   references?: { table: string; onDelete: "set null" | "cascade" | "restrict" };
   /** the schema default as a write stores it */
@@ -30,19 +30,19 @@ interface DesiredTable {
   uniquePair?: [string, string];
 }
 
-const SQL_TYPES: Record<Exclude<ColumnType, "number">, SqlType> = {
+const KINDS: Record<Exclude<ColumnType, "number">, ColumnKind> = {
   primary: "integer",
   reference: "integer",
   timestamp: "text",
   text: "text",
   enum: "text",
   date: "text",
-  boolean: "integer",
-  json: "text",
+  boolean: "boolean",
+  json: "json",
 };
 
-const sqlTypeOf = (f: CompiledField): SqlType =>
-  f.type === "number" ? (f.config.integer ? "integer" : "real") : SQL_TYPES[f.type];
+const kindOf = (f: CompiledField): ColumnKind =>
+  f.type === "number" ? (f.config.integer ? "integer" : "real") : KINDS[f.type];
 
 /**
  * The default as a write stores it (booleans 0/1, json as its text, the rest as given: see data/codec.ts),
@@ -64,7 +64,7 @@ function desiredTables(schema: CompiledSchema): DesiredTable[] {
       const fk = fks.get(`${e.name}.${f.name}`);
       return {
         name: f.name,
-        sqlType: sqlTypeOf(f),
+        kind: kindOf(f),
         primary: f.type === "primary",
         references: fk ? { table: fk.target, onDelete: fk.onDelete } : undefined,
         default: storedDefault(f),
@@ -77,9 +77,9 @@ function desiredTables(schema: CompiledSchema): DesiredTable[] {
     tables.push({
       name: j.table,
       columns: [
-        { name: "id", sqlType: "integer", primary: true },
-        { name: j.left.column, sqlType: "integer", references: { table: j.left.entity, onDelete: "cascade" } },
-        { name: j.right.column, sqlType: "integer", references: { table: j.right.entity, onDelete: "cascade" } },
+        { name: "id", kind: "integer", primary: true },
+        { name: j.left.column, kind: "integer", references: { table: j.left.entity, onDelete: "cascade" } },
+        { name: j.right.column, kind: "integer", references: { table: j.right.entity, onDelete: "cascade" } },
       ],
       uniquePair: [j.left.column, j.right.column],
     });
@@ -92,17 +92,18 @@ type AnyCreateTable = CreateTableBuilder<any, any>;
 
 /** The same column definition in CREATE TABLE and ALTER TABLE ADD COLUMN. */
 const defineColumn =
-  (c: DesiredColumn) =>
+  (dialect: Dialect, c: DesiredColumn) =>
   (col: ColumnDefinitionBuilder): ColumnDefinitionBuilder => {
-    if (c.primary) return col.primaryKey().autoIncrement();
+    if (c.primary) return dialect.idColumn(col);
     if (c.references) return col.references(`${c.references.table}.id`).onDelete(c.references.onDelete);
     // Kysely writes the value as a quoted literal: DDL takes no parameters.
     return c.default === undefined ? col : col.defaultTo(c.default);
   };
 
-function createTable(db: Db, table: DesiredTable, name = table.name): CompiledQuery {
+function createTable(db: Db, dialect: Dialect, table: DesiredTable, name = table.name): CompiledQuery {
   let builder: AnyCreateTable = db.schema.createTable(name);
-  for (const c of table.columns) builder = builder.addColumn(c.name, c.sqlType, defineColumn(c));
+  for (const c of table.columns)
+    builder = builder.addColumn(c.name, dialect.columnType(c.kind), defineColumn(dialect, c));
   if (table.uniquePair) builder = builder.addUniqueConstraint(`${name}_pair`, table.uniquePair);
   return builder.compile();
 }
@@ -125,7 +126,7 @@ export interface SyncPlan {
 }
 
 /** Compare the database with the schema and list what it would take to match. */
-export async function planSync(db: Db, schema: CompiledSchema): Promise<SyncPlan> {
+export async function planSync(db: Db, dialect: Dialect, schema: CompiledSchema): Promise<SyncPlan> {
   const existing = new Map((await db.introspection.getTables()).map((t) => [t.name, t]));
   const plan: SyncPlan = {
     renames: [],
@@ -148,8 +149,8 @@ export async function planSync(db: Db, schema: CompiledSchema): Promise<SyncPlan
 
   for (const table of desiredTables(schema)) {
     const current = existing.get(table.name);
-    if (current) await planTable(db, plan, table, await currentColumns(db, table.name));
-    else plan.additive.push(createTable(db, table));
+    if (current) planTable(db, dialect, plan, table, await dialect.columns(db, table.name));
+    else plan.additive.push(createTable(db, dialect, table));
   }
 
   for (const i of schema.indices) {
@@ -160,23 +161,13 @@ export async function planSync(db: Db, schema: CompiledSchema): Promise<SyncPlan
   return plan;
 }
 
-interface CurrentColumn {
-  type: string;
-  /** the default's SQL text as written when the column was created (`0`, `'draft'`), or null */
-  default: string | null;
-}
-
-async function currentColumns(db: Db, table: string): Promise<Map<string, CurrentColumn>> {
-  const { rows } = await sql<{ name: string; type: string; dflt_value: string | null }>`
-    select name, type, dflt_value from pragma_table_info(${table})`.execute(db);
-  return new Map(rows.map((r) => [r.name, { type: r.type.toLowerCase(), default: r.dflt_value }]));
-}
-
-/** The SQL text SQLite keeps for a default written by Kysely, to compare with `dflt_value`. */
-const defaultText = (db: Db, value: string | number | undefined) =>
-  value === undefined ? null : sql.lit(value).compile(db).sql;
-
-async function planTable(db: Db, plan: SyncPlan, table: DesiredTable, columns: Map<string, CurrentColumn>) {
+function planTable(
+  db: Db,
+  dialect: Dialect,
+  plan: SyncPlan,
+  table: DesiredTable,
+  columns: Map<string, CurrentColumn>,
+): void {
   // A declared rename applies when the old column is there and the new one is not; from then on the
   // table is compared under the new name, so a second start finds nothing to do.
   for (const c of table.columns) {
@@ -187,57 +178,49 @@ async function planTable(db: Db, plan: SyncPlan, table: DesiredTable, columns: M
     columns.set(c.name, old);
   }
   const desired = new Set(table.columns.map((c) => c.name));
-  const changed = table.columns.filter((c) => columns.has(c.name) && columns.get(c.name)!.type !== c.sqlType);
+  const typeOf = (c: DesiredColumn) => dialect.columnType(c.kind);
+  const defaultOf = (c: DesiredColumn) => dialect.defaultText(db, c.default);
+  const changed = table.columns.filter((c) => columns.has(c.name) && columns.get(c.name)!.type !== typeOf(c));
   const dropped = [...columns.keys()].filter((name) => !desired.has(name));
   // A changed default is not destructive: it rewrites no row (old rows keep their values) and Citadel's
   // writes fill the schema's default themselves, so only inserts made outside Citadel still see the old
   // one. SQLite can change a column default only by rebuilding the table, a copy of every row that
   // nothing needs in order to start, so that rebuild waits for `citadel sync --destructive`. Databases made
   // before column defaults existed have columns without one; they keep starting as before.
-  const redefaulted = table.columns.filter(
-    (c) => columns.has(c.name) && columns.get(c.name)!.default !== defaultText(db, c.default),
-  );
+  const redefaulted = table.columns.filter((c) => columns.has(c.name) && columns.get(c.name)!.default !== defaultOf(c));
+  const change: TableChange = {
+    table: table.name,
+    kept: table.columns.map((c) => c.name).filter((name) => columns.has(name)),
+    dropped,
+    retyped: changed.map((c) => ({ name: c.name, type: typeOf(c) })),
+    redefaulted: redefaulted.map((c) => ({ name: c.name, default: defaultOf(c) })),
+    createAs: (name) => createTable(db, dialect, table, name),
+  };
   if (changed.length > 0 || dropped.length > 0) {
-    // The rebuild creates every desired column (with its default), so no additive statement is needed.
+    // The reshape leaves every desired column in place (with its default), so no additive statement is needed.
     plan.changes.push(
       ...dropped.map((name) => `${table.name}: drop column "${name}"${renamedNote(table, name)}`),
-      ...changed.map((c) => `${table.name}: change the type of "${c.name}" to ${c.sqlType}`),
+      ...changed.map((c) => `${table.name}: change the type of "${c.name}" to ${typeOf(c)}`),
     );
-    plan.destructive.push(...rebuildTable(db, table, [...columns.keys()]));
+    plan.destructive.push(...dialect.reshapeTable(db, change));
     return;
   }
   if (redefaulted.length > 0) {
     plan.deferredChanges.push(
-      ...redefaulted.map(
-        (c) => `${table.name}: set the default of "${c.name}" to ${defaultText(db, c.default) ?? "null"}`,
-      ),
+      ...redefaulted.map((c) => `${table.name}: set the default of "${c.name}" to ${defaultOf(c) ?? "null"}`),
     );
-    plan.deferred.push(...rebuildTable(db, table, [...columns.keys()]));
+    plan.deferred.push(...dialect.reshapeTable(db, change));
   }
   for (const c of table.columns.filter((c) => !columns.has(c.name)))
-    plan.additive.push(db.schema.alterTable(table.name).addColumn(c.name, c.sqlType, defineColumn(c)).compile());
+    plan.additive.push(
+      db.schema.alterTable(table.name).addColumn(c.name, typeOf(c), defineColumn(dialect, c)).compile(),
+    );
 }
 
 /** `posts: drop column "title"` could be a rename that did not apply because both columns exist. */
 function renamedNote(table: DesiredTable, name: string): string {
   const to = table.columns.find((c) => c.renamedFrom === name);
   return to ? ` (declared renamed to "${to.name}", which exists already)` : "";
-}
-
-/**
- * SQLite cannot retype a column, and cannot drop one that an index or a foreign key uses:
- * copy the kept columns into a new table and swap (indexes are recreated by the additive step).
- */
-function rebuildTable(db: Db, table: DesiredTable, currentColumns: string[]): CompiledQuery[] {
-  const temp = `${table.name}__rebuild`;
-  const kept = table.columns.map((c) => c.name).filter((name) => currentColumns.includes(name));
-  const list = sql.join(kept.map((name) => sql.ref(name)));
-  return [
-    createTable(db, table, temp),
-    sql`insert into ${sql.table(temp)} (${list}) select ${list} from ${sql.table(table.name)}`.compile(db),
-    db.schema.dropTable(table.name).compile(),
-    db.schema.alterTable(temp).renameTo(table.name).compile(),
-  ];
 }
 
 export class DestructiveSyncError extends Error {
@@ -259,8 +242,13 @@ export class DestructiveSyncError extends Error {
  * rebuilds only when `destructive` is set, after the renames and before the additive step (which
  * recreates the indexes a rebuild dropped).
  */
-export async function syncSchema(db: Db, schema: CompiledSchema, options: { destructive?: boolean } = {}) {
-  const plan = await planSync(db, schema);
+export async function syncSchema(
+  db: Db,
+  dialect: Dialect,
+  schema: CompiledSchema,
+  options: { destructive?: boolean } = {},
+): Promise<SyncPlan> {
+  const plan = await planSync(db, dialect, schema);
   const rebuilds = [...plan.destructive, ...plan.deferred];
   if (plan.destructive.length > 0 && !options.destructive)
     throw new DestructiveSyncError(
@@ -270,15 +258,11 @@ export async function syncSchema(db: Db, schema: CompiledSchema, options: { dest
   const rebuilding = options.destructive === true && rebuilds.length > 0;
   const statements = [...plan.renames, ...(rebuilding ? rebuilds : []), ...plan.additive];
   if (statements.length === 0) return plan;
-  // Dropping a table during a rebuild would fire ON DELETE actions in other tables; keys stay off meanwhile.
-  if (rebuilding) await sql`pragma foreign_keys = off`.execute(db);
-  try {
-    await db.transaction().execute(async (trx) => {
+  const apply = () =>
+    db.transaction().execute(async (trx) => {
       for (const q of statements) await trx.executeQuery(q);
     });
-  } finally {
-    if (rebuilding) await sql`pragma foreign_keys = on`.execute(db);
-  }
+  await (rebuilding ? dialect.withoutForeignKeys(db, apply) : apply());
   return plan;
 }
 

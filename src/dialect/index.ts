@@ -1,0 +1,116 @@
+/**
+ * Where database engines differ (§11.2), and nowhere else. Schema sync, the filter compiler, error translation
+ * and auth's trigger write portable SQL through Kysely and ask the dialect of the opened database for the rest:
+ * column types, introspection, how a table is reshaped, how filters are spelled, what an error code means,
+ * trigger DDL, bind limits and NULL order. An engine is one file implementing `Dialect` (see sqlite.ts).
+ */
+import type { ColumnDataType, ColumnDefinitionBuilder, CompiledQuery, QueryCompiler, RawBuilder } from "kysely";
+import type { Db } from "../db/connection.js";
+
+/** What a column holds, as schema sync declares it; the dialect names the engine's type for it. */
+export type ColumnKind = "integer" | "real" | "text" | "boolean" | "json";
+
+/** A column as the database has it now. */
+export interface CurrentColumn {
+  /** the type as the dialect spells it (`columnType`), so that equal means unchanged */
+  type: string;
+  /** the default's SQL text as the engine reports it (see `defaultText`), or null */
+  default: string | null;
+}
+
+/** What schema sync found different in an existing table, and how to create the table afresh. */
+export interface TableChange {
+  table: string;
+  /** desired columns the table has now: their values must survive */
+  kept: string[];
+  /** columns the schema no longer has */
+  dropped: string[];
+  /** kept columns whose type changes, with the new type */
+  retyped: { name: string; type: string }[];
+  /** kept columns whose default changes, with the new default's SQL text (null: none) */
+  redefaulted: { name: string; default: string | null }[];
+  /** CREATE TABLE of the whole desired table (columns, keys, defaults) under the given name */
+  createAs(name: string): CompiledQuery;
+}
+
+/** A trigger that adds 1 to `counter` on each row of `table` whose `column` an UPDATE changes. */
+export interface CounterTrigger {
+  name: string;
+  table: string;
+  column: string;
+  counter: string;
+}
+
+/** What Citadel needs to know about a failed statement; everything else stays the engine's own error. */
+export type DatabaseErrorKind = "unique" | "foreign-key" | "too-many-values";
+
+/**
+ * A driver's error, classified by the dialect from the engine's code (the connection does this for every
+ * statement, so callers see the same kinds on every engine). The message stays the engine's.
+ */
+export class DatabaseError extends Error {
+  constructor(
+    readonly kind: DatabaseErrorKind,
+    cause: unknown,
+    /** for "unique": the columns of the violated key, when the engine names them */
+    readonly columns: string[] = [],
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.name = "DatabaseError";
+  }
+}
+
+export interface Dialect {
+  readonly name: string;
+
+  // ── schema sync ──
+  /** The engine's type for a column kind, spelled as `columns` reports it. */
+  columnType(kind: ColumnKind): ColumnDataType;
+  /** The `id` column (of type `columnType("integer")`): the primary key, assigned by the engine on insert. */
+  idColumn(column: ColumnDefinitionBuilder): ColumnDefinitionBuilder;
+  /** An introspected type in the spelling `columnType` uses (`INTEGER` → `integer`; `int4` → `integer`). */
+  normalizeType(introspected: string): string;
+  /** The columns of an existing table, by name. */
+  columns(db: Db, table: string): Promise<Map<string, CurrentColumn>>;
+  /** How the engine reports a default that Kysely wrote as a literal (`defaultTo(value)`), for comparison. */
+  defaultText(db: Db, value: string | number | undefined): string | null;
+  /**
+   * Statements that leave an existing table exactly as desired: kept values intact, dropped columns gone,
+   * types and defaults as declared. SQLite cannot alter a column in place and rebuilds the table; an engine
+   * with a complete ALTER TABLE alters it.
+   */
+  reshapeTable(db: Db, change: TableChange): CompiledQuery[];
+  /** Run the statements of a reshape with foreign keys unenforced when the reshape needs it (a rebuild drops tables). */
+  withoutForeignKeys<T>(db: Db, work: () => Promise<T>): Promise<T>;
+
+  // ── queries ──
+  /**
+   * Kysely's compiler for the engine, rendering what the filter compiler writes portably: booleans as bound
+   * values and constants, `like` (case-sensitive, `\` escapes) and `ilike` (case-insensitive).
+   */
+  createQueryCompiler(): QueryCompiler;
+  /** The most values one statement may bind. */
+  readonly maxBindValues: number;
+  /**
+   * Where the engine puts NULLs in an ascending sort when the SQL does not say. Citadel's order is `NULLS_ASCENDING`
+   * (SQLite's); a dialect whose engine differs must make the sort say so (NULLS FIRST ascending, NULLS LAST descending).
+   */
+  readonly nullsAscending: "first" | "last";
+
+  // ── errors ──
+  /** The kind of a driver error, from the engine's code; undefined for anything Citadel does not translate. */
+  classifyError(error: unknown): DatabaseError | undefined;
+
+  // ── triggers ──
+  /** Idempotent DDL creating the trigger (every statement may run at every start). */
+  counterTrigger(trigger: CounterTrigger): RawBuilder<unknown>[];
+}
+
+/** Citadel sorts NULLs first ascending and last descending, on every engine (SQLite's native order). */
+export const NULLS_ASCENDING = "first";
+
+/**
+ * A Citadel pattern (`*` matches any run of characters; nothing else is special) as a standard LIKE pattern,
+ * `\` escaping the characters LIKE would read as wildcards. Dialects take LIKE patterns from here.
+ */
+export const likePattern = (pattern: string) => pattern.replace(/[\\%_]/g, (c) => `\\${c}`).replace(/\*/g, "%");
