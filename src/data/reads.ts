@@ -21,7 +21,8 @@ export interface Store {
 
 export interface ListResult {
   data: Row[];
-  meta: { items: number; count: number; total: number; limit: number; offset: number };
+  /** `count` and `total` are absent when the caller asked for none (`count: false`, §2.5) */
+  meta: { items: number; count?: number; total?: number; limit: number; offset: number };
 }
 
 /** The caller's view of an entity; `relatedScope` answers the read scope of a related entity, if any. */
@@ -66,12 +67,16 @@ async function page({ db, models }: Store, view: ReadableView, query: ListQuery,
   return rows.map((r) => pick(r, [...output, ...query.with.map((w) => w.relation.name)]));
 }
 
-/** List rows (§2.1): the view's scope ANDed with `base` and the caller's where as a whole (§4.3a). */
+/**
+ * List rows (§2.1): the view's scope ANDed with `base` and the caller's where as a whole (§4.3a). Without
+ * totals (`count: false`) the page is the only query, whatever the table's size (§2.5).
+ */
 export async function list(store: Store, view: ReadableView, query: ListQuery, base?: Filter): Promise<ListResult> {
   const entity = view.entity.name;
   const visible = and(view.scope.filter, base);
   const filter = and(visible, query.where);
   const data = await page(store, view, query, filter);
+  if (!query.count) return { data, meta: { items: data.length, limit: query.limit, offset: query.offset } };
   // A short page that starts inside the result already tells how many rows match: no count query.
   const exact = data.length < query.limit && (data.length > 0 || query.offset === 0);
   const count = exact ? query.offset + data.length : await countRows(store.db, entity, filter);
@@ -101,7 +106,7 @@ export async function readOne(
   const [row] = await page(
     store,
     view,
-    { where: and(), sort: [], select: query.select, with: query.with, limit: 1, offset: 0 },
+    { where: and(), sort: [], select: query.select, with: query.with, limit: 1, offset: 0, count: false },
     and(view.scope.filter, byId(id)),
   );
   if (!row) throw new NotFoundError();

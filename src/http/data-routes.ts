@@ -45,6 +45,7 @@ function rawFromQuery(c: Context): RawListQuery {
     with: all("with"),
     limit: first("limit"),
     offset: first("offset"),
+    count: first("count"),
   };
 }
 

@@ -1,4 +1,7 @@
-/** Parses list options (`where`, `sort`, `select`, `with`, `limit`, `offset`) from query strings or JSON bodies. */
+/**
+ * Parses list options (`where`, `sort`, `select`, `with`, `limit`, `offset`, `count`) from query strings or JSON
+ * bodies.
+ */
 import { BadRequestError } from "../errors.js";
 import type { CompiledEntity, CompiledField, CompiledRelation } from "../schema/compiled.js";
 import type { Filter } from "./ast.js";
@@ -37,6 +40,8 @@ export interface ListQuery {
   with: WithSpec[];
   limit: number;
   offset: number;
+  /** whether the list answers its totals (`meta.count`, `meta.total`); false costs the page's query alone (§2.5) */
+  count: boolean;
 }
 
 /** The raw inputs, as strings from a URL or values from a JSON body. */
@@ -47,6 +52,7 @@ export interface RawListQuery {
   with?: unknown;
   limit?: unknown;
   offset?: unknown;
+  count?: unknown;
 }
 
 export interface QueryLimits {
@@ -115,6 +121,14 @@ function integer(value: unknown, path: string, fallback: number, max?: number): 
     throw new BadRequestError(`${path}: expected a non-negative integer`, { path });
   if (max !== undefined && n > max) throw new BadRequestError(`${path}: at most ${max}`, { path });
   return n;
+}
+
+/** A yes/no option: a boolean from a JSON body, "true"/"false" from a query string. */
+function flag(value: unknown, path: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (value === true || value === "true") return true;
+  if (value === false || value === "false") return false;
+  throw new BadRequestError(`${path}: expected true or false`, { path });
 }
 
 /**
@@ -320,6 +334,7 @@ export function parseListQuery(view: ReadableView, raw: RawListQuery, limits: Qu
     with: parseWith(view, raw.with, "with", 0, limits, limit, budget),
     limit,
     offset: integer(raw.offset, "offset", 0),
+    count: flag(raw.count, "count", true),
   };
   checkRowBudget(query, budget.rows, limits);
   return query;
