@@ -78,7 +78,93 @@ function nameable(model: EntityModel, scopes: WriteScopes, sent: Iterable<string
   return (field) => names.has(field);
 }
 
-/** Create one or many rows, all or nothing (§2.4, §4.6). */
+/**
+ * SQLite's bound-variable limit per statement (SQLITE_MAX_VARIABLE_NUMBER, 32,766 since 3.32; PostgreSQL
+ * allows 65,535). Moves into the dialect module, with the other per-engine limits.
+ */
+export const SQLITE_MAX_BIND_VARIABLES = 32_766;
+
+/**
+ * Row counts of the INSERTs of a create (§11.5): the binary digits of `n`, largest first, none above `max`.
+ * A 1,000-row create is six statements, and an entity has at most ~log2(max) INSERT shapes, so the
+ * connection's prepared-statement cache cannot fill with a large statement per batch size (about 0.8 MB each
+ * for 1,000 rows of a few columns).
+ */
+export function chunkSizes(n: number, max: number): number[] {
+  let top = 1;
+  while (top * 2 <= max) top *= 2;
+  const sizes: number[] = [];
+  let left = n;
+  for (; left >= top; left -= top) sizes.push(top);
+  for (let size = top / 2; size >= 1; size /= 2)
+    if (left >= size) {
+      sizes.push(size);
+      left -= size;
+    }
+  return sizes;
+}
+
+/**
+ * A create's rows with the same columns: every field a create may write, and the timestamps. A column a row
+ * leaves out is a field without a default (the validator fills the others), so it is NULL as it would be by
+ * omission (sync.ts declares no column default then). Hidden fields keep their column defaults: not listed.
+ */
+function insertable(model: EntityModel, stored: Row[]): Row[] {
+  const columns = model.visibleFields.filter((f) => f !== "id");
+  const known = new Set(columns);
+  return stored.map((row) => {
+    for (const key in row) if (!known.has(key)) throw new Error(`a create may not store column "${key}"`);
+    return Object.fromEntries(columns.map((c) => [c, row[c] ?? null]));
+  });
+}
+
+/** Run a multi-row INSERT: false when it met a unique value, and so wrote none of its rows. */
+async function inserted(statement: () => Promise<void>): Promise<boolean> {
+  try {
+    await statement();
+    return true;
+  } catch (error) {
+    if (uniqueConflict(error, () => true)) return false;
+    throw error;
+  }
+}
+
+/**
+ * Insert the stored rows in multi-row statements within the bind limit; their ids, in input order. A statement
+ * that meets a unique value wrote nothing: its rows go again one by one, so the collision is met at the row
+ * that makes it, with the rows before it written, and answered as a one-row INSERT always was (§4.17, `write`).
+ */
+async function insertRows(
+  trx: Db,
+  model: EntityModel,
+  stored: Row[],
+  collided: (unwritten: Unwritten) => Promise<void>,
+  names: (field: string) => boolean,
+): Promise<number[]> {
+  const rows = insertable(model, stored);
+  const ids: number[] = [];
+  const insert = async (chunk: Row[]) => {
+    const returned = await trx.insertInto(model.entity.name).values(chunk).returning("id").execute();
+    // New ids ascend in the order of the VALUES rows (AUTOINCREMENT); the order RETURNING emits them in is
+    // not something the engines promise (SQLite emits processing order today: test/data/bulk-create.test.ts).
+    ids.push(...returned.map((r) => Number(r.id)).sort((a, b) => a - b));
+  };
+  let start = 0;
+  for (const size of chunkSizes(rows.length, Math.floor(SQLITE_MAX_BIND_VARIABLES / Object.keys(rows[0]!).length))) {
+    const chunk = rows.slice(start, start + size);
+    start += size;
+    if (size > 1 && (await inserted(() => insert(chunk)))) continue;
+    for (const row of chunk)
+      await write(
+        () => insert([row]),
+        () => collided({ ids, created: stored.slice(ids.length) }),
+        names,
+      );
+  }
+  return ids;
+}
+
+/** Create one or many rows, all or nothing (§2.4, §4.6), in a few multi-row INSERTs (§11.5). */
 export async function create(db: Db, model: EntityModel, input: unknown, scopes: WriteScopes): Promise<Row | Row[]> {
   const entity = model.entity.name;
   const many = Array.isArray(input);
@@ -99,19 +185,9 @@ export async function create(db: Db, model: EntityModel, input: unknown, scopes:
     await deferForeignKeys(trx);
     const at = now();
     const stored = values.map((v) => ({ ...model.codec.encode(v), created_at: at, updated_at: at }));
-    const ids: number[] = [];
     const names = nameable(model, scopes, new Set(items.flatMap((item) => Object.keys(item as Row))));
-    for (const row of stored) {
-      const unwritten = (): Unwritten => ({ ids, created: stored.slice(ids.length) });
-      await write(
-        async () => {
-          const inserted = await trx.insertInto(entity).values(row).returning("id").executeTakeFirstOrThrow();
-          ids.push(Number(inserted.id));
-        },
-        () => checkCollided(trx, model, unwritten(), values, scopes),
-        names,
-      );
-    }
+    const collided = (unwritten: Unwritten) => checkCollided(trx, model, unwritten, values, scopes);
+    const ids = await insertRows(trx, model, stored, collided, names);
     await checkWritten(trx, entity, ids, scopes);
     await checkReferences(trx, model, values, scopes);
     return readBack(trx, model, ids, scopes.read);
