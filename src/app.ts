@@ -4,7 +4,7 @@ import { type CitadelConfig, guardEnforced, type ValidatedConfig, validateConfig
 import type { Row } from "./data/codec.js";
 import { DataEngine } from "./data/engine.js";
 import { buildModels } from "./data/models.js";
-import { type ConnectionConfig, type Db, openDatabase } from "./db/connection.js";
+import { type ConnectionConfig, type Connector, type Db, openDatabase } from "./db/connection.js";
 import { type Access, guardedAccess, type Subject } from "./guard/access.js";
 import { compileRoles } from "./guard/compile.js";
 import { type ExplainQuery, type Explanation, explain } from "./guard/explain.js";
@@ -34,6 +34,8 @@ export interface AppOptions {
 
 export interface CreateAppInput {
   connection?: ConnectionConfig;
+  /** How this runtime opens `connection`; adapters pass theirs, and Node's drivers serve when none is given. */
+  connector?: Connector;
   config?: CitadelConfig;
   options?: AppOptions;
 }
@@ -100,7 +102,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   if (!guard && (config.auth.enabled || config.auth.guard.enabled === false)) log(openWarning(config));
   const accessFor = (subject: Subject): Access =>
     guard && !subject.trusted ? guardedAccess(guard, subject) : openAccess(subject);
-  const { db, dialect } = await openDatabase(input.connection);
+  const { db, dialect } = await openDatabase(input.connection, input.connector);
   let auth: AuthModule | undefined;
   try {
     await syncSchema(db, dialect, schema, { destructive: input.options?.destructive });

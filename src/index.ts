@@ -9,7 +9,7 @@ export {
   type Session,
 } from "./auth/index.js";
 export type { CitadelConfig } from "./config/schema.js";
-export type { ConnectionConfig } from "./db/connection.js";
+export type { ConnectionConfig, ConnectionTarget, Connector } from "./db/connection.js";
 export * from "./errors.js";
 export type { Subject } from "./guard/access.js";
 export type { Filter } from "./query/ast.js";

@@ -1,4 +1,6 @@
-/** §11.2: engine differences live in one dialect module. */
+/** §11.2: engine differences live in one dialect module; §1.7, §11.3: importing Citadel loads no database driver. */
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import {
   DummyDriver,
   Kysely,
@@ -17,6 +19,42 @@ import { globPattern, sqlite } from "../src/dialect/sqlite.js";
 import type { Filter } from "../src/query/ast.js";
 import { compileFilter, withFilter } from "../src/query/compile.js";
 import { DRIVERS } from "./helpers/server.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+describe("importing citadel (1.7, 11.3)", () => {
+  /**
+   * One fresh Node process: every native addon goes through `process.dlopen` and every CommonJS module (the
+   * drivers are CommonJS) through `Module._cache`, so both are recorded after importing the entry, and
+   * again after opening a database, which shows the probe sees a driver when one loads.
+   */
+  it("loads no database driver until a connection of its kind opens", { timeout: 60_000 }, () => {
+    const script = `
+      import { createRequire } from "node:module";
+      const cache = createRequire(import.meta.url).cache;
+      const addons = [];
+      const dlopen = process.dlopen;
+      process.dlopen = (module, file, ...rest) => { addons.push(file); return dlopen(module, file, ...rest); };
+      const drivers = /better[-_]sqlite3|libsql/;
+      const loaded = () => ({
+        addons: addons.filter((f) => drivers.test(f)),
+        modules: Object.keys(cache).filter((f) => drivers.test(f)).length,
+      });
+      const citadel = await import(${JSON.stringify(`${ROOT}src/index.ts`)});
+      const imported = loaded();
+      const app = await citadel.createApp({ connection: { url: ":memory:" }, config: { data: { entities: {} } } });
+      await app.close();
+      console.log(JSON.stringify({ imported, opened: loaded() }));`;
+    const out = execFileSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      cwd: ROOT,
+      encoding: "utf8",
+    });
+    const { imported, opened } = JSON.parse(out);
+    expect(imported).toEqual({ addons: [], modules: 0 });
+    expect(opened.addons).toEqual([expect.stringMatching(/better_sqlite3\.node$/)]);
+    expect(opened.modules).toBeGreaterThan(0);
+  });
+});
 
 /** A Kysely that compiles for an engine but runs nothing: what the filter compiler writes, as each engine reads it. */
 function compilerOnly(engine: "sqlite" | "postgres"): Db {

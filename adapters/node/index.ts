@@ -1,7 +1,8 @@
-/** Node adapter: `serve()` on @hono/node-server. Connection and listening only; no business logic. */
+/** Node adapter: `serve()` on @hono/node-server, connections through Node's drivers (connect.ts); no business logic. */
 import type { AddressInfo } from "node:net";
 import { serve as honoServe, type ServerType } from "@hono/node-server";
 import { type CitadelApp, createApp, type ServeOptions } from "../../src/index.js";
+import { connect } from "./connect.js";
 
 export type { ServeOptions };
 
@@ -41,7 +42,7 @@ export function serve(options: ServeOptions): ServerHandle {
     },
   } as unknown as ServerHandle;
   handle.ready = (async () => {
-    const app = await createApp(options);
+    const app = await createApp({ ...options, connector: options.connector ?? connect });
     handle.app = app;
     try {
       await listen(app, options, handle, (s) => {

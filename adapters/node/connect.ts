@@ -1,0 +1,127 @@
+/**
+ * Node's connections: SQLite files and `:memory:` through better-sqlite3 (the default) or libsql, libSQL
+ * servers through libsql. Each driver is imported when the first connection of its kind opens, so an app that
+ * never uses one never loads its native module.
+ */
+import { statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import type { Client } from "@libsql/client";
+import type BetterSqlite3 from "better-sqlite3";
+import {
+  type DatabaseConnection,
+  type Driver,
+  type Dialect as KyselyDialect,
+  SqliteDialect,
+  type TransactionSettings,
+} from "kysely";
+import type { ConnectionTarget, Connector } from "../../src/db/connection.js";
+import { ConfigError } from "../../src/errors.js";
+
+const BUSY_TIMEOUT_MS = 5000;
+
+/** better-sqlite3 answers a missing directory with "Cannot open database because the directory does not exist". */
+function checkDirectory({ url, path }: ConnectionTarget): void {
+  const directory = dirname(resolve(path));
+  const stat = statSync(directory, { throwIfNoEntry: false });
+  if (!stat) throw new ConfigError("connection.url", `the directory ${directory} of "${url}" does not exist`);
+  if (!stat.isDirectory()) throw new ConfigError("connection.url", `${directory} in "${url}" is not a directory`);
+}
+
+async function betterSqlite({ kind, path }: ConnectionTarget): Promise<KyselyDialect> {
+  const { default: Database } = await import("better-sqlite3");
+  const database = new Database(path, { timeout: BUSY_TIMEOUT_MS });
+  if (kind === "file") database.pragma("journal_mode = WAL");
+  database.pragma("foreign_keys = ON");
+  database.pragma("synchronous = NORMAL");
+  return new SqliteDialect({ database: withStatementCache(database) });
+}
+
+const STATEMENT_CACHE_SIZE = 500;
+
+/**
+ * Kysely prepares every query anew; preparing costs as much as running a small query. The SQL text of a
+ * compiled query depends only on its shape (values are parameters), so prepared statements are reused.
+ */
+function withStatementCache(database: BetterSqlite3.Database) {
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  return {
+    close: () => database.close(),
+    prepare(sql: string) {
+      let statement = cache.get(sql);
+      if (statement) {
+        cache.delete(sql); // re-insert: the Map's order is the LRU order
+      } else {
+        statement = database.prepare(sql);
+        if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+      }
+      cache.set(sql, statement);
+      return statement;
+    },
+  };
+}
+
+/**
+ * A local libsql client keeps one connection so per-connection pragmas hold; Kysely's own SQLite driver
+ * serializes access with a mutex and we do the same, so a transaction never meets a concurrent statement.
+ */
+class SerializedDriver implements Driver {
+  private queue: Promise<void> = Promise.resolve();
+  private release: (() => void) | undefined;
+  constructor(private readonly inner: Driver) {}
+  init() {
+    return this.inner.init();
+  }
+  async acquireConnection(): Promise<DatabaseConnection> {
+    const previous = this.queue;
+    let release!: () => void;
+    this.queue = new Promise((resolve) => {
+      release = resolve;
+    });
+    await previous;
+    this.release = release;
+    return this.inner.acquireConnection();
+  }
+  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings) {
+    return this.inner.beginTransaction(connection, settings);
+  }
+  commitTransaction(connection: DatabaseConnection) {
+    return this.inner.commitTransaction(connection);
+  }
+  rollbackTransaction(connection: DatabaseConnection) {
+    return this.inner.rollbackTransaction(connection);
+  }
+  async releaseConnection(connection: DatabaseConnection) {
+    await this.inner.releaseConnection(connection);
+    this.release?.();
+  }
+  destroy() {
+    return this.inner.destroy();
+  }
+}
+
+async function libsql({ kind, path, url, authToken }: ConnectionTarget): Promise<KyselyDialect> {
+  const { LibsqlDialect } = await import("@libsql/kysely-libsql");
+  if (kind === "remote") return new LibsqlDialect({ url, authToken });
+  const { createClient } = await import("@libsql/client");
+  const client = createClient({ url: kind === "memory" ? ":memory:" : `file:${path}`, concurrency: 1 });
+  await localSettings(client, kind === "file");
+  // kysely-libsql types a client from its own older @libsql/client; the runtime interface is the same.
+  const dialect = new LibsqlDialect({ client: client as never });
+  const createDriver = dialect.createDriver.bind(dialect);
+  dialect.createDriver = () => new SerializedDriver(createDriver());
+  return dialect;
+}
+
+/** The settings better-sqlite3 gets through its constructor and `pragma()`, on the client's one connection. */
+async function localSettings(client: Client, file: boolean): Promise<void> {
+  await client.execute("pragma foreign_keys = on");
+  await client.execute(`pragma busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  if (file) await client.execute("pragma journal_mode = wal");
+  await client.execute("pragma synchronous = normal");
+}
+
+/** Open `target` with the driver it names. */
+export const connect: Connector = async (target) => {
+  if (target.kind === "file") checkDirectory(target);
+  return target.driver === "libsql" ? libsql(target) : betterSqlite(target);
+};
