@@ -121,6 +121,8 @@ export interface SyncPlan {
   deferred: CompiledQuery[];
   /** what the deferred statements do, for people */
   deferredChanges: string[];
+  /** columns added to a table whose deferred rebuild creates them too: applied only when it does not run */
+  addedUnlessRebuilt: CompiledQuery[];
   /** true when the database had no Citadel tables before */
   fresh: boolean;
 }
@@ -135,6 +137,7 @@ export async function planSync(db: Db, dialect: Dialect, schema: CompiledSchema)
     changes: [],
     deferred: [],
     deferredChanges: [],
+    addedUnlessRebuilt: [],
     fresh: !existing.has(META_TABLE),
   };
   if (plan.fresh)
@@ -211,10 +214,10 @@ function planTable(
     );
     plan.deferred.push(...dialect.reshapeTable(db, change));
   }
+  // a deferred rebuild creates the new columns itself; without it they are added in place
+  const adds = redefaulted.length > 0 ? plan.addedUnlessRebuilt : plan.additive;
   for (const c of table.columns.filter((c) => !columns.has(c.name)))
-    plan.additive.push(
-      db.schema.alterTable(table.name).addColumn(c.name, typeOf(c), defineColumn(dialect, c)).compile(),
-    );
+    adds.push(db.schema.alterTable(table.name).addColumn(c.name, typeOf(c), defineColumn(dialect, c)).compile());
 }
 
 /** `posts: drop column "title"` could be a rename that did not apply because both columns exist. */
@@ -256,7 +259,7 @@ export async function syncSchema(
       [...plan.renames, ...rebuilds].map((q) => q.sql),
     );
   const rebuilding = options.destructive === true && rebuilds.length > 0;
-  const statements = [...plan.renames, ...(rebuilding ? rebuilds : []), ...plan.additive];
+  const statements = [...plan.renames, ...(rebuilding ? rebuilds : plan.addedUnlessRebuilt), ...plan.additive];
   if (statements.length === 0) return plan;
   const apply = () =>
     db.transaction().execute(async (trx) => {

@@ -173,6 +173,16 @@ const notesRedefaulted = em({
     rank: number().default(-1.5),
   }),
 });
+const notesRedefaultedAndGrown = em({
+  notes: entity("notes", {
+    title: text().required(),
+    pinned: boolean().default(true),
+    status: enumm({ enum: ["draft", "published"] }).default("draft"),
+    meta: json().default({ tags: ["a"], quote: "it's" }),
+    rank: number().default(-1.5),
+    extra: text().default("x"),
+  }),
+});
 const notesRenamed = em({
   notes: entity("notes", {
     headline: text().required().renamedFrom("title"),
@@ -244,6 +254,32 @@ describe.each(DRIVERS)("column defaults and renames across restarts (%s)", (driv
       ]);
     } finally {
       await rebuilt.close();
+    }
+  });
+
+  it("a changed default and a new column together: a plain start and a destructive one both apply (1.4)", async () => {
+    const own = mkdtempSync(join(tmpdir(), `citadel-grown-${driver}-`));
+    const at = (s: { toJSON(): ReturnType<typeof v1.toJSON> }, destructive = false) =>
+      startServer(cfg(s), { driver, dir: own, options: { destructive } });
+    try {
+      const first = await at(notesDefaults);
+      await create(first, "notes", [{ title: "one" }, { title: "two" }]);
+      await first.close();
+      const plain = await at(notesRedefaultedAndGrown);
+      const extras = (await plain.request("GET", "/api/data/notes?sort=id")).body.data.map(
+        (r: { extra: string }) => r.extra,
+      );
+      await plain.close();
+      expect(extras).toEqual(["x", "x"]);
+      const rebuilt = await at(notesRedefaultedAndGrown, true);
+      const rows = (await rebuilt.request("GET", "/api/data/notes?sort=id")).body.data;
+      await rebuilt.close();
+      expect(rows.map((r: { title: string; extra: string }) => [r.title, r.extra])).toEqual([
+        ["one", "x"],
+        ["two", "x"],
+      ]);
+    } finally {
+      rmSync(own, { recursive: true, force: true });
     }
   });
 
