@@ -257,7 +257,7 @@ describe.each(DRIVERS)("column defaults and renames across restarts (%s)", (driv
     }
   });
 
-  it("a changed default and a new column together: a plain start and a destructive one both apply (1.4)", async () => {
+  it("a changed default and a new column together, synced with --destructive, add the column once (1.4)", async () => {
     const own = mkdtempSync(join(tmpdir(), `citadel-grown-${driver}-`));
     const at = (s: { toJSON(): ReturnType<typeof v1.toJSON> }, destructive = false) =>
       startServer(cfg(s), { driver, dir: own, options: { destructive } });
@@ -265,12 +265,6 @@ describe.each(DRIVERS)("column defaults and renames across restarts (%s)", (driv
       const first = await at(notesDefaults);
       await create(first, "notes", [{ title: "one" }, { title: "two" }]);
       await first.close();
-      const plain = await at(notesRedefaultedAndGrown);
-      const extras = (await plain.request("GET", "/api/data/notes?sort=id")).body.data.map(
-        (r: { extra: string }) => r.extra,
-      );
-      await plain.close();
-      expect(extras).toEqual(["x", "x"]);
       const rebuilt = await at(notesRedefaultedAndGrown, true);
       const rows = (await rebuilt.request("GET", "/api/data/notes?sort=id")).body.data;
       await rebuilt.close();
