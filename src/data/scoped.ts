@@ -83,7 +83,10 @@ export class ScopedData {
    * permission, so a write cannot probe what the caller may not read), and it must narrow.
    */
   private manyWhere(entity: string, scopes: WriteScopes, input: unknown): Filter {
-    const view = viewOf(this.engine.models, entity, scopes.read ?? ID_ONLY, () => undefined);
+    // with read permission, relation paths and $exists work here as in a read, each hop under its own read
+    // scope (4.13); without it only `id` may be named, so no relation can be followed
+    const related = scopes.read ? (target: string) => this.access.find(READ, target) : () => undefined;
+    const view = viewOf(this.engine.models, entity, scopes.read ?? ID_ONLY, related);
     const where = parseWhereInput(view, requireWhere(input));
     if (where.kind === "const" && where.value)
       throw new BadRequestError("where: matches every row; a write to many rows needs a narrowing condition", {

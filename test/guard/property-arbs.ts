@@ -643,16 +643,9 @@ const callerWhere = (e: EntityName) =>
 
 const asksArb = (e: EntityName): fc.Arbitrary<Asks> => fc.array(callerWhere(e), { minLength: 3, maxLength: 3 });
 
-/**
- * The where of a write to many rows. Plain fields only unless GUARD_PROPERTY_WRITE_RELATIONS=1: src answers 400
- * ("unknown field") to a relation path or `$exists` there, even for a caller that may read every entity, while
- * §4.13 lets a caller's where follow relations with no exception for writes (the reference expects that). Open
- * finding, reported with this test; the switch checks a fix.
- */
+/** The where of a write to many rows: plain fields, relation paths and `$exists`, as in a read (4.13). */
 const manyWhere = (entity: EntityName): fc.Arbitrary<Where> =>
-  process.env.GUARD_PROPERTY_WRITE_RELATIONS === "1"
-    ? fc.oneof(whereArb(VISIBLE[entity]!, false, 1), whereOn(entity, "caller", 1, 1))
-    : whereArb(VISIBLE[entity]!, false, 1);
+  fc.oneof(whereArb(VISIBLE[entity]!, false, 1), whereOn(entity, "caller", 1, 1));
 
 const writeArb: fc.Arbitrary<WriteOp> = fc
   .record({
