@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { boolean, createApp, em, entity, enumm, json, number, relation, text } from "citadel";
+import { boolean, createApp, em, entity, enumm, type Field, json, number, relation, text } from "citadel";
 import { sql } from "kysely";
 import { afterAll, describe, expect, it } from "vitest";
 import { DRIVERS, startServer } from "../helpers/server.js";
@@ -153,45 +153,23 @@ describe.each(DRIVERS)("schema sync on startup (%s)", (driver) => {
   });
 });
 
-/** Notes before and after a defaulted field, a changed default and a rename. */
+/** Notes before and after a defaulted field, a changed default, a new column and a rename. */
 const notesV1 = em({ notes: entity("notes", { title: text().required() }) });
-const notesDefaults = em({
-  notes: entity("notes", {
-    title: text().required(),
-    pinned: boolean().default(false),
-    status: enumm({ enum: ["draft", "published"] }).default("draft"),
-    meta: json().default({ tags: ["a"], quote: "it's" }),
-    rank: number().default(-1.5),
-  }),
-});
-const notesRedefaulted = em({
-  notes: entity("notes", {
-    title: text().required(),
-    pinned: boolean().default(true),
-    status: enumm({ enum: ["draft", "published"] }).default("draft"),
-    meta: json().default({ tags: ["a"], quote: "it's" }),
-    rank: number().default(-1.5),
-  }),
-});
-const notesRedefaultedAndGrown = em({
-  notes: entity("notes", {
-    title: text().required(),
-    pinned: boolean().default(true),
-    status: enumm({ enum: ["draft", "published"] }).default("draft"),
-    meta: json().default({ tags: ["a"], quote: "it's" }),
-    rank: number().default(-1.5),
-    extra: text().default("x"),
-  }),
-});
-const notesRenamed = em({
-  notes: entity("notes", {
-    headline: text().required().renamedFrom("title"),
-    pinned: boolean().default(true),
-    status: enumm({ enum: ["draft", "published"] }).default("draft"),
-    meta: json().default({ tags: ["a"], quote: "it's" }),
-    rank: number().default(-1.5),
-  }),
-});
+function notesWith(opts: { pinned: boolean; renamed?: boolean; extra?: boolean }) {
+  const fields: Record<string, Field> = opts.renamed
+    ? { headline: text().required().renamedFrom("title") }
+    : { title: text().required() };
+  fields.pinned = boolean().default(opts.pinned);
+  fields.status = enumm({ enum: ["draft", "published"] }).default("draft");
+  fields.meta = json().default({ tags: ["a"], quote: "it's" });
+  fields.rank = number().default(-1.5);
+  if (opts.extra) fields.extra = text().default("x");
+  return em({ notes: entity("notes", fields) });
+}
+const notesDefaults = notesWith({ pinned: false });
+const notesRedefaulted = notesWith({ pinned: true });
+const notesRedefaultedAndGrown = notesWith({ pinned: true, extra: true });
+const notesRenamed = notesWith({ pinned: true, renamed: true });
 
 describe.each(DRIVERS)("column defaults and renames across restarts (%s)", (driver) => {
   const dir = mkdtempSync(join(tmpdir(), `citadel-defaults-${driver}-`));
