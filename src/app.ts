@@ -4,7 +4,7 @@ import { type CitadelConfig, guardEnforced, type ValidatedConfig, validateConfig
 import type { Row } from "./data/codec.js";
 import { DataEngine } from "./data/engine.js";
 import { buildModels } from "./data/models.js";
-import { type ConnectionConfig, type Connector, type Db, openDatabase } from "./db/connection.js";
+import { type ConnectionConfig, type Db, openDatabase } from "./db/connection.js";
 import { type Access, guardedAccess, type Subject } from "./guard/access.js";
 import { compileRoles } from "./guard/compile.js";
 import { type ExplainQuery, type Explanation, explain } from "./guard/explain.js";
@@ -12,6 +12,7 @@ import { Guard } from "./guard/guard.js";
 import { policyIndexes } from "./guard/indexes.js";
 import { httpApp } from "./http/app.js";
 import { TRUE } from "./query/ast.js";
+import { defaultRuntime, type Runtime } from "./runtime.js";
 import { compileSchema } from "./schema/compile.js";
 import type { SchemaJSON } from "./schema/entity.js";
 import { isSeeded, markSeeded, syncSchema } from "./schema/sync.js";
@@ -34,8 +35,8 @@ export interface AppOptions {
 
 export interface CreateAppInput {
   connection?: ConnectionConfig;
-  /** How this runtime opens `connection`; adapters pass theirs, and Node's drivers serve when none is given. */
-  connector?: Connector;
+  /** The runtime's connections, password hashing and client addresses; adapters pass theirs, Node's serve when none is given. */
+  runtime?: Runtime;
   config?: CitadelConfig;
   options?: AppOptions;
 }
@@ -102,18 +103,30 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   if (!guard && (config.auth.enabled || config.auth.guard.enabled === false)) log(openWarning(config));
   const accessFor = (subject: Subject): Access =>
     guard && !subject.trusted ? guardedAccess(guard, subject) : openAccess(subject);
-  const { db, dialect } = await openDatabase(input.connection, input.connector);
+  const runtime = input.runtime ?? (await defaultRuntime());
+  const { db, dialect } = await openDatabase(input.connection, runtime.connector);
   let auth: AuthModule | undefined;
   try {
     await syncSchema(db, dialect, schema, { destructive: input.options?.destructive });
     const rateLimitStore = input.options?.rateLimitStore;
-    auth = settings && (await createAuth({ db, settings, users: models.get("users")!, log, rateLimitStore }));
+    auth =
+      settings &&
+      (await createAuth({ db, settings, users: models.get("users")!, log, rateLimitStore, argon2: runtime.argon2 }));
   } catch (error) {
     await db.destroy();
     throw error;
   }
   const engine = new DataEngine(db, models);
-  const hono = httpApp({ config, db, engine, auth, guard, accessFor, log: (e) => log("unexpected error", e) });
+  const hono = httpApp({
+    config,
+    db,
+    engine,
+    auth,
+    guard,
+    accessFor,
+    log: (e) => log("unexpected error", e),
+    remoteAddress: runtime.remoteAddress,
+  });
 
   const app: CitadelApp = {
     fetch: async (request, env) => hono.fetch(request, env),

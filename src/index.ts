@@ -13,6 +13,7 @@ export type { ConnectionConfig, ConnectionTarget, Connector } from "./db/connect
 export * from "./errors.js";
 export type { Subject } from "./guard/access.js";
 export type { Filter } from "./query/ast.js";
+export type { Argon2, Argon2Options, Runtime } from "./runtime.js";
 export { Entity, em, entity, index, relation, Schema, type SchemaJSON } from "./schema/entity.js";
 export { boolean, date, datetime, enumm, Field, json, number, text } from "./schema/fields.js";
 export { DestructiveSyncError } from "./schema/sync.js";

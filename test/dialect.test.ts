@@ -1,4 +1,5 @@
 /** §11.2: engine differences live in one dialect module; §1.7, §11.3: importing Citadel loads no database driver. */
+
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import {
@@ -13,6 +14,7 @@ import {
   sql,
 } from "kysely";
 import { afterEach, describe, expect, it } from "vitest";
+import { connect } from "../adapters/node/connect.js";
 import { type Db, dialectOf, openDatabase } from "../src/db/connection.js";
 import { DatabaseError, likePattern } from "../src/dialect/index.js";
 import { globPattern, sqlite } from "../src/dialect/sqlite.js";
@@ -155,7 +157,7 @@ describe.each(DRIVERS)("the SQLite dialect on %s (11.2)", (driver) => {
   });
 
   async function open(): Promise<Db> {
-    ({ db } = await openDatabase({ url: ":memory:", driver }));
+    ({ db } = await openDatabase({ url: ":memory:", driver }, connect));
     await sql`create table a (id integer primary key, e text unique, x text, y text, unique (x, y))`.execute(db);
     await sql`create table b (id integer primary key, a_id integer references a (id))`.execute(db);
     await sql`insert into a (id, e, x, y) values (1, 'q', '1', '2')`.execute(db);

@@ -2,7 +2,7 @@
 import type { AddressInfo } from "node:net";
 import { serve as honoServe, type ServerType } from "@hono/node-server";
 import { type CitadelApp, createApp, type ServeOptions } from "../../src/index.js";
-import { connect } from "./connect.js";
+import { nodeRuntime } from "./runtime.js";
 
 export type { ServeOptions };
 
@@ -42,7 +42,7 @@ export function serve(options: ServeOptions): ServerHandle {
     },
   } as unknown as ServerHandle;
   handle.ready = (async () => {
-    const app = await createApp({ ...options, connector: options.connector ?? connect });
+    const app = await createApp({ ...options, runtime: options.runtime ?? nodeRuntime });
     handle.app = app;
     try {
       await listen(app, options, handle, (s) => {

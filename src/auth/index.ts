@@ -2,11 +2,13 @@
  * The auth module (§3): users, passwords, sessions and revocation. HTTP-free: the routes in
  * `http/auth-routes.ts` parse requests and call these functions; seeds and the CLI call `createUser`.
  */
+
 import type { Row } from "../data/codec.js";
 import type { EntityModel } from "../data/models.js";
 import type { Db } from "../db/connection.js";
 import { BadRequestError, CitadelError, fieldError, UnauthorizedError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
+import type { Argon2 } from "../runtime.js";
 import { type UserAdmin, userAdmin } from "./admin.js";
 import { type HashCounters, PasswordHasher } from "./password.js";
 import { enforceRateLimits, MemoryRateLimitStore, type RateLimitStore } from "./rate-limit.js";
@@ -74,6 +76,7 @@ export interface CreateAuthOptions {
   users: EntityModel;
   rateLimitStore?: RateLimitStore;
   log: (message: string, error?: unknown) => void;
+  argon2: Argon2;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -94,7 +97,7 @@ function requireString(body: Record<string, unknown>, field: string): string {
 export async function createAuth(options: CreateAuthOptions): Promise<AuthModule> {
   const { settings, log } = options;
   const store = new UserStore(options.db, options.users);
-  const hasher = new PasswordHasher(settings.password);
+  const hasher = new PasswordHasher(settings.password, options.argon2);
   const tokens = new TokenService(settings, log);
   const limits = options.rateLimitStore ?? new MemoryRateLimitStore();
   const windowMs = settings.rateLimit.window_seconds * 1000;

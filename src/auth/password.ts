@@ -3,8 +3,8 @@
  * or a dummy hash with the same parameters, so an unknown email costs the same as a wrong password (§3.4).
  */
 import { randomBytes } from "node:crypto";
-import * as argon2 from "argon2";
 import { fieldError } from "../errors.js";
+import type { Argon2, Argon2Options } from "../runtime.js";
 
 export interface PasswordParams {
   min_length: number;
@@ -19,18 +19,23 @@ export interface HashCounters {
 }
 
 const ARGON2ID_PREFIX = "$argon2id$";
+/** The parameters of an argon2id PHC string of the current version (0x13): m, t and p. */
+const PHC_PARAMS = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$/;
 
 /** Length in code points, so that "é" counts as one character whatever its encoding. */
 const lengthOf = (password: string) => Array.from(password).length;
 
 export class PasswordHasher {
-  private readonly options: argon2.HashOptions;
+  private readonly options: Argon2Options;
   private dummy: Promise<string> | undefined;
   readonly counters: HashCounters = { hashes: 0, verifications: 0 };
 
-  constructor(private readonly params: PasswordParams) {
+  constructor(
+    private readonly params: PasswordParams,
+    private readonly argon2: Argon2,
+  ) {
     const { memory_cost, time_cost, parallelism } = params.argon2;
-    this.options = { type: argon2.argon2id, memoryCost: memory_cost, timeCost: time_cost, parallelism };
+    this.options = { memoryCost: memory_cost, timeCost: time_cost, parallelism };
   }
 
   /** Throws a 400 naming `field` when the password is not a string of an acceptable length. */
@@ -51,12 +56,12 @@ export class PasswordHasher {
 
   async hash(password: string): Promise<string> {
     this.counters.hashes++;
-    return argon2.hash(password, this.options);
+    return this.argon2.hash(password, this.options);
   }
 
   /** A hash of a random password, made once with the configured parameters. */
   private dummyHash(): Promise<string> {
-    this.dummy ??= argon2.hash(randomBytes(32).toString("base64url"), this.options);
+    this.dummy ??= this.argon2.hash(randomBytes(32).toString("base64url"), this.options);
     return this.dummy;
   }
 
@@ -72,7 +77,7 @@ export class PasswordHasher {
     this.counters.verifications++;
     let ok: boolean;
     try {
-      ok = await argon2.verify(digest, password);
+      ok = await this.argon2.verify(digest, password);
     } catch {
       ok = false;
     }
@@ -82,6 +87,8 @@ export class PasswordHasher {
   /** True when a stored hash was made with other parameters than the configured ones. */
   needsRehash(hash: string): boolean {
     const { memoryCost, timeCost, parallelism } = this.options;
-    return argon2.needsRehash(hash, { memoryCost, timeCost, parallelism });
+    const params = PHC_PARAMS.exec(hash);
+    if (!params) return true;
+    return Number(params[1]) !== memoryCost || Number(params[2]) !== timeCost || Number(params[3]) !== parallelism;
   }
 }

@@ -74,9 +74,6 @@ function targetOf(config: ConnectionConfig): ConnectionTarget {
   return { ...base, kind: path === ":memory:" ? "memory" : "file", path, driver: driver ?? "better-sqlite3" };
 }
 
-/** Node's drivers, loaded when no adapter passed a connector (e.g. `createApp` called directly under Node). */
-const nodeConnector: Connector = async (target) => (await import("../../adapters/node/connect.js")).connect(target);
-
 const dialects = new WeakMap<Db, Dialect>();
 
 /** The dialect `db` was opened with (by `openDatabase`), for code that holds the database and nothing else. */
@@ -87,10 +84,7 @@ export function dialectOf(db: Db): Dialect {
 }
 
 /** Open the database: every URL scheme Citadel accepts today is SQLite (a file, memory or a libSQL server). */
-export async function openDatabase(
-  config: ConnectionConfig = {},
-  connector: Connector = nodeConnector,
-): Promise<OpenDatabase> {
+export async function openDatabase(config: ConnectionConfig = {}, connector: Connector): Promise<OpenDatabase> {
   const target = targetOf(config);
   const dialect = sqlite;
   const db: Db = new Kysely({ dialect: withDialect(await connector(target), dialect) });

@@ -7,6 +7,7 @@ import type { Db } from "../db/connection.js";
 import { NotFoundError } from "../errors.js";
 import type { Access, Subject } from "../guard/access.js";
 import type { Guard } from "../guard/guard.js";
+import type { Runtime } from "../runtime.js";
 import { type AuthVariables, subjectMiddleware } from "./auth-middleware.js";
 import { authRoutes, CREDENTIAL_FREE_PATHS } from "./auth-routes.js";
 import { corsMiddleware } from "./cors.js";
@@ -24,9 +25,10 @@ export interface HttpAppParts {
   /** the guard's per-request view for a subject (open access when the guard is off) */
   accessFor(subject: Subject): Access;
   log: ErrorLogger;
+  remoteAddress: Runtime["remoteAddress"];
 }
 
-export function httpApp({ config, db, engine, auth, guard, accessFor, log }: HttpAppParts) {
+export function httpApp({ config, db, engine, auth, guard, accessFor, log, remoteAddress }: HttpAppParts) {
   const hono = new Hono<{ Variables: AuthVariables & { access: Access } }>();
   const maxBodyBytes = config.server.max_body_bytes;
   const limits = {
@@ -56,7 +58,7 @@ export function httpApp({ config, db, engine, auth, guard, accessFor, log }: Htt
     await next();
   });
   hono.route("/api/data", dataRoutes({ engine, limits, maxBodyBytes }));
-  if (auth) hono.route("/api/auth", authRoutes({ auth, maxBodyBytes }));
+  if (auth) hono.route("/api/auth", authRoutes({ auth, maxBodyBytes, remoteAddress }));
   if (guard) hono.route("/api/system", systemRoutes(guard, db, new Set(engine.models.keys())));
   return hono;
 }

@@ -3,6 +3,7 @@ import { type Context, Hono } from "hono";
 import { deleteCookie, setCookie } from "hono/cookie";
 import type { AuthModule, Session } from "../auth/index.js";
 import { BadRequestError, UnauthorizedError } from "../errors.js";
+import type { Runtime } from "../runtime.js";
 import type { AuthEnv } from "./auth-middleware.js";
 import { readJson } from "./body.js";
 import { clientAddress, isHttps } from "./client.js";
@@ -11,12 +12,13 @@ import { comesFromAllowedOrigin, refuseCrossSite } from "./csrf.js";
 export interface AuthRoutesOptions {
   auth: AuthModule;
   maxBodyBytes: number;
+  remoteAddress: Runtime["remoteAddress"];
 }
 
 /** Paths (under `/api/auth`) where a stale or revoked credential is ignored rather than refused. */
 export const CREDENTIAL_FREE_PATHS = ["/password/login", "/password/register", "/logout", "/strategies"];
 
-export function authRoutes({ auth, maxBodyBytes }: AuthRoutesOptions): Hono<AuthEnv> {
+export function authRoutes({ auth, maxBodyBytes, remoteAddress }: AuthRoutesOptions): Hono<AuthEnv> {
   const routes = new Hono<AuthEnv>();
   const { cookie, trustProxy, corsOrigins } = auth.settings;
   const cookieOptions = (c: Context) =>
@@ -54,12 +56,12 @@ export function authRoutes({ auth, maxBodyBytes }: AuthRoutesOptions): Hono<Auth
 
   routes.post("/password/register", async (c) => {
     const body = await sessionStartBody(c);
-    return startSession(c, await auth.register(body, clientAddress(c, trustProxy)), 201);
+    return startSession(c, await auth.register(body, clientAddress(c, trustProxy, remoteAddress)), 201);
   });
 
   routes.post("/password/login", async (c) => {
     const body = await sessionStartBody(c);
-    return startSession(c, await auth.login(body, clientAddress(c, trustProxy)));
+    return startSession(c, await auth.login(body, clientAddress(c, trustProxy, remoteAddress)));
   });
 
   routes.post("/password/change", async (c) => {

@@ -2,8 +2,10 @@
  * Who is on the other end of a request: the client address (for rate limits) and the origin the request
  * was sent to (for CSRF checks and Secure cookies). Proxy headers are believed only with `server.trust_proxy`.
  */
-import { getConnInfo } from "@hono/node-server/conninfo";
 import type { Context } from "hono";
+import type { Runtime } from "../runtime.js";
+
+type RemoteAddress = Runtime["remoteAddress"];
 
 const lastValue = (header: string | undefined) => header?.split(",").pop()?.trim() || undefined;
 const firstValue = (header: string | undefined) => header?.split(",")[0]?.trim() || undefined;
@@ -13,17 +15,13 @@ const firstValue = (header: string | undefined) => header?.split(",")[0]?.trim()
  * appended; earlier entries are whatever the client sent). Otherwise the socket's address, when the runtime
  * exposes it; a client can never choose its own rate-limit bucket.
  */
-export function clientAddress(c: Context, trustProxy: boolean): string {
+export function clientAddress(c: Context, trustProxy: boolean, remoteAddress: RemoteAddress): string {
   if (trustProxy) {
     const forwarded = lastValue(c.req.header("x-forwarded-for"));
     if (forwarded) return forwarded;
   }
-  try {
-    return getConnInfo(c).remote.address ?? "unknown";
-  } catch {
-    // not running on @hono/node-server (or no socket): every such request shares one bucket
-    return "unknown";
-  }
+  // a runtime that cannot tell (no socket): every such request shares one bucket
+  return remoteAddress(c) ?? "unknown";
 }
 
 /** The origin this request was addressed to, e.g. `https://app.example.com`. */

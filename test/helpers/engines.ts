@@ -41,7 +41,8 @@ export function freePort(): Promise<number> {
 async function waitUntil(ready: () => Promise<boolean>, what: string, child?: ChildProcess): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
-    if (child?.exitCode !== null && child?.exitCode !== undefined) throw new Error(`${what} exited with ${child.exitCode}`);
+    if (child?.exitCode !== null && child?.exitCode !== undefined)
+      throw new Error(`${what} exited with ${child.exitCode}`);
     if (await ready().catch(() => false)) return;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
@@ -108,7 +109,16 @@ export async function startPostgres(): Promise<Postgres> {
     createPostgresUser: process.getuid?.() === 0,
     onLog: () => {},
     onError: () => {},
-    postgresFlags: ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=500"],
+    postgresFlags: [
+      "-c",
+      "fsync=off",
+      "-c",
+      "synchronous_commit=off",
+      "-c",
+      "full_page_writes=off",
+      "-c",
+      "max_connections=500",
+    ],
   });
   await cluster.initialise();
   await cluster.start();
