@@ -6,7 +6,6 @@
 import { statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { Client } from "@libsql/client";
-import type BetterSqlite3 from "better-sqlite3";
 import {
   type DatabaseConnection,
   type Driver,
@@ -17,10 +16,11 @@ import {
 import type { ConnectionTarget, Connector } from "../../src/db/connection.js";
 import { ConfigError } from "../../src/errors.js";
 
-const BUSY_TIMEOUT_MS = 5000;
+/** How long a connection waits for another one's write lock before SQLITE_BUSY; shared with Bun's connector. */
+export const BUSY_TIMEOUT_MS = 5000;
 
-/** better-sqlite3 answers a missing directory with "Cannot open database because the directory does not exist". */
-function checkDirectory({ url, path }: ConnectionTarget): void {
+/** Drivers answer a missing directory in their own words ("Cannot open database because the directory does not exist"). */
+export function checkDirectory({ url, path }: ConnectionTarget): void {
   const directory = dirname(resolve(path));
   const stat = statSync(directory, { throwIfNoEntry: false });
   if (!stat) throw new ConfigError("connection.url", `the directory ${directory} of "${url}" does not exist`);
@@ -40,10 +40,11 @@ const STATEMENT_CACHE_SIZE = 500;
 
 /**
  * Kysely prepares every query anew; preparing costs as much as running a small query. The SQL text of a
- * compiled query depends only on its shape (values are parameters), so prepared statements are reused.
+ * compiled query depends only on its shape (values are parameters), so prepared statements are reused. Any driver
+ * whose database has `prepare` and `close` (better-sqlite3, bun:sqlite) gets the same bounded cache.
  */
-function withStatementCache(database: BetterSqlite3.Database) {
-  const cache = new Map<string, BetterSqlite3.Statement>();
+export function withStatementCache<Statement>(database: { prepare(sql: string): Statement; close(): void }) {
+  const cache = new Map<string, Statement>();
   return {
     close: () => database.close(),
     prepare(sql: string) {
