@@ -29,7 +29,7 @@ export interface AppOptions {
   destructive?: boolean;
   /** Where unexpected errors and warnings go; defaults to console.error. */
   log?: (message: string, error?: unknown) => void;
-  /** Where login/register rate-limit counters live; in memory (one process) by default. */
+  /** Where rate-limit counters live; overrides `auth.rate_limit.store` (by default the database when it is shared). */
   rateLimitStore?: RateLimitStore;
 }
 
@@ -104,14 +104,22 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   const accessFor = (subject: Subject): Access =>
     guard && !subject.trusted ? guardedAccess(guard, subject) : openAccess(subject);
   const runtime = input.runtime ?? (await defaultRuntime());
-  const { db, dialect } = await openDatabase(input.connection, runtime.connector);
+  const { db, dialect, url } = await openDatabase(input.connection, runtime.connector);
   let auth: AuthModule | undefined;
   try {
     await syncSchema(db, dialect, schema, { destructive: input.options?.destructive });
     const rateLimitStore = input.options?.rateLimitStore;
     auth =
       settings &&
-      (await createAuth({ db, settings, users: models.get("users")!, log, rateLimitStore, argon2: runtime.argon2 }));
+      (await createAuth({
+        db,
+        settings,
+        users: models.get("users")!,
+        log,
+        rateLimitStore,
+        connectionUrl: url,
+        argon2: runtime.argon2,
+      }));
   } catch (error) {
     await db.destroy();
     throw error;

@@ -11,7 +11,8 @@ import type { Subject } from "../guard/access.js";
 import type { Argon2 } from "../runtime.js";
 import { type UserAdmin, userAdmin } from "./admin.js";
 import { type HashCounters, PasswordHasher } from "./password.js";
-import { enforceRateLimits, MemoryRateLimitStore, type RateLimitStore } from "./rate-limit.js";
+import { enforceRateLimits, LoginLimiter, MemoryRateLimitStore, type RateLimitStore } from "./rate-limit.js";
+import { DatabaseRateLimitStore, isLocalDatabase } from "./rate-limit-store.js";
 import { type AuthSettings, requireKnownRole } from "./settings.js";
 import { publicClaims, TokenService } from "./tokens.js";
 import { normalizeEmail, type UserRecord, UserStore } from "./users.js";
@@ -19,6 +20,7 @@ import { normalizeEmail, type UserRecord, UserStore } from "./users.js";
 export type { RoleChange, UserAdmin } from "./admin.js";
 export type { RateLimitHit, RateLimitStore } from "./rate-limit.js";
 export { MemoryRateLimitStore } from "./rate-limit.js";
+export { DatabaseRateLimitStore } from "./rate-limit-store.js";
 export { type AuthSettings, authSettings } from "./settings.js";
 
 /** The one message for every failed login, whatever failed (§3.4). */
@@ -74,7 +76,10 @@ export interface CreateAuthOptions {
   settings: AuthSettings;
   /** the compiled users entity (built-in fields plus the app's) */
   users: EntityModel;
+  /** overrides `auth.rate_limit.store` */
   rateLimitStore?: RateLimitStore;
+  /** the opened connection's URL: a shared database keeps the rate limits unless the config says otherwise */
+  connectionUrl?: string;
   log: (message: string, error?: unknown) => void;
   argon2: Argon2;
 }
@@ -99,8 +104,17 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
   const store = new UserStore(options.db, options.users);
   const hasher = new PasswordHasher(settings.password, options.argon2);
   const tokens = new TokenService(settings, log);
-  const limits = options.rateLimitStore ?? new MemoryRateLimitStore();
+  const limits = options.rateLimitStore ?? (await defaultStore(options));
   const windowMs = settings.rateLimit.window_seconds * 1000;
+  const loginLimiter = new LoginLimiter(
+    limits,
+    {
+      perAddress: settings.rateLimit.max_per_address,
+      perEmailAddress: settings.rateLimit.max_per_email,
+      perEmail: settings.rateLimit.max_per_email_total,
+    },
+    windowMs,
+  );
   await store.installTriggers();
   await hasher.warmUp();
 
@@ -139,12 +153,13 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
     return session(user);
   }
 
-  const rateLimit = (action: string, email: string, client: string) =>
+  // registering cannot lock anyone out of an account, so it keeps a plain limit per address and per email
+  const registerLimit = (email: string, client: string) =>
     enforceRateLimits(
       limits,
       [
-        { key: `${action}:address:${client}`, max: settings.rateLimit.max_per_address },
-        { key: `${action}:email:${email}`, max: settings.rateLimit.max_per_email },
+        { key: `register:address:${client}`, max: settings.rateLimit.max_per_address },
+        { key: `register:email:${email}`, max: settings.rateLimit.max_per_email },
       ],
       windowMs,
     );
@@ -175,7 +190,7 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
       }
       const email = checkEmail(requireString(input, "email"));
       requireString(input, "password");
-      await rateLimit("register", email, client);
+      await registerLimit(email, client);
       const password = hasher.check(input.password);
       const id = await insertUser({ ...extra, email, role: settings.defaultRoleRegister ?? null }, password);
       return sessionFor(id);
@@ -185,13 +200,14 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
       const input = requireObject(body);
       const email = normalizeEmail(requireString(input, "email"));
       const password = requireString(input, "password");
-      await rateLimit("login", email, client);
+      await loginLimiter.attempt(email, client);
       // An oversized password is refused without hashing it (hashing DoS); its length says nothing about the user.
       if (!hasher.acceptable(password)) throw new UnauthorizedError(LOGIN_FAILED);
       const user = await store.byEmail(email);
       if (!(await hasher.verify(user?.password_hash, password)) || !user) throw new UnauthorizedError(LOGIN_FAILED);
       if (user.password_hash && hasher.needsRehash(user.password_hash))
         await store.rehash(user.id, await hasher.hash(password)).catch((e) => log("cannot upgrade a password hash", e));
+      await loginLimiter.succeeded(email, client);
       return session(user);
     },
 
@@ -240,6 +256,16 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
 
     counters: () => ({ ...hasher.counters }),
   };
+}
+
+/** The configured store, else the database's when it is shared by several servers (§11.4), else memory. */
+async function defaultStore(options: CreateAuthOptions): Promise<RateLimitStore> {
+  const configured = options.settings.rateLimit.store;
+  const shared = options.connectionUrl !== undefined && !isLocalDatabase(options.connectionUrl);
+  if (configured === "memory" || (configured === undefined && !shared)) return new MemoryRateLimitStore();
+  const store = new DatabaseRateLimitStore(options.db);
+  await store.install();
+  return store;
 }
 
 /** `app.module.auth` while `config.auth.enabled` is false: every call explains how to turn auth on. */

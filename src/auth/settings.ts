@@ -20,7 +20,8 @@ export interface AuthSettings {
   jwks: AuthConfig["jwt"]["jwks"];
   cookie: AuthConfig["cookie"];
   password: AuthConfig["password"];
-  rateLimit: AuthConfig["rate_limit"];
+  /** `max_per_email_total` filled in (10 × `max_per_email` unless configured) */
+  rateLimit: AuthConfig["rate_limit"] & { max_per_email_total: number };
   allowRegister: boolean;
   defaultRoleRegister: string | undefined;
   /** configured role names; empty when the app declares no roles (then any role is accepted) */
@@ -111,7 +112,10 @@ export function authSettings(
     jwks: auth.jwt.jwks,
     cookie: auth.cookie,
     password: auth.password,
-    rateLimit: auth.rate_limit,
+    rateLimit: {
+      ...auth.rate_limit,
+      max_per_email_total: auth.rate_limit.max_per_email_total ?? auth.rate_limit.max_per_email * 10,
+    },
     allowRegister: auth.allow_register,
     defaultRoleRegister: auth.default_role_register,
     roles,

@@ -157,8 +157,13 @@ const auth = strict({
   rate_limit: v.optional(
     strict({
       window_seconds: v.optional(v.pipe(v.number(), v.minValue(1)), 60),
+      /** login failures on one email from one address; register attempts per email; password changes per user */
       max_per_email: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 10),
+      /** login attempts on one email from all addresses new to it; 10 × max_per_email unless set (auth/rate-limit.ts) */
+      max_per_email_total: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
       max_per_address: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 50),
+      /** where the counters live: "database" by default on a shared database (libSQL server, PostgreSQL) */
+      store: v.optional(oneOf(["memory", "database"] as const)),
     }),
     {},
   ),

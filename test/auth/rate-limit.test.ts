@@ -1,15 +1,22 @@
-/** Rate limiting of login and register per email and per client address (3.4): 429 with Retry-After. */
+/**
+ * Rate limiting of login and register (3.4): 429 with Retry-After. Login failures are limited per address and per
+ * (email, address); attempts per email from addresses new to the account are capped without locking the owner out.
+ */
 
-import type { RateLimitStore } from "citadel";
+import { type CitadelApp, createApp, type RateLimitStore } from "citadel";
 import { afterEach, describe, expect, it } from "vitest";
 import { enforceRateLimits, MemoryRateLimitStore } from "../../src/auth/rate-limit.js";
+import { DatabaseRateLimitStore, RATE_LIMIT_TABLE } from "../../src/auth/rate-limit-store.js";
+import { authSettings } from "../../src/auth/settings.js";
+import { validateConfig } from "../../src/config/schema.js";
 import { RateLimitedError } from "../../src/errors.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { authConfig, expectError, PASSWORD } from "./helpers.js";
 
 const servers: TestServer[] = [];
+const apps: CitadelApp[] = [];
 afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
+  await Promise.all([...servers.splice(0).map((s) => s.close()), ...apps.splice(0).map((a) => a.close())]);
 });
 
 async function limited(rate_limit: Record<string, number>, server: Record<string, unknown> = {}) {
@@ -22,6 +29,9 @@ async function limited(rate_limit: Record<string, number>, server: Record<string
 const attempt = (server: TestServer, email: string, password: string, headers: Record<string, string> = {}) =>
   server.request("POST", "/api/auth/password/login", { email, password }, headers);
 
+/** A client at `address`, as a trusted proxy reports it (needs server.trust_proxy). */
+const from = (address: string) => ({ "x-forwarded-for": address });
+
 function expectRateLimited(res: { status: number; headers: Headers; body: unknown; text: string }, windowSeconds = 60) {
   expectError(res as never, 429, "rate_limited");
   const retryAfter = Number(res.headers.get("retry-after"));
@@ -31,7 +41,7 @@ function expectRateLimited(res: { status: number; headers: Headers; body: unknow
 }
 
 describe("login rate limits (3.4)", () => {
-  it("per email: the attempt after the limit is 429 with Retry-After, even with the right password (3.4)", async () => {
+  it("per (email, address): the attempt after the limit is 429 with Retry-After, even with the right password (3.4)", async () => {
     const server = await limited({ max_per_email: 3, max_per_address: 100 });
     for (let i = 0; i < 3; i++) expectError(await attempt(server, "victim@example.com", "guess"), 401, "unauthorized");
     expectRateLimited(await attempt(server, "victim@example.com", PASSWORD));
@@ -74,7 +84,7 @@ describe("login rate limits (3.4)", () => {
     expectError(await attempt(server, "d@example.com", "guess", via("1.1.1.1", "203.0.113.8")), 401, "unauthorized");
   });
 
-  it("the defaults allow 10 attempts per email per minute (3.4)", async () => {
+  it("the defaults allow 10 failures per email from one address per minute (3.4)", async () => {
     const config = authConfig();
     delete config.auth?.rate_limit;
     const server = await startServer(config);
@@ -82,6 +92,51 @@ describe("login rate limits (3.4)", () => {
     for (let i = 0; i < 10; i++)
       expectError(await attempt(server, "default@example.com", "guess"), 401, "unauthorized");
     expectRateLimited(await attempt(server, "default@example.com", "guess"));
+  });
+});
+
+describe("nobody locks an account by knowing its email (3.4)", () => {
+  it("one address exhausting its limit on an email does not stop the owner at another address (3.4)", async () => {
+    const server = await limited({ max_per_email: 3, max_per_address: 100 }, { trust_proxy: true });
+    for (let i = 0; i < 3; i++)
+      expectError(await attempt(server, "victim@example.com", "guess", from("203.0.113.1")), 401, "unauthorized");
+    expectRateLimited(await attempt(server, "victim@example.com", PASSWORD, from("203.0.113.1")));
+    const owner = await attempt(server, "victim@example.com", PASSWORD, from("198.51.100.7"));
+    expect(owner.status, owner.text).toBe(200);
+  });
+
+  it("a correct password clears its address's failures on the account (3.4)", async () => {
+    const server = await limited({ max_per_email: 3, max_per_address: 100 });
+    for (let i = 0; i < 2; i++) expectError(await attempt(server, "victim@example.com", "guess"), 401, "unauthorized");
+    expect((await attempt(server, "victim@example.com", PASSWORD)).status).toBe(200);
+    for (let i = 0; i < 3; i++) expectError(await attempt(server, "victim@example.com", "guess"), 401, "unauthorized");
+    expectRateLimited(await attempt(server, "victim@example.com", "guess"));
+  });
+
+  it("many addresses: attempts from addresses new to the account stop at max_per_email_total; an address the owner logged in from still logs in (3.4)", async () => {
+    const limits = { max_per_email: 3, max_per_email_total: 5, max_per_address: 100 };
+    const server = await limited(limits, { trust_proxy: true });
+    // the owner's first login from 198.51.100.7 is the first of the 5 attempts from new addresses
+    expect((await attempt(server, "victim@example.com", PASSWORD, from("198.51.100.7"))).status).toBe(200);
+    for (let i = 0; i < 4; i++)
+      expectError(await attempt(server, "victim@example.com", "guess", from(`203.0.113.${i}`)), 401, "unauthorized");
+    expectRateLimited(await attempt(server, "victim@example.com", "guess", from("203.0.113.99")));
+    // a login from a new address waits for the window, even with the right password
+    expectRateLimited(await attempt(server, "victim@example.com", PASSWORD, from("192.0.2.1")));
+    expect((await attempt(server, "victim@example.com", PASSWORD, from("198.51.100.7"))).status).toBe(200);
+    // the known address is still limited on its own failures
+    for (let i = 0; i < 3; i++)
+      expectError(await attempt(server, "victim@example.com", "guess", from("198.51.100.7")), 401, "unauthorized");
+    expectRateLimited(await attempt(server, "victim@example.com", PASSWORD, from("198.51.100.7")));
+    // other accounts are not affected
+    expectError(await attempt(server, "other@example.com", "guess", from("192.0.2.1")), 401, "unauthorized");
+  });
+
+  it("max_per_email_total defaults to ten times max_per_email (3.4)", () => {
+    const settings = (rate_limit: Record<string, number>) =>
+      authSettings(validateConfig(authConfig({ rate_limit })), {}).rateLimit;
+    expect(settings({ max_per_email: 4 }).max_per_email_total).toBe(40);
+    expect(settings({ max_per_email: 4, max_per_email_total: 7 }).max_per_email_total).toBe(7);
   });
 });
 
@@ -109,21 +164,80 @@ describe("a shared store (3.4)", () => {
     const server = await startServer(authConfig(), { options: { rateLimitStore: store } });
     servers.push(server);
     expectRateLimited(await attempt(server, "Shared@Example.com", PASSWORD));
-    expect(keys).toEqual(["login:address:127.0.0.1", "login:email:shared@example.com"]);
+    // a store without peek knows no address, so the per-email limit applies to every one
+    expect(keys).toEqual([
+      "login:address:127.0.0.1",
+      "login:failures:127.0.0.1 shared@example.com",
+      "login:email:shared@example.com",
+    ]);
+  });
+
+  it('rate_limit.store "database" keeps the counters in citadel_rate_limits, under SHA-256 digests of the keys (11.4)', async () => {
+    const server = await limited({ max_per_email: 2, max_per_address: 100, store: "database" } as never);
+    for (let i = 0; i < 2; i++) expectError(await attempt(server, "victim@example.com", "guess"), 401, "unauthorized");
+    expectRateLimited(await attempt(server, "victim@example.com", PASSWORD));
+    const rows = await server.app.db.selectFrom(RATE_LIMIT_TABLE).selectAll().execute();
+    expect(rows.length).toBeGreaterThanOrEqual(3);
+    for (const row of rows) expect(row.key).toMatch(/^[0-9a-f]{64}$/);
+    expect(JSON.stringify(rows)).not.toMatch(/victim|127\.0\.0\.1/);
+  });
+
+  it('rate_limit.store accepts "memory" or "database" only (1.8)', () => {
+    expect(() => validateConfig(authConfig({ rate_limit: { store: "redis" } as never }))).toThrow(
+      /config\.auth\.rate_limit\.store.*"memory", "database"/,
+    );
+  });
+});
+
+const stores: Record<string, (clock: () => number) => Promise<RateLimitStore>> = {
+  memory: async (clock) => new MemoryRateLimitStore(clock),
+  database: async (clock) => {
+    const app = await createApp({ connection: { url: ":memory:" } });
+    apps.push(app);
+    const store = new DatabaseRateLimitStore(app.db, clock);
+    await store.install();
+    await store.install(); // twice is harmless: every server installs it at startup
+    return store;
+  },
+};
+
+describe.each(Object.keys(stores))("the %s store (3.4, 11.4)", (name) => {
+  const open = stores[name]!;
+
+  it("counts hits per key in fixed windows and resets after the window", async () => {
+    let now = 1_000_000;
+    const store = await open(() => now);
+    expect(await store.hit("k", 60_000)).toEqual({ count: 1, resetAt: 1_060_000 });
+    expect((await store.hit("k", 60_000)).count).toBe(2);
+    expect((await store.hit("other", 60_000)).count).toBe(1);
+    now += 30_000;
+    expect(await store.hit("k", 60_000)).toEqual({ count: 3, resetAt: 1_060_000 });
+    now += 30_000;
+    expect(await store.hit("k", 60_000)).toEqual({ count: 1, resetAt: 1_120_000 });
+  });
+
+  it("peek reads an open window without counting; reset forgets it", async () => {
+    let now = 0;
+    const store = await open(() => now);
+    expect(await store.peek!("k")).toBeUndefined();
+    await store.hit("k", 1000);
+    expect(await store.peek!("k")).toEqual({ count: 1, resetAt: 1000 });
+    expect(await store.peek!("k")).toEqual({ count: 1, resetAt: 1000 });
+    await store.reset!("k");
+    expect(await store.peek!("k")).toBeUndefined();
+    await store.hit("k", 1000);
+    now = 1000;
+    expect(await store.peek!("k")).toBeUndefined();
+  });
+
+  it("concurrent hits are all counted", async () => {
+    const store = await open(Date.now);
+    const hits = await Promise.all(Array.from({ length: 20 }, () => store.hit("burst", 60_000)));
+    expect(hits.map((h) => h.count).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
   });
 });
 
 describe("the in-memory store (3.4)", () => {
-  it("counts hits per key in fixed windows and resets after the window", async () => {
-    let now = 1_000_000;
-    const store = new MemoryRateLimitStore(() => now);
-    expect(store.hit("k", 60_000)).toEqual({ count: 1, resetAt: 1_060_000 });
-    expect(store.hit("k", 60_000).count).toBe(2);
-    expect(store.hit("other", 60_000).count).toBe(1);
-    now += 60_000;
-    expect(store.hit("k", 60_000)).toEqual({ count: 1, resetAt: 1_120_000 });
-  });
-
   it("keeps at most maxKeys windows, dropping the oldest", () => {
     const store = new MemoryRateLimitStore(() => 0, 2);
     store.hit("a", 1000);

@@ -1,6 +1,7 @@
 /**
- * Rate-limit bypass attempts (§3.4): email spelling variants share one bucket, and forwarding headers do not pick
- * a new address bucket unless `server.trust_proxy` is on.
+ * Rate-limit bypass and lockout attempts (§3.4): email spelling variants share one bucket, forwarding headers do
+ * not pick a new address bucket unless `server.trust_proxy` is on, a burst is counted exactly, and knowing an
+ * account's email is not enough to lock its owner out.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { PASSWORD, TEST_SECRET } from "../guard/helpers.js";
@@ -16,11 +17,12 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function start(): Promise<TestServer> {
+async function start(serverConfig: Record<string, unknown> = {}): Promise<TestServer> {
   const auth = securityApp.config!.auth!;
   server = await startServer(
     {
       ...securityApp.config,
+      server: { ...securityApp.config!.server, ...serverConfig },
       auth: {
         ...auth,
         jwt: { secret: TEST_SECRET },
@@ -48,8 +50,8 @@ function expectLimited(res: TestResponse) {
   expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
 }
 
-describe("login rate limits", () => {
-  it("case, whitespace and unicode-space variants of one email share its bucket", async () => {
+describe("login rate limits (3.4)", () => {
+  it("case, whitespace and unicode-space variants of one email share its bucket (3.4)", async () => {
     const s = await start();
     const variants = ["victim@test.com", "VICTIM@TEST.COM", "  Victim@Test.Com ", "\tvictim@test.com\u00a0"];
     for (const [i, email] of variants.entries()) {
@@ -61,7 +63,7 @@ describe("login rate limits", () => {
     expectLimited(await login(s, "Victim@test.com", PASSWORD));
   });
 
-  it("forwarding headers do not give a client fresh address buckets without trust_proxy", async () => {
+  it("forwarding headers do not give a client fresh address buckets without trust_proxy (3.4)", async () => {
     const s = await start();
     const results: number[] = [];
     for (let i = 0; i < MAX_PER_ADDRESS + 2; i++) {
@@ -77,7 +79,7 @@ describe("login rate limits", () => {
     expect(results.slice(MAX_PER_ADDRESS)).toEqual([429, 429]);
   });
 
-  it("an oversized password still counts against the bucket and is never hashed", async () => {
+  it("an oversized password still counts against the bucket and is never hashed (3.4)", async () => {
     const s = await start();
     const huge = "x".repeat(100_000);
     const statuses: number[] = [];
@@ -86,8 +88,43 @@ describe("login rate limits", () => {
   });
 });
 
-describe("register and password change rate limits", () => {
-  it("register is limited per email across spelling variants", async () => {
+describe("lockout and races (3.4)", () => {
+  const from = (address: string) => ({ "x-forwarded-for": address });
+
+  it("a burst of concurrent wrong passwords gets exactly the limit's worth of guesses (3.4)", async () => {
+    const s = await start();
+    const statuses = await Promise.all(
+      Array.from({ length: 12 }, () => login(s, "victim@test.com", "wrong-password").then((r) => r.status)),
+    );
+    expect(statuses.filter((st) => st === 401)).toHaveLength(MAX_PER_EMAIL);
+    expect(statuses.filter((st) => st === 429)).toHaveLength(12 - MAX_PER_EMAIL);
+  });
+
+  it("knowing the email is not enough to lock the owner out: the attacker's address is limited, the owner's is not (3.4)", async () => {
+    const s = await start({ trust_proxy: true });
+    for (let i = 0; i < 3 * MAX_PER_EMAIL; i++)
+      await login(s, "victim@test.com", "wrong-password", from("203.0.113.9"));
+    expectLimited(await login(s, "victim@test.com", PASSWORD, from("203.0.113.9")));
+    const owner = await login(s, "victim@test.com", PASSWORD, from("198.51.100.20"));
+    expect(owner.status, owner.text).toBe(200);
+  });
+
+  it("guessing from many addresses stops at the per-email total, and the owner's usual address still logs in (3.4)", async () => {
+    const s = await start({ trust_proxy: true });
+    expect((await login(s, "victim@test.com", PASSWORD, from("198.51.100.20"))).status).toBe(200);
+    // max_per_email_total defaults to 10 × max_per_email; one attempt went to the owner's first login
+    const total = 10 * MAX_PER_EMAIL;
+    const statuses: number[] = [];
+    for (let i = 0; i < total + 5; i++)
+      statuses.push((await login(s, "victim@test.com", "wrong-password", from(`10.1.${i >> 8}.${i & 255}`))).status);
+    expect(statuses.filter((st) => st === 401)).toHaveLength(total - 1);
+    expect(statuses.slice(total - 1).every((st) => st === 429)).toBe(true);
+    expect((await login(s, "victim@test.com", PASSWORD, from("198.51.100.20"))).status).toBe(200);
+  });
+});
+
+describe("register and password change rate limits (3.4)", () => {
+  it("register is limited per email across spelling variants (3.4)", async () => {
     const s = await start();
     const statuses: number[] = [];
     for (const email of ["new@test.com", "NEW@test.com", " new@test.com", "New@Test.com"])
@@ -96,7 +133,7 @@ describe("register and password change rate limits", () => {
     expect(statuses[MAX_PER_EMAIL]).toBe(429);
   });
 
-  it("guessing the current password through /password/change is limited per user", async () => {
+  it("guessing the current password through /password/change is limited per user (3.4)", async () => {
     const s = await start();
     const ok = await login(s, "victim@test.com", PASSWORD);
     const headers = { authorization: `Bearer ${ok.body.token}` };
