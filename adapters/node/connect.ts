@@ -121,8 +121,25 @@ async function localSettings(client: Client, file: boolean): Promise<void> {
   await client.execute("pragma synchronous = normal");
 }
 
+/**
+ * A pool of at most `poolMax` connections through `pg`. Values come back as JavaScript numbers where Citadel
+ * stores numbers: `count(*)` is a bigint (int8) and `pg` would return it as a string.
+ */
+export async function postgres({ url, poolMax }: ConnectionTarget): Promise<KyselyDialect> {
+  const { default: pg } = await import("pg");
+  const { PostgresDialect } = await import("kysely");
+  const int8 = pg.types.builtins.INT8;
+  const types = {
+    // this pool's parsers only: the app's own pg clients keep theirs
+    getTypeParser: ((oid: number, format?: "text" | "binary") =>
+      oid === int8 ? Number : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+  };
+  return new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: poolMax, types }) });
+}
+
 /** Open `target` with the driver it names. */
 export const connect: Connector = async (target) => {
+  if (target.kind === "postgres") return postgres(target);
   if (target.kind === "file") checkDirectory(target);
-  return target.driver === "libsql" ? libsql(target) : betterSqlite(target);
+  return target.driver === "libsql" || target.kind === "remote" ? libsql(target) : betterSqlite(target);
 };

@@ -1,4 +1,7 @@
-/** Converts between API values and SQLite storage: booleans are 0/1, json is text. */
+/**
+ * Converts between API values and storage: json is text; booleans are booleans, which the dialect binds as
+ * the engine stores them (SQLite: 0/1) and which come back as the driver reads them.
+ */
 import type { CompiledEntity } from "../schema/compiled.js";
 
 export type Row = Record<string, unknown>;
@@ -21,14 +24,15 @@ export function buildCodec(entity: CompiledEntity): EntityCodec {
       const out: Row = {};
       for (const [k, v] of Object.entries(values)) {
         if (v === null || v === undefined) out[k] = null;
-        else if (booleans.has(k)) out[k] = v ? 1 : 0;
+        else if (booleans.has(k)) out[k] = Boolean(v);
         else if (jsons.has(k)) out[k] = JSON.stringify(v);
         else out[k] = v;
       }
       return out;
     },
     decode(row) {
-      for (const k of booleans) if (k in row && row[k] !== null) row[k] = row[k] === 1 || row[k] === 1n;
+      for (const k of booleans)
+        if (k in row && row[k] !== null) row[k] = row[k] === true || row[k] === 1 || row[k] === 1n;
       for (const k of jsons)
         if (typeof row[k] === "string") {
           try {

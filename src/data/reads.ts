@@ -2,7 +2,8 @@
  * Reads under a caller's view. Only the scoped accessor (scoped.ts) calls these: it builds every view from the
  * guard's answer, so the scope a read ANDs into its SQL is always the caller's own.
  */
-import type { Db } from "../db/connection.js";
+import { type Db, dialectOf } from "../db/connection.js";
+import { orderTerm } from "../dialect/index.js";
 import { NotFoundError } from "../errors.js";
 import { and, FALSE, type Filter } from "../query/ast.js";
 import { withFilter } from "../query/compile.js";
@@ -59,7 +60,8 @@ async function page({ db, models }: Store, view: ReadableView, query: ListQuery,
     filter,
     entity,
   );
-  for (const k of query.sort) builder = builder.orderBy(`${entity}.${k.field}`, k.dir);
+  const dialect = dialectOf(db);
+  for (const k of query.sort) builder = builder.orderBy(orderTerm(dialect, `${entity}.${k.field}`, k.dir));
   if (query.offset > 0) builder = builder.offset(query.offset);
   const rows = await builder.limit(query.limit).execute();
   for (const r of rows) model.codec.decode(r);

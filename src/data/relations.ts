@@ -3,7 +3,8 @@
  * with the per-parent limit applied in SQL by `row_number()`.
  */
 import { sql } from "kysely";
-import type { Db } from "../db/connection.js";
+import { type Db, dialectOf } from "../db/connection.js";
+import { orderTerm } from "../dialect/index.js";
 import { and } from "../query/ast.js";
 import { compileFilter } from "../query/compile.js";
 import type { SortKey, WithSpec } from "../query/options.js";
@@ -26,8 +27,8 @@ export function pick(row: Row, columns: string[]): Row {
   return out;
 }
 
-const orderBy = (table: string, sort: SortKey[]) =>
-  sql.join(sort.map((k) => sql`${sql.ref(`${table}.${k.field}`)} ${sql.raw(k.dir)}`));
+const orderBy = (db: Db, table: string, sort: SortKey[]) =>
+  sql.join(sort.map((k) => orderTerm(dialectOf(db), `${table}.${k.field}`, k.dir)));
 
 /** Attach each spec's related rows to `rows` (mutates them), recursing into nested specs. */
 export async function expand(db: Db, models: Models, rows: Row[], specs: WithSpec[]): Promise<void> {
@@ -61,7 +62,7 @@ export async function expand(db: Db, models: Models, rows: Row[], specs: WithSpe
         .select(columns.map((c) => `t.${c}`))
         .select(sql.ref(parentRef).as(PARENT))
         .select(
-          sql`row_number() over (partition by ${sql.ref(parentRef)} order by ${orderBy("t", spec.sort)})`.as(RANK),
+          sql`row_number() over (partition by ${sql.ref(parentRef)} order by ${orderBy(db, "t", spec.sort)})`.as(RANK),
         )
         .where((eb) => eb.and([eb(parentRef, "in", parents), compileFilter(eb, filter, "t")]));
       related = await db

@@ -3,7 +3,7 @@
  * validate, write, check the written rows (§4.6) and their links (§4.10), answer what the caller may read.
  */
 import { sql } from "kysely";
-import type { Db } from "../db/connection.js";
+import { type Db, dialectOf } from "../db/connection.js";
 import { BadRequestError, CitadelError, ValidationError } from "../errors.js";
 import type { Filter } from "../query/ast.js";
 import type { Row } from "./codec.js";
@@ -50,7 +50,7 @@ export async function inTransaction<T>(db: Db, work: (trx: Db) => Promise<T>): P
  *   profile, one without and a missing user all get the reference's 409.
  * For the first two, foreign keys are checked at commit, after the write check and the reference check.
  */
-const deferForeignKeys = (trx: Db) => sql`pragma defer_foreign_keys = on`.execute(trx);
+const deferForeignKeys = (trx: Db) => dialectOf(trx).deferForeignKeys(trx);
 
 /**
  * Run a statement that may meet a unique value held by another row. SQLite reports it at once, before the
@@ -58,12 +58,13 @@ const deferForeignKeys = (trx: Db) => sql`pragma defer_foreign_keys = on`.execut
  * the answer only when they all pass, naming the fields the caller reads or sent.
  */
 async function write(
+  trx: Db,
   statement: () => Promise<unknown>,
   collided: () => Promise<void>,
   nameable: (field: string) => boolean,
 ): Promise<void> {
   try {
-    await statement();
+    await dialectOf(trx).recoverable(trx, statement);
   } catch (error) {
     const conflict = uniqueConflict(error, nameable);
     if (!conflict) throw error;
@@ -77,12 +78,6 @@ function nameable(model: EntityModel, scopes: WriteScopes, sent: Iterable<string
   const names = new Set([...(scopes.read ? readableFields(model, scopes.read) : []), ...sent]);
   return (field) => names.has(field);
 }
-
-/**
- * SQLite's bound-variable limit per statement (SQLITE_MAX_VARIABLE_NUMBER, 32,766 since 3.32; PostgreSQL
- * allows 65,535). Moves into the dialect module, with the other per-engine limits.
- */
-export const SQLITE_MAX_BIND_VARIABLES = 32_766;
 
 /**
  * Row counts of the INSERTs of a create (§11.5): the binary digits of `n`, largest first, none above `max`.
@@ -119,9 +114,9 @@ function insertable(model: EntityModel, stored: Row[]): Row[] {
 }
 
 /** Run a multi-row INSERT: false when it met a unique value, and so wrote none of its rows. */
-async function inserted(statement: () => Promise<void>): Promise<boolean> {
+async function inserted(trx: Db, statement: () => Promise<void>): Promise<boolean> {
   try {
-    await statement();
+    await dialectOf(trx).recoverable(trx, statement);
     return true;
   } catch (error) {
     if (uniqueConflict(error, () => true)) return false;
@@ -150,12 +145,14 @@ async function insertRows(
     ids.push(...returned.map((r) => Number(r.id)).sort((a, b) => a - b));
   };
   let start = 0;
-  for (const size of chunkSizes(rows.length, Math.floor(SQLITE_MAX_BIND_VARIABLES / Object.keys(rows[0]!).length))) {
+  const maxRows = Math.floor(dialectOf(trx).maxBindValues / Object.keys(rows[0]!).length);
+  for (const size of chunkSizes(rows.length, maxRows)) {
     const chunk = rows.slice(start, start + size);
     start += size;
-    if (size > 1 && (await inserted(() => insert(chunk)))) continue;
+    if (size > 1 && (await inserted(trx, () => insert(chunk)))) continue;
     for (const row of chunk)
       await write(
+        trx,
         () => insert([row]),
         () => collided({ ids, created: stored.slice(ids.length) }),
         names,
@@ -201,6 +198,7 @@ async function apply(trx: Db, model: EntityModel, ids: number[], values: Row, sc
   await deferForeignKeys(trx);
   const set = { ...model.codec.encode(values), updated_at: now() };
   await write(
+    trx,
     () => trx.updateTable(entity).set(set).where("id", "in", ids).execute(),
     () => checkCollided(trx, model, { ids, set }, [values], scopes),
     nameable(model, scopes, Object.keys(values)),

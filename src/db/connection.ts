@@ -5,16 +5,20 @@
  */
 import { Kysely, type Dialect as KyselyDialect } from "kysely";
 import type { Dialect } from "../dialect/index.js";
+import { postgres } from "../dialect/postgres.js";
 import { sqlite } from "../dialect/sqlite.js";
 import { ConfigError } from "../errors.js";
-import { withDialect } from "./dialect-driver.js";
+import { dialectOfAdapter, withDialect } from "./dialect-driver.js";
 
 export interface ConnectionConfig {
-  /** `file:data.db` (default), `:memory:`, `libsql://…`, `http(s)://…` */
+  /** `file:data.db` (default), `:memory:`, `libsql://…`, `http(s)://…`, `postgres://…`, `postgresql://…` */
   url?: string;
+  /** a libSQL server's token (Turso) */
   authToken?: string;
-  /** Force a driver for `file:` URLs; remote URLs always use libsql. */
+  /** Force a driver for `file:` URLs on Node; remote URLs always use libsql, PostgreSQL uses pg. */
   driver?: "better-sqlite3" | "libsql";
+  /** The most connections (PostgreSQL) or concurrent requests (libSQL server) one Citadel server opens. */
+  pool?: { max?: number };
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: tables are only known at runtime
@@ -26,12 +30,18 @@ export type DriverName = "better-sqlite3" | "libsql";
 export interface ConnectionTarget {
   /** as configured */
   url: string;
-  /** `file`: a SQLite file at `path`; `memory`: a private in-memory SQLite database; `remote`: a libSQL server at `url` */
-  kind: "file" | "memory" | "remote";
-  /** the file's path (`file`), `:memory:` (`memory`) or the URL (`remote`) */
+  /**
+   * `file`: a SQLite file at `path`; `memory`: a private in-memory SQLite database; `remote`: a libSQL server
+   * at `url`; `postgres`: a PostgreSQL server at `url`
+   */
+  kind: "file" | "memory" | "remote" | "postgres";
+  /** the file's path (`file`), `:memory:` (`memory`) or the URL (`remote`, `postgres`) */
   path: string;
-  driver: DriverName;
+  /** the driver the config asked for (`file`/`memory` only); the runtime's default otherwise */
+  driver?: DriverName;
   authToken?: string;
+  /** the most connections or concurrent requests to open */
+  poolMax: number;
 }
 
 /** How a runtime opens a connection: the Kysely dialect over its driver. Each adapter brings its own. */
@@ -40,14 +50,17 @@ export type Connector = (target: ConnectionTarget) => Promise<KyselyDialect>;
 export interface OpenDatabase {
   db: Db;
   dialect: Dialect;
-  driver: DriverName;
   url: string;
 }
 
 const isRemote = (url: string) => /^(libsql|https?|wss?):/.test(url);
+const isPostgres = (url: string) => /^postgres(ql)?:\/\//.test(url);
+/** Enough for a busy server, well under a PostgreSQL's default 100 connections with a few servers beside it. */
+const DEFAULT_POOL_MAX = 10;
 const filePath = (url: string) => (url === ":memory:" ? ":memory:" : url.replace(/^file:(\/\/)?/, ""));
 const DRIVERS = ["better-sqlite3", "libsql"];
-const SUPPORTED = '"file:<path>", ":memory:", "libsql://…", "http(s)://…" or "ws(s)://…"';
+const SUPPORTED =
+  '"file:<path>", ":memory:", "libsql://…", "http(s)://…", "ws(s)://…", "postgres://…" or "postgresql://…"';
 
 /** A password in a URL stays out of error messages (they end up in logs). */
 export const redact = (url: string) => url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*:)[^/@]*@/i, "$1***@");
@@ -58,8 +71,12 @@ function targetOf(config: ConnectionConfig): ConnectionTarget {
   const driver = config.driver;
   if (driver !== undefined && !DRIVERS.includes(driver))
     throw new ConfigError("connection.driver", `must be "better-sqlite3" or "libsql", not "${driver}"`);
-  const base = { url, authToken: config.authToken };
-  if (isRemote(url)) return { ...base, kind: "remote", path: url, driver: "libsql" };
+  const poolMax = config.pool?.max ?? DEFAULT_POOL_MAX;
+  if (!Number.isInteger(poolMax) || poolMax < 1)
+    throw new ConfigError("connection.pool.max", `must be a whole number of at least 1, not ${String(poolMax)}`);
+  const base = { url, authToken: config.authToken, poolMax };
+  if (isRemote(url)) return { ...base, kind: "remote", path: url };
+  if (isPostgres(url)) return { ...base, kind: "postgres", path: url };
   if (url !== ":memory:" && !url.startsWith("file:")) {
     const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1];
     throw new ConfigError(
@@ -71,23 +88,20 @@ function targetOf(config: ConnectionConfig): ConnectionTarget {
   }
   const path = filePath(url);
   if (path === "") throw new ConfigError("connection.url", `"${url}" names no file`);
-  return { ...base, kind: path === ":memory:" ? "memory" : "file", path, driver: driver ?? "better-sqlite3" };
+  return { ...base, kind: path === ":memory:" ? "memory" : "file", path, driver };
 }
 
-const dialects = new WeakMap<Db, Dialect>();
-
-/** The dialect `db` was opened with (by `openDatabase`), for code that holds the database and nothing else. */
+/** The dialect `db` (or a transaction on it) was opened with by `openDatabase`. */
 export function dialectOf(db: Db): Dialect {
-  const dialect = dialects.get(db);
+  const dialect = dialectOfAdapter(db.getExecutor().adapter);
   if (!dialect) throw new Error("this database was not opened by openDatabase, so its dialect is unknown");
   return dialect;
 }
 
-/** Open the database: every URL scheme Citadel accepts today is SQLite (a file, memory or a libSQL server). */
+/** Open the database named by the config, in the dialect of its engine. */
 export async function openDatabase(config: ConnectionConfig = {}, connector: Connector): Promise<OpenDatabase> {
   const target = targetOf(config);
-  const dialect = sqlite;
+  const dialect = target.kind === "postgres" ? postgres : sqlite;
   const db: Db = new Kysely({ dialect: withDialect(await connector(target), dialect) });
-  dialects.set(db, dialect);
-  return { db, dialect, driver: target.driver, url: target.url };
+  return { db, dialect, url: target.url };
 }

@@ -99,10 +99,21 @@ class ClassifyingDriver implements Driver {
   }
 }
 
+const DIALECT = Symbol("citadel dialect");
+
+/**
+ * The Citadel dialect of a database or transaction, carried by the Kysely adapter they share (so a
+ * transaction knows it as well as the database it came from); undefined when `withDialect` did not open it.
+ */
+export function dialectOfAdapter(adapter: DialectAdapter): Dialect | undefined {
+  return (adapter as { [DIALECT]?: Dialect })[DIALECT];
+}
+
 /** `driver`'s Kysely dialect, speaking `dialect`'s SQL and raising its error kinds. */
 export function withDialect(driver: KyselyDialect, dialect: Dialect): KyselyDialect {
   return {
-    createAdapter: (): DialectAdapter => driver.createAdapter(),
+    // the driver's adapter, unchanged (its getters run on it through the prototype), plus the dialect
+    createAdapter: (): DialectAdapter => Object.assign(Object.create(driver.createAdapter()), { [DIALECT]: dialect }),
     createDriver: (): Driver => new ClassifyingDriver(driver.createDriver(), dialect),
     // biome-ignore lint/suspicious/noExplicitAny: Kysely's own signature
     createIntrospector: (db: Kysely<any>): DatabaseIntrospector => driver.createIntrospector(db),

@@ -4,7 +4,14 @@
  * column types, introspection, how a table is reshaped, how filters are spelled, what an error code means,
  * trigger DDL, bind limits and NULL order. An engine is one file implementing `Dialect` (see sqlite.ts).
  */
-import type { ColumnDataType, ColumnDefinitionBuilder, CompiledQuery, QueryCompiler, RawBuilder } from "kysely";
+import {
+  type ColumnDataType,
+  type ColumnDefinitionBuilder,
+  type CompiledQuery,
+  type QueryCompiler,
+  type RawBuilder,
+  sql,
+} from "kysely";
 import type { Db } from "../db/connection.js";
 
 /** What a column holds, as schema sync declares it; the dialect names the engine's type for it. */
@@ -68,18 +75,22 @@ export interface Dialect {
   columnType(kind: ColumnKind): ColumnDataType;
   /** The `id` column (of type `columnType("integer")`): the primary key, assigned by the engine on insert. */
   idColumn(column: ColumnDefinitionBuilder): ColumnDefinitionBuilder;
+  /** A column's foreign key (after `references` and `onDelete`), declared so that `deferForeignKeys` can defer it. */
+  foreignKey(column: ColumnDefinitionBuilder): ColumnDefinitionBuilder;
   /** An introspected type in the spelling `columnType` uses (`INTEGER` → `integer`; `int4` → `integer`). */
   normalizeType(introspected: string): string;
   /** The columns of an existing table, by name. */
   columns(db: Db, table: string): Promise<Map<string, CurrentColumn>>;
   /** How the engine reports a default that Kysely wrote as a literal (`defaultTo(value)`), for comparison. */
-  defaultText(db: Db, value: string | number | undefined): string | null;
+  defaultText(db: Db, value: string | number | boolean | undefined): string | null;
   /**
    * Statements that leave an existing table exactly as desired: kept values intact, dropped columns gone,
    * types and defaults as declared. SQLite cannot alter a column in place and rebuilds the table; an engine
    * with a complete ALTER TABLE alters it.
    */
   reshapeTable(db: Db, change: TableChange): CompiledQuery[];
+  /** Take a lock that concurrent schema syncs on the same database wait for, until the transaction ends. */
+  lockSchema(trx: Db): Promise<void>;
   /** Run the statements of a reshape with foreign keys unenforced when the reshape needs it (a rebuild drops tables). */
   withoutForeignKeys<T>(db: Db, work: () => Promise<T>): Promise<T>;
 
@@ -89,6 +100,13 @@ export interface Dialect {
    * values and constants, `like` (case-sensitive, `\` escapes) and `ilike` (case-insensitive).
    */
   createQueryCompiler(): QueryCompiler;
+  /** Check foreign keys at the commit of the current transaction, not at each statement (§4.17: writes.ts). */
+  deferForeignKeys(trx: Db): Promise<void>;
+  /**
+   * Run a statement inside a transaction such that, when it fails, the transaction goes on as if it had not
+   * run (PostgreSQL aborts a transaction at its first error unless a savepoint brackets the statement).
+   */
+  recoverable<T>(trx: Db, statement: () => Promise<T>): Promise<T>;
   /** The most values one statement may bind. */
   readonly maxBindValues: number;
   /**
@@ -108,6 +126,13 @@ export interface Dialect {
 
 /** Citadel sorts NULLs first ascending and last descending, on every engine (SQLite's native order). */
 export const NULLS_ASCENDING = "first";
+
+/** One ORDER BY term in Citadel's NULL order, which the SQL states only where the engine's default differs. */
+export function orderTerm(dialect: Dialect, column: string, dir: "asc" | "desc"): RawBuilder<unknown> {
+  if (dialect.nullsAscending === NULLS_ASCENDING) return sql`${sql.ref(column)} ${sql.raw(dir)}`;
+  const nulls = (dir === "asc") === (NULLS_ASCENDING === "first") ? "first" : "last";
+  return sql`${sql.ref(column)} ${sql.raw(dir)} nulls ${sql.raw(nulls)}`;
+}
 
 /**
  * A Citadel pattern (`*` matches any run of characters; nothing else is special) as a standard LIKE pattern,

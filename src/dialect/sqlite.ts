@@ -130,11 +130,14 @@ export const sqlite: Dialect = {
   name: "sqlite",
   columnType: (kind) => COLUMN_TYPES[kind],
   idColumn: (column) => column.primaryKey().autoIncrement(),
+  foreignKey: (column) => column,
   normalizeType: (introspected) => introspected.toLowerCase(),
   columns,
   // SQLite keeps a default's text as written, and Kysely writes a literal as `sql.lit` compiles it
   defaultText: (db, value) => (value === undefined ? null : sql.lit(value).compile(db).sql),
   reshapeTable: rebuild,
+  // the first write of the transaction is the lock (schema/sync.ts): SQLite has one writer at a time
+  lockSchema: async () => {},
   async withoutForeignKeys(db, work) {
     // Dropping a table during a rebuild would fire ON DELETE actions in other tables. The pragma is a no-op
     // inside a transaction, so it wraps the whole one.
@@ -146,6 +149,12 @@ export const sqlite: Dialect = {
     }
   },
   createQueryCompiler: () => new SqliteCompiler(),
+  // every SQLite foreign key can be deferred in a transaction; the pragma resets at its end
+  deferForeignKeys: async (trx) => {
+    await sql`pragma defer_foreign_keys = on`.execute(trx);
+  },
+  // a failed statement undoes itself and leaves the transaction open
+  recoverable: (_trx, statement) => statement(),
   maxBindValues: MAX_BIND_VALUES,
   nullsAscending: "first",
   classifyError,

@@ -18,7 +18,7 @@ interface DesiredColumn {
   primary?: boolean;
   references?: { table: string; onDelete: "set null" | "cascade" | "restrict" };
   /** the schema default as a write stores it */
-  default?: string | number;
+  default?: string | number | boolean;
   /** the column's previous name, renamed in place when only that one exists */
   renamedFrom?: string;
 }
@@ -45,13 +45,13 @@ const kindOf = (f: CompiledField): ColumnKind =>
   f.type === "number" ? (f.config.integer ? "integer" : "real") : KINDS[f.type];
 
 /**
- * The default as a write stores it (booleans 0/1, json as its text, the rest as given: see data/codec.ts),
- * so a row that got the column default reads exactly like one created through the API.
+ * The default as a write stores it (json as its text, the rest as given, booleans as the dialect spells
+ * them: see data/codec.ts), so a row that got the column default reads exactly like one created through the API.
  */
-function storedDefault(f: CompiledField): string | number | undefined {
+function storedDefault(f: CompiledField): string | number | boolean | undefined {
   const value = f.config.default_value;
   if (value === undefined || value === null) return undefined;
-  if (f.type === "boolean") return value ? 1 : 0;
+  if (f.type === "boolean") return Boolean(value);
   if (f.type === "json") return JSON.stringify(value);
   return value as string | number;
 }
@@ -87,6 +87,29 @@ function desiredTables(schema: CompiledSchema): DesiredTable[] {
   return tables;
 }
 
+/**
+ * The tables in an order that creates every referenced table before the tables referencing it (PostgreSQL
+ * checks a foreign key's table when the key is created). Tables in a cycle keep their declared order.
+ */
+function referencedFirst(tables: DesiredTable[]): DesiredTable[] {
+  const byName = new Map(tables.map((t) => [t.name, t]));
+  const ordered: DesiredTable[] = [];
+  const visiting = new Set<string>();
+  const done = new Set<string>();
+  const visit = (table: DesiredTable) => {
+    if (done.has(table.name) || visiting.has(table.name)) return;
+    visiting.add(table.name);
+    for (const c of table.columns) {
+      const target = c.references && byName.get(c.references.table);
+      if (target) visit(target);
+    }
+    done.add(table.name);
+    ordered.push(table);
+  };
+  for (const table of tables) visit(table);
+  return ordered;
+}
+
 // biome-ignore lint/suspicious/noExplicitAny: tables are only known at runtime
 type AnyCreateTable = CreateTableBuilder<any, any>;
 
@@ -95,7 +118,8 @@ const defineColumn =
   (dialect: Dialect, c: DesiredColumn) =>
   (col: ColumnDefinitionBuilder): ColumnDefinitionBuilder => {
     if (c.primary) return dialect.idColumn(col);
-    if (c.references) return col.references(`${c.references.table}.id`).onDelete(c.references.onDelete);
+    if (c.references)
+      return dialect.foreignKey(col.references(`${c.references.table}.id`).onDelete(c.references.onDelete));
     // Kysely writes the value as a quoted literal: DDL takes no parameters.
     return c.default === undefined ? col : col.defaultTo(c.default);
   };
@@ -123,8 +147,6 @@ export interface SyncPlan {
   deferredChanges: string[];
   /** columns added to a table whose deferred rebuild creates them too: applied only when it does not run */
   addedUnlessRebuilt: CompiledQuery[];
-  /** true when the database had no Citadel tables before */
-  fresh: boolean;
 }
 
 /** Compare the database with the schema and list what it would take to match. */
@@ -138,19 +160,8 @@ export async function planSync(db: Db, dialect: Dialect, schema: CompiledSchema)
     deferred: [],
     deferredChanges: [],
     addedUnlessRebuilt: [],
-    fresh: !existing.has(META_TABLE),
   };
-  if (plan.fresh)
-    plan.additive.push(
-      db.schema
-        .createTable(META_TABLE)
-        .ifNotExists()
-        .addColumn("key", "text", (c) => c.primaryKey())
-        .addColumn("value", "text")
-        .compile(),
-    );
-
-  for (const table of desiredTables(schema)) {
+  for (const table of referencedFirst(desiredTables(schema))) {
     const current = existing.get(table.name);
     if (current) planTable(db, dialect, plan, table, await dialect.columns(db, table.name));
     else plan.additive.push(createTable(db, dialect, table));
@@ -241,9 +252,31 @@ export class DestructiveSyncError extends Error {
 }
 
 /**
- * Apply the plan in one transaction: renames and additive statements always; destructive and deferred
- * rebuilds only when `destructive` is set, after the renames and before the additive step (which
- * recreates the indexes a rebuild dropped).
+ * Take the schema lock for the rest of the transaction: the dialect's lock where the engine has one, then a
+ * write to the meta table, which on SQLite (one writer at a time) is the lock itself. Servers starting
+ * together on one database so plan and apply one after another, each seeing what the one before created.
+ */
+async function lockSchema(trx: Db, dialect: Dialect): Promise<void> {
+  await dialect.lockSchema(trx);
+  await trx.schema
+    .createTable(META_TABLE)
+    .ifNotExists()
+    .addColumn("key", "text", (c) => c.primaryKey())
+    .addColumn("value", "text")
+    .execute();
+  await trx
+    .insertInto(META_TABLE)
+    .values({ key: SCHEMA_LOCK, value: new Date().toISOString() })
+    .onConflict((oc) => oc.column("key").doUpdateSet((eb) => ({ value: eb.ref("excluded.value") })))
+    .execute();
+}
+
+const SCHEMA_LOCK = "schema_lock";
+
+/**
+ * Plan and apply under the schema lock, in one transaction: renames and additive statements always;
+ * destructive and deferred rebuilds only when `destructive` is set, after the renames and before the
+ * additive step (which recreates the indexes a rebuild dropped). Running it again changes nothing.
  */
 export async function syncSchema(
   db: Db,
@@ -251,22 +284,22 @@ export async function syncSchema(
   schema: CompiledSchema,
   options: { destructive?: boolean } = {},
 ): Promise<SyncPlan> {
-  const plan = await planSync(db, dialect, schema);
-  const rebuilds = [...plan.destructive, ...plan.deferred];
-  if (plan.destructive.length > 0 && !options.destructive)
-    throw new DestructiveSyncError(
-      [...plan.changes, ...plan.deferredChanges],
-      [...plan.renames, ...rebuilds].map((q) => q.sql),
-    );
-  const rebuilding = options.destructive === true && rebuilds.length > 0;
-  const statements = [...plan.renames, ...(rebuilding ? rebuilds : plan.addedUnlessRebuilt), ...plan.additive];
-  if (statements.length === 0) return plan;
-  const apply = () =>
+  const run = () =>
     db.transaction().execute(async (trx) => {
+      await lockSchema(trx, dialect);
+      const plan = await planSync(trx, dialect, schema);
+      const rebuilds = [...plan.destructive, ...plan.deferred];
+      if (plan.destructive.length > 0 && !options.destructive)
+        throw new DestructiveSyncError(
+          [...plan.changes, ...plan.deferredChanges],
+          [...plan.renames, ...rebuilds].map((q) => q.sql),
+        );
+      const rebuilding = options.destructive === true && rebuilds.length > 0;
+      const statements = [...plan.renames, ...(rebuilding ? rebuilds : plan.addedUnlessRebuilt), ...plan.additive];
       for (const q of statements) await trx.executeQuery(q);
+      return plan;
     });
-  await (rebuilding ? dialect.withoutForeignKeys(db, apply) : apply());
-  return plan;
+  return options.destructive ? dialect.withoutForeignKeys(db, run) : run();
 }
 
 const SEEDED = "seeded";

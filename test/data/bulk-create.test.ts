@@ -10,7 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type CitadelApp, ConflictError, createApp, em, entity, number, text } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chunkSizes, SQLITE_MAX_BIND_VARIABLES } from "../../src/data/writes.js";
+import { chunkSizes } from "../../src/data/writes.js";
+import { dialectOf } from "../../src/db/connection.js";
 import { DRIVERS } from "../helpers/server.js";
 import { countStatements } from "../helpers/statements.js";
 
@@ -85,7 +86,7 @@ describe.each(DRIVERS)("bulk creates (%s)", (driver) => {
     )) as unknown[];
     expect(rows).toHaveLength(1_000);
     const inserts = counted.statements().filter((k) => k === "InsertQueryNode");
-    const max = Math.floor(SQLITE_MAX_BIND_VARIABLES / columnsOf(app, "posts"));
+    const max = Math.floor(dialectOf(app.db).maxBindValues / columnsOf(app, "posts"));
     expect(inserts).toHaveLength(chunkSizes(1_000, max).length);
     expect(inserts.length).toBeLessThanOrEqual(10);
     expect(counted.statements().length).toBeLessThanOrEqual(inserts.length + 4);
@@ -110,13 +111,13 @@ describe.each(DRIVERS)("bulk creates (%s)", (driver) => {
     expect(ids).toEqual(range(600).map((i) => ids[0]! + i));
   });
 
-  it("a create binds within SQLite's variable limit: 1,000 rows of 72 columns, 72,000 values (11.5)", async () => {
+  it("a create binds within the engine's variable limit: 1,000 rows of 72 columns, 72,000 values (11.5)", async () => {
     const counted = countStatements(app);
     const row = (i: number) => Object.fromEntries(range(WIDE_FIELDS).map((f) => [`f${f}`, `${i}.${f}`]));
     const rows = (await counted.data.create("wide", range(1_000).map(row))) as Record<string, unknown>[];
     expect(rows).toHaveLength(1_000);
     expect(rows[999]!.f69).toBe("999.69");
-    const max = Math.floor(SQLITE_MAX_BIND_VARIABLES / columnsOf(app, "wide"));
+    const max = Math.floor(dialectOf(app.db).maxBindValues / columnsOf(app, "wide"));
     expect(max).toBeLessThan(1_000);
     expect(counted.statements().filter((k) => k === "InsertQueryNode")).toHaveLength(chunkSizes(1_000, max).length);
     expect(await count("wide")).toBe(1_000);

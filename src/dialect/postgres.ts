@@ -1,0 +1,175 @@
+/** PostgreSQL, through `pg` and Kysely's PostgresDialect. */
+import { type CompiledQuery, PostgresQueryCompiler, sql } from "kysely";
+import type { Db } from "../db/connection.js";
+import {
+  type ColumnKind,
+  type CurrentColumn,
+  DatabaseError,
+  type DatabaseErrorKind,
+  type Dialect,
+  type TableChange,
+} from "./index.js";
+
+/** The protocol counts bind values in 16 bits. */
+const MAX_BIND_VALUES = 65_535;
+
+const COLUMN_TYPES = {
+  integer: "integer",
+  real: "double precision",
+  text: "text",
+  boolean: "boolean",
+  json: "text", // JSON as its text, as on SQLite (data/codec.ts): the same values and comparisons everywhere
+} as const satisfies Record<ColumnKind, string>;
+
+/** information_schema's `data_type` is already the SQL name; the catalog's short names map to it. */
+const ALIASES: Record<string, string> = {
+  int4: "integer",
+  int: "integer",
+  float8: "double precision",
+  bool: "boolean",
+  int8: "bigint",
+  float4: "real",
+  varchar: "character varying",
+};
+
+const NUMERIC = new Set(["integer", "bigint", "smallint", "double precision", "real", "numeric"]);
+
+/** SQLSTATE classes Citadel translates (https://www.postgresql.org/docs/current/errcodes-appendix.html). */
+const CODES: Record<string, DatabaseErrorKind> = {
+  "23505": "unique",
+  "23503": "foreign-key",
+  "54000": "too-many-values", // program_limit_exceeded
+};
+
+/** PostgreSQL names a violated key's columns in the error's detail: `Key (a, b)=(1, 2) already exists.` */
+const KEY_COLUMNS = /^Key \(([^)]*)\)=/;
+
+function classifyError(error: unknown): DatabaseError | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const { code, detail } = error as { code?: unknown; detail?: unknown };
+  const kind = typeof code === "string" ? CODES[code] : undefined;
+  if (kind === undefined) return undefined;
+  if (kind !== "unique") return new DatabaseError(kind, error);
+  const columns = typeof detail === "string" ? (KEY_COLUMNS.exec(detail)?.[1] ?? "") : "";
+  return new DatabaseError(
+    kind,
+    error,
+    columns
+      .split(",")
+      .map((c) => c.trim().replace(/^"|"$/g, ""))
+      .filter(Boolean),
+  );
+}
+
+/**
+ * A default as PostgreSQL reports it, reduced to the literal: `'draft'::text` → `'draft'`, `'-1'::integer` → `-1`,
+ * `false` and `0` as they are. `defaultText` writes the same form, so equal means unchanged.
+ */
+function literalOf(text: string | null, type: string): string | null {
+  if (text === null) return null;
+  const cast = /^'((?:[^']|'')*)'::[a-z ]+$/.exec(text);
+  if (!cast) return text;
+  return NUMERIC.has(type) ? (cast[1] as string) : `'${cast[1]}'`;
+}
+
+async function columns(db: Db, table: string): Promise<Map<string, CurrentColumn>> {
+  const { rows } = await sql<{ name: string; type: string; default: string | null }>`
+    select column_name as name, data_type as type, column_default as default
+    from information_schema.columns
+    where table_schema = current_schema() and table_name = ${table}`.execute(db);
+  return new Map(
+    rows.map((r) => {
+      const type = normalizeType(r.type);
+      return [r.name, { type, default: literalOf(r.default, type) }];
+    }),
+  );
+}
+
+function normalizeType(introspected: string): string {
+  const type = introspected.toLowerCase();
+  return ALIASES[type] ?? type;
+}
+
+function defaultText(value: string | number | boolean | undefined): string | null {
+  if (value === undefined) return null;
+  if (typeof value === "string") return `'${value.replace(/'/g, "''")}'`;
+  return String(value);
+}
+
+/** PostgreSQL alters a table in place: drop, retype (casting the values) and redefault columns. */
+function alter(db: Db, change: TableChange): CompiledQuery[] {
+  const table = db.schema.alterTable(change.table);
+  return [
+    ...change.dropped.map((name) => table.dropColumn(name).compile()),
+    ...change.retyped.map(({ name, type }) =>
+      sql`alter table ${sql.table(change.table)} alter column ${sql.ref(name)} type ${sql.raw(type)} using ${sql.ref(name)}::${sql.raw(type)}`.compile(
+        db,
+      ),
+    ),
+    ...change.redefaulted.map(({ name, default: value }) =>
+      value === null
+        ? table.alterColumn(name, (c) => c.dropDefault()).compile()
+        : sql`alter table ${sql.table(change.table)} alter column ${sql.ref(name)} set default ${sql.raw(value)}`.compile(
+            db,
+          ),
+    ),
+  ];
+}
+
+/** Kysely's PostgreSQL compiler already speaks booleans, LIKE with `\` escapes (the default) and ILIKE. */
+class PostgresCompiler extends PostgresQueryCompiler {}
+
+export const postgres: Dialect = {
+  name: "postgres",
+  columnType: (kind) => COLUMN_TYPES[kind],
+  idColumn: (column) => column.primaryKey().generatedByDefaultAsIdentity(),
+  foreignKey: (column) => column.modifyEnd(sql`deferrable initially immediate`),
+  normalizeType,
+  columns,
+  defaultText: (_db, value) => defaultText(value),
+  reshapeTable: alter,
+  async lockSchema(trx) {
+    // concurrent CREATE TABLE IF NOT EXISTS can fail on PostgreSQL: an advisory lock orders them first
+    await sql`select pg_advisory_xact_lock(${SCHEMA_LOCK_KEY})`.execute(trx);
+  },
+  // ALTER TABLE drops no table, so no foreign key action can fire
+  withoutForeignKeys: (_db, work) => work(),
+  createQueryCompiler: () => new PostgresCompiler(),
+  deferForeignKeys: async (trx) => {
+    await sql`set constraints all deferred`.execute(trx);
+  },
+  async recoverable(trx, statement) {
+    const name = sql.id(`citadel_${++savepoints}`);
+    await sql`savepoint ${name}`.execute(trx);
+    try {
+      const result = await statement();
+      await sql`release savepoint ${name}`.execute(trx);
+      return result;
+    } catch (error) {
+      await sql`rollback to savepoint ${name}`.execute(trx);
+      throw error;
+    }
+  },
+  maxBindValues: MAX_BIND_VALUES,
+  nullsAscending: "last",
+  classifyError,
+  counterTrigger: ({ name, table, column, counter }) => {
+    const fn = sql.id(`${name}_fn`);
+    return [
+      sql`create or replace function ${fn}() returns trigger language plpgsql as ${sql.lit(
+        `begin new.${quoteId(counter)} := coalesce(old.${quoteId(counter)}, 0) + 1; return new; end`,
+      )}`,
+      sql`create or replace trigger ${sql.id(name)}
+        before update of ${sql.id(column)} on ${sql.table(table)} for each row
+        when (old.${sql.id(column)} is distinct from new.${sql.id(column)})
+        execute function ${fn}()`,
+    ];
+  },
+};
+
+let savepoints = 0;
+
+/** The advisory lock key of schema sync: any fixed 64-bit number other apps are unlikely to use. */
+const SCHEMA_LOCK_KEY = 0x43697461; // "Cita"
+
+const quoteId = (name: string) => `"${name.replace(/"/g, '""')}"`;
