@@ -19,8 +19,17 @@ export interface HashCounters {
 }
 
 const ARGON2ID_PREFIX = "$argon2id$";
-/** The parameters of an argon2id PHC string of the current version (0x13): m, t and p. */
-const PHC_PARAMS = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$/;
+/**
+ * The parameters of an argon2id PHC string of the current version (0x13), in either order in use: Node's
+ * argon2 writes `m=…,p=…,t=…`, the reference implementation and hash-wasm `m=…,t=…,p=…`.
+ */
+const PHC_PARAMS = /^\$argon2id\$v=19\$((?:[mtp]=\d+,){2}[mtp]=\d+)\$/;
+
+/** `{ m, t, p }` of an argon2id PHC string, or undefined when it is not one. */
+function phcParams(hash: string): Record<string, number> | undefined {
+  const list = PHC_PARAMS.exec(hash)?.[1];
+  return list === undefined ? undefined : Object.fromEntries(list.split(",").map((p) => [p[0], Number(p.slice(2))]));
+}
 
 /** Length in code points, so that "é" counts as one character whatever its encoding. */
 const lengthOf = (password: string) => Array.from(password).length;
@@ -87,8 +96,7 @@ export class PasswordHasher {
   /** True when a stored hash was made with other parameters than the configured ones. */
   needsRehash(hash: string): boolean {
     const { memoryCost, timeCost, parallelism } = this.options;
-    const params = PHC_PARAMS.exec(hash);
-    if (!params) return true;
-    return Number(params[1]) !== memoryCost || Number(params[2]) !== timeCost || Number(params[3]) !== parallelism;
+    const params = phcParams(hash);
+    return params?.m !== memoryCost || params.t !== timeCost || params.p !== parallelism;
   }
 }
