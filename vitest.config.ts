@@ -3,6 +3,17 @@ import { defineConfig } from "vitest/config";
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
+/** The tests whose outcome depends on the engine (§11.2): they run again on each server engine. */
+const ENGINE_TESTS = ["test/data/**/*.test.ts", "test/auth/**/*.test.ts", "test/guard/**/*.test.ts"].concat([
+  "test/security/**/*.test.ts",
+  "test/server.test.ts",
+]);
+/** Inside those directories, tests of the CLI process that do not depend on the engine. */
+const NOT_ENGINE_TESTS = ["test/auth/cli.test.ts"];
+
+/** Server start (a libSQL server, a PostgreSQL database) is slower than a file; generous, never a measure. */
+const SERVER_ENGINE = { testTimeout: 60_000, hookTimeout: 120_000 };
+
 export default defineConfig({
   resolve: {
     alias: [
@@ -11,8 +22,31 @@ export default defineConfig({
     ],
   },
   test: {
-    include: ["test/**/*.test.ts"],
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    projects: [
+      { extends: true, test: { name: "sqlite", include: ["test/**/*.test.ts"] } },
+      {
+        extends: true,
+        test: {
+          name: "sqld",
+          include: ENGINE_TESTS,
+          exclude: NOT_ENGINE_TESTS,
+          env: { CITADEL_TEST_ENGINE: "sqld" },
+          ...SERVER_ENGINE,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "postgres",
+          include: ENGINE_TESTS,
+          exclude: NOT_ENGINE_TESTS,
+          env: { CITADEL_TEST_ENGINE: "postgres" },
+          globalSetup: ["test/setup/postgres.ts"],
+          ...SERVER_ENGINE,
+        },
+      },
+    ],
   },
 });

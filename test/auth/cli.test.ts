@@ -200,7 +200,7 @@ describe("citadel user set-role | set-password | delete: older tokens answer 401
 
   beforeAll(async () => {
     server = await startServer(authConfig());
-    url = `file:${server.dbFile}`;
+    url = server.connection.url;
   });
   afterAll(() => server.close());
 

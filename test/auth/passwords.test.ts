@@ -2,10 +2,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Database from "better-sqlite3";
-import { createApp } from "citadel";
+import { type CitadelApp, createApp } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer, type TestServer } from "../helpers/server.js";
+import { startServer, type TestServer, testDatabase } from "../helpers/server.js";
 import { authConfig, bearer, expectError, login, PASSWORD, register } from "./helpers.js";
 
 /** `{ type, m, t, p }` of a PHC-format argon2 hash (the order of the parameters varies between versions). */
@@ -14,14 +13,13 @@ function argon2Params(hash: string) {
   return { type, ...Object.fromEntries((params ?? "").split(",").map((kv) => kv.split("="))) };
 }
 
-function storedHash(dbFile: string, email: string): string {
-  const db = new Database(dbFile, { readonly: true });
-  try {
-    return (db.prepare("select password_hash from users where email = ?").get(email) as { password_hash: string })
-      .password_hash;
-  } finally {
-    db.close();
-  }
+async function storedHash(app: CitadelApp, email: string): Promise<string> {
+  const row = await app.db
+    .selectFrom("users")
+    .select("password_hash")
+    .where("email", "=", email)
+    .executeTakeFirstOrThrow();
+  return row.password_hash;
 }
 
 describe("password hashing (3.1, 3.4)", () => {
@@ -36,8 +34,8 @@ describe("password hashing (3.1, 3.4)", () => {
   });
   afterAll(() => server.close());
 
-  it("passwords are stored as argon2id with the configured parameters (3.1)", () => {
-    expect(argon2Params(storedHash(server.dbFile, "known@example.com"))).toEqual({
+  it("passwords are stored as argon2id with the configured parameters (3.1)", async () => {
+    expect(argon2Params(await storedHash(server.app, "known@example.com"))).toEqual({
       type: "argon2id",
       m: "1024",
       t: "1",
@@ -112,15 +110,14 @@ describe("password hashing (3.1, 3.4)", () => {
 
 describe("argon2 parameters (3.1)", () => {
   it("the defaults are OWASP's argon2id: 19 MiB, 2 iterations, 1 lane", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "citadel-argon2-"));
-    const dbFile = join(dir, "data.db");
+    const database = await testDatabase();
     const app = await createApp({
-      connection: { url: `file:${dbFile}` },
+      connection: database.connection,
       config: { ...authConfig(), auth: { ...authConfig().auth, password: {} } },
     });
     try {
       await app.module.auth.createUser({ email: "owasp@example.com", password: PASSWORD });
-      expect(argon2Params(storedHash(dbFile, "owasp@example.com"))).toEqual({
+      expect(argon2Params(await storedHash(app, "owasp@example.com"))).toEqual({
         type: "argon2id",
         m: "19456",
         t: "2",
@@ -128,7 +125,7 @@ describe("argon2 parameters (3.1)", () => {
       });
     } finally {
       await app.close();
-      rmSync(dir, { recursive: true, force: true });
+      await database.close();
     }
   });
 
@@ -145,7 +142,7 @@ describe("argon2 parameters (3.1)", () => {
       });
       try {
         await login(second, "old@example.com");
-        expect(argon2Params(storedHash(second.dbFile, "old@example.com"))).toMatchObject({ m: "2048", t: "1" });
+        expect(argon2Params(await storedHash(second.app, "old@example.com"))).toMatchObject({ m: "2048", t: "1" });
         expect((await second.request("GET", "/api/auth/me", undefined, bearer(oldToken))).status).toBe(200);
         await login(second, "old@example.com");
       } finally {

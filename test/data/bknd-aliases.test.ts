@@ -1,11 +1,11 @@
 /** §2: every route is also served under /api/data/entity/:entity/... with bknd's wire format. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DRIVERS, startServer, type TestServer } from "../helpers/server.js";
+import { ENGINE_DRIVERS, startServer, type TestServer } from "../helpers/server.js";
 import { config, create, expectError, ids, q, type Seeded, seedBlog } from "./fixtures.js";
 
 const E = "/api/data/entity";
 
-describe.each(DRIVERS)("bknd-compatible data routes (%s)", (driver) => {
+describe.each(ENGINE_DRIVERS)("bknd-compatible data routes (%s)", (driver) => {
   let server: TestServer;
   let s: Seeded;
 

@@ -4,7 +4,7 @@
  */
 import { em, entity, number, relation, text } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DRIVERS, startServer, type TestServer } from "../helpers/server.js";
+import { ENGINE_DRIVERS, startServer, type TestServer } from "../helpers/server.js";
 import { countStatements } from "../helpers/statements.js";
 import { expectError, q } from "./fixtures.js";
 
@@ -15,7 +15,7 @@ const schema = em(
 const ROWS = 5_000;
 const where = q({ n: { $lt: 2_500 } });
 
-describe.each(DRIVERS)("lists without totals (%s)", (driver) => {
+describe.each(ENGINE_DRIVERS)("lists without totals (%s)", (driver) => {
   let server: TestServer;
   beforeAll(async () => {
     server = await startServer({ data: schema.toJSON() }, { driver });

@@ -1,11 +1,11 @@
 /** §1.3 / §2 / §2.1 / §2.4: create, read, update, delete (one and many), envelopes, system fields, 404s. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DRIVERS, startServer, type TestServer } from "../helpers/server.js";
+import { ENGINE_DRIVERS, startServer, type TestServer } from "../helpers/server.js";
 import { config, create, expectError, expectIso, expectValidation, ids, q } from "./fixtures.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe.each(DRIVERS)("data API CRUD (%s)", (driver) => {
+describe.each(ENGINE_DRIVERS)("data API CRUD (%s)", (driver) => {
   let server: TestServer;
 
   beforeAll(async () => {

@@ -1,5 +1,4 @@
 /** Shared schema, seed data and assertions for the data API tests (§2). Not a test file itself. */
-import Database from "better-sqlite3";
 import { boolean, em, entity, enumm, json, number, relation, text } from "citadel";
 import { expect } from "vitest";
 import type { TestResponse, TestServer } from "../helpers/server.js";
@@ -81,18 +80,16 @@ export interface Seeded {
 }
 
 /** Link posts and tags directly in the junction table `posts_tags` (not writable through the API). */
-export function linkTags(server: TestServer, links: [post: number, tag: number][]) {
-  const db = new Database(server.dbFile);
-  try {
-    const cols = (db.prepare("PRAGMA table_info(posts_tags)").all() as { name: string }[]).map((c) => c.name);
-    const postCol = cols.find((c) => c.startsWith("post"));
-    const tagCol = cols.find((c) => c.startsWith("tag"));
-    if (!postCol || !tagCol) throw new Error(`unexpected junction columns: ${cols.join(",")}`);
-    const insert = db.prepare(`INSERT INTO posts_tags ("${postCol}", "${tagCol}") VALUES (?, ?)`);
-    for (const [p, t] of links) insert.run(p, t);
-  } finally {
-    db.close();
-  }
+export async function linkTags(server: TestServer, links: [post: number, tag: number][]) {
+  const table = (await server.app.db.introspection.getTables()).find((t) => t.name === "posts_tags");
+  const cols = table?.columns.map((c) => c.name) ?? [];
+  const postCol = cols.find((c) => c.startsWith("post"));
+  const tagCol = cols.find((c) => c.startsWith("tag"));
+  if (!postCol || !tagCol) throw new Error(`unexpected junction columns: ${cols.join(",")}`);
+  await server.app.db
+    .insertInto("posts_tags")
+    .values(links.map(([p, t]) => ({ [postCol]: p, [tagCol]: t })))
+    .execute();
 }
 
 /** A small blog: 2 users, 5 posts, 4 comments, 12 tags, post alpha tagged with the first two tags. */
@@ -128,7 +125,7 @@ export async function seedBlog(server: TestServer): Promise<Seeded> {
     Array.from({ length: 12 }, (_, i) => ({ name: i === 0 ? "news" : i === 1 ? "tech" : `t${i + 1}` })),
   );
   const tags = tagRows.map((t: { id: number }) => t.id);
-  linkTags(server, [
+  await linkTags(server, [
     [alpha, tags[0]],
     [alpha, tags[1]],
     [beta, tags[1]],

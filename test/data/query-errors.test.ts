@@ -1,6 +1,6 @@
 /** §2.3: bad where / sort / select / with inputs are 400 naming the offending part, never 500 or a leak. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DRIVERS, startServer, type TestServer } from "../helpers/server.js";
+import { ENGINE_DRIVERS, startServer, type TestServer } from "../helpers/server.js";
 import { config, create, expectError, q } from "./fixtures.js";
 
 /** `{ $and: [ { $and: [ ... { title: "x" } ] } ] }` nested `levels` combinators deep. */
@@ -10,7 +10,7 @@ const nested = (levels: number): unknown => {
   return w;
 };
 
-describe.each(DRIVERS)("data API query errors (%s)", (driver) => {
+describe.each(ENGINE_DRIVERS)("data API query errors (%s)", (driver) => {
   let server: TestServer;
 
   beforeAll(async () => {

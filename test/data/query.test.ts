@@ -1,9 +1,9 @@
 /** §2 / §2.1 / §2.2: list, where operators, sort, select, limit/offset, meta, count, exists, POST query. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DRIVERS, startServer, type TestServer } from "../helpers/server.js";
+import { ENGINE_DRIVERS, startServer, type TestServer } from "../helpers/server.js";
 import { config, expectError, expectNoLeak, ids, q, type Seeded, seedBlog, sorted } from "./fixtures.js";
 
-describe.each(DRIVERS)("data API queries (%s)", (driver) => {
+describe.each(ENGINE_DRIVERS)("data API queries (%s)", (driver) => {
   let server: TestServer;
   let s: Seeded;
   let P: Seeded["posts"];

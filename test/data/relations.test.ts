@@ -1,12 +1,12 @@
 /** §1.3 / §2 / §2.2: relation columns, `with` embedding (list and JSON forms) and reference routes. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DRIVERS, startServer, type TestServer } from "../helpers/server.js";
+import { ENGINE_DRIVERS, startServer, type TestServer } from "../helpers/server.js";
 import { config, expectError, ids, q, type Seeded, seedBlog } from "./fixtures.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: rows are arbitrary JSON
 type Row = any;
 
-describe.each(DRIVERS)("data API relations (%s)", (driver) => {
+describe.each(ENGINE_DRIVERS)("data API relations (%s)", (driver) => {
   let server: TestServer;
   let s: Seeded;
 

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { boolean, createApp, em, entity, enumm, type Field, json, number, relation, text } from "citadel";
 import { sql } from "kysely";
 import { afterAll, describe, expect, it } from "vitest";
-import { DRIVERS, startServer } from "../helpers/server.js";
+import { ENGINE_DRIVERS, startServer } from "../helpers/server.js";
 import { create, q } from "./fixtures.js";
 
 const v1 = em(
@@ -65,7 +65,7 @@ const retyped = em(
 
 const cfg = (s: { toJSON(): ReturnType<typeof v1.toJSON> }) => ({ data: s.toJSON() });
 
-describe.each(DRIVERS)("schema sync on startup (%s)", (driver) => {
+describe.each(ENGINE_DRIVERS)("schema sync on startup (%s)", (driver) => {
   const dir = mkdtempSync(join(tmpdir(), `citadel-sync-${driver}-`));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -171,7 +171,7 @@ const notesRedefaulted = notesWith({ pinned: true });
 const notesRedefaultedAndGrown = notesWith({ pinned: true, extra: true });
 const notesRenamed = notesWith({ pinned: true, renamed: true });
 
-describe.each(DRIVERS)("column defaults and renames across restarts (%s)", (driver) => {
+describe.each(ENGINE_DRIVERS)("column defaults and renames across restarts (%s)", (driver) => {
   const dir = mkdtempSync(join(tmpdir(), `citadel-defaults-${driver}-`));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const start = (s: { toJSON(): ReturnType<typeof v1.toJSON> }, destructive = false) =>

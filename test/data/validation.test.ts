@@ -1,9 +1,9 @@
 /** §2.4: schema validation (400 validation_failed with per-field errors), uniqueness (409), bad bodies, 413. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DRIVERS, startServer, type TestServer } from "../helpers/server.js";
+import { ENGINE_DRIVERS, startServer, type TestServer } from "../helpers/server.js";
 import { config, create, expectError, expectNoLeak, expectValidation, q } from "./fixtures.js";
 
-describe.each(DRIVERS)("data API write validation (%s)", (driver) => {
+describe.each(ENGINE_DRIVERS)("data API write validation (%s)", (driver) => {
   let server: TestServer;
 
   beforeAll(async () => {

@@ -66,7 +66,7 @@ describe("examples/blog: comments are owned by their writer (4.14)", () => {
     const res = await as(reader.token, "POST", "/api/data/comments", { body: "Nice!", post_id: b.rows.published });
     expect(res.status, res.text).toBe(201);
     mine = res.body.data.id;
-    expect(dbRows(b.server, `SELECT author_id, approved FROM comments WHERE id = ${mine}`)).toEqual([
+    expect(await dbRows(b.server, `SELECT author_id, approved FROM comments WHERE id = ${mine}`)).toEqual([
       { author_id: reader.id, approved: 0 },
     ]);
     const spoof = { body: "as alice", post_id: b.rows.published, author_id: b.ids.alice };
@@ -79,7 +79,7 @@ describe("examples/blog: comments are owned by their writer (4.14)", () => {
     expect((await as(reader.token, "PATCH", `/api/data/comments/${mine}`, { approved: true })).status).toBe(403);
     const onDraft = await as(reader.token, "POST", "/api/data/comments", { body: "x", post_id: b.rows.draft });
     expect([403, 409]).toContain(onDraft.status);
-    expect(dbRows(b.server, "SELECT count(*) AS n FROM comments WHERE body = 'x'")).toEqual([{ n: 0 }]);
+    expect(await dbRows(b.server, "SELECT count(*) AS n FROM comments WHERE body = 'x'")).toEqual([{ n: 0 }]);
   });
 
   it("the writer sees their pending comment and edits it; others neither see nor edit it", async () => {

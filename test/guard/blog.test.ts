@@ -249,10 +249,10 @@ describe("Blog Platform", () => {
   );
 
   it("Blog: refused writes wrote nothing, admin's writes show to anonymous (4.6)", async () => {
-    expect(dbRows(b.server, "SELECT author_id, title FROM posts WHERE id = ?", b.rows.p1)).toEqual([
+    expect(await dbRows(b.server, "SELECT author_id, title FROM posts WHERE id = ?", b.rows.p1)).toEqual([
       { author_id: b.ids.author1, title: "Hello blog" },
     ]);
-    expect(dbRows(b.server, "SELECT approved FROM comments WHERE id = ?", b.rows.c2)).toEqual([{ approved: 0 }]);
+    expect(await dbRows(b.server, "SELECT approved FROM comments WHERE id = ?", b.rows.c2)).toEqual([{ approved: 0 }]);
     const comments = await get(ANON, `/api/data/posts/${b.rows.p3}/comments`);
     expect(idsOf(comments)).toEqual(sorted([b.rows.c3, b.rows.c5]));
   });

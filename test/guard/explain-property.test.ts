@@ -4,7 +4,6 @@
  * and running explain's WHERE (its `@user.*` parameters given the caller's claims) selects exactly the rows
  * the caller's list returns.
  */
-import Database from "better-sqlite3";
 import { boolean, em, entity, enumm, number } from "citadel";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -128,12 +127,9 @@ describe("explain equals enforcement (4.15)", () => {
             const params = (explained.parameters ?? []).map((p) =>
               typeof p === "string" && p.startsWith("@user.") ? claims[p.slice(6) as keyof typeof claims] : p,
             );
-            const db = new Database(server.dbFile, { readonly: true });
-            const selected = db
-              .prepare(`select id from docs where ${explained.where} order by id`)
-              .all(...params)
-              .map((r) => (r as { id: number }).id);
-            db.close();
+            const selected = (
+              await server.rows(`select id from docs where ${explained.where} order by id`, ...params)
+            ).map((r) => r.id);
             expect(selected, what).toEqual(listed);
             const fields = explained.fields ?? FIELDS;
             for (const row of res.body.data) expect(Object.keys(row).sort(), what).toEqual([...fields].sort());

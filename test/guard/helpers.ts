@@ -2,7 +2,6 @@
  * Runs the docs' examples (§9) over HTTP: the example's own config plus test-only auth settings, users created
  * through `options.seed` (§3.5), trusted seed rows, and PocketBase-style scenario tables per principal.
  */
-import Database from "better-sqlite3";
 import type { CitadelConfig, CreateAppInput, SeedContext } from "citadel";
 import { expect, it } from "vitest";
 import { bearer, login } from "../helpers/auth.js";
@@ -102,14 +101,9 @@ export function expectNotFound(res: TestResponse) {
   expect(res.body).toEqual({ error: { code: "not_found", message: expect.any(String) } });
 }
 
-/** Read the database directly (trusted), to prove what a refused write did not write. */
-export function dbRows(server: TestServer, sql: string, ...params: unknown[]): Row[] {
-  const db = new Database(server.dbFile, { readonly: true });
-  try {
-    return db.prepare(sql).all(...params) as Row[];
-  } finally {
-    db.close();
-  }
+/** Read the database directly (trusted), to prove what a refused write did not write. Values as SQLite reports them. */
+export function dbRows(server: TestServer, sql: string, ...params: unknown[]): Promise<Row[]> {
+  return server.rows(sql, ...params);
 }
 
 type Lazy<T, R> = T | ((b: Booted<R>) => T);

@@ -60,7 +60,9 @@ describe("Step 2: fully private", () => {
   it("Step 2: a registered user (role user) reads, creates and updates, but cannot delete (3.3, 4.2)", async () => {
     const { user, token } = await register(b.server, "new@test.com", PASSWORD);
     expect(user).not.toHaveProperty("password_hash");
-    expect(dbRows(b.server, "SELECT role FROM users WHERE email = ?", "new@test.com")).toEqual([{ role: "user" }]);
+    expect(await dbRows(b.server, "SELECT role FROM users WHERE email = ?", "new@test.com")).toEqual([
+      { role: "user" },
+    ]);
     const as = (method: string, path: string, body?: unknown) => b.server.request(method, path, body, bearer(token));
     const list = await as("GET", "/api/data/posts");
     expect(list.status, list.text).toBe(200);
@@ -71,7 +73,7 @@ describe("Step 2: fully private", () => {
     expect(updated.status, updated.text).toBe(200);
     expectForbidden(await as("DELETE", `/api/data/posts/${created.body.data.id}`), "data.entity.delete", "posts");
     expectForbidden(await as("DELETE", "/api/data/posts", { title: "mine too" }), "data.entity.delete", "posts");
-    expect(dbRows(b.server, "SELECT title FROM posts WHERE id = ?", created.body.data.id)).toEqual([
+    expect(await dbRows(b.server, "SELECT title FROM posts WHERE id = ?", created.body.data.id)).toEqual([
       { title: "mine too" },
     ]);
   });
@@ -79,7 +81,7 @@ describe("Step 2: fully private", () => {
   it("Step 2: admin (implicit_allow) deletes (4.7)", async () => {
     const res = await b.as("admin", "DELETE", `/api/data/posts/${b.rows.posts[1]}`);
     expect(res.status, res.text).toBe(200);
-    expect(dbRows(b.server, "SELECT id FROM posts WHERE id = ?", b.rows.posts[1])).toEqual([]);
+    expect(await dbRows(b.server, "SELECT id FROM posts WHERE id = ?", b.rows.posts[1])).toEqual([]);
   });
 
   it("Step 2: a user cannot change a role; admin (implicit_allow) can, and the new role applies (3.6)", async () => {
@@ -88,7 +90,7 @@ describe("Step 2: fully private", () => {
       "data.entity.update",
       "users",
     );
-    expect(dbRows(b.server, "SELECT role FROM users WHERE id = ?", b.ids.victim)).toEqual([{ role: "user" }]);
+    expect(await dbRows(b.server, "SELECT role FROM users WHERE id = ?", b.ids.victim)).toEqual([{ role: "user" }]);
     const res = await b.as("admin", "PATCH", `/api/data/users/${b.ids.victim}`, { role: "admin" });
     expect(res.status, res.text).toBe(200);
     expect(res.body.data).toMatchObject({ id: b.ids.victim, role: "admin" });
@@ -105,10 +107,10 @@ describe("Step 2: fully private", () => {
     const where = await b.as("admin", "GET", `/api/data/users?where=${q({ password_hash: { $isnull: false } })}`);
     expect({ status: where.status, code: where.body?.error?.code }).toEqual({ status: 400, code: "bad_request" });
     const hash = "SELECT password_hash FROM users WHERE id = ?";
-    const before = dbRows(b.server, hash, b.ids.user);
+    const before = await dbRows(b.server, hash, b.ids.user);
     const write = await b.as("admin", "PATCH", `/api/data/users/${b.ids.user}`, { password_hash: "x" });
     expect([400, 403], write.text).toContain(write.status);
-    expect(dbRows(b.server, hash, b.ids.user)).toEqual(before);
+    expect(await dbRows(b.server, hash, b.ids.user)).toEqual(before);
   });
 });
 
@@ -129,7 +131,7 @@ describe("Step 7: invite-only", () => {
       password: PASSWORD,
     });
     expect({ status: res.status, code: res.body?.error?.code }).toEqual({ status: 403, code: "forbidden" });
-    expect(dbRows(b.server, "SELECT id FROM users WHERE email = ?", "intruder@test.com")).toEqual([]);
+    expect(await dbRows(b.server, "SELECT id FROM users WHERE email = ?", "intruder@test.com")).toEqual([]);
   });
 
   it("Step 7: the seeded admin@company.com logs in and has full access (3.5, 4.7)", async () => {
@@ -146,7 +148,7 @@ describe("Step 7: invite-only", () => {
     const id = created.body.data.id;
     expect((await as("PATCH", `/api/data/posts/${id}`, { title: "edited" })).status).toBe(200);
     expect((await as("DELETE", `/api/data/posts/${id}`)).status).toBe(200);
-    expect(dbRows(b.server, "SELECT id FROM posts WHERE id = ?", id)).toEqual([]);
+    expect(await dbRows(b.server, "SELECT id FROM posts WHERE id = ?", id)).toEqual([]);
   });
 
   it("Step 7: a member created by the seed reads, creates and updates, but cannot delete (4.2)", async () => {
@@ -162,6 +164,6 @@ describe("Step 7: invite-only", () => {
       "data.entity.delete",
       "posts",
     );
-    expect(dbRows(b.server, "SELECT COUNT(*) AS n FROM posts")).toEqual([{ n: 3 }]);
+    expect(await dbRows(b.server, "SELECT COUNT(*) AS n FROM posts")).toEqual([{ n: 3 }]);
   });
 });

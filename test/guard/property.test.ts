@@ -7,7 +7,6 @@
  * embedded row exactly the related rows the caller may read, §4.5), update one, delete one, update many, delete
  * many (status codes and the database afterwards, read with a trusted path).
  */
-import Database from "better-sqlite3";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { startServer, type TestResponse, type TestServer } from "../helpers/server.js";
@@ -79,23 +78,16 @@ const STORED: Record<string, { columns: readonly string[]; booleans: string[] }>
   docs_tags: { columns: ["id", "docs_id", "tags_id"], booleans: [] },
 };
 
-/** The tables as stored, read with a trusted path (the SQLite file, read-only). */
-function readTables(server: TestServer): Tables {
-  const db = new Database(server.dbFile, { readonly: true });
-  try {
-    const decode = (r: Record<string, Scalar>, bools: string[]) =>
-      Object.fromEntries(Object.entries(r).map(([k, v]) => [k, bools.includes(k) && v !== null ? v === 1 : v])) as Row;
-    return Object.fromEntries(
-      Object.entries(STORED).map(([table, { columns, booleans }]) => [
-        table,
-        (db.prepare(`SELECT ${columns.join(", ")} FROM ${table} ORDER BY id`).all() as Row[]).map((r) =>
-          decode(r, booleans),
-        ),
-      ]),
-    );
-  } finally {
-    db.close();
+/** The tables as stored, read with a trusted path (the database directly, outside the guard). */
+async function readTables(server: TestServer): Promise<Tables> {
+  const decode = (r: Record<string, Scalar>, bools: string[]) =>
+    Object.fromEntries(Object.entries(r).map(([k, v]) => [k, bools.includes(k) && v !== null ? v === 1 : v])) as Row;
+  const tables: Tables = {};
+  for (const [table, { columns, booleans }] of Object.entries(STORED)) {
+    const rows = await server.rows(`SELECT ${columns.join(", ")} FROM ${table} ORDER BY id`);
+    tables[table] = rows.map((r) => decode(r, booleans));
   }
+  return tables;
 }
 
 interface Subject {
@@ -343,7 +335,7 @@ async function checkWrites(server: TestServer, m: Model, c: Case, start: Tables,
     }
     const reason = expected.why.replace(/^[abc]: /, "").replace(/\d+/g, "n");
     tally(`${op.kind} ${expected.status} ${reason} rows=${Math.min(expected.ids.length, 2)}`);
-    const actual = readTables(server);
+    const actual = await readTables(server);
     expect(actual, `database after ${what}`).toEqual(expected.tables);
     tables = actual;
   }
@@ -353,7 +345,7 @@ async function runCase(c: Case) {
   const m: Model = { roles: c.roles, schema: SCHEMA };
   const { server, subjects } = await boot(c);
   try {
-    const tables = readTables(server);
+    const tables = await readTables(server);
     for (const e of ENTITIES) expect(tables[e]!.map(({ id, ...rest }) => rest)).toEqual(c.rows[e]);
     expect(tables.docs_tags!.map((j) => [j.docs_id, j.tags_id])).toEqual(c.rows.docs_tags);
     await checkReads(server, m, c, tables, subjects);

@@ -239,7 +239,10 @@ describe("Step 8: public read, authenticated write", () => {
   );
 
   it("Step 8: refused role changes leave every role as it was (3.6)", async () => {
-    expect(dbRows(b.server, "SELECT role FROM users ORDER BY id").map((r) => r.role)).toEqual(["api_user", "api_user"]);
-    expect(dbRows(b.server, "SELECT title FROM posts ORDER BY id").map((r) => r.title)).toEqual(["A", "new"]);
+    expect((await dbRows(b.server, "SELECT role FROM users ORDER BY id")).map((r) => r.role)).toEqual([
+      "api_user",
+      "api_user",
+    ]);
+    expect((await dbRows(b.server, "SELECT title FROM posts ORDER BY id")).map((r) => r.title)).toEqual(["A", "new"]);
   });
 });

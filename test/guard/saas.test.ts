@@ -196,7 +196,7 @@ describe("SaaS Application", () => {
   );
 
   it("SaaS: refused writes left every project as it was (4.6)", async () => {
-    const rows = projects();
+    const rows = await projects();
     expect(rows.find((r) => r.id === b.rows.proj1)).toEqual({
       id: b.rows.proj1,
       name: "Pro1 alpha v2",
@@ -207,23 +207,21 @@ describe("SaaS Application", () => {
       name: "Pro2 secret",
       owner_id: b.ids.pro2,
     });
-    expect(dbRows(b.server, "SELECT price FROM plans WHERE id = ?", b.rows.plan)).toEqual([{ price: 0 }]);
+    expect(await dbRows(b.server, "SELECT price FROM plans WHERE id = ?", b.rows.plan)).toEqual([{ price: 0 }]);
   });
 
   it("SaaS: update many by a pro_user reaches only own projects; owner_id to someone else is refused whole (4.5, 4.6)", async () => {
-    const before = projects();
+    const before = await projects();
     const steal = { update: { owner_id: b.ids.pro2 }, where: { id: { $gt: 0 } } };
     expectForbidden(await b.as("pro1", "PATCH", "/api/data/projects", steal), U, "projects");
-    expect(projects()).toEqual(before);
+    expect(await projects()).toEqual(before);
     const res = await b.as("pro1", "PATCH", "/api/data/projects", {
       update: { name: "renamed" },
       where: { id: { $gt: 0 } },
     });
     expect(res.status, res.text).toBe(200);
     expect(idsOf(res)).toEqual(sorted([b.rows.proj1, b.rows.proj3]));
-    const renamed = projects()
-      .filter((r) => r.name === "renamed")
-      .map((r) => r.id);
+    const renamed = (await projects()).filter((r) => r.name === "renamed").map((r) => r.id);
     expect(renamed).toEqual(sorted([b.rows.proj1, b.rows.proj3]));
   });
 
@@ -231,7 +229,7 @@ describe("SaaS Application", () => {
     const res = await b.as("pro1", "DELETE", "/api/data/projects", { id: { $gt: 0 } });
     expect(res.status, res.text).toBe(200);
     expect(idsOf(res)).toEqual(sorted([b.rows.proj1, b.rows.proj3]));
-    const left = projects().map((r) => r.id);
+    const left = (await projects()).map((r) => r.id);
     expect(left).toEqual(expect.arrayContaining([b.rows.proj2, b.rows.proj4, b.rows.proj5]));
     expect(left).not.toContain(b.rows.proj1);
     expect(left).not.toContain(b.rows.proj3);
@@ -242,7 +240,7 @@ describe("SaaS Application", () => {
     expect(updated.status, updated.text).toBe(200);
     const deleted = await b.as("admin", "DELETE", `/api/data/projects/${b.rows.proj5}`);
     expect(deleted.status, deleted.text).toBe(200);
-    expect(projects().map((r) => r.id)).not.toContain(b.rows.proj5);
+    expect((await projects()).map((r) => r.id)).not.toContain(b.rows.proj5);
   });
 
   it("SaaS: a registered user is a free_user: projects yes, tasks no (3.3)", async () => {

@@ -106,7 +106,7 @@ describe("Step 1: fully public (read-only)", () => {
   it("Step 1: a refused anonymous create writes nothing (4.9)", async () => {
     const res = await b.as(ANON, "POST", "/api/data/posts", [{ title: "anon-1" }, { title: "anon-2" }]);
     expectForbidden(res, "data.entity.create", "posts");
-    expect(dbRows(b.server, "SELECT id FROM posts WHERE title LIKE 'anon-%'")).toEqual([]);
+    expect(await dbRows(b.server, "SELECT id FROM posts WHERE title LIKE 'anon-%'")).toEqual([]);
   });
 
   it("Step 1: an invalid, tampered, foreign, expired or unsigned Bearer token is 401, never anonymous (4.1)", async () => {
@@ -140,7 +140,7 @@ describe("Step 1: fully public (read-only)", () => {
       const res = await b.as("user", "PATCH", `/api/data/users/${b.ids[who]}`, { role: "admin" });
       expectForbidden(res, "data.entity.update", "users");
     }
-    const roles = dbRows(b.server, "SELECT role FROM users WHERE id IN (?, ?)", b.ids.user, b.ids.victim);
+    const roles = await dbRows(b.server, "SELECT role FROM users WHERE id IN (?, ?)", b.ids.user, b.ids.victim);
     expect(roles.map((r) => r.role)).toEqual(["user", "user"]);
   });
 
@@ -170,10 +170,10 @@ describe("Step 1: fully public (read-only)", () => {
 
   it("Step 1: the password hash is never writable through the data API (3.6)", async () => {
     const hash = "SELECT password_hash FROM users WHERE id = ?";
-    const before = dbRows(b.server, hash, b.ids.victim);
+    const before = await dbRows(b.server, hash, b.ids.victim);
     const res = await b.as("user", "PATCH", `/api/data/users/${b.ids.victim}`, { password_hash: "x" });
     expect([400, 403], res.text).toContain(res.status);
-    expect(dbRows(b.server, hash, b.ids.victim)).toEqual(before);
+    expect(await dbRows(b.server, hash, b.ids.victim)).toEqual(before);
     const login = await b.server.request("POST", "/api/auth/password/login", {
       email: emailOf("victim"),
       password: PASSWORD,

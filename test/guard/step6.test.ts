@@ -111,41 +111,41 @@ describe("Step 6: public and owner access", () => {
   });
 
   it("Step 6: A updating B's published post is 403 (readable, outside the update filter) and writes nothing (4.5, 4.9)", async () => {
-    const before = authors();
+    const before = await authors();
     const res = await b.as("a", "PATCH", `/api/data/posts/${b.rows.pubB}`, { title: "hijacked" });
     expectForbidden(res, "data.entity.update", "posts");
     expect(res.text).not.toContain("B public");
-    expect(authors()).toEqual(before);
+    expect(await authors()).toEqual(before);
   });
 
   it("Step 6: A updating B's draft is 404, byte-identical to a nonexistent id, and writes nothing (4.5, 4.10)", async () => {
-    const before = authors();
+    const before = await authors();
     const hidden = await b.as("a", "PATCH", `/api/data/posts/${b.rows.draftB}`, { title: "hijacked" });
     const missing = await b.as("a", "PATCH", "/api/data/posts/999999", { title: "hijacked" });
     expectNotFound(hidden);
     expect(hidden.text).toBe(missing.text);
-    expect(authors()).toEqual(before);
+    expect(await authors()).toEqual(before);
   });
 
   it("Step 6: write check: A cannot hand own post to B (author_id = B): 403, nothing written (4.6)", async () => {
-    const before = authors();
+    const before = await authors();
     const res = await b.as("a", "PATCH", `/api/data/posts/${b.rows.draftA}`, { title: "moved", author_id: b.ids.b });
     expectForbidden(res, "data.entity.update", "posts");
-    expect(authors()).toEqual(before);
+    expect(await authors()).toEqual(before);
     expect(idsOf(await ok("a", "GET", "/api/data/posts"))).toContain(b.rows.draftA);
   });
 
   it("Step 6: write check on update many: setting author_id = B is 403 and nothing is written (4.6)", async () => {
-    const before = authors();
+    const before = await authors();
     const body = { update: { author_id: b.ids.b }, where: { id: { $gt: 0 } } };
     expectForbidden(await b.as("a", "PATCH", "/api/data/posts", body), "data.entity.update", "posts");
-    expect(authors()).toEqual(before);
+    expect(await authors()).toEqual(before);
   });
 
   it("Step 6: update many with a where matching everything reaches only A's own rows (4.5)", async () => {
     const res = await ok("a", "PATCH", "/api/data/posts", { update: { content: "bulk" }, where: { id: { $gt: 0 } } });
     expect(idsOf(res)).toEqual(sorted([b.rows.pubA, b.rows.draftA]));
-    const contents = Object.fromEntries(authors().map((r) => [r.id, r.content]));
+    const contents = Object.fromEntries((await authors()).map((r) => [r.id, r.content]));
     expect(contents).toEqual({
       [b.rows.pubA]: "bulk",
       [b.rows.draftA]: "bulk",

@@ -10,6 +10,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type pg from "pg";
 
 export type Engine = "sqlite" | "sqld" | "postgres";
 export const ENGINES: Engine[] = ["sqlite", "sqld", "postgres"];
@@ -133,27 +134,46 @@ export async function startPostgres(): Promise<Postgres> {
 
 let databases = 0;
 
+/** `url` naming `database` instead of its own (credentials and parameters such as `sslmode` kept). */
+export function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
 /**
- * A new, empty database on the PostgreSQL at `baseUrl`, named uniquely for this process; returns its URL.
- * Dropped by `dropDatabase`.
+ * A new, empty database on the PostgreSQL at `baseUrl`, named `<prefix>_<pid>_<n>` (unique for this process);
+ * returns its URL. Dropped by `dropDatabase`, or with all of its run by `dropDatabases`.
  */
-export async function createDatabase(baseUrl: string): Promise<string> {
-  const name = `citadel_${process.pid}_${Date.now().toString(36)}_${databases++}`;
-  await admin(baseUrl, `create database ${name}`);
-  return `${baseUrl}/${name}`;
+export async function createDatabase(baseUrl: string, prefix = "citadel"): Promise<string> {
+  const name = `${prefix}_${process.pid}_${Date.now().toString(36)}_${databases++}`;
+  await admin(baseUrl, (client) => client.query(`create database ${name}`));
+  return withDatabase(baseUrl, name);
 }
 
 export async function dropDatabase(url: string): Promise<void> {
-  const { pathname } = new URL(url);
-  await admin(url.slice(0, -pathname.length), `drop database if exists ${pathname.slice(1)} with (force)`);
+  const name = new URL(url).pathname.slice(1);
+  await admin(url, (client) => client.query(`drop database if exists ${name} with (force)`));
 }
 
-async function admin(baseUrl: string, statement: string): Promise<void> {
-  const { default: pg } = await import("pg");
-  const client = new pg.Client({ connectionString: `${baseUrl}/postgres` });
+/** Drop every database whose name starts with `prefix` (what a test run left behind on an external server). */
+export async function dropDatabases(baseUrl: string, prefix: string): Promise<void> {
+  await admin(baseUrl, async (client) => {
+    const { rows } = await client.query<{ datname: string }>(
+      "select datname from pg_database where starts_with(datname, $1)",
+      [`${prefix}_`],
+    );
+    for (const { datname } of rows) await client.query(`drop database if exists ${datname} with (force)`);
+  });
+}
+
+/** Run `work` on a connection to the server's `postgres` database (CREATE/DROP DATABASE cannot run inside the one dropped). */
+async function admin(url: string, work: (client: pg.Client) => Promise<unknown>): Promise<void> {
+  const { default: driver } = await import("pg");
+  const client = new driver.Client({ connectionString: withDatabase(url, "postgres") });
   await client.connect();
   try {
-    await client.query(statement);
+    await work(client);
   } finally {
     await client.end();
   }

@@ -22,7 +22,8 @@ const me = (token: string) => server.request("GET", "/api/auth/me", undefined, b
 const sessionCookieSet = (res: TestResponse) => res.headers.getSetCookie().some((c) => /^auth=[^;]/.test(c));
 
 /** Everything a request could change: users (with their token versions) and rows. */
-const state = () => JSON.stringify([dbRows(server, "SELECT * FROM users"), dbRows(server, "SELECT * FROM posts")]);
+const state = async () =>
+  JSON.stringify([await dbRows(server, "SELECT * FROM users"), await dbRows(server, "SELECT * FROM posts")]);
 
 describe("HEAD is a GET: it never changes state (3.7)", () => {
   it("HEAD /api/auth/logout never revokes a token (3.7)", async () => {
@@ -46,7 +47,7 @@ describe("HEAD is a GET: it never changes state (3.7)", () => {
 
   it("no GET or HEAD route changes the database, whoever sends it with the cookie (3.7)", async () => {
     const u = await userWithToken(server, "reads@example.com");
-    const before = state();
+    const before = await state();
     const routes = [
       "/api/auth/me",
       "/api/auth/strategies",
@@ -64,7 +65,7 @@ describe("HEAD is a GET: it never changes state (3.7)", () => {
           const res = await server.request(method, path, undefined, { cookie: u.cookie, origin });
           expect(res.status, `${method} ${path} from ${origin}`).toBeLessThan(500);
         }
-    expect(state(), "a cross-site GET or HEAD changed the database").toBe(before);
+    expect(await state(), "a cross-site GET or HEAD changed the database").toBe(before);
     expect((await me(u.token)).status).toBe(200);
   });
 

@@ -70,7 +70,7 @@ beforeAll(async () => {
 });
 afterAll(() => b.server.close());
 
-const notes = () => dbRows(b.server, "SELECT count(*) AS n FROM notes")[0]!.n as number;
+const notes = async () => (await dbRows(b.server, "SELECT count(*) AS n FROM notes"))[0]!.n as number;
 
 /** ROWS notes for ann, row `at` changed by `change` (several rows: several changes). */
 function batch(changes: Record<number, Record<string, unknown>>): Record<string, unknown>[] {
@@ -79,23 +79,23 @@ function batch(changes: Record<number, Record<string, unknown>>): Record<string,
 
 /** Both batches answer byte-identical bodies with the same status, and neither writes anything. */
 async function same(hidden: unknown, free: unknown): Promise<{ status: number; text: string }> {
-  const before = notes();
+  const before = await notes();
   const h = await b.as("ann", "POST", "/api/data/notes", hidden);
   const f = await b.as("ann", "POST", "/api/data/notes", free);
   expect(h.status, `hidden: ${h.text} / free: ${f.text}`).toBe(f.status);
   expect(h.text).toBe(f.text);
-  expect(notes()).toBe(before);
+  expect(await notes()).toBe(before);
   return { status: h.status, text: h.text };
 }
 
 describe("bulk creates under the guard (4.6, 4.14, 4.17, 11.5)", () => {
   it("every row of a 1,000-row create is write-checked: one row outside the filter is 403 and nothing is written (4.6)", async () => {
-    const before = notes();
+    const before = await notes();
     for (const at of [0, 600, 999]) {
       const res = await b.as("ann", "POST", "/api/data/notes", batch({ [at]: { shared: true } }));
       expect(res.status, res.text).toBe(403);
       expect(res.body.error.message).toContain("the row as written would be outside");
-      expect(notes()).toBe(before);
+      expect(await notes()).toBe(before);
     }
   });
 
@@ -104,7 +104,7 @@ describe("bulk creates under the guard (4.6, 4.14, 4.17, 11.5)", () => {
     expect(res.status, res.text).toBe(201);
     expect(res.body.data.map((r: { body: string }) => r.body)).toEqual(batch({}).map((r) => r.body));
     const ids: number[] = res.body.data.map((r: { id: number }) => r.id);
-    const owners = dbRows(b.server, `SELECT DISTINCT writer_id FROM notes WHERE id IN (${ids.join(",")})`);
+    const owners = await dbRows(b.server, `SELECT DISTINCT writer_id FROM notes WHERE id IN (${ids.join(",")})`);
     expect(owners).toEqual([{ writer_id: b.ids.ann }]);
     await b.as("root", "DELETE", "/api/data/notes", { id: { $in: ids } });
   });

@@ -127,7 +127,7 @@ describe("a condition on id is a condition on the row (4.12)", () => {
     const many = await b.as("eve", "PATCH", "/api/data/posts", { update: { title: "pwned" }, where: { id: 1 } });
     expect(many.status).toBe(200);
     expect(many.body.data).toEqual([]);
-    expect(dbRows(b.server, "SELECT title FROM posts WHERE id = 1")).toEqual([{ title: "draft one" }]);
+    expect(await dbRows(b.server, "SELECT title FROM posts WHERE id = 1")).toEqual([{ title: "draft one" }]);
   });
 
   it("a deny conditioned on id removes only those rows from a delete-many (4.12)", async () => {
@@ -135,7 +135,10 @@ describe("a condition on id is a condition on the row (4.12)", () => {
     const res = await b.as("eve", "DELETE", "/api/data/posts", { id: { $in: [2, 3] } });
     expect(res.status).toBe(200);
     expect(res.body.data).toEqual([]);
-    expect(dbRows(b.server, "SELECT id FROM posts WHERE id IN (2, 3) ORDER BY id")).toEqual([{ id: 2 }, { id: 3 }]);
+    expect(await dbRows(b.server, "SELECT id FROM posts WHERE id IN (2, 3) ORDER BY id")).toEqual([
+      { id: 2 },
+      { id: 3 },
+    ]);
   });
 });
 

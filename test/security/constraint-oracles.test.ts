@@ -105,7 +105,7 @@ beforeAll(async () => {
 afterAll(() => b.server.close());
 
 const snapshot = () =>
-  ["workspaces", "docs", "profiles"].map((t) => dbRows(b.server, `SELECT * FROM ${t} ORDER BY id`));
+  Promise.all(["workspaces", "docs", "profiles"].map((t) => dbRows(b.server, `SELECT * FROM ${t} ORDER BY id`)));
 
 /** Both requests answer byte-identical bodies with the same status, and neither writes anything. */
 async function same(
@@ -115,13 +115,13 @@ async function same(
   hidden: unknown,
   missing: unknown,
 ): Promise<{ status: number; text: string }> {
-  const before = snapshot();
+  const before = await snapshot();
   const h = await b.as(who, method, path, hidden);
   const m = await b.as(who, method, path, missing);
   expect(h.status, `hidden: ${h.text} / missing: ${m.text}`).toBe(m.status);
   expect(h.text).toBe(m.text);
   expect(h.text).not.toContain("bob-hidden");
-  expect(snapshot()).toEqual(before);
+  expect(await snapshot()).toEqual(before);
   return { status: h.status, text: h.text };
 }
 

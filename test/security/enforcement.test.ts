@@ -48,7 +48,7 @@ describe("messages that say which refusal (4.16)", () => {
   });
 
   it("a row that would leave the filter once written says so, without the values (4.16)", async () => {
-    const before = dbRows(b.server, "SELECT * FROM projects ORDER BY id");
+    const before = await dbRows(b.server, "SELECT * FROM projects ORDER BY id");
     const update = await b.as("alice", "PATCH", `/api/data/projects/${P.alicePrivate}`, { owner_id: ID.bob });
     expect(update.text).toBe(
       forbidden(
@@ -65,7 +65,7 @@ describe("messages that say which refusal (4.16)", () => {
         "tasks",
       ),
     );
-    expect(dbRows(b.server, "SELECT * FROM projects ORDER BY id")).toEqual(before);
+    expect(await dbRows(b.server, "SELECT * FROM projects ORDER BY id")).toEqual(before);
   });
 
   it("a field the permission does not cover: you may not write field F (4.16)", async () => {
@@ -129,7 +129,7 @@ describe("the trusted module uses the same accessor, with open access", () => {
     const filtered = await data.list("projects", { owner_id: ID.bob });
     expect(filtered.map((p) => p.id)).toEqual([P.bobPrivate, P.bobPublic]);
     const created = (await data.create("tasks", { title: "trusted", project_id: P.bobPrivate })) as { id: number };
-    expect(dbRows(b.server, "SELECT project_id FROM tasks WHERE id = ?", created.id)).toEqual([
+    expect(await dbRows(b.server, "SELECT project_id FROM tasks WHERE id = ?", created.id)).toEqual([
       { project_id: P.bobPrivate },
     ]);
     await expect(data.create("tasks", { title: "dangling", project_id: 999 })).rejects.toThrow(/break a reference/);

@@ -37,8 +37,8 @@ describe("no row oracles (§4.10)", () => {
       const delMissing = await b.as("alice", "DELETE", `${prefix}/tasks/999`);
       expect(del.text).toBe(delMissing.text);
       expect(del.text).toBe(NOT_FOUND);
-      expect(dbRows(b.server, "SELECT name FROM projects WHERE id = 3")).toEqual([{ name: "Bob private" }]);
-      expect(dbRows(b.server, "SELECT id FROM tasks WHERE id = 2")).toHaveLength(1);
+      expect(await dbRows(b.server, "SELECT name FROM projects WHERE id = 3")).toEqual([{ name: "Bob private" }]);
+      expect(await dbRows(b.server, "SELECT id FROM tasks WHERE id = 2")).toHaveLength(1);
     });
 
   it.each(["01", "03", "1e3", "-1", "0", "+3", "3.0", "0x3", "3%20", "%203", "99999999999999999999", "3abc", "１"])(
@@ -177,7 +177,7 @@ describe("names never become SQL (§2.3)", () => {
       expect(res.status, `${path}: ${res.text}`).toBe(400);
       expectNoSecrets(res, ["TOPSECRET", "$argon2", "SQLITE", "syntax"]);
     }
-    expect(dbRows(b.server, "SELECT count(*) AS n FROM projects")).toEqual([{ n: 4 }]);
+    expect(await dbRows(b.server, "SELECT count(*) AS n FROM projects")).toEqual([{ n: 4 }]);
   });
 
   it.each(["PROJECTS", "projects;--", "projects%00", "proj%C3%A9cts", "sqlite_master", "projects_tags", "__proto__"])(

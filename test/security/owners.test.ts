@@ -45,20 +45,20 @@ describe("owners (4.14)", () => {
     const res = await b.as("ann", "POST", "/api/data/notes", { body: "ann's" });
     expect(res.status, res.text).toBe(201);
     expect(res.body.data.writer_id).toBe(b.ids.ann);
-    expect(dbRows(b.server, `SELECT writer_id FROM notes WHERE id = ${res.body.data.id}`)).toEqual([
+    expect(await dbRows(b.server, `SELECT writer_id FROM notes WHERE id = ${res.body.data.id}`)).toEqual([
       { writer_id: b.ids.ann },
     ]);
   });
 
   it("a body naming another user as the owner is 403 and writes nothing (4.14)", async () => {
-    const before = dbRows(b.server, "SELECT count(*) AS n FROM notes");
+    const before = await dbRows(b.server, "SELECT count(*) AS n FROM notes");
     const res = await b.as("ann", "POST", "/api/data/notes", { body: "spoof", writer_id: b.ids.bob });
     expect(res.status).toBe(403);
     expect(res.body.error.message).toContain("writer_id");
-    expect(dbRows(b.server, "SELECT count(*) AS n FROM notes")).toEqual(before);
+    expect(await dbRows(b.server, "SELECT count(*) AS n FROM notes")).toEqual(before);
     const many = await b.as("ann", "POST", "/api/data/notes", [{ body: "ok" }, { body: "x", writer_id: b.ids.bob }]);
     expect(many.status).toBe(403);
-    expect(dbRows(b.server, "SELECT count(*) AS n FROM notes")).toEqual(before);
+    expect(await dbRows(b.server, "SELECT count(*) AS n FROM notes")).toEqual(before);
   });
 
   it("naming oneself is fine; implicit_allow may name anyone (4.14)", async () => {
@@ -73,7 +73,7 @@ describe("owners (4.14)", () => {
     const id = created.body.data.id;
     const res = await b.as("ann", "PATCH", `/api/data/notes/${id}`, { writer_id: b.ids.bob });
     expect(res.status).toBe(403);
-    expect(dbRows(b.server, `SELECT writer_id FROM notes WHERE id = ${id}`)).toEqual([{ writer_id: b.ids.ann }]);
+    expect(await dbRows(b.server, `SELECT writer_id FROM notes WHERE id = ${id}`)).toEqual([{ writer_id: b.ids.ann }]);
   });
 
   it("$owner: true filters reads to the caller's own rows (4.14)", async () => {
@@ -87,7 +87,7 @@ describe("owners (4.14)", () => {
   it("a caller without a user creates rows without an owner and cannot name one (4.14)", async () => {
     const res = await b.as(ANON, "POST", "/api/data/notes", { body: "anon" });
     expect(res.status, res.text).toBe(201);
-    expect(dbRows(b.server, `SELECT writer_id FROM notes WHERE id = ${res.body.data.id}`)).toEqual([
+    expect(await dbRows(b.server, `SELECT writer_id FROM notes WHERE id = ${res.body.data.id}`)).toEqual([
       { writer_id: null },
     ]);
     expect((await b.as(ANON, "POST", "/api/data/notes", { body: "x", writer_id: b.ids.ann })).status).toBe(403);
