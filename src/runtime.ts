@@ -27,5 +27,12 @@ export interface Runtime {
   remoteAddress(c: Context): string | undefined;
 }
 
+/**
+ * The path is a variable so that bundlers (esbuild, wrangler) do not follow it: an edge worker passes its own
+ * runtime and must not carry Node's drivers, native argon2 or @hono/node-server.
+ */
+const NODE_RUNTIME = "../adapters/node/runtime.js";
+
 /** Node's runtime, loaded only when `createApp` is called without one (e.g. directly under Node). */
-export const defaultRuntime = async (): Promise<Runtime> => (await import("../adapters/node/runtime.js")).nodeRuntime;
+export const defaultRuntime = async (): Promise<Runtime> =>
+  ((await import(/* @vite-ignore */ NODE_RUNTIME)) as typeof import("../adapters/node/runtime.js")).nodeRuntime;
