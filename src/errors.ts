@@ -9,6 +9,7 @@ export type ErrorCode =
   | "conflict"
   | "payload_too_large"
   | "rate_limited"
+  | "unavailable"
   | "internal";
 
 export class CitadelError extends Error {
@@ -79,6 +80,13 @@ export class PayloadTooLargeError extends CitadelError {
 export class RateLimitedError extends CitadelError {
   constructor(readonly retryAfterSeconds: number) {
     super("rate_limited", 429, "too many attempts, try again later");
+  }
+}
+
+/** The database is saturated (every connection busy, the server refusing more): try again shortly (503). */
+export class UnavailableError extends CitadelError {
+  constructor(readonly retryAfterSeconds = 1) {
+    super("unavailable", 503, "the database is busy, try again shortly");
   }
 }
 

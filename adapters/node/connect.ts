@@ -13,11 +13,14 @@ import {
   SqliteDialect,
   type TransactionSettings,
 } from "kysely";
+import { BoundedDriver } from "../../src/db/bounded-driver.js";
 import type { ConnectionTarget, Connector } from "../../src/db/connection.js";
 import { ConfigError } from "../../src/errors.js";
 
 /** How long a connection waits for another one's write lock before SQLITE_BUSY; shared with Bun's connector. */
 export const BUSY_TIMEOUT_MS = 5000;
+/** How long a request waits for a free connection before it is answered 503 (src/db/bounded-driver.ts). */
+const POOL_WAIT_MS = 10_000;
 
 /** Drivers answer a missing directory in their own words ("Cannot open database because the directory does not exist"). */
 export function checkDirectory({ url, path }: ConnectionTarget): void {
@@ -62,54 +65,23 @@ export function withStatementCache<Statement>(database: { prepare(sql: string): 
 }
 
 /**
- * A local libsql client keeps one connection so per-connection pragmas hold; Kysely's own SQLite driver
- * serializes access with a mutex and we do the same, so a transaction never meets a concurrent statement.
+ * A libSQL server through its HTTP protocol, at most `poolMax` requests at once (sqld refuses what exceeds its
+ * own limit with 429); a local libsql client keeps one connection so per-connection pragmas hold, lent to one
+ * caller at a time as Kysely's own SQLite driver does, so a transaction never meets a concurrent statement.
  */
-class SerializedDriver implements Driver {
-  private queue: Promise<void> = Promise.resolve();
-  private release: (() => void) | undefined;
-  constructor(private readonly inner: Driver) {}
-  init() {
-    return this.inner.init();
-  }
-  async acquireConnection(): Promise<DatabaseConnection> {
-    const previous = this.queue;
-    let release!: () => void;
-    this.queue = new Promise((resolve) => {
-      release = resolve;
-    });
-    await previous;
-    this.release = release;
-    return this.inner.acquireConnection();
-  }
-  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings) {
-    return this.inner.beginTransaction(connection, settings);
-  }
-  commitTransaction(connection: DatabaseConnection) {
-    return this.inner.commitTransaction(connection);
-  }
-  rollbackTransaction(connection: DatabaseConnection) {
-    return this.inner.rollbackTransaction(connection);
-  }
-  async releaseConnection(connection: DatabaseConnection) {
-    await this.inner.releaseConnection(connection);
-    this.release?.();
-  }
-  destroy() {
-    return this.inner.destroy();
-  }
-}
-
-async function libsql({ kind, path, url, authToken }: ConnectionTarget): Promise<KyselyDialect> {
+async function libsql({ kind, path, url, authToken, poolMax }: ConnectionTarget): Promise<KyselyDialect> {
   const { LibsqlDialect } = await import("@libsql/kysely-libsql");
-  if (kind === "remote") return new LibsqlDialect({ url, authToken });
+  if (kind === "remote") return bounded(new LibsqlDialect({ url, authToken }), poolMax);
   const { createClient } = await import("@libsql/client");
   const client = createClient({ url: kind === "memory" ? ":memory:" : `file:${path}`, concurrency: 1 });
   await localSettings(client, kind === "file");
   // kysely-libsql types a client from its own older @libsql/client; the runtime interface is the same.
-  const dialect = new LibsqlDialect({ client: client as never });
+  return bounded(new LibsqlDialect({ client: client as never }), 1);
+}
+
+function bounded<T extends KyselyDialect>(dialect: T, max: number): T {
   const createDriver = dialect.createDriver.bind(dialect);
-  dialect.createDriver = () => new SerializedDriver(createDriver());
+  dialect.createDriver = () => new BoundedDriver(createDriver(), max);
   return dialect;
 }
 
@@ -134,7 +106,8 @@ export async function postgres({ url, poolMax }: ConnectionTarget): Promise<Kyse
     getTypeParser: ((oid: number, format?: "text" | "binary") =>
       oid === int8 ? Number : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
   };
-  return new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: poolMax, types }) });
+  const pool = new pg.Pool({ connectionString: url, max: poolMax, types, connectionTimeoutMillis: POOL_WAIT_MS });
+  return new PostgresDialect({ pool });
 }
 
 /** Open `target` with the driver it names. */

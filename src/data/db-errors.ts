@@ -3,7 +3,7 @@
  * src/db/dialect-driver.ts) to typed errors; anything else stays unknown (500).
  */
 import { DatabaseError } from "../dialect/index.js";
-import { BadRequestError, type CitadelError, ConflictError } from "../errors.js";
+import { BadRequestError, type CitadelError, ConflictError, UnavailableError } from "../errors.js";
 
 /** One answer for a reference to a missing row and to a row the caller cannot read (§4.10, §4.17). */
 export const brokenReference = () =>
@@ -29,5 +29,7 @@ export function translateDbError(error: unknown): CitadelError | undefined {
       return brokenReference();
     case "too-many-values":
       return new BadRequestError("the request binds too many values; narrow the where or the lists in it");
+    case "busy":
+      return new UnavailableError();
   }
 }

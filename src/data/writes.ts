@@ -4,6 +4,7 @@
  */
 import { sql } from "kysely";
 import { type Db, dialectOf } from "../db/connection.js";
+import { retryBusy } from "../db/dialect-driver.js";
 import { BadRequestError, CitadelError, ValidationError } from "../errors.js";
 import type { Filter } from "../query/ast.js";
 import type { Row } from "./codec.js";
@@ -26,10 +27,13 @@ import {
 const now = () => new Date().toISOString();
 const isObject = (v: unknown): v is Row => typeof v === "object" && v !== null && !Array.isArray(v);
 
-/** Run `work` in a transaction; database errors become typed ones (409, 400) or stay unknown (500). */
+/**
+ * Run `work` in a transaction, the whole transaction again while the engine is too busy to take it (it
+ * applied nothing); database errors become typed ones (409, 400, 503) or stay unknown (500).
+ */
 export async function inTransaction<T>(db: Db, work: (trx: Db) => Promise<T>): Promise<T> {
   try {
-    return await db.transaction().execute(work);
+    return await retryBusy(() => db.transaction().execute(work));
   } catch (error) {
     if (error instanceof CitadelError) throw error;
     throw translateDbError(error) ?? error;

@@ -16,7 +16,8 @@ import type {
   QueryResult,
   TransactionSettings,
 } from "kysely";
-import type { Dialect } from "../dialect/index.js";
+import { DatabaseError, type Dialect } from "../dialect/index.js";
+import { Saturated } from "./bounded-driver.js";
 
 type Translate = (error: unknown) => unknown;
 
@@ -29,14 +30,42 @@ async function translated<T>(translate: Translate, work: () => Promise<T>): Prom
   }
 }
 
-/** The driver's connection, as Kysely sees it; the driver's own methods get the inner one back. */
+/** Waits before the 2nd, 3rd and 4th try of a statement the engine was too busy to take. */
+export const BUSY_RETRY_MS = [25, 100, 400];
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms * (0.5 + Math.random())));
+const isBusy = (error: unknown) => error instanceof DatabaseError && error.kind === "busy";
+
+/**
+ * Run `work`, trying again after a pause while it fails `busy` (a busy engine did not apply it), and
+ * throwing the last error when the tries run out.
+ */
+export async function retryBusy<T>(work: () => Promise<T>): Promise<T> {
+  for (const wait of BUSY_RETRY_MS) {
+    try {
+      return await work();
+    } catch (error) {
+      if (!isBusy(error)) throw error;
+      await sleep(wait);
+    }
+  }
+  return work();
+}
+
+/**
+ * The driver's connection, as Kysely sees it; the driver's own methods get the inner one back. A statement
+ * outside a transaction is tried again while the engine is busy; inside one, a retry is the whole
+ * transaction's to make (data/writes.ts), since the engine may have given up on the transaction.
+ */
 class ClassifiedConnection implements DatabaseConnection {
+  inTransaction = false;
   constructor(
     readonly inner: DatabaseConnection,
     private readonly translate: Translate,
   ) {}
   executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    return translated(this.translate, () => this.inner.executeQuery<R>(query));
+    const run = () => translated(this.translate, () => this.inner.executeQuery<R>(query));
+    return this.inTransaction ? run() : retryBusy(run);
   }
   async *streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
     try {
@@ -50,6 +79,10 @@ class ClassifiedConnection implements DatabaseConnection {
 const innerOf = (connection: DatabaseConnection) =>
   connection instanceof ClassifiedConnection ? connection.inner : connection;
 
+const markTransaction = (connection: DatabaseConnection, open: boolean) => {
+  if (connection instanceof ClassifiedConnection) connection.inTransaction = open;
+};
+
 class ClassifyingDriver implements Driver {
   private readonly translate: Translate;
   savepoint?: Driver["savepoint"];
@@ -60,7 +93,8 @@ class ClassifyingDriver implements Driver {
     private readonly inner: Driver,
     dialect: Dialect,
   ) {
-    this.translate = (error) => dialect.classifyError(error) ?? error;
+    this.translate = (error) =>
+      error instanceof Saturated ? new DatabaseError("busy", error) : (dialect.classifyError(error) ?? error);
     const { savepoint, rollbackToSavepoint, releaseSavepoint } = inner;
     if (savepoint)
       this.savepoint = (c, name, compile) => this.run(() => savepoint.call(inner, innerOf(c), name, compile));
@@ -80,15 +114,19 @@ class ClassifyingDriver implements Driver {
     return this.inner.init();
   }
   async acquireConnection(): Promise<DatabaseConnection> {
-    return new ClassifiedConnection(await this.inner.acquireConnection(), this.translate);
+    const inner = await retryBusy(() => this.run(() => this.inner.acquireConnection()));
+    return new ClassifiedConnection(inner, this.translate);
   }
-  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings) {
-    return this.run(() => this.inner.beginTransaction(innerOf(connection), settings));
+  async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings) {
+    await this.run(() => this.inner.beginTransaction(innerOf(connection), settings));
+    markTransaction(connection, true);
   }
   commitTransaction(connection: DatabaseConnection) {
+    markTransaction(connection, false);
     return this.run(() => this.inner.commitTransaction(innerOf(connection)));
   }
   rollbackTransaction(connection: DatabaseConnection) {
+    markTransaction(connection, false);
     return this.run(() => this.inner.rollbackTransaction(innerOf(connection)));
   }
   releaseConnection(connection: DatabaseConnection) {

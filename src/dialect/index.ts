@@ -48,8 +48,12 @@ export interface CounterTrigger {
   counter: string;
 }
 
-/** What Citadel needs to know about a failed statement; everything else stays the engine's own error. */
-export type DatabaseErrorKind = "unique" | "foreign-key" | "too-many-values";
+/**
+ * What Citadel needs to know about a failed statement; everything else stays the engine's own error.
+ * `busy`: the engine did not take the statement now (locked, saturated, a serialization conflict); it did
+ * not apply, and the same work may succeed when tried again.
+ */
+export type DatabaseErrorKind = "unique" | "foreign-key" | "too-many-values" | "busy";
 
 /**
  * A driver's error, classified by the dialect from the engine's code (the connection does this for every

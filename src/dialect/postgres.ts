@@ -39,7 +39,14 @@ const CODES: Record<string, DatabaseErrorKind> = {
   "23505": "unique",
   "23503": "foreign-key",
   "54000": "too-many-values", // program_limit_exceeded
+  "40001": "busy", // serialization_failure
+  "40P01": "busy", // deadlock_detected
+  "53300": "busy", // too_many_connections
+  "57P03": "busy", // cannot_connect_now
 };
+
+/** pg's pool gives up waiting for a free connection (`connectionTimeoutMillis`) with this message and no code. */
+const POOL_TIMEOUT = "timeout exceeded when trying to connect";
 
 /** PostgreSQL names a violated key's columns in the error's detail: `Key (a, b)=(1, 2) already exists.` */
 const KEY_COLUMNS = /^Key \(([^)]*)\)=/;
@@ -47,7 +54,7 @@ const KEY_COLUMNS = /^Key \(([^)]*)\)=/;
 function classifyError(error: unknown): DatabaseError | undefined {
   if (!(error instanceof Error)) return undefined;
   const { code, detail } = error as { code?: unknown; detail?: unknown };
-  const kind = typeof code === "string" ? CODES[code] : undefined;
+  const kind = typeof code === "string" ? CODES[code] : error.message === POOL_TIMEOUT ? "busy" : undefined;
   if (kind === undefined) return undefined;
   if (kind !== "unique") return new DatabaseError(kind, error);
   const columns = typeof detail === "string" ? (KEY_COLUMNS.exec(detail)?.[1] ?? "") : "";

@@ -82,8 +82,16 @@ const CODES: Record<string, DatabaseErrorKind> = {
 /** SQLite names the columns of a violated key only in its message: `UNIQUE constraint failed: t.a, t.b`. */
 const UNIQUE_COLUMNS = /UNIQUE constraint failed: ([\w.]+(?:, [\w.]+)*)/;
 
+/** A libSQL server answering 429 (over its concurrent-request limit) or 503: the request did not run. */
+const refusedByServer = (error: Error) => {
+  const status = (error.cause as { status?: unknown } | undefined)?.status;
+  return status === 429 || status === 503;
+};
+
 function kindOf(error: Error, code: string | undefined): DatabaseErrorKind | undefined {
   if (code !== undefined && code in CODES) return CODES[code];
+  if (code?.startsWith("SQLITE_BUSY") || code?.startsWith("SQLITE_LOCKED")) return "busy";
+  if (code === "SERVER_ERROR" && refusedByServer(error)) return "busy";
   // libSQL over HTTP carries only the primary code; SQLite's wording of the two constraints is fixed
   if (code === "SQLITE_CONSTRAINT") {
     if (UNIQUE_COLUMNS.test(error.message)) return "unique";
