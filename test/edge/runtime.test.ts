@@ -39,7 +39,4 @@ describe("client addresses on the edge (3.4): no socket, so only a header the de
     expect(await addressOf(runtime, spoofed)).toBe("203.0.113.9");
     expect(await addressOf(runtime, {})).toBe("(unknown)");
   });
-
-    expect(hash).toMatch(/^\$argon2id\$v=19\$m=1024,p=1,t=1\$/);
-  });
 });
