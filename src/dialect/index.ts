@@ -93,6 +93,8 @@ export interface Dialect {
    * with a complete ALTER TABLE alters it.
    */
   reshapeTable(db: Db, change: TableChange): CompiledQuery[];
+  /** True when `reshapeTable` creates the table afresh, new columns included; false when it alters the columns it names. */
+  readonly reshapeCreatesColumns: boolean;
   /** Take a lock that concurrent schema syncs on the same database wait for, until the transaction ends. */
   lockSchema(trx: Db): Promise<void>;
   /** Run the statements of a reshape with foreign keys unenforced when the reshape needs it (a rebuild drops tables). */

@@ -135,6 +135,7 @@ export const postgres: Dialect = {
   columns,
   defaultText: (_db, value) => defaultText(value),
   reshapeTable: alter,
+  reshapeCreatesColumns: false,
   async lockSchema(trx) {
     // concurrent CREATE TABLE IF NOT EXISTS can fail on PostgreSQL: an advisory lock orders them first
     await sql`select pg_advisory_xact_lock(${SCHEMA_LOCK_KEY})`.execute(trx);

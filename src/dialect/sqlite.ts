@@ -144,6 +144,7 @@ export const sqlite: Dialect = {
   // SQLite keeps a default's text as written, and Kysely writes a literal as `sql.lit` compiles it
   defaultText: (db, value) => (value === undefined ? null : sql.lit(value).compile(db).sql),
   reshapeTable: rebuild,
+  reshapeCreatesColumns: true,
   // the first write of the transaction is the lock (schema/sync.ts): SQLite has one writer at a time
   lockSchema: async () => {},
   async withoutForeignKeys(db, work) {

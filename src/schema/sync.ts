@@ -225,8 +225,8 @@ function planTable(
     );
     plan.deferred.push(...dialect.reshapeTable(db, change));
   }
-  // a deferred rebuild creates the new columns itself; without it they are added in place
-  const adds = redefaulted.length > 0 ? plan.addedUnlessRebuilt : plan.additive;
+  // a deferred rebuild creates the new columns itself; without it (or where the reshape alters) they are added
+  const adds = redefaulted.length > 0 && dialect.reshapeCreatesColumns ? plan.addedUnlessRebuilt : plan.additive;
   for (const c of table.columns.filter((c) => !columns.has(c.name)))
     adds.push(db.schema.alterTable(table.name).addColumn(c.name, typeOf(c), defineColumn(dialect, c)).compile());
 }
