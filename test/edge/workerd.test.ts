@@ -37,6 +37,7 @@ describe("the edge adapter under workerd: Step 6 on a libSQL server (11.3)", () 
     await node?.close();
     await worker?.close();
     await sqld?.close();
+    bundle?.remove();
   });
 
   const call = async (method: string, path: string, token?: string, body?: unknown) => {
@@ -178,5 +179,20 @@ describe("the edge adapter under workerd: Step 6 on a libSQL server (11.3)", () 
       new Request("http://node.test/api/data/posts", { headers: { authorization: `Bearer ${tokens.alice}` } }),
     );
     expect(ids(await mine.json())).toEqual([posts.pubA, posts.draftA, posts.pubB]);
+  });
+
+  it("a worker that cannot start answers 503 without the reason, logs the reason, and tries again on the next request", async () => {
+    const broken = await startWorkerd(bundle, { LIBSQL_URL: "file:data.db", CITADEL_JWT_SECRET: SECRET });
+    try {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const res = await fetch(`${broken.url}/api/data/posts`);
+        expect(res.status, broken.output()).toBe(503);
+        expect(await res.json()).toEqual({ error: "the server could not start" });
+      }
+      const reasons = broken.output().match(/citadel: cannot start: connection\.url: .*use a libSQL server over HTTP/g);
+      expect(reasons?.length, broken.output()).toBeGreaterThanOrEqual(2);
+    } finally {
+      await broken.close();
+    }
   });
 });

@@ -23,6 +23,8 @@ export interface Bundle {
   modules: { name: string; kind: "esModule" | "wasm" }[];
   metafile: Metafile;
   bytes: number;
+  /** delete the directory (after every workerd serving it has closed) */
+  remove(): void;
 }
 
 /** Bundle `entry` (relative to the repository) into a temporary directory. */
@@ -50,7 +52,8 @@ export async function bundleWorker(entry: string): Promise<Bundle> {
     copyFileSync(join(ROOT, "adapters/edge/wasm", name), join(dir, name));
     modules.push({ name, kind: "wasm" });
   }
-  return { dir, modules, metafile: result.metafile, bytes: output.bytes };
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  return { dir, modules, metafile: result.metafile, bytes: output.bytes, remove };
 }
 
 export interface Workerd {
@@ -66,8 +69,9 @@ export async function startWorkerd(bundle: Bundle, bindings: Record<string, stri
   const str = (s: string) => JSON.stringify(s);
   const modules = bundle.modules.map((m) => `(name = ${str(m.name)}, ${m.kind} = embed ${str(m.name)})`);
   const texts = Object.entries(bindings).map(([name, value]) => `(name = ${str(name)}, text = ${str(value)})`);
+  const config = join(bundle.dir, `config-${port}.capnp`);
   writeFileSync(
-    join(bundle.dir, "config.capnp"),
+    config,
     `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [
@@ -86,7 +90,7 @@ const worker :Workerd.Worker = (
 `,
   );
   let output = "";
-  const child: ChildProcess = spawn(WORKERD, ["serve", join(bundle.dir, "config.capnp")], {
+  const child: ChildProcess = spawn(WORKERD, ["serve", config], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   child.stdout?.on("data", (chunk) => (output += chunk));
@@ -96,7 +100,6 @@ const worker :Workerd.Worker = (
   const close = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
     await exited;
-    rmSync(bundle.dir, { recursive: true, force: true });
   };
   // ready once the socket answers at all; the first request also builds the app (schema sync on the server)
   const deadline = Date.now() + READY_TIMEOUT_MS;
