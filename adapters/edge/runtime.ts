@@ -16,10 +16,12 @@ export interface EdgeRuntimeOptions {
 
 /**
  * An edge runtime exposes no socket address. A header such as CF-Connecting-IP is the client's address only
- * where the platform writes it and overwrites any value the client sent: true on Cloudflare's network, false on
- * a self-hosted workerd or behind another proxy, and nothing in the request tells the two apart. So it is read
- * only when the deployment names it (`clientAddressHeader`); otherwise the address is unknown and rate limits
- * by address fall back to X-Forwarded-For under `server.trust_proxy`, or to one shared bucket (src/http/client.ts).
+ * where the platform writes it whatever the client sent: true on Cloudflare's network (Cloudflare's docs: it is
+ * the connecting client's address; in a subrequest from a Worker of the same zone it is that Worker's
+ * x-real-ip, so your own code), false on a self-hosted workerd or behind another proxy, and nothing in the
+ * request tells the two apart. So it is read only when the deployment names it (`clientAddressHeader`);
+ * otherwise the address is unknown and rate limits by address fall back to X-Forwarded-For under
+ * `server.trust_proxy`, or to one shared bucket (src/http/client.ts).
  */
 export function edgeRuntime(options: EdgeRuntimeOptions = {}): Runtime {
   const header = options.clientAddressHeader?.toLowerCase();
