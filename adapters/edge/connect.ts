@@ -14,6 +14,7 @@ import {
   SqliteIntrospector,
   SqliteQueryCompiler,
 } from "kysely";
+import { BoundedDriver } from "../../src/db/bounded-driver.js";
 import type { Connector } from "../../src/db/connection.js";
 import { redact } from "../../src/db/connection.js";
 import { ConfigError } from "../../src/errors.js";
@@ -75,10 +76,11 @@ class LibsqlHttpDriver implements Driver {
   }
 }
 
-function libsqlHttp(client: Client): KyselyDialect {
+/** At most `max` statements or transactions in flight, as on Node: beyond that they wait, then answer 503. */
+function libsqlHttp(client: Client, max: number): KyselyDialect {
   return {
     createAdapter: () => new SqliteAdapter(),
-    createDriver: () => new LibsqlHttpDriver(client),
+    createDriver: () => new BoundedDriver(new LibsqlHttpDriver(client), max),
     createIntrospector: (db) => new SqliteIntrospector(db),
     createQueryCompiler: () => new SqliteQueryCompiler(),
   };
@@ -91,7 +93,7 @@ export const connect: Connector = async (target) => {
   if (target.kind === "remote") {
     if (/^wss?:/.test(target.url))
       throw new ConfigError("connection.url", `"${redact(target.url)}": on the edge use ${WORKS_HERE}, not WebSockets`);
-    return libsqlHttp(createClient({ url: target.url, authToken: target.authToken }));
+    return libsqlHttp(createClient({ url: target.url, authToken: target.authToken }), target.poolMax);
   }
   const what =
     target.kind === "file" || target.kind === "memory"
