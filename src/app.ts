@@ -4,7 +4,7 @@ import { type CitadelConfig, guardEnforced, type ValidatedConfig, validateConfig
 import type { Row } from "./data/codec.js";
 import { DataEngine } from "./data/engine.js";
 import { buildModels } from "./data/models.js";
-import { type ConnectionConfig, type Db, openDatabase } from "./db/connection.js";
+import { type ConnectionConfig, connectionProblem, type Db, openDatabase } from "./db/connection.js";
 import { type Access, guardedAccess, type Subject } from "./guard/access.js";
 import { compileRoles } from "./guard/compile.js";
 import { type ExplainQuery, type Explanation, explain } from "./guard/explain.js";
@@ -104,7 +104,8 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   const accessFor = (subject: Subject): Access =>
     guard && !subject.trusted ? guardedAccess(guard, subject) : openAccess(subject);
   const runtime = input.runtime ?? (await defaultRuntime());
-  const { db, dialect, url } = await openDatabase(input.connection, runtime.connector);
+  const opened = await openDatabase(input.connection, runtime.connector);
+  const { db, dialect, url } = opened;
   let auth: AuthModule | undefined;
   try {
     await syncSchema(db, dialect, schema, { destructive: input.options?.destructive });
@@ -121,8 +122,8 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
         argon2: runtime.argon2,
       }));
   } catch (error) {
-    await db.destroy();
-    throw error;
+    await db.destroy().catch(() => {});
+    throw connectionProblem(opened, error) ?? error;
   }
   const engine = new DataEngine(db, models);
   const hono = httpApp({

@@ -5,7 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createApp, em, entity, text } from "citadel";
-import { afterAll, describe, expect, it } from "vitest";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDatabase, freePort, type Postgres, startPostgres, withDatabase } from "./helpers/engines.js";
 import { DRIVERS } from "./helpers/server.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -36,11 +38,11 @@ describe("a failed start, as a process (1.6)", () => {
   it("`await serve(…).ready` at the top of a script prints the error once, without a stack, and exits 1", async () => {
     const run = await runScript(
       "top-level.mjs",
-      `await serve({ connection: { url: "postgres://app:s3cret@db.example.com/app" }, config: { data: { entities: {} } } }).ready;
+      `await serve({ connection: { url: "mysql://app:s3cret@db.example.com/app" }, config: { data: { entities: {} } } }).ready;
 console.log("not reached");`,
     );
     const message =
-      'citadel: cannot start: connection.url: the scheme "postgres:" of "postgres://app:***@db.example.com/app" is not supported';
+      'citadel: cannot start: connection.url: the scheme "mysql:" of "mysql://app:***@db.example.com/app" is not supported';
     expect(occurrences(run.stderr, message), run.stderr).toBe(1);
     expect(run.stderr).not.toContain("    at ");
     expect(run.stderr).not.toContain("s3cret");
@@ -70,7 +72,10 @@ describe.each(DRIVERS)("connection errors name the problem and the URL (%s)", (d
   const start = (url: string) => createApp({ connection: { url, driver }, config });
 
   it.each([
-    ["postgres://localhost/app", 'the scheme "postgres:" of "postgres://localhost/app" is not supported'],
+    [
+      "postgresql+psycopg://localhost/app",
+      'the scheme "postgresql+psycopg:" of "postgresql+psycopg://localhost/app" is not supported',
+    ],
     ["sqlite://data.db", 'the scheme "sqlite:" of "sqlite://data.db" is not supported'],
     ["mysql://root:pw@localhost/app", 'the scheme "mysql:" of "mysql://root:***@localhost/app" is not supported'],
     ["data.db", '"data.db" names no scheme; use "file:data.db" for a SQLite file'],
@@ -112,5 +117,67 @@ describe("connection.driver", () => {
     await expect(createApp({ connection: { url: ":memory:", driver: "sqlite3" as never }, config })).rejects.toThrow(
       'connection.driver: must be "better-sqlite3" or "libsql", not "sqlite3"',
     );
+  });
+});
+
+describe("a database server that cannot be used fails startup in one line: URL, what to check (11.1)", () => {
+  let cluster: Postgres;
+  beforeAll(async () => {
+    cluster = await startPostgres();
+    const client = new pg.Client({ connectionString: withDatabase(cluster.baseUrl, "postgres") });
+    await client.connect();
+    await client.query("create role limited login password 'limited-pw'");
+    await client.end();
+  }, 120_000);
+  afterAll(() => cluster?.close());
+
+  const problemOf = (url: string) =>
+    createApp({ connection: { url }, config }).then(
+      async (app) => {
+        await app.close();
+        return "started";
+      },
+      (e: Error) => `${e.name}: ${e.message}`,
+    );
+  const withCredentials = (user: string, password: string, database: string) =>
+    withDatabase(cluster.baseUrl.replace(/\/\/[^@]*@/, `//${user}:${password}@`), database);
+
+  it("nothing listening: PostgreSQL and a libSQL server", async () => {
+    const port = await freePort();
+    expect(await problemOf(`postgres://app:s3cret@127.0.0.1:${port}/app`)).toBe(
+      `ConfigError: connection.url: cannot use "postgres://app:***@127.0.0.1:${port}/app": nothing accepts connections there: is the server running, are host and port right?`,
+    );
+    expect(await problemOf(`http://127.0.0.1:${port}`)).toBe(
+      `ConfigError: connection.url: cannot use "http://127.0.0.1:${port}": the server cannot be reached: is it running, are host and port right?`,
+    );
+  });
+
+  it("a host that does not resolve", async () => {
+    expect(await problemOf("postgresql://app@no-such-host.invalid/app")).toMatch(
+      /^ConfigError: connection\.url: cannot use "postgresql:\/\/app@no-such-host\.invalid\/app": the host name does not resolve/,
+    );
+  });
+
+  it("a wrong password, never echoed", async () => {
+    const problem = await problemOf(withCredentials("postgres", "wrong-secret", "postgres"));
+    expect(problem).toContain("the server refused the user name or password in the URL");
+    expect(problem).not.toContain("wrong-secret");
+  });
+
+  it("a database that does not exist", async () => {
+    expect(await problemOf(withCredentials("postgres", "citadel-test", "no_such_db"))).toContain(
+      "the database named in the URL does not exist: create it first",
+    );
+  });
+
+  it("a user without permission to create tables", async () => {
+    expect(await problemOf(withCredentials("limited", "limited-pw", "postgres"))).toContain(
+      "the user may not create tables there: grant it CREATE on the schema, or connect as the owner",
+    );
+  });
+
+  it("the same server with the right credentials starts", async () => {
+    const url = await createDatabase(cluster.baseUrl);
+    expect(await problemOf(url)).toBe("started");
   });
 });

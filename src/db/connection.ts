@@ -98,6 +98,18 @@ export function dialectOf(db: Db): Dialect {
   return dialect;
 }
 
+/**
+ * The one-line startup error for a failure of the first statements on `open` (unreachable server, wrong
+ * credentials, no permission to create tables), naming the URL (password hidden) and what to check; undefined
+ * for anything else.
+ */
+export function connectionProblem(open: OpenDatabase, error: unknown): ConfigError | undefined {
+  const problem = open.dialect.describeStartupError(error);
+  return problem === undefined
+    ? undefined
+    : new ConfigError("connection.url", `cannot use "${redact(open.url)}": ${problem}`);
+}
+
 /** Open the database named by the config, in the dialect of its engine. */
 export async function openDatabase(config: ConnectionConfig = {}, connector: Connector): Promise<OpenDatabase> {
   const target = targetOf(config);

@@ -125,9 +125,29 @@ export interface Dialect {
   /** The kind of a driver error, from the engine's code; undefined for anything Citadel does not translate. */
   classifyError(error: unknown): DatabaseError | undefined;
 
+  /**
+   * What to check when the first use of the database at startup fails (unreachable, credentials, permissions),
+   * in a few words; undefined when the error is none of those.
+   */
+  describeStartupError(error: unknown): string | undefined;
+
   // ── triggers ──
   /** Idempotent DDL creating the trigger (every statement may run at every start). */
   counterTrigger(trigger: CounterTrigger): RawBuilder<unknown>[];
+}
+
+/** Network failures every engine's driver reports alike (Node's socket codes; fetch's TypeError). */
+export function describeNetworkError(error: unknown): string | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const code = (error as { code?: unknown }).code;
+  if (code === "ECONNREFUSED")
+    return "nothing accepts connections there: is the server running, are host and port right?";
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return "the host name does not resolve: check the host in the URL";
+  if (code === "ETIMEDOUT" || code === "ECONNRESET")
+    return "the server does not answer: check the host, the port and any firewall";
+  if (error instanceof TypeError && error.message === "fetch failed")
+    return "the server cannot be reached: is it running, are host and port right?";
+  return undefined;
 }
 
 /** Citadel sorts NULLs first ascending and last descending, on every engine (SQLite's native order). */

@@ -7,6 +7,7 @@ import {
   DatabaseError,
   type DatabaseErrorKind,
   type Dialect,
+  describeNetworkError,
   type TableChange,
 } from "./index.js";
 
@@ -161,6 +162,14 @@ export const postgres: Dialect = {
   maxBindValues: MAX_BIND_VALUES,
   nullsAscending: "last",
   classifyError,
+  describeStartupError(error) {
+    const code = (error as { code?: unknown } | undefined)?.code;
+    if (code === "28P01" || code === "28000") return "the server refused the user name or password in the URL";
+    if (code === "3D000") return "the database named in the URL does not exist: create it first";
+    if (code === "42501")
+      return "the user may not create tables there: grant it CREATE on the schema, or connect as the owner";
+    return describeNetworkError(error);
+  },
   counterTrigger: ({ name, table, column, counter }) => {
     const fn = sql.id(`${name}_fn`);
     return [

@@ -9,7 +9,14 @@ import {
   ValueNode,
 } from "kysely";
 import type { Db } from "../db/connection.js";
-import { type ColumnKind, type CurrentColumn, DatabaseError, type DatabaseErrorKind, type Dialect } from "./index.js";
+import {
+  type ColumnKind,
+  type CurrentColumn,
+  DatabaseError,
+  type DatabaseErrorKind,
+  type Dialect,
+  describeNetworkError,
+} from "./index.js";
 
 /** SQLite's default SQLITE_MAX_VARIABLE_NUMBER (3.32+), which better-sqlite3 and libsql keep. */
 const MAX_BIND_VALUES = 32_766;
@@ -167,6 +174,14 @@ export const sqlite: Dialect = {
   maxBindValues: MAX_BIND_VALUES,
   nullsAscending: "first",
   classifyError,
+  describeStartupError(error) {
+    const network = describeNetworkError(error);
+    if (network) return network;
+    if (!(error instanceof Error) || (error as { code?: unknown }).code !== "SERVER_ERROR") return undefined;
+    const status = (error.cause as { status?: unknown } | undefined)?.status;
+    if (status === 401 || status === 403) return "the server refused the credentials: check connection.authToken";
+    return undefined;
+  },
   counterTrigger: ({ name, table, column, counter }) => [
     sql`create trigger if not exists ${sql.id(name)}
       after update of ${sql.id(column)} on ${sql.table(table)} for each row

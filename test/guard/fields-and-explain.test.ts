@@ -1,6 +1,7 @@
 /** §4.8 field-level security and issue 4 item 8 (explain), over HTTP. */
 import { boolean, type CreateAppInput, em, entity, number, relation, text } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ENGINE } from "../helpers/engines.js";
 import { ANON, type Booted, boot, insert } from "./helpers.js";
 
 const schema = em(
@@ -129,12 +130,13 @@ describe("field-level security (4.8)", () => {
 describe("explain (issue 4 item 8)", () => {
   const explain = (who: string, q: string) => app.as(who, "GET", `/api/system/explain?${q}`);
 
-  it("shows the decision, the matched policies and the SQL WHERE with placeholders", async () => {
+  it("shows the decision, the matched policies and the SQL WHERE with placeholders, as the engine runs it", async () => {
     const res = await explain("root", "role=anonymous&permission=data.entity.read&entity=employees");
     expect(res.status).toBe(200);
     expect(res.body.data).toMatchObject({ role: "anonymous", decision: "filter", entity: "employees" });
-    expect(res.body.data.where).toContain('"employees"."active" = ?');
-    expect(res.body.data.parameters).toEqual([1]);
+    // PostgreSQL numbers its placeholders and has booleans; SQLite stores true as 1
+    expect(res.body.data.where).toContain(`"employees"."active" = ${ENGINE === "postgres" ? "$1" : "?"}`);
+    expect(res.body.data.parameters).toEqual([ENGINE === "postgres" ? true : 1]);
     expect(res.body.data.matched.join(" ")).toContain("config.auth.roles.anonymous.permissions[0].policies[0]");
     expect(res.body.data.fields).toEqual(["id", "name"]);
   });
