@@ -4,7 +4,7 @@
  * and what the caller sees of it afterwards (§4.10). Refusals say which kind they are (§4.16).
  */
 import { type Expression, sql } from "kysely";
-import type { Db } from "../db/connection.js";
+import { type Db, dialectOf } from "../db/connection.js";
 import { BadRequestError, ForbiddenError, NotFoundError } from "../errors.js";
 import { type DataPermission, verbOf } from "../guard/access.js";
 import { and, type Filter } from "../query/ast.js";
@@ -89,6 +89,8 @@ const outside = (scopes: WriteScopes, entity: string, as = "this row is") =>
 
 /** A row the caller cannot see is 404; one it sees but may not write is 403 (§4.5). */
 export async function locate(trx: Db, entity: string, id: number, scopes: WriteScopes): Promise<void> {
+  // the row's latest version, locked until the write commits, is the one decided on (whoever may see it)
+  if (dialectOf(trx).locksRows) await trx.selectFrom(entity).select("id").where("id", "=", id).forUpdate().execute();
   const visible = scopes.read?.filter ?? scopes.write.filter;
   if ((await countRows(trx, entity, and(visible, byId(id)))) === 0) throw new NotFoundError();
   if ((await countRows(trx, entity, and(scopes.write.filter, byId(id)))) === 0) throw outside(scopes, entity);
@@ -96,11 +98,13 @@ export async function locate(trx: Db, entity: string, id: number, scopes: WriteS
 
 /** Ids of the rows a many-row write reaches: the caller's where inside the read and write scopes. */
 export async function targets(trx: Db, entity: string, where: Filter, scopes: WriteScopes): Promise<number[]> {
-  const query = trx
+  let query = trx
     .selectFrom(entity)
     .select("id")
     .orderBy("id")
     .limit(MAX_ROWS_PER_WRITE + 1);
+  // locked rows are matched again on their latest version: one a concurrent write moved out is not a target
+  if (dialectOf(trx).locksRows) query = query.forUpdate();
   const rows = await withFilter(query, and(scopes.read?.filter, scopes.write.filter, where), entity).execute();
   if (rows.length > MAX_ROWS_PER_WRITE)
     throw new BadRequestError(`where: matches more than ${MAX_ROWS_PER_WRITE} rows; narrow it and repeat`);

@@ -113,6 +113,13 @@ export interface Dialect {
    * run (PostgreSQL aborts a transaction at its first error unless a savepoint brackets the statement).
    */
   recoverable<T>(trx: Db, statement: () => Promise<T>): Promise<T>;
+  /**
+   * True when a write must lock the rows it decides on (SELECT … FOR UPDATE) so that no concurrent
+   * transaction changes them between the decision and the write (PostgreSQL's READ COMMITTED); false where
+   * writers are serialized whole (SQLite: a transaction that read a row another writer then changed cannot
+   * write, and is tried again).
+   */
+  readonly locksRows: boolean;
   /** The most values one statement may bind. */
   readonly maxBindValues: number;
   /**

@@ -159,6 +159,7 @@ export const postgres: Dialect = {
       throw error;
     }
   },
+  locksRows: true,
   maxBindValues: MAX_BIND_VALUES,
   nullsAscending: "last",
   classifyError,

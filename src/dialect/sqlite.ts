@@ -171,6 +171,7 @@ export const sqlite: Dialect = {
   },
   // a failed statement undoes itself and leaves the transaction open
   recoverable: (_trx, statement) => statement(),
+  locksRows: false,
   maxBindValues: MAX_BIND_VALUES,
   nullsAscending: "first",
   classifyError,
