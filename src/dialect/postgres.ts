@@ -1,5 +1,12 @@
 /** PostgreSQL, through `pg` and Kysely's PostgresDialect. */
-import { type CompiledQuery, PostgresQueryCompiler, sql } from "kysely";
+import {
+  type BinaryOperationNode,
+  type CompiledQuery,
+  OperatorNode,
+  PostgresQueryCompiler,
+  sql,
+  ValueNode,
+} from "kysely";
 import type { Db } from "../db/connection.js";
 import {
   type ColumnKind,
@@ -124,8 +131,28 @@ function alter(db: Db, change: TableChange): CompiledQuery[] {
   ];
 }
 
-/** Kysely's PostgreSQL compiler already speaks booleans, LIKE with `\` escapes (the default) and ILIKE. */
-class PostgresCompiler extends PostgresQueryCompiler {}
+const UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+const foldAscii = (text: string) => text.replace(/[A-Z]/g, (c) => c.toLowerCase());
+
+/**
+ * Kysely's PostgreSQL compiler already speaks booleans and LIKE with `\` escapes (the default). ILIKE would
+ * fold every letter's case by the collation, and SQLite folds ASCII letters only, so `ilike` folds ASCII on
+ * both sides instead: `$ilike` matches the same rows on every engine, and as the in-memory evaluator does.
+ */
+class PostgresCompiler extends PostgresQueryCompiler {
+  protected override visitBinaryOperation(node: BinaryOperationNode): void {
+    const operator = OperatorNode.is(node.operator) ? node.operator.operator : undefined;
+    if (operator !== "ilike" && operator !== "not ilike") return super.visitBinaryOperation(node);
+    const pattern = node.rightOperand;
+    if (!ValueNode.is(pattern) || typeof pattern.value !== "string")
+      throw new Error("PostgreSQL matches a case-insensitive LIKE only against a bound pattern");
+    this.append("translate(");
+    this.visitNode(node.leftOperand);
+    this.append(`, '${UPPER}', '${UPPER.toLowerCase()}')`);
+    this.append(operator === "ilike" ? " like " : " not like ");
+    this.appendValue(foldAscii(pattern.value));
+  }
+}
 
 export const postgres: Dialect = {
   name: "postgres",

@@ -130,6 +130,18 @@ describe.each(ENGINE_DRIVERS)("data API queries (%s)", (driver) => {
     expect(await where({ title: { $ilike: "BET_" } })).toEqual([]);
   });
 
+  it("$ilike folds ASCII letters only, the same on every engine (2.2, 11.2)", async () => {
+    const created = await server.request("POST", "/api/data/posts", { title: "Éclair AND crème" });
+    expect(created.status, created.text).toBe(201);
+    try {
+      expect(await where({ title: { $ilike: "éclair and *" } })).toEqual([]);
+      expect(await where({ title: { $ilike: "Éclair and CRème" } })).toEqual([created.body.data.id]);
+      expect(await where({ title: { $like: "Éclair AND *" } })).toEqual([created.body.data.id]);
+    } finally {
+      await server.request("DELETE", `/api/data/posts/${created.body.data.id}`);
+    }
+  });
+
   it("$and, $or, $not as arrays or objects; top-level keys are ANDed (2.2)", async () => {
     expect(await where({ $or: [{ views: 0 }, { title: "beta" }] })).toEqual([P.beta, P.epsilon]);
     expect(await where({ $or: { views: 0, title: "beta" } })).toEqual([P.beta, P.epsilon]);
