@@ -77,10 +77,10 @@ class LibsqlHttpDriver implements Driver {
 }
 
 /** At most `max` statements or transactions in flight, as on Node: beyond that they wait, then answer 503. */
-function libsqlHttp(client: Client, max: number): KyselyDialect {
+function libsqlHttp(client: Client, max: number, waitMs: number): KyselyDialect {
   return {
     createAdapter: () => new SqliteAdapter(),
-    createDriver: () => new BoundedDriver(new LibsqlHttpDriver(client), max),
+    createDriver: () => new BoundedDriver(new LibsqlHttpDriver(client), max, waitMs),
     createIntrospector: (db) => new SqliteIntrospector(db),
     createQueryCompiler: () => new SqliteQueryCompiler(),
   };
@@ -93,7 +93,11 @@ export const connect: Connector = async (target) => {
   if (target.kind === "remote") {
     if (/^wss?:/.test(target.url))
       throw new ConfigError("connection.url", `"${redact(target.url)}": on the edge use ${WORKS_HERE}, not WebSockets`);
-    return libsqlHttp(createClient({ url: target.url, authToken: target.authToken }), target.poolMax);
+    return libsqlHttp(
+      createClient({ url: target.url, authToken: target.authToken }),
+      target.poolMax,
+      target.poolTimeoutMs,
+    );
   }
   const what =
     target.kind === "file" || target.kind === "memory"

@@ -19,8 +19,6 @@ import { ConfigError } from "../../src/errors.js";
 
 /** How long a connection waits for another one's write lock before SQLITE_BUSY; shared with Bun's connector. */
 export const BUSY_TIMEOUT_MS = 5000;
-/** How long a request waits for a free connection before it is answered 503 (src/db/bounded-driver.ts). */
-const POOL_WAIT_MS = 10_000;
 
 /** Drivers answer a missing directory in their own words ("Cannot open database because the directory does not exist"). */
 export function checkDirectory({ url, path }: ConnectionTarget): void {
@@ -69,19 +67,20 @@ export function withStatementCache<Statement>(database: { prepare(sql: string): 
  * own limit with 429); a local libsql client keeps one connection so per-connection pragmas hold, lent to one
  * caller at a time as Kysely's own SQLite driver does, so a transaction never meets a concurrent statement.
  */
-async function libsql({ kind, path, url, authToken, poolMax }: ConnectionTarget): Promise<KyselyDialect> {
+async function libsql(target: ConnectionTarget): Promise<KyselyDialect> {
+  const { kind, path, url, authToken } = target;
   const { LibsqlDialect } = await import("@libsql/kysely-libsql");
-  if (kind === "remote") return bounded(new LibsqlDialect({ url, authToken }), poolMax);
+  if (kind === "remote") return bounded(new LibsqlDialect({ url, authToken }), target.poolMax, target.poolTimeoutMs);
   const { createClient } = await import("@libsql/client");
   const client = createClient({ url: kind === "memory" ? ":memory:" : `file:${path}`, concurrency: 1 });
   await localSettings(client, kind === "file");
   // kysely-libsql types a client from its own older @libsql/client; the runtime interface is the same.
-  return bounded(new LibsqlDialect({ client: client as never }), 1);
+  return bounded(new LibsqlDialect({ client: client as never }), 1, target.poolTimeoutMs);
 }
 
-function bounded<T extends KyselyDialect>(dialect: T, max: number): T {
+function bounded<T extends KyselyDialect>(dialect: T, max: number, waitMs: number): T {
   const createDriver = dialect.createDriver.bind(dialect);
-  dialect.createDriver = () => new BoundedDriver(createDriver(), max);
+  dialect.createDriver = () => new BoundedDriver(createDriver(), max, waitMs);
   return dialect;
 }
 
@@ -97,7 +96,7 @@ async function localSettings(client: Client, file: boolean): Promise<void> {
  * A pool of at most `poolMax` connections through `pg`. Values come back as JavaScript numbers where Citadel
  * stores numbers: `count(*)` is a bigint (int8) and `pg` would return it as a string.
  */
-export async function postgres({ url, poolMax }: ConnectionTarget): Promise<KyselyDialect> {
+export async function postgres({ url, poolMax, poolTimeoutMs }: ConnectionTarget): Promise<KyselyDialect> {
   const { default: pg } = await import("pg");
   const { PostgresDialect } = await import("kysely");
   const int8 = pg.types.builtins.INT8;
@@ -106,7 +105,7 @@ export async function postgres({ url, poolMax }: ConnectionTarget): Promise<Kyse
     getTypeParser: ((oid: number, format?: "text" | "binary") =>
       oid === int8 ? Number : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
   };
-  const pool = new pg.Pool({ connectionString: url, max: poolMax, types, connectionTimeoutMillis: POOL_WAIT_MS });
+  const pool = new pg.Pool({ connectionString: url, max: poolMax, types, connectionTimeoutMillis: poolTimeoutMs });
   return new PostgresDialect({ pool });
 }
 

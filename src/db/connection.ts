@@ -17,8 +17,11 @@ export interface ConnectionConfig {
   authToken?: string;
   /** Force a driver for `file:` URLs on Node; remote URLs always use libsql, PostgreSQL uses pg. */
   driver?: "better-sqlite3" | "libsql";
-  /** The most connections (PostgreSQL) or concurrent requests (libSQL server) one Citadel server opens. */
-  pool?: { max?: number };
+  /**
+   * `max`: the most connections (PostgreSQL) or concurrent requests (libSQL server) one Citadel server opens
+   * (default 10); `timeoutMs`: how long a request waits for one before it is answered 503 (default 10,000).
+   */
+  pool?: { max?: number; timeoutMs?: number };
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: tables are only known at runtime
@@ -42,6 +45,8 @@ export interface ConnectionTarget {
   authToken?: string;
   /** the most connections or concurrent requests to open */
   poolMax: number;
+  /** how long to wait for a free connection, in ms */
+  poolTimeoutMs: number;
 }
 
 /** How a runtime opens a connection: the Kysely dialect over its driver. Each adapter brings its own. */
@@ -57,6 +62,7 @@ const isRemote = (url: string) => /^(libsql|https?|wss?):/.test(url);
 const isPostgres = (url: string) => /^postgres(ql)?:\/\//.test(url);
 /** Enough for a busy server, well under a PostgreSQL's default 100 connections with a few servers beside it. */
 const DEFAULT_POOL_MAX = 10;
+const DEFAULT_POOL_TIMEOUT_MS = 10_000;
 const filePath = (url: string) => (url === ":memory:" ? ":memory:" : url.replace(/^file:(\/\/)?/, ""));
 const DRIVERS = ["better-sqlite3", "libsql"];
 const SUPPORTED =
@@ -74,7 +80,13 @@ function targetOf(config: ConnectionConfig): ConnectionTarget {
   const poolMax = config.pool?.max ?? DEFAULT_POOL_MAX;
   if (!Number.isInteger(poolMax) || poolMax < 1)
     throw new ConfigError("connection.pool.max", `must be a whole number of at least 1, not ${String(poolMax)}`);
-  const base = { url, authToken: config.authToken, poolMax };
+  const poolTimeoutMs = config.pool?.timeoutMs ?? DEFAULT_POOL_TIMEOUT_MS;
+  if (!Number.isInteger(poolTimeoutMs) || poolTimeoutMs < 1)
+    throw new ConfigError(
+      "connection.pool.timeoutMs",
+      `must be a whole number of at least 1, not ${String(poolTimeoutMs)}`,
+    );
+  const base = { url, authToken: config.authToken, poolMax, poolTimeoutMs };
   if (isRemote(url)) return { ...base, kind: "remote", path: url };
   if (isPostgres(url)) return { ...base, kind: "postgres", path: url };
   if (url !== ":memory:" && !url.startsWith("file:")) {
