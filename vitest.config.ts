@@ -25,7 +25,11 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     projects: [
-      { extends: true, test: { name: "sqlite", include: ["test/**/*.test.ts"] } },
+      // Each project names its engine, so a CITADEL_TEST_ENGINE left in the shell does not leak into another.
+      {
+        extends: true,
+        test: { name: "sqlite", include: ["test/**/*.test.ts"], env: { CITADEL_TEST_ENGINE: "sqlite" } },
+      },
       {
         extends: true,
         test: {

@@ -5,14 +5,11 @@
  * test/security/bulk-writes.test.ts.
  */
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { type CitadelApp, ConflictError, createApp, em, entity, number, text } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chunkSizes } from "../../src/data/writes.js";
 import { dialectOf } from "../../src/db/connection.js";
-import { DRIVERS } from "../helpers/server.js";
+import { ENGINE_DRIVERS, type TestDatabase, testDatabase } from "../helpers/server.js";
 import { countStatements } from "../helpers/statements.js";
 
 const WIDE_FIELDS = 70;
@@ -52,20 +49,20 @@ describe("chunk sizes (11.5)", () => {
   });
 });
 
-describe.each(DRIVERS)("bulk creates (%s)", (driver) => {
+describe.each(ENGINE_DRIVERS)("bulk creates (%s)", (driver) => {
   let app: CitadelApp;
-  let dir: string;
+  let database: TestDatabase;
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "citadel-test-"));
+    database = await testDatabase({ driver });
     app = await createApp({
-      connection: { url: `file:${join(dir, "data.db")}`, driver },
+      connection: database.connection,
       config: { data: schema.toJSON() },
       options: { log: () => {} },
     });
   });
   afterAll(async () => {
     await app?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await database?.close();
   });
 
   const count = async (table: string) =>
