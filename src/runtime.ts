@@ -32,7 +32,10 @@ export interface Runtime {
  * runtime and must not carry Node's drivers, native argon2 or @hono/node-server.
  */
 const NODE_RUNTIME = "../adapters/node/runtime.js";
+const BUN_RUNTIME = "../adapters/bun/runtime.js";
 
-/** Node's runtime, loaded only when `createApp` is called without one (e.g. directly under Node). */
+/** The runtime `createApp` uses when called without one: Bun's under Bun, Node's otherwise; loaded only then. */
 export const defaultRuntime = async (): Promise<Runtime> =>
-  ((await import(/* @vite-ignore */ NODE_RUNTIME)) as typeof import("../adapters/node/runtime.js")).nodeRuntime;
+  "Bun" in globalThis
+    ? ((await import(/* @vite-ignore */ BUN_RUNTIME)) as typeof import("../adapters/bun/runtime.js")).bunRuntime
+    : ((await import(/* @vite-ignore */ NODE_RUNTIME)) as typeof import("../adapters/node/runtime.js")).nodeRuntime;
