@@ -4,10 +4,13 @@ import { defineConfig } from "vitest/config";
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
 /** The tests whose outcome depends on the engine (§11.2): they run again on each server engine. */
-const ENGINE_TESTS = ["test/data/**/*.test.ts", "test/auth/**/*.test.ts", "test/guard/**/*.test.ts"].concat([
+const ENGINE_TESTS = [
+  "test/data/**/*.test.ts",
+  "test/auth/**/*.test.ts",
+  "test/guard/**/*.test.ts",
   "test/security/**/*.test.ts",
   "test/server.test.ts",
-]);
+];
 /** Inside those directories, tests of the CLI process that do not depend on the engine. */
 const NOT_ENGINE_TESTS = ["test/auth/cli.test.ts"];
 

@@ -1,15 +1,30 @@
 /** §1.6: serve() listens on PORT (default 7654), returns a handle that closes, and seeds a new database once. */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { em, entity, type SeedContext, text } from "citadel";
-import { DEFAULT_PORT, serve } from "citadel/adapter/node";
+import { DEFAULT_PORT, type ServeOptions, type ServerHandle, serve } from "citadel/adapter/node";
 import { afterAll, describe, expect, it } from "vitest";
+import { testDatabase } from "./helpers/server.js";
 
 const schema = em({ notes: entity("notes", { body: text().required() }) });
 const dir = mkdtempSync(join(tmpdir(), "citadel-serve-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** `serve()` on a database of the engine under test kept under `dir/name`: a second call reopens the same data. */
+async function serveOn(name: string, options: Omit<ServeOptions, "connection">): Promise<ServerHandle> {
+  const kept = join(dir, name);
+  mkdirSync(kept, { recursive: true });
+  const database = await testDatabase({ dir: kept });
+  const handle = serve({ ...options, connection: database.connection });
+  const closeServer = handle.close;
+  handle.close = async () => {
+    await closeServer();
+    await database.close();
+  };
+  return handle;
+}
 
 const freePort = () =>
   new Promise<number>((resolve) => {
@@ -46,8 +61,7 @@ describe("serve (1.6)", () => {
       await ctx.app.module.data.create("notes", { body: "seeded" });
     };
     const start = async () => {
-      const handle = serve({
-        connection: { url: `file:${join(dir, "seed.db")}` },
+      const handle = await serveOn("seed", {
         config: { data: schema.toJSON() },
         options: { seed },
         port: 0,
@@ -66,22 +80,14 @@ describe("serve (1.6)", () => {
   });
 
   it("a seed that throws fails startup and runs again at the next start (1.6)", async () => {
-    const start = (seed: (ctx: SeedContext) => Promise<void>) => {
-      const handle = serve({
-        connection: { url: `file:${join(dir, "retry.db")}` },
-        config: { data: schema.toJSON() },
-        options: { seed },
-        port: 0,
-        quiet: true,
-      });
-      return handle;
-    };
-    const failing = start(async () => {
+    const start = (seed: (ctx: SeedContext) => Promise<void>) =>
+      serveOn("retry", { config: { data: schema.toJSON() }, options: { seed }, port: 0, quiet: true });
+    const failing = await start(async () => {
       throw new Error("seed broke");
     });
     await expect(failing.ready).rejects.toThrow("seed broke");
     await failing.close();
-    const working = start(async (ctx) => {
+    const working = await start(async (ctx) => {
       await ctx.app.module.data.create("notes", { body: "second try" });
     });
     await working.ready;
@@ -107,8 +113,7 @@ describe("a port already in use (1.6)", () => {
     const blocker = createServer().listen(port, "127.0.0.1");
     await new Promise((resolve) => blocker.once("listening", resolve));
     try {
-      const handle = serve({
-        connection: { url: `file:${join(dir, "taken.db")}` },
+      const handle = await serveOn("taken", {
         config: { data: schema.toJSON() },
         port,
         hostname: "127.0.0.1",
