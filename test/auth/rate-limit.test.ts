@@ -10,13 +10,15 @@ import { DatabaseRateLimitStore, RATE_LIMIT_TABLE } from "../../src/auth/rate-li
 import { authSettings } from "../../src/auth/settings.js";
 import { validateConfig } from "../../src/config/schema.js";
 import { RateLimitedError } from "../../src/errors.js";
-import { startServer, type TestServer } from "../helpers/server.js";
+import { startServer, type TestDatabase, type TestServer, testDatabase } from "../helpers/server.js";
 import { authConfig, expectError, PASSWORD } from "./helpers.js";
 
 const servers: TestServer[] = [];
 const apps: CitadelApp[] = [];
+const databases: TestDatabase[] = [];
 afterEach(async () => {
   await Promise.all([...servers.splice(0).map((s) => s.close()), ...apps.splice(0).map((a) => a.close())]);
+  await Promise.all(databases.splice(0).map((d) => d.close()));
 });
 
 async function limited(rate_limit: Record<string, number>, server: Record<string, unknown> = {}) {
@@ -192,7 +194,9 @@ describe("a shared store (3.4)", () => {
 const stores: Record<string, (clock: () => number) => Promise<RateLimitStore>> = {
   memory: async (clock) => new MemoryRateLimitStore(clock),
   database: async (clock) => {
-    const app = await createApp({ connection: { url: ":memory:" } });
+    const database = await testDatabase();
+    databases.push(database);
+    const app = await createApp({ connection: database.connection });
     apps.push(app);
     const store = new DatabaseRateLimitStore(app.db, clock);
     await store.install();
