@@ -48,10 +48,13 @@ function textSchema(f: CompiledField, path: string): FieldSchema {
   return v.pipe(v.string("must be a string"), ...checks) as FieldSchema;
 }
 
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+
 function numberSchema(f: CompiledField): FieldSchema {
   const checks: v.PipeItem<number, number, v.BaseIssue<unknown>>[] = [v.finite("must be a finite number")];
   const c = f.config;
-  if (c.integer) checks.push(v.integer("must be an integer"));
+  // beyond 2^53 a JSON number is not exact, and PostgreSQL's bigint ends at 2^63: the same bound on every engine
+  if (c.integer) checks.push(v.safeInteger(`must be an integer between -${MAX_SAFE} and ${MAX_SAFE}`));
   if (c.minimum !== undefined) checks.push(v.minValue(c.minimum, `must be at least ${c.minimum}`));
   if (c.maximum !== undefined) checks.push(v.maxValue(c.maximum, `must be at most ${c.maximum}`));
   return v.pipe(v.number("must be a number"), ...checks) as FieldSchema;

@@ -22,7 +22,7 @@ import {
 const MAX_BIND_VALUES = 65_535;
 
 const COLUMN_TYPES = {
-  integer: "integer",
+  integer: "bigint", // SQLite's integers are 64-bit: ids and integer fields hold the same values on both
   real: "double precision",
   text: "text",
   boolean: "boolean",
@@ -140,6 +140,15 @@ const foldAscii = (text: string) => text.replace(/[A-Z]/g, (c) => c.toLowerCase(
  * both sides instead: `$ilike` matches the same rows on every engine, and as the in-memory evaluator does.
  */
 class PostgresCompiler extends PostgresQueryCompiler {
+  /**
+   * A parameter takes its type from the column it meets, so `views > 1.5` on a bigint column would fail to
+   * parse 1.5. A number that is not a safe integer is bound as a double, as SQLite compares it.
+   */
+  protected override appendValue(value: unknown): void {
+    super.appendValue(value);
+    if (typeof value === "number" && !Number.isSafeInteger(value)) this.append("::double precision");
+  }
+
   protected override visitBinaryOperation(node: BinaryOperationNode): void {
     const operator = OperatorNode.is(node.operator) ? node.operator.operator : undefined;
     if (operator !== "ilike" && operator !== "not ilike") return super.visitBinaryOperation(node);

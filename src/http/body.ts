@@ -52,7 +52,7 @@ export async function readJson(c: Context, maxBytes: number, options: ReadJsonOp
   } catch {
     throw new BadRequestError("the request body is not valid JSON");
   }
-  if (mayHoldLoneSurrogate(text)) requireWellFormed(value, "");
+  if (mayHoldUnstorableText(text)) requireStorableText(value, "");
   return value;
 }
 
@@ -74,9 +74,16 @@ const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
 /** A path longer than this is shortened in the middle (a body may nest thousands of levels). */
 const MAX_PATH_CHARS = 200;
 
-/** Whether `text`, or what JSON.parse makes of it, may hold a lone surrogate; false spares the walk. */
-export function mayHoldLoneSurrogate(text: string): boolean {
-  return !isWellFormed(text) || (text.includes("\\u") && SURROGATE_ESCAPE.test(text));
+/** `\u0000` escaped in JSON text (raw control characters are not JSON). */
+const NUL_ESCAPE = /\\u0000/;
+
+/** Whether `text`, or what JSON.parse makes of it, may hold a lone surrogate or U+0000; false spares the walk. */
+export function mayHoldUnstorableText(text: string): boolean {
+  return (
+    !isWellFormed(text) ||
+    text.includes("\0") ||
+    (text.includes("\\u") && (SURROGATE_ESCAPE.test(text) || NUL_ESCAPE.test(text)))
+  );
 }
 
 /** One step of the walk, linked to its parent so that the path is built only for the culprit. */
@@ -88,26 +95,33 @@ interface Step {
 
 /**
  * Throws 400 naming the path when a string or a key in `value` is not well-formed Unicode (§2.3): UTF-8 cannot
- * encode a lone surrogate, so the database would keep U+FFFD instead. `prefix` names where `value` came from
+ * encode a lone surrogate, so the database would keep U+FFFD instead; or when it holds U+0000, which
+ * PostgreSQL cannot store in text (refused on every engine, so that one request means the same everywhere). `prefix` names where `value` came from
  * (a query parameter), or is "" for a body, whose fields are named from its top level. Iterative: a body nested
  * thousands of levels deep cannot overflow the stack.
  */
-export function requireWellFormed(value: unknown, prefix: string): void {
+export function requireStorableText(value: unknown, prefix: string): void {
   const stack: Step[] = [{ value, parent: undefined, key: undefined }];
   for (let step = stack.pop(); step; step = stack.pop()) {
     const v = step.value;
     if (typeof v === "string") {
       if (!isWellFormed(v)) throw illFormed(pathOf(step, prefix), "the string", v);
+      if (v.includes("\0")) throw holdsNul(pathOf(step, prefix), "the string");
     } else if (Array.isArray(v)) {
       for (let i = v.length - 1; i >= 0; i--) stack.push({ value: v[i], parent: step, key: i });
     } else if (typeof v === "object" && v !== null) {
       const keys = Object.keys(v);
       for (const key of keys)
         if (!isWellFormed(key)) throw illFormed(pathOf({ value: v, parent: step, key }, prefix), "the key", key);
+        else if (key.includes("\0")) throw holdsNul(pathOf({ value: v, parent: step, key }, prefix), "the key");
       for (let i = keys.length - 1; i >= 0; i--)
         stack.push({ value: (v as Record<string, unknown>)[keys[i]!], parent: step, key: keys[i] });
     }
   }
+}
+
+function holdsNul(path: string, what: string): BadRequestError {
+  return new BadRequestError(`${path}: ${what} holds U+0000 (NUL), which text in the database cannot hold`, { path });
 }
 
 function illFormed(path: string, what: string, text: string): BadRequestError {

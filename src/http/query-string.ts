@@ -7,7 +7,7 @@
  * value that was sent. Each piece is scanned once: a hostile query cannot make this quadratic.
  */
 import { tryDecodeURIComponent } from "hono/utils/url";
-import { mayHoldLoneSurrogate, requireWellFormed } from "./body.js";
+import { mayHoldUnstorableText, requireStorableText } from "./body.js";
 
 export type QueryParams = Map<string, string[]>;
 
@@ -70,15 +70,15 @@ function rejoin(value: string, pieces: string[], from: number): { value: string;
  * (`where={"title":"\ud800"}`) does once the value is parsed: any value that is JSON is checked as JSON, so
  * `where`, `sort`, `with` and whatever parameter takes JSON next are covered; other text is checked as it is.
  */
-function requireWellFormedValue(name: string, value: string): void {
-  if (!mayHoldLoneSurrogate(value)) return;
+function requireStorableValue(name: string, value: string): void {
+  if (!mayHoldUnstorableText(value)) return;
   let parsed: unknown = value;
   try {
     parsed = JSON.parse(value);
   } catch {
     // not JSON: the text itself is checked
   }
-  requireWellFormed(parsed, name);
+  requireStorableText(parsed, name);
 }
 
 /** Every query parameter of `url` (repeated keys keep every value, in order); 400 for ill-formed Unicode. */
@@ -99,7 +99,7 @@ export function queryParams(url: string): QueryParams {
       value = rejoined.value;
       i = rejoined.last;
     }
-    requireWellFormedValue(name, value);
+    requireStorableValue(name, value);
     const values = params.get(name);
     if (values) values.push(value);
     else params.set(name, [value]);
