@@ -29,6 +29,8 @@ export function translateDbError(error: unknown): CitadelError | undefined {
       return brokenReference();
     case "too-many-values":
       return new BadRequestError("the request binds too many values; narrow the where or the lists in it");
+    case "too-large":
+      return new BadRequestError("a value is too large for the database to index it; shorten it");
     case "busy":
       return new UnavailableError();
   }

@@ -15,12 +15,14 @@ export type Models = Map<string, EntityModel>;
 
 export function buildModels(schema: CompiledSchema): Models {
   const models: Models = new Map();
-  for (const entity of schema.entities.values())
+  for (const entity of schema.entities.values()) {
+    const indexed = new Set(schema.indices.filter((i) => i.entity === entity.name).flatMap((i) => i.columns));
     models.set(entity.name, {
       entity,
       codec: buildCodec(entity),
-      validator: buildValidator(entity),
+      validator: buildValidator(entity, indexed),
       visibleFields: [...entity.fields.values()].filter((f: CompiledField) => !f.hidden).map((f) => f.name),
     });
+  }
   return models;
 }

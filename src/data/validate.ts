@@ -114,11 +114,35 @@ export interface EntityValidator {
 }
 
 /** Build the validator of one entity (at startup). */
-export function buildValidator(entity: CompiledEntity): EntityValidator {
+/**
+ * The most UTF-8 bytes of a text value in an index (unique fields, declared indexes): PostgreSQL refuses an
+ * index entry over 2,704 bytes, so every engine takes the same values with room for a second column.
+ */
+export const MAX_INDEXED_TEXT_BYTES = 2000;
+
+const utf8 = new TextEncoder();
+
+function indexedText(schema: FieldSchema): FieldSchema {
+  return v.pipe(
+    schema as v.GenericSchema<string>,
+    v.check(
+      (s) =>
+        typeof s !== "string" ||
+        s.length * 3 <= MAX_INDEXED_TEXT_BYTES ||
+        utf8.encode(s).length <= MAX_INDEXED_TEXT_BYTES,
+      `must be at most ${MAX_INDEXED_TEXT_BYTES} bytes of UTF-8 (the field is indexed)`,
+    ),
+  ) as FieldSchema;
+}
+
+/** `indexed`: the entity's columns that an index holds (their text values are bounded). */
+export function buildValidator(entity: CompiledEntity, indexed: ReadonlySet<string> = new Set()): EntityValidator {
   const writable = [...entity.fields.values()].filter((f) => !f.system && !f.hidden);
-  const schemas = new Map(
-    writable.map((f) => [f.name, fieldSchema(f, `config.data.entities.${entity.name}.fields.${f.name}`)]),
-  );
+  const schemaOf = (f: CompiledField) => {
+    const schema = fieldSchema(f, `config.data.entities.${entity.name}.fields.${f.name}`);
+    return f.type === "text" && indexed.has(f.name) ? indexedText(schema) : schema;
+  };
+  const schemas = new Map(writable.map((f) => [f.name, schemaOf(f)]));
   const defaults = writable.filter((f) => f.config.default_value !== undefined);
   for (const f of defaults) {
     const result = v.safeParse(schemas.get(f.name)!, f.config.default_value);

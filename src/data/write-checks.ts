@@ -10,6 +10,7 @@ import { type DataPermission, verbOf } from "../guard/access.js";
 import { and, type Filter } from "../query/ast.js";
 import { withFilter } from "../query/compile.js";
 import type { Scope } from "../query/options.js";
+import { kindOf } from "../schema/sync.js";
 import type { Row } from "./codec.js";
 import { brokenReference } from "./db-errors.js";
 import type { EntityModel } from "./models.js";
@@ -176,6 +177,15 @@ async function countFrom(trx: Db, entity: string, from: Expression<unknown>, fil
   return Number(row?.n ?? 0);
 }
 
+/**
+ * A value standing in for a column in a row built by hand, typed as the column is: PostgreSQL takes an
+ * untyped parameter for text, and would compare `'20' < '100'` as text in the write check.
+ */
+function typed(trx: Db, model: EntityModel, column: string, value: unknown) {
+  const type = dialectOf(trx).columnType(kindOf(model.entity.fields.get(column)!));
+  return sql`cast(${value} as ${sql.raw(String(type))})`;
+}
+
 /** The stored form of a row that was never written: each column's value, its default, or null; no id yet. */
 function unwrittenRow(model: EntityModel, stored: Row, column: string): unknown {
   if (column in stored) return stored[column] ?? null;
@@ -207,7 +217,8 @@ export async function checkCollided(
     await checkWritten(trx, entity, unwritten.ids, scopes);
     if (!unrestricted(scopes.write.filter))
       for (const stored of unwritten.created) {
-        const row = sql`select ${sql.join(columns.map((c) => sql`${c === "id" ? null : unwrittenRow(model, stored, c)} as ${sql.ref(c)}`))}`;
+        const values = columns.map((c) => typed(trx, model, c, c === "id" ? null : unwrittenRow(model, stored, c)));
+        const row = sql`select ${sql.join(values.map((value, i) => sql`${value} as ${sql.ref(columns[i]!)}`))}`;
         if ((await countFrom(trx, entity, row, scopes.write.filter)) !== 1)
           throw outside(scopes, entity, "the row as written would be");
       }
@@ -215,7 +226,7 @@ export async function checkCollided(
     const { ids, set } = unwritten;
     const rows = trx
       .selectFrom(entity)
-      .select((eb) => columns.map((c) => (c in set ? sql`${set[c] ?? null}`.as(c) : eb.ref(c).as(c))))
+      .select((eb) => columns.map((c) => (c in set ? typed(trx, model, c, set[c] ?? null).as(c) : eb.ref(c).as(c))))
       .where("id", "in", ids);
     if ((await countFrom(trx, entity, rows, scopes.write.filter)) !== ids.length)
       throw outside(scopes, entity, "the row as written would be");

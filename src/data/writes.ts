@@ -2,7 +2,6 @@
  * Writes under the WriteScopes the scoped accessor asked the guard for (scoped.ts), each in one transaction:
  * validate, write, check the written rows (§4.6) and their links (§4.10), answer what the caller may read.
  */
-import { sql } from "kysely";
 import { type Db, dialectOf } from "../db/connection.js";
 import { retryBusy } from "../db/dialect-driver.js";
 import { BadRequestError, CitadelError, ValidationError } from "../errors.js";

@@ -50,10 +50,11 @@ export interface CounterTrigger {
 
 /**
  * What Citadel needs to know about a failed statement; everything else stays the engine's own error.
+ * `too-large`: a value exceeds what the engine can index (PostgreSQL: 2,704 bytes per index entry).
  * `busy`: the engine did not take the statement now (locked, saturated, a serialization conflict); it did
  * not apply, and the same work may succeed when tried again.
  */
-export type DatabaseErrorKind = "unique" | "foreign-key" | "too-many-values" | "busy";
+export type DatabaseErrorKind = "unique" | "foreign-key" | "too-many-values" | "too-large" | "busy";
 
 /**
  * A driver's error, classified by the dialect from the engine's code (the connection does this for every
@@ -79,6 +80,11 @@ export interface Dialect {
   columnType(kind: ColumnKind): ColumnDataType;
   /** The `id` column (of type `columnType("integer")`): the primary key, assigned by the engine on insert. */
   idColumn(column: ColumnDefinitionBuilder): ColumnDefinitionBuilder;
+  /**
+   * What a column of this kind declares beyond its type, so that it compares and sorts as on SQLite (text by
+   * code point); foreign keys and ids have their own hooks.
+   */
+  column(kind: ColumnKind, column: ColumnDefinitionBuilder): ColumnDefinitionBuilder;
   /** A column's foreign key (after `references` and `onDelete`), declared so that `deferForeignKeys` can defer it. */
   foreignKey(column: ColumnDefinitionBuilder): ColumnDefinitionBuilder;
   /** An introspected type in the spelling `columnType` uses (`INTEGER` → `integer`; `int4` → `integer`). */

@@ -46,7 +46,7 @@ const NUMERIC = new Set(["integer", "bigint", "smallint", "double precision", "r
 const CODES: Record<string, DatabaseErrorKind> = {
   "23505": "unique",
   "23503": "foreign-key",
-  "54000": "too-many-values", // program_limit_exceeded
+  "54000": "too-large", // program_limit_exceeded: an index entry over 2,704 bytes
   "40001": "busy", // serialization_failure
   "40P01": "busy", // deadlock_detected
   "53300": "busy", // too_many_connections
@@ -117,7 +117,7 @@ function alter(db: Db, change: TableChange): CompiledQuery[] {
   return [
     ...change.dropped.map((name) => table.dropColumn(name).compile()),
     ...change.retyped.map(({ name, type }) =>
-      sql`alter table ${sql.table(change.table)} alter column ${sql.ref(name)} type ${sql.raw(type)} using ${sql.ref(name)}::${sql.raw(type)}`.compile(
+      sql`alter table ${sql.table(change.table)} alter column ${sql.ref(name)} type ${sql.raw(type)}${sql.raw(type === "text" ? ' collate "C"' : "")} using ${sql.ref(name)}::${sql.raw(type)}`.compile(
         db,
       ),
     ),
@@ -151,7 +151,10 @@ class PostgresCompiler extends PostgresQueryCompiler {
 
   protected override visitBinaryOperation(node: BinaryOperationNode): void {
     const operator = OperatorNode.is(node.operator) ? node.operator.operator : undefined;
-    if (operator !== "ilike" && operator !== "not ilike") return super.visitBinaryOperation(node);
+    if (operator !== "ilike" && operator !== "not ilike") {
+      super.visitBinaryOperation(node);
+      return;
+    }
     const pattern = node.rightOperand;
     if (!ValueNode.is(pattern) || typeof pattern.value !== "string")
       throw new Error("PostgreSQL matches a case-insensitive LIKE only against a bound pattern");
@@ -168,6 +171,8 @@ export const postgres: Dialect = {
   columnType: (kind) => COLUMN_TYPES[kind],
   idColumn: (column) => column.primaryKey().generatedByDefaultAsIdentity(),
   foreignKey: (column) => column.modifyEnd(sql`deferrable initially immediate`),
+  // the database's default collation (often en_US) would sort "a" beside "A": text is by code point, as on SQLite
+  column: (kind, column) => (COLUMN_TYPES[kind] === "text" ? column.modifyFront(sql`collate "C"`) : column),
   normalizeType,
   columns,
   defaultText: (_db, value) => defaultText(value),

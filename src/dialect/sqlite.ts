@@ -146,6 +146,8 @@ export const sqlite: Dialect = {
   columnType: (kind) => COLUMN_TYPES[kind],
   idColumn: (column) => column.primaryKey().autoIncrement(),
   foreignKey: (column) => column,
+  // SQLite compares text with BINARY, by code point, unless told otherwise
+  column: (_kind, column) => column,
   normalizeType: (introspected) => introspected.toLowerCase(),
   columns,
   // SQLite keeps a default's text as written, and Kysely writes a literal as `sql.lit` compiles it

@@ -244,7 +244,14 @@ class WhereParser {
       if (!this.frame.outer || !this.frame.rowRefs)
         this.fail(path, `${value} names the outer row: only inside $exists or a to-one or to-many relation`);
       const name = value.slice("@row.".length);
-      if (!this.frame.outer!.resolve(name)) this.fail(path, `unknown field "${name}" in ${value}`);
+      const outer = this.frame.outer!.resolve(name);
+      if (!outer) this.fail(path, `unknown field "${name}" in ${value}`);
+      // PostgreSQL compares no text with a number; SQLite would by its affinity rules: refused on both
+      if (!isContextField(field) && comparedAs(outer!.type) !== comparedAs(field.type))
+        this.fail(
+          path,
+          `"${field.name}" holds ${comparedAs(field.type)}s and ${value} ${comparedAs(outer!.type)}s: they cannot be compared`,
+        );
       return { outer: name };
     }
     if (this.options.placeholders && typeof value === "string" && value.startsWith("@"))
@@ -287,6 +294,12 @@ function expectedType(type: ColumnType): "integer" | "number" | "string" | "bool
   if (type === "boolean") return "boolean";
   return "string";
 }
+
+/** What a column's values are compared as: integers and other numbers compare with each other. */
+const comparedAs = (type: ColumnType) => {
+  const expected = expectedType(type);
+  return expected === "integer" ? "number" : expected;
+};
 
 /** Parse a `where` object into a Filter. `undefined`/`{}` means no restriction. */
 export function parseWhere(input: unknown, resolve: FieldResolver, options: ParseOptions = {}): Filter {

@@ -13,6 +13,26 @@ import type { FieldConfig } from "./fields.js";
 
 export const SYSTEM_FIELDS = ["id", "created_at", "updated_at"] as const;
 const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
+/** PostgreSQL keeps the first 63 bytes of a longer name and drops the rest without an error. */
+export const MAX_NAME = 63;
+
+/** A table or column name must be an identifier every engine keeps as written. */
+function checkName(name: string, path: string, what: string): void {
+  if (!IDENTIFIER.test(name)) throw new ConfigError(path, `${what} names are lowercase letters, digits and _`);
+  if (name.length > MAX_NAME)
+    throw new ConfigError(path, `"${name}" is ${name.length} characters long; ${what} names are at most ${MAX_NAME}`);
+}
+
+/**
+ * A name Citadel derives (an index, a constraint) within MAX_NAME: a longer one keeps its start and ends in a
+ * hash of the whole (FNV-1a: a stable label, not a secret), so two long names never become one.
+ */
+export function derivedName(name: string): string {
+  if (name.length <= MAX_NAME) return name;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) hash = Math.imul(hash ^ name.charCodeAt(i), 0x01000193) >>> 0;
+  return `${name.slice(0, MAX_NAME - 9)}_${hash.toString(16).padStart(8, "0")}`;
+}
 const DEFAULT_WITH_LIMIT = 10;
 
 /** The auth module's users entity; an app's `entity("users", {...})` adds fields to it. */
@@ -36,14 +56,13 @@ function userField(name: string, type: ColumnType, config: FieldConfig): Compile
 }
 
 function compileEntity(name: string, json: EntityJSON, path: string): CompiledEntity {
-  if (!IDENTIFIER.test(name)) throw new ConfigError(path, "entity names are lowercase letters, digits and _");
+  checkName(name, path, "entity");
   const fields = new Map<string, CompiledField>([["id", systemField("id", "primary")]]);
   for (const [fieldName, field] of Object.entries(json.fields)) {
     const fieldPath = `${path}.fields.${fieldName}`;
     if ((SYSTEM_FIELDS as readonly string[]).includes(fieldName))
       throw new ConfigError(fieldPath, `"${fieldName}" is a system field and is added automatically`);
-    if (!IDENTIFIER.test(fieldName))
-      throw new ConfigError(fieldPath, "field names are lowercase letters, digits and _");
+    checkName(fieldName, fieldPath, "field");
     fields.set(fieldName, userField(fieldName, field.type, field.config ?? {}));
   }
   fields.set("created_at", systemField("created_at", "timestamp"));
@@ -65,7 +84,7 @@ function checkRenames(fields: Map<string, CompiledField>, path: string) {
     const from = f.config.renamedFrom;
     if (from === undefined) continue;
     const at = `${path}.fields.${f.name}.config.renamedFrom`;
-    if (!IDENTIFIER.test(from)) throw new ConfigError(at, "field names are lowercase letters, digits and _");
+    checkName(from, at, "field");
     if (fields.has(from)) throw new ConfigError(at, `"${from}" is still a field of this entity`);
     if (claimed.has(from)) throw new ConfigError(at, `another field is already renamed from "${from}"`);
     claimed.add(from);
@@ -110,6 +129,7 @@ export function compileSchema(json: SchemaJSON, withUsers: boolean): CompiledSch
     const withLimit = r.config.with_limit ?? DEFAULT_WITH_LIMIT;
     if (r.type === "m:n") {
       const table = r.config.connectionTable ?? `${r.source}_${r.target}`;
+      checkName(table, `${path}.config.connectionTable`, "table");
       const left = `${r.source}_id`;
       const right = `${r.target}_id`;
       schema.junctions.push({
@@ -132,6 +152,7 @@ export function compileSchema(json: SchemaJSON, withUsers: boolean): CompiledSch
       continue;
     }
     const column = `${name}_id`;
+    checkName(column, `${path}.config.mappedBy`, "column");
     if (source.fields.has(column)) throw new ConfigError(path, `"${r.source}" already has a field "${column}"`);
     if (r.config.owner) {
       if (r.type !== "n:1" || r.target !== "users")
@@ -183,23 +204,29 @@ export function compileSchema(json: SchemaJSON, withUsers: boolean): CompiledSch
     const e = entities.get(i.entity);
     if (!e) throw new ConfigError(`${path}.entity`, `unknown entity "${i.entity}"`);
     for (const f of i.fields) if (!e.fields.has(f)) throw new ConfigError(`${path}.fields`, `unknown field "${f}"`);
+    checkName(key, path, "index");
     schema.indices.push({ name: key, entity: i.entity, columns: i.fields, unique: i.unique === true });
   }
   for (const e of entities.values())
     for (const f of e.fields.values())
       if (f.config.unique && f.type !== "primary")
-        schema.indices.push({ name: `uniq_${e.name}_${f.name}`, entity: e.name, columns: [f.name], unique: true });
+        schema.indices.push({
+          name: derivedName(`uniq_${e.name}_${f.name}`),
+          entity: e.name,
+          columns: [f.name],
+          unique: true,
+        });
   for (const fk of schema.foreignKeys)
     if (!fk.unique)
       schema.indices.push({
-        name: `idx_${fk.entity}_${fk.column}`,
+        name: derivedName(`idx_${fk.entity}_${fk.column}`),
         entity: fk.entity,
         columns: [fk.column],
         unique: false,
       });
     else
       schema.indices.push({
-        name: `uniq_${fk.entity}_${fk.column}`,
+        name: derivedName(`uniq_${fk.entity}_${fk.column}`),
         entity: fk.entity,
         columns: [fk.column],
         unique: true,

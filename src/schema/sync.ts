@@ -8,6 +8,7 @@
 import type { ColumnDefinitionBuilder, CompiledQuery, CreateTableBuilder } from "kysely";
 import type { Db } from "../db/connection.js";
 import type { ColumnKind, CurrentColumn, Dialect, TableChange } from "../dialect/index.js";
+import { derivedName } from "./compile.js";
 import type { ColumnType, CompiledField, CompiledSchema } from "./compiled.js";
 
 export const META_TABLE = "citadel_meta";
@@ -41,7 +42,8 @@ const KINDS: Record<Exclude<ColumnType, "number">, ColumnKind> = {
   json: "json",
 };
 
-const kindOf = (f: CompiledField): ColumnKind =>
+/** What a field's column holds, for the dialect to name its type. */
+export const kindOf = (f: CompiledField): ColumnKind =>
   f.type === "number" ? (f.config.integer ? "integer" : "real") : KINDS[f.type];
 
 /**
@@ -121,14 +123,15 @@ const defineColumn =
     if (c.references)
       return dialect.foreignKey(col.references(`${c.references.table}.id`).onDelete(c.references.onDelete));
     // Kysely writes the value as a quoted literal: DDL takes no parameters.
-    return c.default === undefined ? col : col.defaultTo(c.default);
+    const typed = dialect.column(c.kind, col);
+    return c.default === undefined ? typed : typed.defaultTo(c.default);
   };
 
 function createTable(db: Db, dialect: Dialect, table: DesiredTable, name = table.name): CompiledQuery {
   let builder: AnyCreateTable = db.schema.createTable(name);
   for (const c of table.columns)
     builder = builder.addColumn(c.name, dialect.columnType(c.kind), defineColumn(dialect, c));
-  if (table.uniquePair) builder = builder.addUniqueConstraint(`${name}_pair`, table.uniquePair);
+  if (table.uniquePair) builder = builder.addUniqueConstraint(derivedName(`${name}_pair`), table.uniquePair);
   return builder.compile();
 }
 
