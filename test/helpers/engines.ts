@@ -59,6 +59,26 @@ export interface Sqld {
   close(): Promise<void>;
 }
 
+/**
+ * sqld processes not yet stopped, killed when this process ends so that a test that timed out leaves none
+ * behind. Vitest ends its workers with SIGTERM, which skips "exit"; the signal is raised again once they are killed.
+ */
+const running = new Set<ChildProcess>();
+let watching = false;
+function killOnExit(child: ChildProcess): void {
+  running.add(child);
+  if (watching) return;
+  watching = true;
+  process.once("exit", killRunning);
+  process.once("SIGTERM", () => {
+    killRunning();
+    process.kill(process.pid, "SIGTERM");
+  });
+}
+function killRunning(): void {
+  for (const child of running) child.kill("SIGKILL");
+}
+
 /** Start a libSQL server on a free port, on `dir` (a new temporary directory unless given). */
 export async function startSqld(opts: { dir?: string; maxConcurrentRequests?: number } = {}): Promise<Sqld> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "citadel-sqld-"));
@@ -66,8 +86,14 @@ export async function startSqld(opts: { dir?: string; maxConcurrentRequests?: nu
   const args = ["--db-path", join(dir, "sqld"), "--http-listen-addr", `127.0.0.1:${port}`, "--no-welcome"];
   if (opts.maxConcurrentRequests) args.push("--max-concurrent-requests", String(opts.maxConcurrentRequests));
   const child = spawn(SQLD, args, { stdio: "ignore" });
+  killOnExit(child);
   const url = `http://127.0.0.1:${port}`;
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const exited = new Promise<void>((resolve) =>
+    child.once("exit", () => {
+      running.delete(child);
+      resolve();
+    }),
+  );
   try {
     // each probe gives up after a second: a connection the server accepted but never answers must not hang the start
     const probe = async () => (await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) })).ok;
