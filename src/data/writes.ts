@@ -55,19 +55,50 @@ export async function inTransaction<T>(db: Db, work: (trx: Db) => Promise<T>): P
  */
 const deferForeignKeys = (trx: Db) => dialectOf(trx).deferForeignKeys(trx);
 
+/** Runs a statement that may fail on a unique value, such that the transaction can go on after the failure. */
+type Attempt = <T>(statement: () => Promise<T>) => Promise<T>;
+
+/** A statement met a unique value in a transaction the engine then gave up on (PostgreSQL): run it again, carefully. */
+class RunCarefully extends Error {}
+
 /**
- * Run a statement that may meet a unique value held by another row. SQLite reports it at once, before the
- * checks could run; then the checks run on the rows as they would have been (§4.17), and the collision is
- * the answer only when they all pass, naming the fields the caller reads or sent.
+ * Run a write transaction whose statements may meet unique values (`attempt` runs those). SQLite undoes the
+ * failed statement and goes on, so one run serves. PostgreSQL aborts the whole transaction, and a savepoint
+ * around every statement would cost two more round trips each: the first run has none, and only when a
+ * statement meets a unique value is the transaction run again with savepoints, to find and answer it (§4.17).
+ */
+async function writeTransaction<T>(db: Db, work: (trx: Db, attempt: Attempt) => Promise<T>): Promise<T> {
+  const dialect = dialectOf(db);
+  if (!dialect.abortsOnError) return inTransaction(db, (trx) => work(trx, (statement) => statement()));
+  try {
+    return await inTransaction(db, (trx) =>
+      work(trx, async (statement) => {
+        try {
+          return await statement();
+        } catch (error) {
+          throw uniqueConflict(error, () => true) ? new RunCarefully() : error;
+        }
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof RunCarefully)) throw error;
+    return inTransaction(db, (trx) => work(trx, (statement) => dialect.recoverable(trx, statement)));
+  }
+}
+
+/**
+ * Run a statement that may meet a unique value held by another row. The engine reports it at once, before
+ * the checks could run; then the checks run on the rows as they would have been (§4.17), and the collision
+ * is the answer only when they all pass, naming the fields the caller reads or sent.
  */
 async function write(
-  trx: Db,
+  attempt: Attempt,
   statement: () => Promise<unknown>,
   collided: () => Promise<void>,
   nameable: (field: string) => boolean,
 ): Promise<void> {
   try {
-    await dialectOf(trx).recoverable(trx, statement);
+    await attempt(statement);
   } catch (error) {
     const conflict = uniqueConflict(error, nameable);
     if (!conflict) throw error;
@@ -117,9 +148,9 @@ function insertable(model: EntityModel, stored: Row[]): Row[] {
 }
 
 /** Run a multi-row INSERT: false when it met a unique value, and so wrote none of its rows. */
-async function inserted(trx: Db, statement: () => Promise<void>): Promise<boolean> {
+async function inserted(attempt: Attempt, statement: () => Promise<void>): Promise<boolean> {
   try {
-    await dialectOf(trx).recoverable(trx, statement);
+    await attempt(statement);
     return true;
   } catch (error) {
     if (uniqueConflict(error, () => true)) return false;
@@ -129,11 +160,13 @@ async function inserted(trx: Db, statement: () => Promise<void>): Promise<boolea
 
 /**
  * Insert the stored rows in multi-row statements within the bind limit; their ids, in input order. A statement
- * that meets a unique value wrote nothing: its rows go again one by one, so the collision is met at the row
- * that makes it, with the rows before it written, and answered as a one-row INSERT always was (§4.17, `write`).
+ * that meets a unique value wrote nothing: its rows go again in halves, the half that meets it halved again,
+ * so the collision is met at the row that makes it (a few statements, not one per row), with the rows before
+ * it written, and answered as a one-row INSERT always was (§4.17, `write`).
  */
 async function insertRows(
   trx: Db,
+  attempt: Attempt,
   model: EntityModel,
   stored: Row[],
   collided: (unwritten: Unwritten) => Promise<void>,
@@ -147,19 +180,27 @@ async function insertRows(
     // not something the engines promise (SQLite emits processing order today: test/data/bulk-create.test.ts).
     ids.push(...returned.map((r) => Number(r.id)).sort((a, b) => a - b));
   };
-  let start = 0;
-  const maxRows = Math.floor(dialectOf(trx).maxBindValues / Object.keys(rows[0]!).length);
-  for (const size of chunkSizes(rows.length, maxRows)) {
-    const chunk = rows.slice(start, start + size);
-    start += size;
-    if (size > 1 && (await inserted(trx, () => insert(chunk)))) continue;
-    for (const row of chunk)
+  // chunk sizes are powers of two, and so are their halves: each size is one statement shape
+  const insertChunk = async (chunk: Row[]): Promise<void> => {
+    if (chunk.length === 1) {
       await write(
-        trx,
-        () => insert([row]),
+        attempt,
+        () => insert(chunk),
         () => collided({ ids, created: stored.slice(ids.length) }),
         names,
       );
+      return;
+    }
+    if (await inserted(attempt, () => insert(chunk))) return;
+    const half = chunk.length / 2;
+    await insertChunk(chunk.slice(0, half));
+    await insertChunk(chunk.slice(half));
+  };
+  let start = 0;
+  const maxRows = Math.floor(dialectOf(trx).maxBindValues / Object.keys(rows[0]!).length);
+  for (const size of chunkSizes(rows.length, maxRows)) {
+    await insertChunk(rows.slice(start, start + size));
+    start += size;
   }
   return ids;
 }
@@ -181,13 +222,13 @@ export async function create(db: Db, model: EntityModel, input: unknown, scopes:
       throw new ValidationError(Object.fromEntries(Object.entries(error.fields).map(([k, v]) => [`[${i}].${k}`, v])));
     }
   });
-  const rows = await inTransaction(db, async (trx) => {
+  const rows = await writeTransaction(db, async (trx, attempt) => {
     await deferForeignKeys(trx);
     const at = now();
     const stored = values.map((v) => ({ ...model.codec.encode(v), created_at: at, updated_at: at }));
     const names = nameable(model, scopes, new Set(items.flatMap((item) => Object.keys(item as Row))));
     const collided = (unwritten: Unwritten) => checkCollided(trx, model, unwritten, values, scopes);
-    const ids = await insertRows(trx, model, stored, collided, names);
+    const ids = await insertRows(trx, attempt, model, stored, collided, names);
     await checkWritten(trx, entity, ids, scopes);
     await checkReferences(trx, model, values, scopes);
     return readBack(trx, model, ids, scopes.read);
@@ -196,12 +237,19 @@ export async function create(db: Db, model: EntityModel, input: unknown, scopes:
 }
 
 /** Apply validated `values` to the rows `ids` and check them as written. */
-async function apply(trx: Db, model: EntityModel, ids: number[], values: Row, scopes: WriteScopes): Promise<Row[]> {
+async function apply(
+  trx: Db,
+  attempt: Attempt,
+  model: EntityModel,
+  ids: number[],
+  values: Row,
+  scopes: WriteScopes,
+): Promise<Row[]> {
   const entity = model.entity.name;
   await deferForeignKeys(trx);
   const set = { ...model.codec.encode(values), updated_at: now() };
   await write(
-    trx,
+    attempt,
     () => trx.updateTable(entity).set(set).where("id", "in", ids).execute(),
     () => checkCollided(trx, model, { ids, set }, [values], scopes),
     nameable(model, scopes, Object.keys(values)),
@@ -226,9 +274,9 @@ export async function updateOne(
   scopes: WriteScopes,
 ): Promise<Row> {
   const values = updateValues(model, input, scopes, "");
-  return inTransaction(db, async (trx) => {
+  return writeTransaction(db, async (trx, attempt) => {
     await locate(trx, model.entity.name, id, scopes);
-    return (await apply(trx, model, [id], values, scopes))[0]!;
+    return (await apply(trx, attempt, model, [id], values, scopes))[0]!;
   });
 }
 
@@ -240,9 +288,9 @@ export async function updateMany(
   scopes: WriteScopes,
 ): Promise<Row[]> {
   const values = updateValues(model, input, scopes, "update: ");
-  return inTransaction(db, async (trx) => {
+  return writeTransaction(db, async (trx, attempt) => {
     const ids = await targets(trx, model.entity.name, where, scopes);
-    return ids.length === 0 ? [] : apply(trx, model, ids, values, scopes);
+    return ids.length === 0 ? [] : apply(trx, attempt, model, ids, values, scopes);
   });
 }
 

@@ -114,6 +114,8 @@ export interface Dialect {
   createQueryCompiler(): QueryCompiler;
   /** Check foreign keys at the commit of the current transaction, not at each statement (§4.17: writes.ts). */
   deferForeignKeys(trx: Db): Promise<void>;
+  /** True when a failed statement ends the transaction (PostgreSQL); false when only the statement is undone (SQLite). */
+  readonly abortsOnError: boolean;
   /**
    * Run a statement inside a transaction such that, when it fails, the transaction goes on as if it had not
    * run (PostgreSQL aborts a transaction at its first error unless a savepoint brackets the statement).

@@ -188,6 +188,7 @@ export const postgres: Dialect = {
   deferForeignKeys: async (trx) => {
     await sql`set constraints all deferred`.execute(trx);
   },
+  abortsOnError: true,
   async recoverable(trx, statement) {
     const name = sql.id(`citadel_${++savepoints}`);
     await sql`savepoint ${name}`.execute(trx);

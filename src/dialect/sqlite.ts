@@ -171,6 +171,7 @@ export const sqlite: Dialect = {
   deferForeignKeys: async (trx) => {
     await sql`pragma defer_foreign_keys = on`.execute(trx);
   },
+  abortsOnError: false,
   // a failed statement undoes itself and leaves the transaction open
   recoverable: (_trx, statement) => statement(),
   locksRows: false,
