@@ -22,6 +22,7 @@ export default defineConfig({
     alias: [
       { find: /^citadel$/, replacement: here("./src/index.ts") },
       { find: /^citadel\/adapter\/node$/, replacement: here("./adapters/node/index.ts") },
+      { find: /^citadel\/adapter\/bun$/, replacement: here("./adapters/bun/index.ts") },
     ],
   },
   test: {

@@ -6,7 +6,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CitadelApp, CitadelConfig, ServeOptions } from "citadel";
-import { serve } from "citadel/adapter/node";
+import { serve as serveOnBun } from "citadel/adapter/bun";
+import { serve as serveOnNode } from "citadel/adapter/node";
 import { CompiledQuery } from "kysely";
 import type pg from "pg";
 import { inject } from "vitest";
@@ -16,6 +17,11 @@ import { createDatabase, dropDatabase, ENGINE, type Engine, startSqld } from "./
 export const TEST_JWT_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
 process.env.CITADEL_JWT_SECRET ??= TEST_JWT_SECRET;
 
+/** The runtime the suite runs under: vitest run by Bun (`npm run test:bun`) serves through citadel/adapter/bun. */
+export const RUNTIME: "node" | "bun" = "Bun" in globalThis ? "bun" : "node";
+const serve = RUNTIME === "bun" ? serveOnBun : serveOnNode;
+
+/** "better-sqlite3" stands for the runtime's own SQLite driver: better-sqlite3 on Node, bun:sqlite on Bun. */
 export type Driver = "better-sqlite3" | "libsql";
 /** The two SQLite drivers on Node (tests of the SQLite dialect itself). */
 export const DRIVERS: Driver[] = ["better-sqlite3", "libsql"];
@@ -73,7 +79,7 @@ export async function testDatabase(opts: { driver?: EngineDriver; dir?: string }
     };
   }
   const file = join(dir, "data.db");
-  const driver = opts.driver === "libsql" ? "libsql" : "better-sqlite3";
+  const driver = opts.driver === "libsql" ? "libsql" : RUNTIME === "bun" ? undefined : "better-sqlite3";
   return { connection: { url: `file:${file}`, driver }, file, close: async () => removeDir() };
 }
 
