@@ -6,13 +6,7 @@
 import { statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { Client } from "@libsql/client";
-import {
-  type DatabaseConnection,
-  type Driver,
-  type Dialect as KyselyDialect,
-  SqliteDialect,
-  type TransactionSettings,
-} from "kysely";
+import { type Dialect as KyselyDialect, SqliteDialect } from "kysely";
 import { BoundedDriver } from "../../src/db/bounded-driver.js";
 import type { ConnectionTarget, Connector } from "../../src/db/connection.js";
 import { ConfigError } from "../../src/errors.js";

@@ -124,7 +124,7 @@ describe.each(Object.keys(engines))("three servers on one %s (11.4)", (engine) =
     const titles = servers.map(async (server) => {
       const res = await server.request(
         "GET",
-        "/api/data/notes?sort=id&where=" + encodeURIComponent('{"title":{"$like":"from *"}}'),
+        `/api/data/notes?sort=id&where=${encodeURIComponent('{"title":{"$like":"from *"}}')}`,
       );
       return res.body.data.map((n: { title: string }) => n.title);
     });
