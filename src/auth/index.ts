@@ -10,6 +10,7 @@ import { BadRequestError, CitadelError, fieldError, UnauthorizedError } from "..
 import type { Subject } from "../guard/access.js";
 import type { Argon2 } from "../runtime.js";
 import { type UserAdmin, userAdmin } from "./admin.js";
+import { type ApiKeys, createApiKeys } from "./api-keys.js";
 import { type HashCounters, PasswordHasher } from "./password.js";
 import { enforceRateLimits, LoginLimiter, MemoryRateLimitStore, type RateLimitStore } from "./rate-limit.js";
 import { DatabaseRateLimitStore, isLocalDatabase } from "./rate-limit-store.js";
@@ -18,6 +19,8 @@ import { publicClaims, TokenService } from "./tokens.js";
 import { normalizeEmail, type UserRecord, UserStore } from "./users.js";
 
 export type { RoleChange, UserAdmin } from "./admin.js";
+export type { ApiKeyInfo, ApiKeys, KeyIncidents, KeyPrincipal, NewApiKey } from "./api-keys.js";
+export { INVALID_KEY } from "./api-keys.js";
 export type { RateLimitHit, RateLimitStore } from "./rate-limit.js";
 export { MemoryRateLimitStore } from "./rate-limit.js";
 export { DatabaseRateLimitStore } from "./rate-limit-store.js";
@@ -54,6 +57,8 @@ export interface AuthModule {
   createUser(input: NewUser): Promise<Row>;
   /** User management by email for trusted callers (the CLI's `user` commands, 12.1), revoking tokens (§4.11). */
   readonly users: UserAdmin;
+  /** API keys (§5); undefined unless `auth.api_keys.enabled`. */
+  readonly apiKeys: ApiKeys | undefined;
   /** `POST /password/register` (§3.3); `client` is the caller's address, for rate limiting. */
   register(body: unknown, client: string): Promise<Session>;
   /** `POST /password/login` (§3.4). */
@@ -117,6 +122,7 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
   );
   await store.installTriggers();
   await hasher.warmUp();
+  const apiKeys = settings.apiKeys.enabled ? await createApiKeys({ db: options.db, settings, log }) : undefined;
 
   const fields = options.users.entity.fields;
 
@@ -176,6 +182,7 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
 
     createUser,
     users: userAdmin({ store, hasher, settings, createUser }),
+    apiKeys,
 
     async register(body, client) {
       if (!settings.allowRegister)
@@ -279,6 +286,9 @@ export function disabledAuth(): AuthModule {
     },
     createUser: async () => off(),
     get users(): UserAdmin {
+      return off();
+    },
+    get apiKeys(): ApiKeys {
       return off();
     },
     register: async () => off(),

@@ -28,6 +28,16 @@ export interface AuthSettings {
   roles: ReadonlySet<string>;
   trustProxy: boolean;
   corsOrigins: readonly string[];
+  apiKeys: ApiKeySettings;
+}
+
+/** `auth.api_keys` (§5), its roles checked against the configured ones. */
+export interface ApiKeySettings {
+  enabled: boolean;
+  require: boolean;
+  publishableRole: string;
+  secretRole: string | undefined;
+  env: string;
 }
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
@@ -84,6 +94,26 @@ function checkRegisterRole(auth: AuthConfig, roles: ReadonlySet<string>) {
     );
 }
 
+function apiKeySettings(auth: AuthConfig, roles: ReadonlySet<string>): ApiKeySettings {
+  const keys = auth.api_keys;
+  if (keys.enabled && roles.size > 0)
+    for (const name of ["publishable_role", "secret_role"] as const) {
+      const role = keys[name];
+      if (role !== undefined && !roles.has(role))
+        throw new ConfigError(
+          `config.auth.api_keys.${name}`,
+          `unknown role "${role}" (configured roles: ${[...roles].join(", ")})`,
+        );
+    }
+  return {
+    enabled: keys.enabled,
+    require: keys.require,
+    publishableRole: keys.publishable_role,
+    secretRole: keys.secret_role,
+    env: keys.env,
+  };
+}
+
 /** Throws a 400 naming the configured roles unless `role` is one of them (any role goes when none are configured). */
 export function requireKnownRole(settings: Pick<AuthSettings, "roles">, role: string): string {
   if (settings.roles.size === 0 || settings.roles.has(role)) return role;
@@ -121,5 +151,6 @@ export function authSettings(
     roles,
     trustProxy: config.server.trust_proxy,
     corsOrigins: origin === undefined ? [] : Array.isArray(origin) ? origin : [origin],
+    apiKeys: apiKeySettings(auth, roles),
   };
 }

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { type CitadelApp, type CreateAppInput, createApp } from "../app.js";
+import type { ApiKeyInfo, ApiKeys, NewApiKey } from "../auth/index.js";
 import type { Row } from "../data/codec.js";
 import { formatExplanation } from "../guard/explain.js";
 import type { CliIo } from "./io.js";
@@ -28,6 +29,13 @@ export const OPTIONS = {
   permission: { type: "string", arg: "<permission>", help: "e.g. data.entity.read" },
   entity: { type: "string", arg: "<entity>", help: "an entity of the config" },
   destructive: { type: "boolean", help: "apply changes that drop or rewrite columns" },
+  name: { type: "string", arg: "<name>", help: 'what the key is for, e.g. "web app"' },
+  kind: { type: "string", arg: "<kind>", help: "publishable (browsers) or secret (servers only)" },
+  expires: { type: "string", arg: "<date>", help: "when the key stops working, e.g. 2030-01-01T00:00:00Z" },
+  origins: { type: "string", arg: "<list>", help: "publishable keys: the origins it works from, comma-separated" },
+  ips: { type: "string", arg: "<list>", help: "secret keys: the client addresses it works from, comma-separated" },
+  id: { type: "string", arg: "<id>", help: "the key's id (see `citadel key list`)" },
+  grace: { type: "string", arg: "<seconds>", help: "how long the old key keeps working (default 0)" },
   json: { type: "boolean", help: "print JSON instead of text" },
 } as const;
 
@@ -92,7 +100,13 @@ const roleOf = (user: Row) => (typeof user.role === "string" ? `role ${user.role
 function userTable(users: Row[]): string {
   if (users.length === 0) return "no users";
   const columns = ["id", "email", "role", "created_at"] as const;
-  const cells = users.map((u) => columns.map((c) => (u[c] === null || u[c] === undefined ? "-" : String(u[c]))));
+  return table(
+    columns,
+    users.map((u) => columns.map((c) => (u[c] === null || u[c] === undefined ? "-" : String(u[c])))),
+  );
+}
+
+function table(columns: readonly string[], cells: string[][]): string {
   const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
   const line = (row: readonly string[]) =>
     row
@@ -103,6 +117,36 @@ function userTable(users: Row[]): string {
 }
 
 const APP = ["config", "db"] as const;
+
+/** The app's API keys module; an error that says how to turn it on when the config has keys off. */
+function keysOf(app: CitadelApp): ApiKeys {
+  const keys = app.module.auth.apiKeys;
+  if (!keys) throw new Error("API keys are disabled: set config.auth.api_keys.enabled to true");
+  return keys;
+}
+
+const list = (value: string | undefined) => value?.split(",").map((item) => item.trim());
+
+function keyId(value: string): number {
+  if (!/^\d+$/.test(value)) throw new UsageError(`--id expects a key id, got "${value}"`);
+  return Number(value);
+}
+
+function keyTable(keys: ApiKeyInfo[]): string {
+  if (keys.length === 0) return "no API keys";
+  const state = (k: ApiKeyInfo) =>
+    k.revoked_at ? "revoked" : k.replaced_by !== null ? `replaced by ${k.replaced_by}` : "active";
+  const rows = keys.map((k) => [String(k.id), k.prefix, k.kind, k.role ?? "-", k.name, state(k), k.expires_at ?? "-"]);
+  return table(["id", "prefix", "kind", "role", "name", "state", "expires_at"], rows);
+}
+
+/** The new key, once: it cannot be shown again. */
+const printKey = (io: CliIo, verb: string, key: NewApiKey) =>
+  print(
+    io,
+    `${verb} ${key.kind} key #${key.id} ${JSON.stringify(key.name)} (${key.role ? `role ${key.role}` : "no role of its own"})\n` +
+      `${key.key}\nStore it now: it is not shown again.`,
+  );
 
 /** Every command, in the order `citadel --help` lists them. */
 export const COMMANDS: Command[] = [
@@ -199,6 +243,61 @@ export const COMMANDS: Command[] = [
       withApp(values, io, async (app) => {
         const user = await app.module.auth.users.delete(values.email!);
         print(io, `deleted user ${label(user)}; their tokens no longer work`);
+      }),
+  },
+  {
+    name: "key create",
+    summary: "Create an API key and print it once (5.5)",
+    details:
+      "Without --role a publishable key acts as config.auth.api_keys.publishable_role and a secret key as\n" +
+      "secret_role (none: it bypasses the guard). The key is printed once; only its SHA-256 digest is stored.",
+    options: [...APP, "name", "kind", "role", "expires", "origins", "ips"],
+    required: ["config", "name", "kind"],
+    run: (values, io) =>
+      withApp(values, io, async (app) => {
+        const key = await keysOf(app).create({
+          name: values.name,
+          kind: values.kind,
+          role: values.role,
+          expires_at: values.expires,
+          allowed_origins: list(values.origins),
+          allowed_ips: list(values.ips),
+        });
+        printKey(io, "created", key);
+      }),
+  },
+  {
+    name: "key list",
+    summary: "List API keys: id, prefix, kind, role, name, state (never a key or its hash)",
+    options: [...APP, "json"],
+    required: ["config"],
+    run: (values, io) =>
+      withApp(values, io, async (app) => {
+        const keys = await keysOf(app).list();
+        print(io, values.json ? JSON.stringify(keys, null, 2) : keyTable(keys));
+      }),
+  },
+  {
+    name: "key rotate",
+    summary: "Replace an API key with a new one, printed once; the old one works --grace seconds more",
+    options: [...APP, "id", "grace"],
+    required: ["config", "id"],
+    run: (values, io) =>
+      withApp(values, io, async (app) => {
+        const grace = values.grace === undefined ? 0 : Number(values.grace);
+        const key = await keysOf(app).rotate(keyId(values.id!), { grace_seconds: grace });
+        printKey(io, `rotated key #${values.id} (it works ${grace} more seconds); new`, key);
+      }),
+  },
+  {
+    name: "key revoke",
+    summary: "Revoke an API key at once",
+    options: [...APP, "id"],
+    required: ["config", "id"],
+    run: (values, io) =>
+      withApp(values, io, async (app) => {
+        const key = await keysOf(app).revoke(keyId(values.id!));
+        print(io, `revoked ${key.kind} key #${key.id} ${JSON.stringify(key.name)} (${key.prefix}…)`);
       }),
   },
 ];

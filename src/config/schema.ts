@@ -167,6 +167,24 @@ const auth = strict({
     }),
     {},
   ),
+  /** Publishable and secret API keys (§5); off unless enabled. */
+  api_keys: v.optional(
+    strict({
+      enabled: v.optional(v.boolean(), false),
+      /** every /api request needs a valid key; user tokens ride on top */
+      require: v.optional(v.boolean(), false),
+      /** the role a publishable key without a role of its own acts as, when no user token comes with it */
+      publishable_role: v.optional(v.string(), "anonymous"),
+      /** undefined: a secret key without a role of its own bypasses the guard; or the role it acts as */
+      secret_role: v.optional(v.string()),
+      /** the `<env>` of new keys (`pk_<env>_…`): a label such as "live" or "test", checked nowhere */
+      env: v.optional(
+        v.pipe(v.string(), v.regex(/^[a-z0-9]{1,16}$/, 'must be 1 to 16 lowercase letters or digits, e.g. "live"')),
+        "live",
+      ),
+    }),
+    {},
+  ),
   /** enforced unless `enabled: false` when roles are configured (§1.9); see `guardEnforced` */
   guard: v.optional(strict({ enabled: v.optional(v.boolean()) }), {}),
   allow_register: v.optional(v.boolean(), false),

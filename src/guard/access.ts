@@ -20,6 +20,8 @@ export interface Subject {
   user?: Record<string, unknown> & { id?: number };
   /** a secret API key or a server-side call: bypasses the guard */
   trusted?: boolean;
+  /** the API key the request came with (§5), beside or instead of a user token */
+  key?: { id: number; kind: "publishable" | "secret"; tenant: string | null };
 }
 
 /** Per-request view of the guard. */

@@ -50,6 +50,7 @@ export function httpApp({ config, db, engine, auth, guard, accessFor, log, remot
       cookieName: config.auth.cookie.name,
       trustProxy: config.server.trust_proxy,
       corsOrigins,
+      remoteAddress,
       ignoresInvalidCredentials: (path) => CREDENTIAL_FREE_PATHS.some((p) => path === `/api/auth${p}`),
     }),
   );
@@ -59,6 +60,11 @@ export function httpApp({ config, db, engine, auth, guard, accessFor, log, remot
   });
   hono.route("/api/data", dataRoutes({ engine, limits, maxBodyBytes }));
   if (auth) hono.route("/api/auth", authRoutes({ auth, maxBodyBytes, remoteAddress }));
-  if (guard) hono.route("/api/system", systemRoutes(guard, db, new Set(engine.models.keys())));
+  const apiKeys = auth?.apiKeys;
+  if (guard || apiKeys)
+    hono.route(
+      "/api/system",
+      systemRoutes({ guard, db, entities: new Set(engine.models.keys()), apiKeys, maxBodyBytes }),
+    );
   return hono;
 }

@@ -1,18 +1,23 @@
 /**
- * Who is asking (§4.1): resolves the Subject of every `/api/*` request from the Bearer header first, then
- * the session cookie. No credentials → anonymous (`role: undefined`); a credential that does not verify is
- * 401, never anonymous. Cookie-authenticated writes pass the CSRF check (§3.7).
+ * Who is asking (§4.1, §5.3): resolves the Subject of every `/api/*` request from an API key (`apikey:` header,
+ * or a Bearer value starting with `pk_`/`sk_`) and a user token (Bearer header first, then the session cookie).
+ * No credentials → anonymous (`role: undefined`); a credential that does not verify is 401, never anonymous.
+ * With a key and a user token together the user's role applies. Cookie-authenticated writes pass the CSRF
+ * check (§3.7).
  */
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
-import type { Authenticated, AuthModule } from "../auth/index.js";
+import { type Authenticated, type AuthModule, INVALID_KEY, type KeyPrincipal } from "../auth/index.js";
+import { looksLikeKey } from "../auth/key-material.js";
 import { UnauthorizedError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
+import type { Runtime } from "../runtime.js";
+import { clientAddress, requestOrigin } from "./client.js";
 import { checkCsrf } from "./csrf.js";
 
 export interface AuthVariables {
   subject: Subject;
-  /** the verified credential, when there is one */
+  /** the verified user credential, when there is one */
   authenticated: Authenticated | undefined;
 }
 
@@ -24,9 +29,10 @@ export interface SubjectMiddlewareOptions {
   cookieName: string;
   trustProxy: boolean;
   corsOrigins: readonly string[];
+  remoteAddress: Runtime["remoteAddress"];
   /**
    * Routes where a stale credential must not lock the caller out (login, register, logout, strategies):
-   * there an invalid token is ignored instead of being a 401.
+   * there an invalid token or key is ignored instead of being a 401.
    */
   ignoresInvalidCredentials(path: string): boolean;
 }
@@ -39,26 +45,71 @@ function bearer(header: string | undefined): string | undefined {
   return /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] ?? "";
 }
 
+/**
+ * Whether a page sent the request (§5.4): an Origin header, or a Sec-Fetch-Mode other than `navigate`. The
+ * latter counts only beside Sec-Fetch-Site, because Node's own fetch (undici) sends `Sec-Fetch-Mode: cors`
+ * on every request, from servers the secret keys are meant for; browsers send Sec-Fetch-Site with every
+ * request and a page can neither remove nor forge either header.
+ */
+function fromBrowser(c: Context): boolean {
+  const mode = c.req.header("sec-fetch-mode");
+  const site = c.req.header("sec-fetch-site");
+  return c.req.header("origin") !== undefined || (mode !== undefined && mode !== "navigate" && site !== undefined);
+}
+
 export function subjectMiddleware(options: SubjectMiddlewareOptions): MiddlewareHandler<AuthEnv> {
   const { auth } = options;
+  const keys = auth?.apiKeys;
+
+  /** Verify a credential; on the routes that ignore stale credentials a 401 becomes "none". */
+  async function lenient<T>(c: Context, verify: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await verify();
+    } catch (error) {
+      if (error instanceof UnauthorizedError && options.ignoresInvalidCredentials(c.req.path)) return undefined;
+      throw error;
+    }
+  }
+
   return async (c, next) => {
     c.set("subject", ANONYMOUS);
     c.set("authenticated", undefined);
     if (!auth) return next();
-    const fromHeader = bearer(c.req.header("authorization"));
-    const token = fromHeader ?? getCookie(c, options.cookieName);
-    if (token === undefined) return next();
-    let authenticated: Authenticated;
-    try {
-      if (token === "") throw new UnauthorizedError("expected an Authorization header of the form `Bearer <token>`");
-      authenticated = await auth.authenticate(token);
-    } catch (error) {
-      if (error instanceof UnauthorizedError && options.ignoresInvalidCredentials(c.req.path)) return next();
-      throw error;
+    const header = bearer(c.req.header("authorization"));
+    // while keys are off, a `pk_…` Bearer is just a token that does not verify, and `apikey:` means nothing
+    const keyInBearer = keys !== undefined && header !== undefined && looksLikeKey(header);
+    const keyHeader = keys ? c.req.header("apikey") : undefined;
+    const tokenHeader = keyInBearer ? undefined : header;
+    const token = tokenHeader ?? getCookie(c, options.cookieName);
+
+    let principal: KeyPrincipal | undefined;
+    if (keys && (keyHeader !== undefined || keyInBearer)) {
+      const key = keyHeader ?? header!;
+      principal = await lenient(c, async () => {
+        if (keyHeader !== undefined && keyInBearer) throw new UnauthorizedError(INVALID_KEY);
+        return keys.verify({
+          key,
+          origin: requestOrigin(c),
+          fromBrowser: fromBrowser(c),
+          client: clientAddress(c, options.trustProxy, options.remoteAddress),
+        });
+      });
     }
-    if (fromHeader === undefined) checkCsrf(c, options.corsOrigins, options.trustProxy);
-    c.set("subject", authenticated.subject);
-    c.set("authenticated", authenticated);
+    if (keys && auth.settings.apiKeys.require && !principal) throw new UnauthorizedError(INVALID_KEY);
+
+    let authenticated: Authenticated | undefined;
+    if (token !== undefined)
+      authenticated = await lenient(c, () => {
+        if (token === "") throw new UnauthorizedError("expected an Authorization header of the form `Bearer <token>`");
+        return auth.authenticate(token);
+      });
+    if (authenticated && tokenHeader === undefined) checkCsrf(c, options.corsOrigins, options.trustProxy);
+
+    if (authenticated) {
+      const { subject } = authenticated;
+      c.set("subject", principal ? { ...subject, key: keys!.subject(principal).key } : subject);
+      c.set("authenticated", authenticated);
+    } else if (principal) c.set("subject", keys!.subject(principal));
     return next();
   };
 }

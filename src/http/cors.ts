@@ -5,7 +5,8 @@
 import type { MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
 
-const ALLOW_HEADERS = ["Content-Type", "Authorization"];
+// `apikey` carries publishable keys from pages (§5.3)
+const ALLOW_HEADERS = ["Content-Type", "Authorization", "apikey"];
 const ALLOW_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
 const MAX_AGE_SECONDS = 600;
 

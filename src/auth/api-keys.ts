@@ -1,0 +1,183 @@
+/**
+ * API keys (§5): creating, listing, rotating and revoking them for trusted callers (the system routes, the
+ * CLI), and turning a key sent with a request into the principal it stands for. HTTP-free: the subject
+ * middleware says what it saw (the key, the Origin, whether a browser sent it, the client address).
+ */
+import type { Db } from "../db/connection.js";
+import { ConflictError, NotFoundError, UnauthorizedError } from "../errors.js";
+import type { Subject } from "../guard/access.js";
+import { addressAllowed, graceSeconds, keyInput } from "./api-key-input.js";
+import { ApiKeyStore, type StoredKey } from "./api-key-store.js";
+import { digestsEqual, fromHex, type KeyKind, newKey, parseKey, sha256 } from "./key-material.js";
+import type { AuthSettings } from "./settings.js";
+
+/** The one answer to every key that does not work, whatever the reason (§5.4). */
+export const INVALID_KEY = "invalid or missing API key";
+
+/** A key as lists and responses show it: never the key, never its hash. */
+export type ApiKeyInfo = Omit<StoredKey, "hash">;
+
+/** The answer to a creation or a rotation: the only time the full key is given out (§5.2). */
+export interface NewApiKey extends ApiKeyInfo {
+  key: string;
+}
+
+/** What the subject middleware saw of a request that carries a key. */
+export interface KeyRequest {
+  key: string;
+  /** the Origin (else Referer) the browser sent, if any */
+  origin: string | undefined;
+  /** an Origin header, or a Sec-Fetch-Mode other than `navigate` (§5.4) */
+  fromBrowser: boolean;
+  /** the client's address (http/client.ts) */
+  client: string;
+}
+
+/** A verified key, as the subject carries it. */
+export interface KeyPrincipal {
+  id: number;
+  kind: KeyKind;
+  /** the key's own role, if it was created with one */
+  role: string | null;
+  /** the key's tenant (§6); null until tenancy exists */
+  tenant: string | null;
+}
+
+/** Refusals worth an administrator's attention, counted since the start (the audit of §7 reads them). */
+export interface KeyIncidents {
+  /** secret keys sent by a browser (§5.4) */
+  secret_key_from_browser: number;
+}
+
+export interface ApiKeys {
+  /** Create a key from a `POST /api/system/keys` body; the answer holds the full key. */
+  create(body: unknown): Promise<NewApiKey>;
+  /** Every key by id, revoked and replaced ones included. */
+  list(): Promise<ApiKeyInfo[]>;
+  /** A new key with the old one's name, kind, role and limits; the old one works `grace_seconds` more. */
+  rotate(id: number, body?: unknown): Promise<NewApiKey>;
+  /** Revoke at once; returns the key as it now is. */
+  revoke(id: number): Promise<ApiKeyInfo>;
+  /** The principal of a key, or the generic 401 (§5.4) whatever is wrong with it. */
+  verify(request: KeyRequest): Promise<KeyPrincipal>;
+  /** The subject a key acts as when no user token comes with it (§5.1). */
+  subject(principal: KeyPrincipal): Subject;
+  incidents(): KeyIncidents;
+}
+
+/** Stands in for the digest of a prefix that is not in the table, so that every lookup does the same work. */
+const NO_DIGEST = new Uint8Array(32);
+/** `last_used_at` is written at most this often per key, so that a request with a key stays a read. */
+const TOUCH_EVERY_MS = 60_000;
+
+const shown = ({ hash: _, ...info }: StoredKey): ApiKeyInfo => info;
+const past = (at: string | null, now: number) => at !== null && Date.parse(at) <= now;
+
+export interface ApiKeysOptions {
+  db: Db;
+  settings: AuthSettings;
+  log: (message: string) => void;
+  clock?: () => number;
+}
+
+/** The API keys module; creates its table. */
+export async function createApiKeys({ db, settings, log, clock = Date.now }: ApiKeysOptions): Promise<ApiKeys> {
+  const store = new ApiKeyStore(db);
+  await store.install();
+  const { env, publishableRole, secretRole } = settings.apiKeys;
+  const incidents: KeyIncidents = { secret_key_from_browser: 0 };
+  const touched = new Map<number, number>();
+  const iso = (ms: number) => new Date(ms).toISOString();
+
+  async function find(id: number): Promise<StoredKey> {
+    const key = Number.isSafeInteger(id) ? await store.byId(id) : undefined;
+    if (!key) throw new NotFoundError(`no API key has the id ${id}`);
+    return key;
+  }
+
+  async function issue(
+    fields: Omit<
+      StoredKey,
+      "id" | "prefix" | "hash" | "created_at" | "last_used_at" | "revoked_at" | "replaced_by" | "grace_ends_at"
+    >,
+    replacing?: { id: number; graceEndsAt: string },
+  ): Promise<NewApiKey> {
+    const material = await newKey(fields.kind, env);
+    const row = { ...fields, prefix: material.prefix, hash: material.hash, created_at: iso(clock()) };
+    const id = replacing ? await store.replace(replacing.id, row, replacing.graceEndsAt) : await store.insert(row);
+    return { ...shown((await store.byId(id))!), key: material.key };
+  }
+
+  /** Every check after the digest: all of them end in the same 401. */
+  function usable(key: StoredKey, request: KeyRequest, now: number): boolean {
+    if (key.revoked_at !== null || past(key.expires_at, now) || past(key.grace_ends_at, now)) return false;
+    if (key.kind === "secret" && request.fromBrowser) {
+      incidents.secret_key_from_browser++;
+      log(
+        `refused secret API key #${key.id} (${JSON.stringify(key.name)}) sent by a browser` +
+          `${request.origin ? ` from ${JSON.stringify(request.origin)}` : ""}: secret keys never work from a page; rotate it if it was exposed`,
+      );
+      return false;
+    }
+    if (key.kind === "publishable" && key.allowed_origins)
+      return request.origin !== undefined && key.allowed_origins.includes(request.origin);
+    if (key.kind === "secret" && key.allowed_ips) return addressAllowed(request.client, key.allowed_ips);
+    return true;
+  }
+
+  async function touch(key: StoredKey, now: number) {
+    if (now - (touched.get(key.id) ?? Number.NEGATIVE_INFINITY) < TOUCH_EVERY_MS) return;
+    touched.set(key.id, now);
+    await store.touch(key.id, iso(now));
+  }
+
+  return {
+    async create(body) {
+      const input = keyInput(body, settings, clock());
+      return issue({ ...input, tenant: null });
+    },
+
+    list: async () => (await store.all()).map(shown),
+
+    async rotate(id, body) {
+      const grace = graceSeconds(body);
+      const old = await find(id);
+      if (old.revoked_at !== null) throw new ConflictError(`API key ${id} is revoked; create a new one`);
+      if (old.replaced_by !== null)
+        throw new ConflictError(`API key ${id} was already rotated; rotate its replacement ${old.replaced_by}`);
+      const { name, kind, role, tenant, expires_at, allowed_origins, allowed_ips } = old;
+      return issue(
+        { name, kind, role, tenant, expires_at, allowed_origins, allowed_ips },
+        { id, graceEndsAt: iso(clock() + grace * 1000) },
+      );
+    },
+
+    async revoke(id) {
+      await find(id);
+      await store.revoke(id, iso(clock()));
+      return shown((await store.byId(id))!);
+    },
+
+    async verify(request) {
+      const parsed = parseKey(request.key);
+      // the same work for every key: one digest, one lookup, one comparison of two 32-byte digests
+      const digest = await sha256(request.key);
+      const key = parsed ? await store.byPrefix(parsed.prefix) : undefined;
+      const matches = digestsEqual(digest, key ? fromHex(key.hash) : NO_DIGEST);
+      const now = clock();
+      if (!matches || !key || key.kind !== parsed?.kind || !usable(key, request, now))
+        throw new UnauthorizedError(INVALID_KEY);
+      await touch(key, now);
+      return { id: key.id, kind: key.kind, role: key.role, tenant: key.tenant };
+    },
+
+    subject(principal) {
+      const key = { id: principal.id, kind: principal.kind, tenant: principal.tenant };
+      if (principal.kind === "publishable") return { role: principal.role ?? publishableRole, key };
+      const role = principal.role ?? secretRole;
+      return role === undefined ? { role: undefined, trusted: true, key } : { role, key };
+    },
+
+    incidents: () => ({ ...incidents }),
+  };
+}
