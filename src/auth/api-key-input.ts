@@ -3,7 +3,7 @@
  * `POST /api/system/keys` and of the CLI's `key create`, and the origin and address rules a key carries.
  */
 import { fieldError } from "../errors.js";
-import type { KeyKind } from "./key-material.js";
+import { type KeyKind, looksLikeKey } from "./key-material.js";
 import { type AuthSettings, requireKnownRole } from "./settings.js";
 
 export interface KeyInput {
@@ -23,8 +23,14 @@ export const MAX_GRACE_SECONDS = 30 * 86_400;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
-function requireBody(body: unknown): Record<string, unknown> {
+/** The body, refusing fields other than `allowed`; a key pasted as a field name is not echoed back. */
+function requireBody(body: unknown, allowed: readonly string[]): Record<string, unknown> {
   if (!isObject(body)) throw fieldError("body", "expected a JSON object");
+  for (const field of Object.keys(body))
+    if (!allowed.includes(field))
+      throw looksLikeKey(field)
+        ? fieldError("body", `unknown field (expected only ${allowed.join(", ")})`)
+        : fieldError(field, "unknown field");
   return body;
 }
 
@@ -35,9 +41,10 @@ function stringList(body: Record<string, unknown>, field: string, check: (s: str
   if (!given(value)) return null;
   if (!Array.isArray(value) || value.length === 0 || value.length > MAX_LIST)
     throw fieldError(field, `expected a list of 1 to ${MAX_LIST} ${what}s`);
-  for (const item of value)
-    if (typeof item !== "string" || !check(item))
-      throw fieldError(field, `expected ${what}s, got ${JSON.stringify(item)}`);
+  // the value is not echoed: a key pasted into the wrong field must not come back in an error
+  value.forEach((item, i) => {
+    if (typeof item !== "string" || !check(item)) throw fieldError(field, `item ${i} is not an ${what}`);
+  });
   return [...new Set(value as string[])];
 }
 
@@ -88,8 +95,7 @@ function expiry(value: unknown, now: number): string | null {
 
 /** The checked body of a key creation; throws a 400 naming the first field that is wrong. */
 export function keyInput(body: unknown, settings: Pick<AuthSettings, "roles">, now: number): KeyInput {
-  const input = requireBody(body);
-  for (const field of Object.keys(input)) if (!FIELDS.includes(field)) throw fieldError(field, "unknown field");
+  const input = requireBody(body, FIELDS);
   const { name, kind, role } = input;
   if (typeof name !== "string" || name.trim() === "" || name.length > MAX_NAME)
     throw fieldError("name", `expected a string of 1 to ${MAX_NAME} characters`);
@@ -115,8 +121,7 @@ export function keyInput(body: unknown, settings: Pick<AuthSettings, "roles">, n
 /** `{ grace_seconds? }` of a rotation: 0 (the old key stops at once) unless given. */
 export function graceSeconds(body: unknown): number {
   if (body === undefined || body === null) return 0;
-  const input = requireBody(body);
-  for (const field of Object.keys(input)) if (field !== "grace_seconds") throw fieldError(field, "unknown field");
+  const input = requireBody(body, ["grace_seconds"]);
   const value = input.grace_seconds ?? 0;
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0 || value > MAX_GRACE_SECONDS)
     throw fieldError("grace_seconds", `expected a whole number of seconds from 0 to ${MAX_GRACE_SECONDS}`);

@@ -128,7 +128,7 @@ function keysOf(app: CitadelApp): ApiKeys {
 const list = (value: string | undefined) => value?.split(",").map((item) => item.trim());
 
 function keyId(value: string): number {
-  if (!/^\d+$/.test(value)) throw new UsageError(`--id expects a key id, got "${value}"`);
+  if (!/^\d+$/.test(value)) throw new UsageError("--id expects a key id (a number; see `citadel key list`)");
   return Number(value);
 }
 

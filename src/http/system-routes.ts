@@ -27,7 +27,7 @@ export interface SystemRoutesOptions {
 /** A key id from the path; anything but a positive integer is a key that does not exist. */
 function keyId(c: Context): number {
   const raw = c.req.param("id") ?? "";
-  if (!/^[1-9]\d{0,15}$/.test(raw)) throw new NotFoundError(`no API key has the id ${JSON.stringify(raw)}`);
+  if (!/^[1-9]\d{0,15}$/.test(raw)) throw new NotFoundError("no such API key");
   return Number(raw);
 }
 
