@@ -7,7 +7,7 @@ import type { Db } from "../db/connection.js";
 import { ConflictError, NotFoundError, UnauthorizedError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
 import { addressAllowed, graceSeconds, keyInput } from "./api-key-input.js";
-import { ApiKeyStore, type StoredKey } from "./api-key-store.js";
+import { ApiKeyStore, type NewStoredKey, type StoredKey } from "./api-key-store.js";
 import { digestsEqual, fromHex, type KeyKind, newKey, parseKey, sha256 } from "./key-material.js";
 import type { AuthSettings } from "./settings.js";
 
@@ -96,10 +96,7 @@ export async function createApiKeys({ db, settings, log, clock = Date.now }: Api
   }
 
   async function issue(
-    fields: Omit<
-      StoredKey,
-      "id" | "prefix" | "hash" | "created_at" | "last_used_at" | "revoked_at" | "replaced_by" | "grace_ends_at"
-    >,
+    fields: Omit<NewStoredKey, "prefix" | "hash" | "created_at">,
     replacing?: { id: number; graceEndsAt: string },
   ): Promise<NewApiKey> {
     const material = await newKey(fields.kind, env);
