@@ -3,7 +3,6 @@
  * on, for an authenticated commenter (may read everything) and for an anonymous caller (the policy filters
  * `published = true`, which the guard adds to the SQL).
  */
-import type { CitadelConfig } from "citadel";
 import { serve } from "citadel/adapter/node";
 import { blog } from "../examples/access/blog.js";
 import { validateConfig } from "../src/config/schema.js";
@@ -13,27 +12,14 @@ import { Guard } from "../src/guard/guard.js";
 import { compileSchema } from "../src/schema/compile.js";
 import type { SchemaJSON } from "../src/schema/entity.js";
 import { drive, type Figures, printTable, tempDb } from "./lib.js";
+import { benchConfig } from "./servers.js";
 
 const POSTS = 10_000;
-const SECRET = "bench-secret-that-is-at-least-32-bytes-long";
-
-function config(guard: boolean): CitadelConfig {
-  const auth = blog.config?.auth ?? {};
-  return {
-    ...blog.config,
-    auth: {
-      ...auth,
-      jwt: { secret: SECRET },
-      guard: { enabled: guard },
-      password: { argon2: { memory_cost: 1024, time_cost: 1 } },
-    },
-  };
-}
 
 async function start(guard: boolean) {
   const server = serve({
     connection: { url: `file:${tempDb()}` },
-    config: config(guard),
+    config: benchConfig({ guard }),
     port: 0,
     quiet: true,
     options: {

@@ -38,15 +38,15 @@ export function engineOf(name: string | undefined): Engine {
   throw new Error(`--engine must be one of ${ENGINE_NAMES.join(", ")}, not "${name}"`);
 }
 
-/** The blog example, guard on; cheap argon2 and login limits out of the way (the bench logs in many authors). */
-export function benchConfig(): CitadelConfig {
+/** The blog example (guard on unless asked); cheap argon2 and login limits out of the way (benches log in many authors). */
+export function benchConfig({ guard = true }: { guard?: boolean } = {}): CitadelConfig {
   const auth = blog.config?.auth ?? {};
   return {
     ...blog.config,
     auth: {
       ...auth,
       jwt: { secret: SECRET },
-      guard: { enabled: true },
+      guard: { enabled: guard },
       password: { argon2: { memory_cost: 1024, time_cost: 1 } },
       rate_limit: { max_per_address: 1_000_000, max_per_email: 1_000_000 },
     },

@@ -213,3 +213,18 @@ async function admin(url: string, work: (client: pg.Client) => Promise<unknown>)
     await client.end();
   }
 }
+
+/**
+ * Resolve once a statement on `client`'s database waits for a lock (PostgreSQL's pg_stat_activity), so that a
+ * test knows a request reached the lock another transaction holds. Polls; throws after about 10 s.
+ */
+export async function lockWaitSeen(client: { query(text: string): Promise<{ rows: { n: number }[] }> }) {
+  for (let polls = 0; polls < 2000; polls++) {
+    const { rows } = await client.query(
+      "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()",
+    );
+    if (rows[0]!.n > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error("no statement waited for a lock");
+}

@@ -10,7 +10,7 @@ import { em, entity, text } from "citadel";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Booted, boot } from "../guard/helpers.js";
-import { ENGINE } from "../helpers/engines.js";
+import { ENGINE, lockWaitSeen } from "../helpers/engines.js";
 
 const schema = em({ notes: entity("notes", { body: text().required(), status: text().required() }) });
 const drafts = { condition: { entity: "notes" }, effect: "filter" as const, filter: { status: "draft" } };
@@ -54,14 +54,7 @@ async function publishedMeanwhile(body: string) {
     id,
     /** Commit once a request waits on the row's lock, so the request decided before the commit. */
     async commitWhenBlocked() {
-      for (let waited = 0; ; waited++) {
-        const { rows } = await other.query(
-          "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()",
-        );
-        if (rows[0].n > 0) break;
-        if (waited > 2000) throw new Error("the request never waited for the lock");
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
+      await lockWaitSeen(other);
       await other.query("commit");
     },
   };

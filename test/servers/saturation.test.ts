@@ -8,7 +8,7 @@ import { type CitadelConfig, em, entity, text } from "citadel";
 import { type ServerHandle, serve } from "citadel/adapter/node";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDatabase, type Postgres, startPostgres } from "../helpers/engines.js";
+import { createDatabase, lockWaitSeen, type Postgres, startPostgres } from "../helpers/engines.js";
 
 const config: CitadelConfig = { data: em({ notes: entity("notes", { title: text() }) }).toJSON() };
 
@@ -53,14 +53,7 @@ describe("one PostgreSQL connection, taken (11.4)", () => {
     await other.query("update notes set title = 'held' where id = $1", [id]);
     // the server's only connection now waits for the lock, inside the PATCH's transaction
     const held = call("PATCH", `/api/data/notes/${id}`, { title: "patched" });
-    for (let n = 0; ; n++) {
-      const { rows } = await other.query(
-        "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock'",
-      );
-      if (rows[0].n > 0) break;
-      if (n > 2000) throw new Error("the PATCH never waited for the lock");
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+    await lockWaitSeen(other);
     const refused = await call("GET", "/api/data/notes");
     expect(refused.status).toBe(503);
     expect(refused.headers.get("retry-after")).toBe("1");
