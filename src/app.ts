@@ -10,6 +10,7 @@ import { compileRoles } from "./guard/compile.js";
 import { type ExplainQuery, type Explanation, explain } from "./guard/explain.js";
 import { Guard } from "./guard/guard.js";
 import { policyIndexes } from "./guard/indexes.js";
+import { tenancyOf, tenantAccess } from "./guard/tenancy.js";
 import { httpApp } from "./http/app.js";
 import { TRUE } from "./query/ast.js";
 import { defaultRuntime, type Runtime } from "./runtime.js";
@@ -93,16 +94,20 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   const config = validateConfig(input.config ?? {});
   const log = input.options?.log ?? ((message, error) => console.error(`citadel: ${message}`, error ?? ""));
   const settings = config.auth.enabled ? authSettings(config) : undefined;
-  const schema = compileSchema(config.data as SchemaJSON, config.auth.enabled);
+  const schema = compileSchema(config.data as SchemaJSON, config.auth.enabled, config.tenancy);
   const models = buildModels(schema);
+  const tenancy = tenancyOf(config, schema.tenancy);
   // Roles are compiled (and so validated) even while the guard is off.
   const roles = compileRoles(config.auth, models);
   schema.indices.push(...policyIndexes(schema, roles));
   const rolesGuard = new Guard(roles, models);
   const guard = guardEnforced(config) ? rolesGuard : undefined;
   if (!guard && (config.auth.enabled || config.auth.guard.enabled === false)) log(openWarning(config));
-  const accessFor = (subject: Subject): Access =>
-    guard && !subject.trusted ? guardedAccess(guard, subject) : openAccess(subject);
+  // the tenant scope wraps whatever the guard grants, and holds with the guard off too (§6.1)
+  const accessFor = (subject: Subject): Access => {
+    const access = guard && !subject.trusted ? guardedAccess(guard, subject) : openAccess(subject);
+    return tenancy ? tenantAccess(access, tenancy) : access;
+  };
   const runtime = input.runtime ?? (await defaultRuntime());
   const opened = await openDatabase(input.connection, runtime.connector);
   const { db, dialect, url } = opened;
@@ -120,6 +125,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
         rateLimitStore,
         connectionUrl: url,
         argon2: runtime.argon2,
+        tenancy: tenancy && { ...tenancy, model: models.get(tenancy.entity)! },
       }));
   } catch (error) {
     await db.destroy().catch(() => {});
@@ -133,6 +139,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
     auth,
     guard,
     accessFor,
+    tenancy,
     log: (e) => log("unexpected error", e),
     remoteAddress: runtime.remoteAddress,
   });
@@ -143,7 +150,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
     db,
     engine,
     module: { data: dataModule(engine), auth: auth ?? disabledAuth() },
-    explain: (query) => explain(rolesGuard, db, new Set(models.keys()), query),
+    explain: (query) => explain(rolesGuard, db, new Set(models.keys()), query, tenancy),
     close: () => db.destroy(),
   };
   if (!(await isSeeded(db)))

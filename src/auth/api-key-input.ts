@@ -10,6 +10,8 @@ export interface KeyInput {
   name: string;
   kind: KeyKind;
   role: string | null;
+  /** the account the key belongs to (§6), checked to exist by the caller */
+  tenant: number | null;
   expires_at: string | null;
   allowed_origins: string[] | null;
   allowed_ips: string[] | null;
@@ -94,7 +96,12 @@ function expiry(value: unknown, now: number): string | null {
 }
 
 /** The checked body of a key creation; throws a 400 naming the first field that is wrong. */
-export function keyInput(body: unknown, settings: Pick<AuthSettings, "roles">, now: number): KeyInput {
+export function keyInput(
+  body: unknown,
+  settings: Pick<AuthSettings, "roles">,
+  now: number,
+  tenancy: boolean,
+): KeyInput {
   const input = requireBody(body, FIELDS);
   const { name, kind, role } = input;
   if (typeof name !== "string" || name.trim() === "" || name.length > MAX_NAME)
@@ -102,7 +109,10 @@ export function keyInput(body: unknown, settings: Pick<AuthSettings, "roles">, n
   if (kind !== "publishable" && kind !== "secret") throw fieldError("kind", 'must be "publishable" or "secret"');
   if (given(role) && typeof role !== "string") throw fieldError("role", "expected a role name");
   // refused rather than stored unused: a key that looks tenant-scoped but is not would be worse than none
-  if (given(input.tenant)) throw fieldError("tenant", "tenants are not supported yet (§6)");
+  if (given(input.tenant) && !tenancy) throw fieldError("tenant", "tenant isolation is not enabled (config.tenancy)");
+  const tenant = input.tenant;
+  if (given(tenant) && !(typeof tenant === "number" && Number.isSafeInteger(tenant) && tenant > 0))
+    throw fieldError("tenant", "expected an account id");
   const origins = stringList(input, "allowed_origins", isOrigin, "origin (e.g. https://app.example.com)");
   const ips = stringList(input, "allowed_ips", isAddressRule, "IP address or IPv4 CIDR range");
   if (origins && kind !== "publishable")
@@ -112,6 +122,7 @@ export function keyInput(body: unknown, settings: Pick<AuthSettings, "roles">, n
     name: name.trim(),
     kind,
     role: given(role) ? requireKnownRole(settings, role as string) : null,
+    tenant: given(tenant) ? (tenant as number) : null,
     expires_at: expiry(input.expires_at, now),
     allowed_origins: origins,
     allowed_ips: ips,

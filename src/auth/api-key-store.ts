@@ -14,8 +14,8 @@ export interface StoredKey {
   name: string;
   kind: KeyKind;
   role: string | null;
-  /** the tenant the key belongs to (§6); always null until tenancy exists */
-  tenant: string | null;
+  /** the tenant (account id) the key belongs to (§6); stored as text */
+  tenant: number | null;
   prefix: string;
   hash: string;
   expires_at: string | null;
@@ -44,7 +44,7 @@ function decode(row: RawRow): StoredKey {
     name: String(row.name),
     kind: row.kind as KeyKind,
     role: text(row.role),
-    tenant: text(row.tenant),
+    tenant: row.tenant === null || row.tenant === undefined ? null : Number(row.tenant),
     prefix: String(row.prefix),
     hash: String(row.hash),
     expires_at: text(row.expires_at),
@@ -100,14 +100,22 @@ export class ApiKeyStore {
     return row && decode(row);
   }
 
-  async all(): Promise<StoredKey[]> {
-    return (await this.db.selectFrom(API_KEYS_TABLE).selectAll().orderBy("id").execute()).map(decode);
+  /** Every key, or those of one tenant. */
+  async all(tenant?: number): Promise<StoredKey[]> {
+    let query = this.db.selectFrom(API_KEYS_TABLE).selectAll().orderBy("id");
+    if (tenant !== undefined) query = query.where("tenant", "=", String(tenant));
+    return (await query.execute()).map(decode);
   }
 
   async insert(key: NewStoredKey, db: Db = this.db): Promise<number> {
     const row = await db
       .insertInto(API_KEYS_TABLE)
-      .values({ ...key, allowed_origins: json(key.allowed_origins), allowed_ips: json(key.allowed_ips) })
+      .values({
+        ...key,
+        tenant: key.tenant === null ? null : String(key.tenant),
+        allowed_origins: json(key.allowed_origins),
+        allowed_ips: json(key.allowed_ips),
+      })
       .returning("id")
       .executeTakeFirstOrThrow();
     return Number(row.id);

@@ -4,12 +4,14 @@
  * middleware says what it saw (the key, the Origin, whether a browser sent it, the client address).
  */
 import type { Db } from "../db/connection.js";
-import { ConflictError, NotFoundError, UnauthorizedError } from "../errors.js";
+import { ConflictError, ForbiddenError, fieldError, NotFoundError, UnauthorizedError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
-import { addressAllowed, graceSeconds, keyInput } from "./api-key-input.js";
+import { addressAllowed, graceSeconds, type KeyInput, keyInput } from "./api-key-input.js";
 import { ApiKeyStore, type NewStoredKey, type StoredKey } from "./api-key-store.js";
 import { digestsEqual, fromHex, type KeyKind, newKey, parseKey, sha256 } from "./key-material.js";
 import type { AuthSettings } from "./settings.js";
+
+const MANAGE = "system.keys.manage";
 
 /** The one answer to every key that does not work, whatever the reason (§5.4). */
 export const INVALID_KEY = "invalid or missing API key";
@@ -39,8 +41,8 @@ export interface KeyPrincipal {
   kind: KeyKind;
   /** the key's own role, if it was created with one */
   role: string | null;
-  /** the key's tenant (§6); null until tenancy exists */
-  tenant: string | null;
+  /** the key's tenant (§6): the account it acts in; null for none */
+  tenant: number | null;
 }
 
 /** Refusals worth an administrator's attention, counted since the start (the audit of §7 reads them). */
@@ -49,15 +51,19 @@ export interface KeyIncidents {
   secret_key_from_browser: number;
 }
 
+/**
+ * Every management call takes the tenant of the manager (§6): a tenant admin sees and manages its own
+ * account's keys only, and every key it creates belongs to that account; undefined manages them all.
+ */
 export interface ApiKeys {
   /** Create a key from a `POST /api/system/keys` body; the answer holds the full key. */
-  create(body: unknown): Promise<NewApiKey>;
+  create(body: unknown, within?: number): Promise<NewApiKey>;
   /** Every key by id, revoked and replaced ones included. */
-  list(): Promise<ApiKeyInfo[]>;
+  list(within?: number): Promise<ApiKeyInfo[]>;
   /** A new key with the old one's name, kind, role and limits; the old one works `grace_seconds` more. */
-  rotate(id: number, body?: unknown): Promise<NewApiKey>;
+  rotate(id: number, body?: unknown, within?: number): Promise<NewApiKey>;
   /** Revoke at once; returns the key as it now is. */
-  revoke(id: number): Promise<ApiKeyInfo>;
+  revoke(id: number, within?: number): Promise<ApiKeyInfo>;
   /** The principal of a key, or the generic 401 (§5.4) whatever is wrong with it. */
   verify(request: KeyRequest): Promise<KeyPrincipal>;
   /** The subject a key acts as when no user token comes with it (§5.1). */
@@ -78,10 +84,18 @@ export interface ApiKeysOptions {
   settings: AuthSettings;
   log: (message: string) => void;
   clock?: () => number;
+  /** the tenant table and the unscoped role, when tenant isolation is on (§6) */
+  tenancy?: { entity: string; superadminRole?: string };
 }
 
 /** The API keys module; creates its table. */
-export async function createApiKeys({ db, settings, log, clock = Date.now }: ApiKeysOptions): Promise<ApiKeys> {
+export async function createApiKeys({
+  db,
+  settings,
+  log,
+  clock = Date.now,
+  tenancy,
+}: ApiKeysOptions): Promise<ApiKeys> {
   const store = new ApiKeyStore(db);
   await store.install();
   const { env, publishableRole, secretRole } = settings.apiKeys;
@@ -89,10 +103,27 @@ export async function createApiKeys({ db, settings, log, clock = Date.now }: Api
   const touched = new Map<number, number>();
   const iso = (ms: number) => new Date(ms).toISOString();
 
-  async function find(id: number): Promise<StoredKey> {
+  /** The key; another tenant's is as missing as one that does not exist. */
+  async function find(id: number, within: number | undefined): Promise<StoredKey> {
     const key = Number.isSafeInteger(id) ? await store.byId(id) : undefined;
-    if (!key) throw new NotFoundError(`no API key has the id ${id}`);
+    if (!key || (within !== undefined && key.tenant !== within)) throw new NotFoundError(`no API key has the id ${id}`);
     return key;
+  }
+
+  /** A key's tenant: the manager's own when it has one, an existing account otherwise (§6). */
+  async function tenantOf(input: KeyInput, within: number | undefined): Promise<number | null> {
+    if (within !== undefined) {
+      const refuse = (why: string) => new ForbiddenError(MANAGE, undefined, why);
+      if (input.tenant !== null && input.tenant !== within)
+        throw refuse("you may only create keys for your own account");
+      if (input.role !== null && input.role === tenancy?.superadminRole)
+        throw refuse(`only a superadmin may create a key with the role "${input.role}"`);
+      return within;
+    }
+    if (input.tenant === null || !tenancy) return input.tenant;
+    const account = await db.selectFrom(tenancy.entity).select("id").where("id", "=", input.tenant).executeTakeFirst();
+    if (!account) throw fieldError("tenant", `no account has the id ${input.tenant}`);
+    return input.tenant;
   }
 
   async function issue(
@@ -129,16 +160,16 @@ export async function createApiKeys({ db, settings, log, clock = Date.now }: Api
   }
 
   return {
-    async create(body) {
-      const input = keyInput(body, settings, clock());
-      return issue({ ...input, tenant: null });
+    async create(body, within) {
+      const input = keyInput(body, settings, clock(), tenancy !== undefined);
+      return issue({ ...input, tenant: await tenantOf(input, within) });
     },
 
-    list: async () => (await store.all()).map(shown),
+    list: async (within) => (await store.all(within)).map(shown),
 
-    async rotate(id, body) {
+    async rotate(id, body, within) {
       const grace = graceSeconds(body);
-      const old = await find(id);
+      const old = await find(id, within);
       if (old.revoked_at !== null) throw new ConflictError(`API key ${id} is revoked; create a new one`);
       if (old.replaced_by !== null)
         throw new ConflictError(`API key ${id} was already rotated; rotate its replacement ${old.replaced_by}`);
@@ -149,8 +180,8 @@ export async function createApiKeys({ db, settings, log, clock = Date.now }: Api
       );
     },
 
-    async revoke(id) {
-      await find(id);
+    async revoke(id, within) {
+      await find(id, within);
       await store.revoke(id, iso(clock()));
       return shown((await store.byId(id))!);
     },

@@ -5,9 +5,11 @@
 
 import type { Row } from "../data/codec.js";
 import type { EntityModel } from "../data/models.js";
+import { inTransaction } from "../data/writes.js";
 import type { Db } from "../db/connection.js";
-import { BadRequestError, CitadelError, fieldError, UnauthorizedError } from "../errors.js";
+import { BadRequestError, CitadelError, fieldError, UnauthorizedError, ValidationError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
+import type { Tenancy } from "../guard/tenancy.js";
 import type { Argon2 } from "../runtime.js";
 import { type UserAdmin, userAdmin } from "./admin.js";
 import { type ApiKeys, createApiKeys } from "./api-keys.js";
@@ -87,6 +89,8 @@ export interface CreateAuthOptions {
   connectionUrl?: string;
   log: (message: string, error?: unknown) => void;
   argon2: Argon2;
+  /** tenant isolation (§6) and the tenant entity's model, when it is on */
+  tenancy?: Tenancy & { model: EntityModel };
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -94,6 +98,17 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 function requireObject(body: unknown): Record<string, unknown> {
   if (!isObject(body)) throw new BadRequestError("expected a JSON object");
   return body;
+}
+
+/** The `account` of a registration (§6.4): the tenant entity's fields, `{ name }` at least. */
+function accountInput(model: EntityModel, value: unknown): Record<string, unknown> {
+  if (!isObject(value)) throw fieldError("account", "expected an object with the new account's name, e.g. { name }");
+  try {
+    return model.validator.create(value);
+  } catch (error) {
+    if (!(error instanceof ValidationError)) throw error;
+    throw new ValidationError(Object.fromEntries(Object.entries(error.fields).map(([k, v]) => [`account.${k}`, v])));
+  }
 }
 
 function requireString(body: Record<string, unknown>, field: string): string {
@@ -122,7 +137,10 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
   );
   await store.installTriggers();
   await hasher.warmUp();
-  const apiKeys = settings.apiKeys.enabled ? await createApiKeys({ db: options.db, settings, log }) : undefined;
+  const { tenancy } = options;
+  const apiKeys = settings.apiKeys.enabled
+    ? await createApiKeys({ db: options.db, settings, log, tenancy })
+    : undefined;
 
   const fields = options.users.entity.fields;
 
@@ -148,8 +166,19 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
     return store.insert(values, await hasher.hash(password));
   }
 
+  /** The users' scope column (§6), which is also the tenant's claim in tokens; undefined without tenancy. */
+  const tenantField = options.users.entity.tenantField;
+
   async function session(user: UserRecord): Promise<Session> {
-    const token = await tokens.sign({ id: user.id, email: user.email, role: user.role, version: user.token_version });
+    const tenant =
+      tenantField !== undefined && user.tenant !== undefined ? { claim: tenantField, id: user.tenant } : undefined;
+    const token = await tokens.sign({
+      id: user.id,
+      email: user.email,
+      role: user.role,
+      version: user.token_version,
+      tenant,
+    });
     return { user: (await store.publicById(user.id))!, token };
   }
 
@@ -187,19 +216,39 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
     async register(body, client) {
       if (!settings.allowRegister)
         throw new CitadelError("forbidden", 403, "registration is disabled (config.auth.allow_register is false)");
+      if (tenancy?.register === "closed")
+        throw new CitadelError(
+          "forbidden",
+          403,
+          "registration is closed: users join an account through its admins (config.tenancy.register)",
+        );
       const input = requireObject(body);
       const extra: Record<string, unknown> = {};
       for (const name of Object.keys(input)) {
-        if (name === "email" || name === "password") continue;
+        if (name === "email" || name === "password" || (tenancy && name === "account")) continue;
         const problem = refusal(name);
         if (problem) throw fieldError(name, problem);
         extra[name] = input[name];
       }
       const email = checkEmail(requireString(input, "email"));
       requireString(input, "password");
+      const account = tenancy && accountInput(tenancy.model, input.account);
       await registerLimit(email, client);
       const password = hasher.check(input.password);
-      const id = await insertUser({ ...extra, email, role: settings.defaultRoleRegister ?? null }, password);
+      const user = { ...extra, email, role: settings.defaultRoleRegister ?? null };
+      if (!tenancy) return sessionFor(await insertUser(user, password));
+      // §6.4: a new account and its first user, both or neither
+      const hash = await hasher.hash(password);
+      const id = await inTransaction(options.db, async (trx) => {
+        const at = new Date().toISOString();
+        const created = await trx
+          .insertInto(tenancy.entity)
+          .values({ ...tenancy.model.codec.encode(account!), created_at: at, updated_at: at })
+          .returning("id")
+          .executeTakeFirstOrThrow();
+        const values = options.users.validator.create({ ...user, [tenancy.field]: Number(created.id) });
+        return store.insert(values, hash, trx);
+      });
       return sessionFor(id);
     },
 
@@ -244,14 +293,22 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
         const id = typeof claims.id === "number" && Number.isSafeInteger(claims.id) ? claims.id : undefined;
         // An external user has no local row; without a numeric id claim, `@user.id` has no value and matches nothing.
         const user: NonNullable<Subject["user"]> = { ...claims, id, role: verified.role };
-        return { subject: { role: verified.role, user }, userId: undefined };
+        const subject: Subject = { role: verified.role, user };
+        // the identity provider the config trusts signs the tenant too; anything but an account id is none
+        const tenant = tenantField === undefined ? undefined : claims[tenantField];
+        if (typeof tenant === "number" && Number.isSafeInteger(tenant) && tenant > 0) subject.tenant = tenant;
+        return { subject, userId: undefined };
       }
       const user = await store.byId(verified.id);
       if (!user) throw new UnauthorizedError("the user of this token no longer exists");
-      if (user.token_version !== verified.version || user.role !== verified.role)
+      // a user moved to another account (or out of one) holds tokens of the old one: revoked (§6.1)
+      const claimed = tenantField === undefined ? undefined : verified.claims[tenantField];
+      if (user.token_version !== verified.version || user.role !== verified.role || claimed !== user.tenant)
         throw new UnauthorizedError("this token has been revoked");
       const claims = { ...publicClaims(verified.claims), id: user.id, email: user.email, role: user.role };
-      return { subject: { role: user.role ?? undefined, user: claims }, userId: user.id };
+      const subject: Subject = { role: user.role ?? undefined, user: claims };
+      if (user.tenant !== undefined) subject.tenant = user.tenant;
+      return { subject, userId: user.id };
     },
 
     publicUser: (userId) => store.publicById(userId),

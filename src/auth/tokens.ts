@@ -14,6 +14,8 @@ export interface TokenUser {
   role: string | null;
   /** the user's token_version when the token was issued (§4.11) */
   version: number;
+  /** the user's tenant as its claim (`account_id`, §6.1), when the user has one */
+  tenant?: { claim: string; id: number } | undefined;
 }
 
 export type VerifiedToken =
@@ -75,7 +77,8 @@ export class TokenService {
   /** Sign a session token for a user. */
   async sign(user: TokenUser): Promise<string> {
     const s = this.settings;
-    return new SignJWT({ id: user.id, email: user.email, role: user.role, ver: user.version })
+    const tenant = user.tenant ? { [user.tenant.claim]: user.tenant.id } : {};
+    return new SignJWT({ id: user.id, email: user.email, role: user.role, ...tenant, ver: user.version })
       .setProtectedHeader({ alg: s.alg, typ: "JWT" })
       .setSubject(String(user.id))
       .setIssuer(s.issuer)

@@ -18,6 +18,8 @@ export interface UserRecord {
   role: string | null;
   password_hash: string | null;
   token_version: number;
+  /** the user's tenant (§6), when tenancy is on and the user belongs to an account */
+  tenant?: number;
 }
 
 /** Emails are compared lowercased and trimmed, everywhere. */
@@ -25,14 +27,16 @@ export const normalizeEmail = (email: string) => email.trim().toLowerCase();
 
 const now = () => new Date().toISOString();
 
-function record(row: Row | undefined): UserRecord | undefined {
+function record(row: Row | undefined, tenantField: string | undefined): UserRecord | undefined {
   if (!row) return undefined;
+  const tenant = tenantField === undefined ? null : row[tenantField];
   return {
     id: Number(row.id),
     email: String(row.email),
     role: typeof row.role === "string" ? row.role : null,
     password_hash: typeof row.password_hash === "string" ? row.password_hash : null,
     token_version: Number(row.token_version ?? 0),
+    ...(tenant === null || tenant === undefined ? {} : { tenant: Number(tenant) }),
   };
 }
 
@@ -56,24 +60,25 @@ export class UserStore {
     for (const statement of dialectOf(this.db).counterTrigger(trigger)) await statement.execute(this.db);
   }
 
+  /** The columns of a UserRecord: the tenant's too when users are scoped (§6). */
+  private get recordColumns(): string[] {
+    const columns = ["id", "email", "role", "password_hash", "token_version"];
+    const tenant = this.model.entity.tenantField;
+    return tenant === undefined ? columns : [...columns, tenant];
+  }
+
   async byId(id: number): Promise<UserRecord | undefined> {
-    return record(
-      await this.db
-        .selectFrom(USERS)
-        .select(["id", "email", "role", "password_hash", "token_version"])
-        .where("id", "=", id)
-        .executeTakeFirst(),
-    );
+    const row = await this.db.selectFrom(USERS).select(this.recordColumns).where("id", "=", id).executeTakeFirst();
+    return record(row, this.model.entity.tenantField);
   }
 
   async byEmail(email: string): Promise<UserRecord | undefined> {
-    return record(
-      await this.db
-        .selectFrom(USERS)
-        .select(["id", "email", "role", "password_hash", "token_version"])
-        .where("email", "=", normalizeEmail(email))
-        .executeTakeFirst(),
-    );
+    const row = await this.db
+      .selectFrom(USERS)
+      .select(this.recordColumns)
+      .where("email", "=", normalizeEmail(email))
+      .executeTakeFirst();
+    return record(row, this.model.entity.tenantField);
   }
 
   /** The user as the API shows it: every visible field, never the hidden ones. */
@@ -107,10 +112,10 @@ export class UserStore {
   }
 
   /** Insert a user from validated public values plus the password hash; a taken email is a ConflictError. */
-  async insert(values: Row, passwordHash: string): Promise<number> {
+  async insert(values: Row, passwordHash: string, db: Db = this.db): Promise<number> {
     const at = now();
     try {
-      const row = await this.db
+      const row = await db
         .insertInto(USERS)
         .values({
           ...this.model.codec.encode(values),

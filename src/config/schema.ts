@@ -205,6 +205,21 @@ const server = strict({
   trust_proxy: v.optional(v.boolean(), false),
 });
 
+/** Tenant isolation (§6); off unless enabled. */
+const tenancy = strict({
+  enabled: v.optional(v.boolean(), false),
+  /** the tenant table: created with name and slug unless the schema declares it */
+  entity: v.optional(v.string(), "accounts"),
+  /** the scope column added to every scoped entity and to users */
+  field: v.optional(v.string(), "account_id"),
+  /** which entities are scoped: every one but the tenant entity, or a list */
+  entities: v.optional(v.union([v.literal("*"), v.array(v.string())]), "*"),
+  /** "create": registering makes a new account; "closed": accounts come from code and admins */
+  register: v.optional(oneOf(["create", "closed"]), "closed"),
+  /** a role that is not scoped (SnackBase's @is_superadmin) */
+  superadmin_role: v.optional(v.string()),
+});
+
 export const ConfigSchema = strict({
   data: v.optional(
     strict({
@@ -219,6 +234,7 @@ export const ConfigSchema = strict({
     {},
   ),
   auth: v.optional(auth, {}),
+  tenancy: v.optional(tenancy, {}),
   server: v.optional(server, {}),
 });
 

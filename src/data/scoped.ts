@@ -75,6 +75,7 @@ export class ScopedData {
       write: this.require(permission, entity, id),
       read: this.access.find(READ, entity, id),
       readOf: (target) => this.access.find(READ, target),
+      boundaryOf: (target) => this.access.boundary?.(target) ?? TRUE,
     };
   }
 

@@ -5,7 +5,7 @@
  */
 import { type Expression, sql } from "kysely";
 import { type Db, dialectOf } from "../db/connection.js";
-import { BadRequestError, ForbiddenError, NotFoundError } from "../errors.js";
+import { BadRequestError, ForbiddenError, fieldError, NotFoundError } from "../errors.js";
 import { type DataPermission, verbOf } from "../guard/access.js";
 import { and, type Filter } from "../query/ast.js";
 import { withFilter } from "../query/compile.js";
@@ -30,6 +30,8 @@ export interface WriteScopes {
   read: Scope | undefined;
   /** the caller's read scope of another entity, for the rows a write links to */
   readOf(entity: string): Scope | undefined;
+  /** the rows of another entity the caller may ever reach (its tenant, §6): links stay inside them */
+  boundaryOf(entity: string): Filter;
 }
 
 /** One request writes at most this many rows (ids travel as bound parameters; SQLite allows 32,766). */
@@ -78,6 +80,25 @@ export function withOwner(model: EntityModel, input: Row, scopes: WriteScopes, c
       `you may not write field ${column}: it is the owner, set to your own user`,
     );
   return input;
+}
+
+/**
+ * §6.2: a tenant-bound caller's scope column is the server's to set: naming it is 400 (like `id`), and a
+ * create gets the caller's tenant. Granting the superadmin role would step out of the tenant: 403.
+ */
+export function withTenant(model: EntityModel, input: Row, scopes: WriteScopes, creating: boolean): Row {
+  const tenant = scopes.write.tenant;
+  if (!tenant) return input;
+  if (input[tenant.field] !== undefined)
+    throw fieldError(tenant.field, "is the tenant scope, set by the server from your account; it cannot be written");
+  const superadmin = tenant.superadminRole;
+  if (model.entity.name === "users" && superadmin !== undefined && input.role === superadmin)
+    throw new ForbiddenError(
+      scopes.permission,
+      model.entity.name,
+      `you may not write field role: only a superadmin may grant "${superadmin}"`,
+    );
+  return creating && tenant.id !== undefined ? { ...input, [tenant.field]: tenant.id } : input;
 }
 
 /** "this row is outside what role X may update on E" (§4.16). */
@@ -158,9 +179,11 @@ export async function checkReferences(trx: Db, model: EntityModel, rows: Row[], 
   for (const { target, keys } of writtenKeys(model, rows)) {
     // An entity the caller cannot read at all (e.g. users, for an owner key) is left to the write check,
     // which runs first, and to the foreign key; only rows it partly sees must be among the visible ones.
+    // Its tenant still bounds it: a key into another tenant is a missing row (§6.2).
     const scope = scopes.readOf(target);
-    if (!scope) continue;
-    if ((await countRows(trx, target, and(scope.filter, byIds(keys)))) !== keys.length) throw brokenReference();
+    const reachable = scope ? scope.filter : scopes.boundaryOf(target);
+    if (!scope && unrestricted(reachable)) continue;
+    if ((await countRows(trx, target, and(reachable, byIds(keys)))) !== keys.length) throw brokenReference();
   }
 }
 

@@ -21,6 +21,7 @@ import {
   type Unwritten,
   type WriteScopes,
   withOwner,
+  withTenant,
 } from "./write-checks.js";
 
 const now = () => new Date().toISOString();
@@ -216,7 +217,7 @@ export async function create(db: Db, model: EntityModel, input: unknown, scopes:
     if (!isObject(item)) throw new BadRequestError(many ? `[${i}]: expected an object` : "expected a JSON object");
     checkWritableFields(item, scopes, entity);
     try {
-      return model.validator.create(withOwner(model, item, scopes, true));
+      return model.validator.create(withTenant(model, withOwner(model, item, scopes, true), scopes, true));
     } catch (error) {
       if (!(error instanceof ValidationError) || !many) throw error;
       throw new ValidationError(Object.fromEntries(Object.entries(error.fields).map(([k, v]) => [`[${i}].${k}`, v])));
@@ -263,7 +264,7 @@ async function apply(
 function updateValues(model: EntityModel, input: unknown, scopes: WriteScopes, what: string): Row {
   if (!isObject(input)) throw new BadRequestError(`${what}expected a JSON object`);
   checkWritableFields(input, scopes, model.entity.name);
-  return model.validator.update(withOwner(model, input, scopes, false));
+  return model.validator.update(withTenant(model, withOwner(model, input, scopes, false), scopes, false));
 }
 
 export async function updateOne(

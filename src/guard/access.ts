@@ -1,5 +1,6 @@
 /** What the data engine asks the guard: may this subject do this to this entity, and within which rows/fields. */
 import { ForbiddenError } from "../errors.js";
+import type { Filter } from "../query/ast.js";
 import type { Scope } from "../query/options.js";
 import type { Guard } from "./guard.js";
 
@@ -21,7 +22,9 @@ export interface Subject {
   /** a secret API key or a server-side call: bypasses the guard */
   trusted?: boolean;
   /** the API key the request came with (§5), beside or instead of a user token */
-  key?: { id: number; kind: "publishable" | "secret"; tenant: string | null };
+  key?: { id: number; kind: "publishable" | "secret"; tenant: number | null };
+  /** the user's tenant (§6.1): the account of a local user, the `account_id` claim of an external token */
+  tenant?: number;
 }
 
 /** Per-request view of the guard. */
@@ -36,6 +39,11 @@ export interface Access {
    * to name (§4.16); absent means the subject's own role.
    */
   readonly role?: string;
+  /**
+   * The rows of an entity the caller may ever reach whatever it is granted: its tenant (§6); TRUE or absent
+   * when unscoped. A write's links into an entity the caller cannot read must stay inside it.
+   */
+  boundary?(entity: string): Filter;
 }
 
 /** How refusals name the caller (§4.16): `role "member"`, never a claim or a policy's path. */

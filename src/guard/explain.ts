@@ -1,11 +1,12 @@
 /** `explain` (§5): for a role, permission and entity, the decision, the policies that matched and the SQL WHERE. */
 import type { Db } from "../db/connection.js";
 import { BadRequestError } from "../errors.js";
-import { type Filter, isPlaceholder, mapOperands, type Operand } from "../query/ast.js";
+import { and, type Filter, isPlaceholder, mapOperands, type Operand, TRUE } from "../query/ast.js";
 import { compileFilter } from "../query/compile.js";
 import { PERMISSIONS } from "./compile.js";
 import type { RequestContext } from "./conditions.js";
-import type { Guard } from "./guard.js";
+import type { Decision, Guard } from "./guard.js";
+import { bindingOf, type Tenancy, type TenantBinding, tenantFilter } from "./tenancy.js";
 
 export interface Explanation {
   role: string | null;
@@ -20,6 +21,10 @@ export interface Explanation {
   fields?: string[];
   /** a write's owner column, set to the caller and not to be named otherwise (§4.14) */
   owner?: string;
+  /** the tenant scope ANDed into the SQL (§6): one account, `@tenant` (the caller's), or all (superadmin) */
+  tenant?: { field: string; scope: number | "@tenant" | "all tenants" | "no tenant: no rows" };
+  /** the API key explained: its role is the one decided on */
+  key?: { id: number; kind: "publishable" | "secret" };
 }
 
 /** Show placeholders as their names instead of binding them. */
@@ -32,27 +37,66 @@ export interface ExplainQuery {
   entity?: string;
   /** token claims to match conditions against (placeholders stay unbound either way) */
   user?: Record<string, unknown>;
+  /** the caller's account (§6); unset: shown as `@tenant` */
+  tenant?: number;
+  /** an API key to explain: its role and tenant replace `role` and `tenant` */
+  key?: { id: number; kind: "publishable" | "secret"; role: string | undefined; tenant: number | null };
 }
 
-export function explain(guard: Guard, db: Db, entities: ReadonlySet<string>, input: ExplainQuery): Explanation {
+/** The binding explain shows: the given account, a key's, or any caller's (`@tenant`) — the same filter. */
+function explainedBinding(tenancy: Tenancy, role: string | undefined, input: ExplainQuery): TenantBinding {
+  if (input.key)
+    return bindingOf(tenancy, { role, key: { id: input.key.id, kind: input.key.kind, tenant: input.key.tenant } });
+  if (role !== undefined && role === tenancy.superadminRole) return { kind: "all" };
+  return { kind: "tenant", id: input.tenant ?? { placeholder: "tenant" } };
+}
+
+function tenantShown(tenancy: Tenancy, entity: string, binding: TenantBinding): Explanation["tenant"] {
+  if (entity !== tenancy.entity && !tenancy.scoped.has(entity)) return undefined;
+  const field = entity === tenancy.entity ? "id" : tenancy.field;
+  if (binding.kind !== "tenant") return { field, scope: binding.kind === "all" ? "all tenants" : "no tenant: no rows" };
+  return { field, scope: typeof binding.id === "number" ? binding.id : "@tenant" };
+}
+
+export function explain(
+  guard: Guard,
+  db: Db,
+  entities: ReadonlySet<string>,
+  input: ExplainQuery,
+  tenancy?: Tenancy,
+): Explanation {
   const { permission, entity } = input;
   if (!permission || !PERMISSIONS.includes(permission))
     throw new BadRequestError(`permission: expected one of ${PERMISSIONS.join(", ")}`);
   if (!entity || !entities.has(entity)) throw new BadRequestError(`entity: unknown entity "${entity ?? ""}"`);
-  const role = input.role || undefined;
+  const role = input.key ? input.key.role : input.role || undefined;
   if (role !== undefined && !guard.roles.has(role)) {
     const known = guard.roles.size > 0 ? `configured roles: ${[...guard.roles].join(", ")}` : "no roles are configured";
     throw new BadRequestError(`role: unknown role "${role}" (${known})`);
   }
   const ctx: RequestContext = { entity, user: input.user };
-  const decision = guard.decide(role, permission, ctx);
-  const base = { role: role ?? guard.defaultRole ?? null, permission, entity, matched: decision.matched };
+  // a secret key without a role bypasses the guard (§5.1); everything else is the role's decision
+  const decision: Decision =
+    input.key && role === undefined && input.key.kind === "secret"
+      ? { effect: "allow", filter: TRUE, matched: ["secret key without a role: the guard does not apply"] }
+      : guard.decide(role, permission, ctx);
+  const binding = tenancy && explainedBinding(tenancy, role, input);
+  const base = {
+    role: role ?? (input.key ? null : (guard.defaultRole ?? null)),
+    permission,
+    entity,
+    matched: decision.matched,
+    ...(input.key ? { key: { id: input.key.id, kind: input.key.kind } } : {}),
+    ...(tenancy && binding ? { tenant: tenantShown(tenancy, entity, binding) } : {}),
+  };
   if (decision.effect === "deny") return { ...base, decision: "deny", reason: decision.reason };
-  const unrestricted = decision.filter.kind === "const" && decision.filter.value;
+  // the same tenant filter the caller's Access ANDs in (tenancy.ts)
+  const filter = and(decision.filter, tenancy && binding ? tenantFilter(tenancy, entity, binding) : TRUE);
+  const unrestricted = filter.kind === "const" && filter.value;
   const compiled = db
     .selectFrom(entity)
     .select("id")
-    .where((eb) => compileFilter(eb, showPlaceholders(decision.filter), entity))
+    .where((eb) => compileFilter(eb, showPlaceholders(filter), entity))
     .compile();
   return {
     ...base,
@@ -76,5 +120,7 @@ export function formatExplanation(e: Explanation): string {
   if (e.where !== undefined) lines.push(`sql where:  ${e.where}`, `parameters: ${JSON.stringify(e.parameters)}`);
   if (e.fields) lines.push(`fields:     ${e.fields.join(", ")}`);
   if (e.owner) lines.push(`owner:      ${e.owner} is the caller's user id`);
+  if (e.tenant) lines.push(`tenant:     ${e.tenant.field} = ${e.tenant.scope}`);
+  if (e.key) lines.push(`key:        #${e.key.id} (${e.key.kind})`);
   return lines.join("\n");
 }

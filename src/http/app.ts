@@ -7,6 +7,7 @@ import type { Db } from "../db/connection.js";
 import { NotFoundError } from "../errors.js";
 import type { Access, Subject } from "../guard/access.js";
 import type { Guard } from "../guard/guard.js";
+import type { Tenancy } from "../guard/tenancy.js";
 import type { Runtime } from "../runtime.js";
 import { type AuthVariables, subjectMiddleware } from "./auth-middleware.js";
 import { authRoutes, CREDENTIAL_FREE_PATHS } from "./auth-routes.js";
@@ -22,13 +23,15 @@ export interface HttpAppParts {
   auth: AuthModule | undefined;
   /** undefined while the guard is disabled */
   guard: Guard | undefined;
-  /** the guard's per-request view for a subject (open access when the guard is off) */
+  /** the guard's per-request view for a subject (open access when the guard is off), within its tenant */
   accessFor(subject: Subject): Access;
+  /** tenant isolation (§6), when it is on */
+  tenancy: Tenancy | undefined;
   log: ErrorLogger;
   remoteAddress: Runtime["remoteAddress"];
 }
 
-export function httpApp({ config, db, engine, auth, guard, accessFor, log, remoteAddress }: HttpAppParts) {
+export function httpApp({ config, db, engine, auth, guard, accessFor, tenancy, log, remoteAddress }: HttpAppParts) {
   const hono = new Hono<{ Variables: AuthVariables & { access: Access } }>();
   const maxBodyBytes = config.server.max_body_bytes;
   const limits = {
@@ -64,7 +67,7 @@ export function httpApp({ config, db, engine, auth, guard, accessFor, log, remot
   if (guard || apiKeys)
     hono.route(
       "/api/system",
-      systemRoutes({ guard, db, entities: new Set(engine.models.keys()), apiKeys, maxBodyBytes }),
+      systemRoutes({ guard, db, entities: new Set(engine.models.keys()), apiKeys, tenancy, maxBodyBytes }),
     );
   return hono;
 }

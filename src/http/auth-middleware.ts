@@ -11,6 +11,7 @@ import { type Authenticated, type AuthModule, INVALID_KEY, type KeyPrincipal } f
 import { looksLikeKey } from "../auth/key-material.js";
 import { UnauthorizedError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
+import { checkSameTenant } from "../guard/tenancy.js";
 import type { Runtime } from "../runtime.js";
 import { clientAddress, requestOrigin } from "./client.js";
 import { checkCsrf } from "./csrf.js";
@@ -107,7 +108,9 @@ export function subjectMiddleware(options: SubjectMiddlewareOptions): Middleware
 
     if (authenticated) {
       const { subject } = authenticated;
-      c.set("subject", principal ? { ...subject, key: keys!.subject(principal).key } : subject);
+      const both = principal ? { ...subject, key: keys!.subject(principal).key } : subject;
+      checkSameTenant(both);
+      c.set("subject", both);
       c.set("authenticated", authenticated);
     } else if (principal) c.set("subject", keys!.subject(principal));
     return next();

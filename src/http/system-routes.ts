@@ -6,10 +6,11 @@
 import { type Context, Hono } from "hono";
 import type { ApiKeys } from "../auth/index.js";
 import type { Db } from "../db/connection.js";
-import { ForbiddenError, NotFoundError } from "../errors.js";
+import { ForbiddenError, fieldError, NotFoundError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
 import { explain } from "../guard/explain.js";
 import type { Guard } from "../guard/guard.js";
+import { bindingOf, type Tenancy } from "../guard/tenancy.js";
 import { readJson } from "./body.js";
 
 export type SystemEnv = { Variables: { subject: Subject } };
@@ -21,6 +22,8 @@ export interface SystemRoutesOptions {
   entities: ReadonlySet<string>;
   /** undefined unless `auth.api_keys.enabled` */
   apiKeys: ApiKeys | undefined;
+  /** tenant isolation (§6): a tenant admin explains and manages keys within its own account */
+  tenancy: Tenancy | undefined;
   maxBodyBytes: number;
 }
 
@@ -31,41 +34,70 @@ function keyId(c: Context): number {
   return Number(raw);
 }
 
-export function systemRoutes({ guard, db, entities, apiKeys, maxBodyBytes }: SystemRoutesOptions): Hono<SystemEnv> {
+/** An account id from a query string; anything else is a 400 naming the parameter. */
+function accountId(raw: string | undefined, name: string): number | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  if (!/^[1-9]\d{0,15}$/.test(raw)) throw fieldError(name, "expected an account id");
+  return Number(raw);
+}
+
+export function systemRoutes({
+  guard,
+  db,
+  entities,
+  apiKeys,
+  tenancy,
+  maxBodyBytes,
+}: SystemRoutesOptions): Hono<SystemEnv> {
   const routes = new Hono<SystemEnv>();
-  const requirePermission = (c: Context<SystemEnv>, permission: string) => {
+  /** Checks the permission; returns the caller's tenant (undefined: every tenant) for what it may see (§6). */
+  const requirePermission = (c: Context<SystemEnv>, permission: string): number | undefined => {
     const subject = c.get("subject");
     const granted = guard ? guard.grantsSystem(subject, permission) : subject.trusted === true;
     if (!granted) throw new ForbiddenError(permission);
+    const binding = tenancy ? bindingOf(tenancy, subject) : { kind: "all" as const };
+    if (binding.kind === "all") return undefined;
+    if (binding.kind === "none")
+      throw new ForbiddenError(permission, undefined, "a caller without an account has no system access");
+    return binding.id as number;
   };
 
   if (guard)
-    routes.get("/explain", (c) => {
-      requirePermission(c, "system.explain");
+    routes.get("/explain", async (c) => {
+      const within = requirePermission(c, "system.explain");
       const q = c.req.query();
-      return c.json({
-        data: explain(guard, db, entities, { role: q.role, permission: q.permission, entity: q.entity }),
-      });
+      const keyIdParam = q.key === undefined ? undefined : accountId(q.key, "key");
+      // a tenant admin explains for its own account only; a key is looked up as its manager would see it
+      const listed = keyIdParam === undefined || !apiKeys ? undefined : await apiKeys.list(within);
+      const found = listed?.find((k) => k.id === keyIdParam);
+      if (keyIdParam !== undefined && !found) throw new NotFoundError(`no API key has the id ${keyIdParam}`);
+      const key =
+        found && apiKeys
+          ? { ...apiKeys.subject({ ...found }), id: found.id, kind: found.kind, tenant: found.tenant }
+          : undefined;
+      const tenant = within ?? accountId(q.tenant, "tenant");
+      const query = { role: q.role, permission: q.permission, entity: q.entity, tenant, key };
+      return c.json({ data: explain(guard, db, entities, query, tenancy) });
     });
 
   if (apiKeys) {
     const manage = "system.keys.manage";
     routes.post("/keys", async (c) => {
-      requirePermission(c, manage);
-      return c.json({ data: await apiKeys.create(await readJson(c, maxBodyBytes)) }, 201);
+      const within = requirePermission(c, manage);
+      return c.json({ data: await apiKeys.create(await readJson(c, maxBodyBytes), within) }, 201);
     });
     routes.get("/keys", async (c) => {
-      requirePermission(c, manage);
-      return c.json({ data: await apiKeys.list() });
+      const within = requirePermission(c, manage);
+      return c.json({ data: await apiKeys.list(within) });
     });
     routes.post("/keys/:id/rotate", async (c) => {
-      requirePermission(c, manage);
+      const within = requirePermission(c, manage);
       const id = keyId(c);
-      return c.json({ data: await apiKeys.rotate(id, await readJson(c, maxBodyBytes)) }, 201);
+      return c.json({ data: await apiKeys.rotate(id, await readJson(c, maxBodyBytes), within) }, 201);
     });
     routes.delete("/keys/:id", async (c) => {
-      requirePermission(c, manage);
-      return c.json({ data: await apiKeys.revoke(keyId(c)) });
+      const within = requirePermission(c, manage);
+      return c.json({ data: await apiKeys.revoke(keyId(c), within) });
     });
   }
   return routes;

@@ -19,6 +19,11 @@ export interface Scope {
   fields?: ReadonlySet<string>;
   /** a write's owner column (§4.14), pinned to the caller's user id: naming another user is refused */
   owner?: string;
+  /**
+   * A tenant-bound caller's scope column (§6.2), set by the server on create and never written by the caller;
+   * `id` is undefined for a caller without a tenant, who writes no scoped rows.
+   */
+  tenant?: { field: string; id: number | undefined; superadminRole?: string };
 }
 
 export interface WithSpec {

@@ -1,4 +1,6 @@
 /** Turns the validated `{ entities, relations, indices }` JSON into the engine's CompiledSchema. */
+
+import type { ValidatedConfig } from "../config/schema.js";
 import { ConfigError } from "../errors.js";
 import type {
   ColumnType,
@@ -7,6 +9,7 @@ import type {
   CompiledForeignKey,
   CompiledRelation,
   CompiledSchema,
+  CompiledTenancy,
 } from "./compiled.js";
 import type { EntityJSON, SchemaJSON } from "./entity.js";
 import type { FieldConfig } from "./fields.js";
@@ -46,6 +49,69 @@ export const BUILTIN_USERS: EntityJSON = {
     token_version: { type: "number", config: { hidden: true, integer: true } },
   },
 };
+
+/** The tenant entity when the schema does not declare it (§6): a name and an optional unique slug. */
+export const BUILTIN_TENANT: EntityJSON = {
+  type: "system",
+  fields: {
+    name: { type: "text", config: { required: true, minLength: 1, maxLength: 200 } },
+    slug: { type: "text", config: { unique: true, maxLength: 64 } },
+  },
+};
+
+type TenancyConfig = ValidatedConfig["tenancy"];
+
+/** Which entities the tenancy config scopes; the tenant entity never, users always (§6). */
+function scopedEntities(
+  tenancy: TenancyConfig,
+  entities: Map<string, CompiledEntity>,
+  withUsers: boolean,
+): CompiledTenancy {
+  const path = "config.tenancy";
+  if (!withUsers) throw new ConfigError(`${path}.enabled`, "tenant isolation needs auth (config.auth.enabled: true)");
+  checkName(tenancy.field, `${path}.field`, "field");
+  const listed = tenancy.entities === "*" ? [...entities.keys()] : [...tenancy.entities, "users"];
+  if (tenancy.entities !== "*")
+    tenancy.entities.forEach((name, i) => {
+      if (!entities.has(name)) throw new ConfigError(`${path}.entities[${i}]`, `unknown entity "${name}"`);
+      if (name === tenancy.entity)
+        throw new ConfigError(`${path}.entities[${i}]`, `"${name}" is the tenant entity; it is never scoped`);
+    });
+  const scoped = new Set(listed.filter((name) => name !== tenancy.entity));
+  for (const name of scoped) {
+    const entity = entities.get(name)!;
+    if (entity.fields.has(tenancy.field))
+      throw new ConfigError(
+        `config.data.entities.${name}.fields.${tenancy.field}`,
+        `"${tenancy.field}" is the tenant scope column (config.tenancy.field) and is added automatically`,
+      );
+    entity.fields.set(tenancy.field, {
+      name: tenancy.field,
+      type: "reference",
+      config: {},
+      system: false,
+      hidden: false,
+    });
+    entity.tenantField = tenancy.field;
+  }
+  return { entity: tenancy.entity, field: tenancy.field, scoped };
+}
+
+/**
+ * §6.3: a unique value of a scoped entity is unique within its tenant, so a 409 never tells one tenant what
+ * another stored. Users' emails stay global: login finds a user by email alone.
+ */
+function uniqueIndex(e: CompiledEntity, name: string, columns: string[], schema: CompiledSchema) {
+  const perTenant = e.tenantField !== undefined && !(e.name === "users" && columns.join() === "email");
+  if (!perTenant) return { name, entity: e.name, columns, unique: true };
+  schema.retiredIndices.push(name);
+  return {
+    name: derivedName(`${name}_per_${e.tenantField}`),
+    entity: e.name,
+    columns: [e.tenantField!, ...columns],
+    unique: true,
+  };
+}
 
 function systemField(name: string, type: ColumnType): CompiledField {
   return { name, type, config: {}, system: true, hidden: false };
@@ -108,16 +174,37 @@ function addRelation(entity: CompiledEntity, relation: CompiledRelation, path: s
   entity.relations.set(relation.name, relation);
 }
 
-/** Compile the schema; `withUsers` adds the built-in users entity (auth enabled). */
-export function compileSchema(json: SchemaJSON, withUsers: boolean): CompiledSchema {
+/**
+ * Compile the schema; `withUsers` adds the built-in users entity (auth enabled), `tenancy` the tenant entity
+ * and the scope column of every scoped entity (§6).
+ */
+export function compileSchema(json: SchemaJSON, withUsers: boolean, tenancy?: TenancyConfig): CompiledSchema {
   const entityJSON = { ...json.entities };
   if (withUsers || entityJSON.users) entityJSON.users = mergeUsers(entityJSON.users);
+  if (tenancy?.enabled) {
+    checkName(tenancy.entity, "config.tenancy.entity", "entity");
+    if (tenancy.entity === "users") throw new ConfigError("config.tenancy.entity", "users cannot be the tenant entity");
+    entityJSON[tenancy.entity] ??= BUILTIN_TENANT;
+  }
 
   const entities = new Map<string, CompiledEntity>();
   for (const [name, e] of Object.entries(entityJSON))
     entities.set(name, compileEntity(name, e, `config.data.entities.${name}`));
 
-  const schema: CompiledSchema = { entities, junctions: [], indices: [], foreignKeys: [] };
+  const schema: CompiledSchema = { entities, junctions: [], indices: [], foreignKeys: [], retiredIndices: [] };
+  if (tenancy?.enabled) {
+    schema.tenancy = scopedEntities(tenancy, entities, withUsers);
+    // an account that still has rows cannot be deleted from under them
+    for (const entity of schema.tenancy.scoped)
+      schema.foreignKeys.push({
+        entity,
+        column: tenancy.field,
+        target: tenancy.entity,
+        onDelete: "restrict",
+        unique: false,
+        required: false,
+      });
+  }
   for (const [key, r] of Object.entries(json.relations ?? {})) {
     const path = `config.data.relations.${key}`;
     const source = entities.get(r.source);
@@ -205,17 +292,16 @@ export function compileSchema(json: SchemaJSON, withUsers: boolean): CompiledSch
     if (!e) throw new ConfigError(`${path}.entity`, `unknown entity "${i.entity}"`);
     for (const f of i.fields) if (!e.fields.has(f)) throw new ConfigError(`${path}.fields`, `unknown field "${f}"`);
     checkName(key, path, "index");
-    schema.indices.push({ name: key, entity: i.entity, columns: i.fields, unique: i.unique === true });
+    schema.indices.push(
+      i.unique === true
+        ? uniqueIndex(e, key, i.fields, schema)
+        : { name: key, entity: i.entity, columns: i.fields, unique: false },
+    );
   }
   for (const e of entities.values())
     for (const f of e.fields.values())
       if (f.config.unique && f.type !== "primary")
-        schema.indices.push({
-          name: derivedName(`uniq_${e.name}_${f.name}`),
-          entity: e.name,
-          columns: [f.name],
-          unique: true,
-        });
+        schema.indices.push(uniqueIndex(e, derivedName(`uniq_${e.name}_${f.name}`), [f.name], schema));
   for (const fk of schema.foreignKeys)
     if (!fk.unique)
       schema.indices.push({

@@ -47,6 +47,8 @@ export interface CompiledEntity {
   defaultSort: { field: string; dir: "asc" | "desc" };
   /** the key column of the owner relation to `users` (§4.14), when one is declared */
   owner?: string;
+  /** the tenant scope column (§6), on a tenant-scoped entity */
+  tenantField?: string;
 }
 
 export interface CompiledJunction {
@@ -71,9 +73,20 @@ export interface CompiledForeignKey {
   required: boolean;
 }
 
+/** Tenant isolation as the schema carries it (§6): the tenant table and the entities scoped by its column. */
+export interface CompiledTenancy {
+  entity: string;
+  field: string;
+  /** every scoped entity (users among them when auth is on); never the tenant entity */
+  scoped: ReadonlySet<string>;
+}
+
 export interface CompiledSchema {
   entities: Map<string, CompiledEntity>;
   junctions: CompiledJunction[];
   indices: CompiledIndex[];
   foreignKeys: CompiledForeignKey[];
+  /** indexes to drop when they exist: a unique index made per tenant replaces the global one (§6.3) */
+  retiredIndices: string[];
+  tenancy?: CompiledTenancy;
 }

@@ -170,6 +170,8 @@ export async function planSync(db: Db, dialect: Dialect, schema: CompiledSchema)
     else plan.additive.push(createTable(db, dialect, table));
   }
 
+  // a unique index made per tenant goes before its replacement comes: a global one would still refuse (§6.3)
+  for (const name of schema.retiredIndices) plan.additive.push(db.schema.dropIndex(name).ifExists().compile());
   for (const i of schema.indices) {
     let builder = db.schema.createIndex(i.name).ifNotExists().on(i.entity).columns(i.columns);
     if (i.unique) builder = builder.unique();

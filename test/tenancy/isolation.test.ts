@@ -1,0 +1,75 @@
+/**
+ * Tenant isolation (§6) over HTTP: the tenant comes from the token or key only, scopes every route, is set on
+ * create and never written, keeps unique values per tenant, and registration makes an account.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bearer, login } from "../helpers/auth.js";
+import { startServer, type TestServer } from "../helpers/server.js";
+import { PASSWORD, PEOPLE, type Person, seedTenants, tenancyConfig } from "./fixture.js";
+
+describe("tenant isolation (6)", () => {
+  let server: TestServer;
+  const as: Partial<Record<Person, Record<string, string>>> = {};
+
+  beforeAll(async () => {
+    server = await startServer(tenancyConfig(), { options: { seed: seedTenants } });
+    for (const [name, p] of Object.entries(PEOPLE)) as[name as Person] = bearer(await login(server, p.email, PASSWORD));
+  });
+  afterAll(() => server?.close());
+
+  it("lists only the caller's tenant", async () => {
+    const alice = await server.request("GET", "/api/data/notes", undefined, as.alice);
+    expect(alice.status, alice.text).toBe(200);
+    expect(alice.body.data.map((n: { title: string }) => n.title)).toEqual(["alice's note", "bob's note"]);
+    const carol = await server.request("GET", "/api/data/notes", undefined, as.carol);
+    expect(carol.body.data.map((n: { title: string }) => n.title)).toEqual(["carol's note"]);
+    const root = await server.request("GET", "/api/data/notes", undefined, as.root);
+    expect(root.body.data).toHaveLength(3);
+    const anonymous = await server.request("GET", "/api/data/notes");
+    expect(anonymous.body.data).toEqual([]);
+  });
+
+  it("another tenant's row is 404 and cannot be written", async () => {
+    expect((await server.request("GET", "/api/data/notes/3", undefined, as.alice)).status).toBe(404);
+    expect((await server.request("PATCH", "/api/data/notes/3", { title: "x" }, as.adam)).status).toBe(404);
+    expect((await server.request("DELETE", "/api/data/notes/3", undefined, as.adam)).status).toBe(404);
+    const rows = await server.rows("select title from notes where id = 3");
+    expect(rows).toEqual([{ title: "carol's note" }]);
+  });
+
+  it("sets the scope column on create and refuses it in a body", async () => {
+    const created = await server.request("POST", "/api/data/notes", { title: "new", slug: "bob" }, as.carol);
+    expect(created.status, created.text).toBe(201);
+    expect(created.body.data.account_id).toBe(2);
+    const named = await server.request("POST", "/api/data/notes", { title: "x", account_id: 1 }, as.carol);
+    expect(named.status, named.text).toBe(400);
+    const moved = await server.request("PATCH", `/api/data/notes/${created.body.data.id}`, { account_id: 1 }, as.carol);
+    expect(moved.status, moved.text).toBe(400);
+    const taken = await server.request("POST", "/api/data/notes", { title: "y", slug: "bob" }, as.carol);
+    expect(taken.status, taken.text).toBe(409);
+  });
+
+  it("registration creates an account whose first user is its admin", async () => {
+    const res = await server.request("POST", "/api/auth/password/register", {
+      email: "dora@d.test",
+      password: PASSWORD,
+      account: { name: "Account D" },
+    });
+    expect(res.status, res.text).toBe(201);
+    expect(res.body.user.role).toBe("admin");
+    const notes = await server.request("GET", "/api/data/notes", undefined, bearer(res.body.token));
+    expect(notes.body.data).toEqual([]);
+  });
+
+  it("explain shows the tenant scope", async () => {
+    const res = await server.request(
+      "GET",
+      "/api/system/explain?role=member&permission=data.entity.read&entity=notes",
+      undefined,
+      as.root,
+    );
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.data.tenant).toEqual({ field: "account_id", scope: "@tenant" });
+    expect(res.body.data.where).toContain("account_id");
+  });
+});
