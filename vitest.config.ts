@@ -9,6 +9,7 @@ const ENGINE_TESTS = [
   "test/auth/**/*.test.ts",
   "test/guard/**/*.test.ts",
   "test/security/**/*.test.ts",
+  "test/tenancy/**/*.test.ts",
   "test/server.test.ts",
 ];
 /** Inside those directories, tests of the CLI process that do not depend on the engine. */
