@@ -34,10 +34,10 @@ function keyId(c: Context): number {
   return Number(raw);
 }
 
-/** An account id from a query string; anything else is a 400 naming the parameter. */
-function accountId(raw: string | undefined, name: string): number | undefined {
+/** An id (an account's, a key's) from a query string; anything else is a 400 naming the parameter. */
+function idParam(raw: string | undefined, name: string): number | undefined {
   if (raw === undefined || raw === "") return undefined;
-  if (!/^[1-9]\d{0,15}$/.test(raw)) throw fieldError(name, "expected an account id");
+  if (!/^[1-9]\d{0,15}$/.test(raw)) throw fieldError(name, "expected an id");
   return Number(raw);
 }
 
@@ -66,16 +66,12 @@ export function systemRoutes({
     routes.get("/explain", async (c) => {
       const within = requirePermission(c, "system.explain");
       const q = c.req.query();
-      const keyIdParam = q.key === undefined ? undefined : accountId(q.key, "key");
-      // a tenant admin explains for its own account only; a key is looked up as its manager would see it
-      const listed = keyIdParam === undefined || !apiKeys ? undefined : await apiKeys.list(within);
-      const found = listed?.find((k) => k.id === keyIdParam);
-      if (keyIdParam !== undefined && !found) throw new NotFoundError(`no API key has the id ${keyIdParam}`);
-      const key =
-        found && apiKeys
-          ? { ...apiKeys.subject({ ...found }), id: found.id, kind: found.kind, tenant: found.tenant }
-          : undefined;
-      const tenant = within ?? accountId(q.tenant, "tenant");
+      const keyParam = idParam(q.key, "key");
+      // a tenant admin explains for its own account only, and only its own account's keys
+      const found = keyParam === undefined ? undefined : (await apiKeys?.list(within))?.find((k) => k.id === keyParam);
+      if (keyParam !== undefined && !found) throw new NotFoundError(`no API key has the id ${keyParam}`);
+      const key = found && { id: found.id, kind: found.kind, tenant: found.tenant, role: apiKeys!.subject(found).role };
+      const tenant = within ?? idParam(q.tenant, "tenant");
       const query = { role: q.role, permission: q.permission, entity: q.entity, tenant, key };
       return c.json({ data: explain(guard, db, entities, query, tenancy) });
     });
