@@ -7,9 +7,13 @@ import { type CitadelApp, type CreateAppInput, createApp } from "../app.js";
 import type { ApiKeyInfo, ApiKeys, NewApiKey } from "../auth/index.js";
 import type { Row } from "../data/codec.js";
 import { formatExplanation } from "../guard/explain.js";
+import { accountId, requireAccount } from "./accounts.js";
 import type { CliIo } from "./io.js";
 import { loadAppInput } from "./load.js";
 import { readPassword } from "./prompt.js";
+import { UsageError } from "./usage.js";
+
+export { UsageError };
 
 /** Every option any command takes; a command lists the names it accepts. */
 export const OPTIONS = {
@@ -36,6 +40,12 @@ export const OPTIONS = {
   ips: { type: "string", arg: "<list>", help: "secret keys: the client addresses it works from, comma-separated" },
   id: { type: "string", arg: "<id>", help: "the key's id (see `citadel key list`)" },
   grace: { type: "string", arg: "<seconds>", help: "how long the old key keeps working (default 0)" },
+  tenant: {
+    type: "string",
+    arg: "<account id>",
+    help: "an account (config.tenancy): the key's, or the caller's to explain",
+  },
+  account: { type: "string", arg: "<id>", help: "the account (config.tenancy) the user belongs to" },
   json: { type: "boolean", help: "print JSON instead of text" },
 } as const;
 
@@ -51,16 +61,6 @@ export interface Command {
   options: OptionName[];
   required: OptionName[];
   run(values: Values, io: CliIo): Promise<void>;
-}
-
-/** A command line the CLI cannot act on (exit code 2); `hint` says what would be right. */
-export class UsageError extends Error {
-  constructor(
-    message: string,
-    readonly hint = "Run `citadel --help` for the commands.",
-  ) {
-    super(message);
-  }
 }
 
 const print = (io: CliIo, text: string) => io.stdout(`${text}\n`);
@@ -136,15 +136,25 @@ function keyTable(keys: ApiKeyInfo[]): string {
   if (keys.length === 0) return "no API keys";
   const state = (k: ApiKeyInfo) =>
     k.revoked_at ? "revoked" : k.replaced_by !== null ? `replaced by ${k.replaced_by}` : "active";
-  const rows = keys.map((k) => [String(k.id), k.prefix, k.kind, k.role ?? "-", k.name, state(k), k.expires_at ?? "-"]);
-  return table(["id", "prefix", "kind", "role", "name", "state", "expires_at"], rows);
+  const rows = keys.map((k) => [
+    String(k.id),
+    k.prefix,
+    k.kind,
+    k.role ?? "-",
+    k.tenant === null ? "-" : String(k.tenant),
+    k.name,
+    state(k),
+    k.expires_at ?? "-",
+  ]);
+  return table(["id", "prefix", "kind", "role", "tenant", "name", "state", "expires_at"], rows);
 }
 
 /** The new key, once: it cannot be shown again. */
 const printKey = (io: CliIo, verb: string, key: NewApiKey) =>
   print(
     io,
-    `${verb} ${key.kind} key #${key.id} ${JSON.stringify(key.name)} (${key.role ? `role ${key.role}` : "no role of its own"})\n` +
+    `${verb} ${key.kind} key #${key.id} ${JSON.stringify(key.name)} (${key.role ? `role ${key.role}` : "no role of its own"}` +
+      `${key.tenant === null ? "" : `, account ${key.tenant}`})\n` +
       `${key.key}\nStore it now: it is not shown again.`,
   );
 
@@ -167,12 +177,16 @@ export const COMMANDS: Command[] = [
     summary: "What the guard decides for a role, permission and entity, and the SQL WHERE it adds",
     details:
       "Leave --role out for callers without a token (the default role).\n" +
+      "With tenant isolation (config.tenancy) the SQL holds the caller's account as @tenant, or --tenant's id.\n" +
       "A DENY for a configured role is an answer (exit 0); an unknown role, permission or entity is an error (exit 1).",
-    options: [...APP, "role", "permission", "entity", "json"],
+    options: [...APP, "role", "permission", "entity", "tenant", "json"],
     required: ["config", "permission", "entity"],
     run: (values, io) =>
       withApp(values, io, async (app) => {
-        const explanation = app.explain({ role: values.role, permission: values.permission, entity: values.entity });
+        const id = accountId(values.tenant, "tenant");
+        const tenant = id === undefined ? undefined : await requireAccount(app, id, "tenant");
+        const { role, permission, entity } = values;
+        const explanation = app.explain({ role, permission, entity, tenant });
         print(io, values.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation));
       }),
   },
@@ -181,16 +195,23 @@ export const COMMANDS: Command[] = [
     summary: "Create a user (password from stdin or a prompt)",
     details:
       "The password is read from stdin when it is piped, otherwise prompted for twice without echo.\n" +
-      "Without --role the user gets config.auth.default_role_register (no role when none is set).",
-    options: [...APP, "email", "role"],
+      "Without --role the user gets config.auth.default_role_register (no role when none is set).\n" +
+      "With tenant isolation (config.tenancy), --account puts the user in that account; without it the user\n" +
+      "belongs to none and sees no scoped rows (unless its role is config.tenancy.superadmin_role).",
+    options: [...APP, "email", "role", "account"],
     required: ["config", "email"],
     run: (values, io) =>
       withApp(values, io, async (app) => {
         const users = app.module.auth.users;
+        const id = accountId(values.account, "account");
+        // checked before the password is asked for: nothing to type for a user that cannot be created
+        const account =
+          id === undefined ? {} : { [app.config.tenancy.field]: await requireAccount(app, id, "account") };
         const password = await readPassword(io);
-        const user = await users.create({ email: values.email!, password, role: values.role });
+        const user = await users.create({ email: values.email!, password, role: values.role, ...account });
         const source = values.role === undefined && user.role ? ", from config.auth.default_role_register" : "";
-        print(io, `created user ${label(user)} (${roleOf(user)}${source})`);
+        const member = id === undefined ? "" : `, account ${user[app.config.tenancy.field]}`;
+        print(io, `created user ${label(user)} (${roleOf(user)}${source}${member})`);
       }),
   },
   {
@@ -250,8 +271,10 @@ export const COMMANDS: Command[] = [
     summary: "Create an API key and print it once (5.5)",
     details:
       "Without --role a publishable key acts as config.auth.api_keys.publishable_role and a secret key as\n" +
-      "secret_role (none: it bypasses the guard). The key is printed once; only its SHA-256 digest is stored.",
-    options: [...APP, "name", "kind", "role", "expires", "origins", "ips"],
+      "secret_role (none: it bypasses the guard). The key is printed once; only its SHA-256 digest is stored.\n" +
+      "With tenant isolation (config.tenancy), --tenant binds the key to that account; without it a publishable\n" +
+      "key sees no scoped rows and a secret key reaches every account.",
+    options: [...APP, "name", "kind", "role", "tenant", "expires", "origins", "ips"],
     required: ["config", "name", "kind"],
     run: (values, io) =>
       withApp(values, io, async (app) => {
@@ -259,6 +282,7 @@ export const COMMANDS: Command[] = [
           name: values.name,
           kind: values.kind,
           role: values.role,
+          tenant: accountId(values.tenant, "tenant"),
           expires_at: values.expires,
           allowed_origins: list(values.origins),
           allowed_ips: list(values.ips),

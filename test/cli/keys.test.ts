@@ -85,7 +85,7 @@ describe("citadel key (5.5, 12.1)", () => {
     const text = await cli(key("list"));
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toMatch(
-      /^id +prefix +kind +role +name +state +expires_at\n1 +sk_live_[0-9A-Za-z]{12} +secret +- +backend +active +-\n/,
+      /^id +prefix +kind +role +tenant +name +state +expires_at\n1 +sk_live_[0-9A-Za-z]{12} +secret +- +- +backend +active +-\n/,
     );
     expect(text.stdout).not.toContain(first);
     const json = await cli(key("list", "--json"));
