@@ -116,8 +116,10 @@ export async function createApiKeys({
       const refuse = (why: string) => new ForbiddenError(MANAGE, undefined, why);
       if (input.tenant !== null && input.tenant !== within)
         throw refuse("you may only create keys for your own account");
-      if (input.role !== null && input.role === tenancy?.superadminRole)
-        throw refuse(`only a superadmin may create a key with the role "${input.role}"`);
+      // the role the key will act as, its own or the configured one for its kind (§5.1)
+      const role = input.role ?? (input.kind === "secret" ? secretRole : publishableRole);
+      if (role !== undefined && role === tenancy?.superadminRole)
+        throw refuse(`only a superadmin may create a key acting as the role "${role}"`);
       return within;
     }
     if (input.tenant === null || !tenancy) return input.tenant;

@@ -101,8 +101,12 @@ function requireObject(body: unknown): Record<string, unknown> {
 }
 
 /** The `account` of a registration (§6.4): the tenant entity's fields, `{ name }` at least. */
-function accountInput(model: EntityModel, value: unknown): Record<string, unknown> {
+function accountInput(tenancy: Tenancy & { model: EntityModel }, value: unknown): Record<string, unknown> {
   if (!isObject(value)) throw fieldError("account", "expected an object with the new account's name, e.g. { name }");
+  const model = tenancy.model;
+  // a value unique across accounts would answer "taken" about another account (§6.2): a superadmin sets it
+  for (const name of Object.keys(value))
+    if (tenancy.unique.has(name)) throw fieldError(`account.${name}`, "may not be set at registration");
   try {
     return model.validator.create(value);
   } catch (error) {
@@ -232,7 +236,7 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
       }
       const email = checkEmail(requireString(input, "email"));
       requireString(input, "password");
-      const account = tenancy && accountInput(tenancy.model, input.account);
+      const account = tenancy && accountInput(tenancy, input.account);
       await registerLimit(email, client);
       const password = hasher.check(input.password);
       const user = { ...extra, email, role: settings.defaultRoleRegister ?? null };

@@ -46,6 +46,7 @@ const NUMERIC = new Set(["integer", "bigint", "smallint", "double precision", "r
 const CODES: Record<string, DatabaseErrorKind> = {
   "23505": "unique",
   "23503": "foreign-key",
+  "23001": "foreign-key", // restrict_violation: `on delete restrict` refused a delete
   "54000": "too-large", // program_limit_exceeded: an index entry over 2,704 bytes
   "40001": "busy", // serialization_failure
   "40P01": "busy", // deadlock_detected

@@ -99,9 +99,10 @@ function kindOf(error: Error, code: string | undefined): DatabaseErrorKind | und
   if (code !== undefined && code in CODES) return CODES[code];
   if (code?.startsWith("SQLITE_BUSY") || code?.startsWith("SQLITE_LOCKED")) return "busy";
   if (code === "SERVER_ERROR" && refusedByServer(error)) return "busy";
-  // libSQL over HTTP carries only the primary code; SQLite's wording of the two constraints is fixed
-  if (code === "SQLITE_CONSTRAINT") {
-    if (UNIQUE_COLUMNS.test(error.message)) return "unique";
+  // libSQL over HTTP carries only the primary code; SQLite's wording of the two constraints is fixed. An
+  // `on delete restrict` refusal comes as SQLITE_CONSTRAINT_TRIGGER with the foreign key's wording.
+  if (code === "SQLITE_CONSTRAINT" || code === "SQLITE_CONSTRAINT_TRIGGER") {
+    if (code === "SQLITE_CONSTRAINT" && UNIQUE_COLUMNS.test(error.message)) return "unique";
     if (error.message.includes("FOREIGN KEY constraint failed")) return "foreign-key";
   }
   // SQLite has no code of its own for this limit: SQLITE_ERROR, told apart by its message

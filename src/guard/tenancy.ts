@@ -37,15 +37,19 @@ const NONE: TenantBinding = { kind: "none" };
 /**
  * §6.1: the tenant comes from the user (their account, or a verified external token's claim) or from the API
  * key, never from the request. A user's tenant wins over a key's: the middleware refuses the two when they
- * differ, and a user without a tenant is bound to none, not to a publishable key's.
+ * differ, and a user without a tenant is bound to none, not to a publishable key's. A key's tenant binds it
+ * whatever role it acts as, the superadmin role included; only an unbound principal acting as the superadmin
+ * role, a secret key without a tenant, or server code reaches every tenant.
  */
 export function bindingOf(tenancy: Tenancy, subject: Subject): TenantBinding {
-  if (subject.role !== undefined && subject.role === tenancy.superadminRole) return ALL;
-  if (subject.user) return subject.tenant === undefined ? NONE : { kind: "tenant", id: subject.tenant };
-  if (subject.key) {
-    if (subject.key.tenant !== null) return { kind: "tenant", id: subject.key.tenant };
-    return subject.key.kind === "secret" ? ALL : NONE;
+  const superadmin = subject.role !== undefined && subject.role === tenancy.superadminRole;
+  if (subject.user) {
+    if (superadmin) return ALL;
+    return subject.tenant === undefined ? NONE : { kind: "tenant", id: subject.tenant };
   }
+  if (subject.key && subject.key.tenant !== null) return { kind: "tenant", id: subject.key.tenant };
+  if (superadmin) return ALL;
+  if (subject.key) return subject.key.kind === "secret" ? ALL : NONE;
   return subject.trusted ? ALL : NONE;
 }
 
@@ -58,14 +62,23 @@ export function tenantFilter(tenancy: Tenancy, entity: string, binding: TenantBi
   return { kind: "compare", field: column, op: "$eq", value: binding.id };
 }
 
+const WRITES: ReadonlySet<string> = new Set(["data.entity.create", "data.entity.update"]);
+
+/** What a bound caller may write of its account: what it is granted, less the values unique across accounts. */
+function writableOfTenant(tenancy: Tenancy, scope: Scope): ReadonlySet<string> {
+  const granted = scope.fields ?? tenancy.tenantFields;
+  return new Set([...granted].filter((f) => !tenancy.unique.has(f)));
+}
+
 /** The caller's Access with its tenant ANDed into every scope it hands out. */
 export function tenantAccess(access: Access, tenancy: Tenancy): Access {
   const binding = bindingOf(tenancy, access.subject);
   if (binding.kind === "all") return access;
   const id = binding.kind === "tenant" ? (binding.id as number) : undefined;
-  const within = (entity: string, scope: Scope): Scope => ({
+  const within = (permission: DataPermission, entity: string, scope: Scope): Scope => ({
     ...scope,
     filter: and(scope.filter, tenantFilter(tenancy, entity, binding)),
+    fields: entity === tenancy.entity && WRITES.has(permission) ? writableOfTenant(tenancy, scope) : scope.fields,
     tenant: tenancy.scoped.has(entity)
       ? { field: tenancy.field, id, superadminRole: tenancy.superadminRole }
       : undefined,
@@ -75,9 +88,9 @@ export function tenantAccess(access: Access, tenancy: Tenancy): Access {
     role: access.role,
     find(permission: DataPermission, entity: string, rowId?: number) {
       const scope = access.find(permission, entity, rowId);
-      return scope && within(entity, scope);
+      return scope && within(permission, entity, scope);
     },
-    require: (permission, entity, rowId) => within(entity, access.require(permission, entity, rowId)),
+    require: (permission, entity, rowId) => within(permission, entity, access.require(permission, entity, rowId)),
     boundary: (entity) => tenantFilter(tenancy, entity, binding),
   };
 }

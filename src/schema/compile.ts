@@ -94,7 +94,8 @@ function scopedEntities(
     });
     entity.tenantField = tenancy.field;
   }
-  return { entity: tenancy.entity, field: tenancy.field, scoped };
+  // filled in once the indexes are known (compileSchema)
+  return { entity: tenancy.entity, field: tenancy.field, scoped, tenantFields: [], unique: new Set() };
 }
 
 /**
@@ -311,11 +312,15 @@ export function compileSchema(json: SchemaJSON, withUsers: boolean, tenancy?: Te
         unique: false,
       });
     else
-      schema.indices.push({
-        name: derivedName(`uniq_${fk.entity}_${fk.column}`),
-        entity: fk.entity,
-        columns: [fk.column],
-        unique: true,
-      });
+      schema.indices.push(
+        uniqueIndex(entities.get(fk.entity)!, derivedName(`uniq_${fk.entity}_${fk.column}`), [fk.column], schema),
+      );
+  const tenancyCompiled = schema.tenancy;
+  if (tenancyCompiled) {
+    const tenant = entities.get(tenancyCompiled.entity)!;
+    tenancyCompiled.tenantFields = [...tenant.fields.values()].filter((f) => !f.hidden).map((f) => f.name);
+    const unique = schema.indices.filter((i) => i.unique && i.entity === tenant.name).flatMap((i) => i.columns);
+    tenancyCompiled.unique = new Set(unique);
+  }
   return schema;
 }

@@ -79,6 +79,13 @@ export interface CompiledTenancy {
   field: string;
   /** every scoped entity (users among them when auth is on); never the tenant entity */
   scoped: ReadonlySet<string>;
+  /** the tenant entity's visible fields */
+  tenantFields: readonly string[];
+  /**
+   * The tenant entity's fields under a unique index: unique across accounts, so only an unbound caller
+   * (superadmin, server code) may write them; a 409 on them would tell one tenant about another (§6.2).
+   */
+  unique: ReadonlySet<string>;
 }
 
 export interface CompiledSchema {

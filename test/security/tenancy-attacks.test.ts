@@ -375,9 +375,14 @@ describe("tenant isolation under attack (6)", () => {
 
   describe("the tenant entity", () => {
     it("a tenant admin cannot create accounts, whatever the slug", async () => {
-      const fresh = await refused(403, server.request("POST", "/api/data/accounts", { name: "evil" }, as.adam));
+      await refused(403, server.request("POST", "/api/data/accounts", { name: "evil" }, as.adam));
+      // B's slug and a free one get the same answer
+      const fresh = await refused(
+        403,
+        server.request("POST", "/api/data/accounts", { name: "x", slug: "zz" }, as.adam),
+      );
       const bSlug = await refused(403, server.request("POST", "/api/data/accounts", { name: "x", slug: "b" }, as.adam));
-      expect(bSlug.body.error.message).toBe(fresh.body.error.message);
+      expectSame(bSlug, fresh);
       await refused(403, server.request("POST", "/api/data/accounts", [{ name: "e1" }, { name: "e2" }], as.adam));
       await refused(403, server.request("POST", "/api/data/accounts", { name: "evil" }, as.alice));
     });
@@ -805,5 +810,97 @@ describe("external tokens: the account claim (6.1)", () => {
       expect(res.status, res.text).toBe(status);
     }
     expect(await snapshot(server)).toEqual(before);
+  });
+});
+
+describe("holes the review found, closed (6.1, 6.2, 6.3)", () => {
+  it("a key acting as the superadmin role stays inside its account, and a tenant admin cannot make one", async () => {
+    const server = await startServer(withAuth({ api_keys: { enabled: true, secret_role: "superadmin" } }), {
+      options: { seed },
+    });
+    try {
+      const as = await loginAll(server);
+      const before = await snapshot(server);
+      const minted = await server.request("POST", "/api/system/keys", { name: "a-srv", kind: "secret" }, as.adam);
+      expect(minted.status, minted.text).toBe(403);
+      expect(await snapshot(server)).toEqual(before);
+      // root may make one for account B: it acts as superadmin inside B only
+      const made = await server.request("POST", "/api/system/keys", { name: "b", kind: "secret", tenant: B }, as.root);
+      expect(made.status, made.text).toBe(201);
+      const key = apikey(made.body.data.key);
+      const notes = await server.request("GET", "/api/data/notes", undefined, key);
+      expect(notes.body.data.map((n: Row) => n.account_id)).toEqual([B]);
+      const account = await server.request("POST", "/api/data/accounts", { name: "evil" }, key);
+      expect(account.status, account.text).toBe(403);
+      expect(await server.rows("select count(*) as n from accounts")).toEqual([{ n: 2 }]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("an account's unique values are a superadmin's to write: no 409 tells one account about another", async () => {
+    const server = await startServer(tenancyConfig(), { options: { seed } });
+    try {
+      const as = await loginAll(server);
+      const before = await snapshot(server);
+      for (const slug of ["b", "fresh"]) {
+        const patched = await server.request("PATCH", `/api/data/accounts/${A}`, { slug }, as.adam);
+        expect(patched.status, patched.text).toBe(403);
+        const registered = await server.request("POST", "/api/auth/password/register", {
+          email: `r-${slug}@x.test`,
+          password: PASSWORD,
+          account: { name: "x", slug },
+        });
+        expect(registered.status, registered.text).toBe(400);
+        expect(await snapshot(server)).toEqual(before);
+      }
+      // the rest of its account stays the tenant admin's to edit
+      const renamed = await server.request("PATCH", `/api/data/accounts/${A}`, { name: "A, renamed" }, as.adam);
+      expect(renamed.status, renamed.text).toBe(200);
+      const byRoot = await server.request("PATCH", `/api/data/accounts/${A}`, { slug: "a2" }, as.root);
+      expect(byRoot.status, byRoot.text).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("a one-to-one from a scoped entity is unique per account", async () => {
+    const config = tenancyConfig({ data: schema.toJSON() });
+    const server = await startServer(
+      { ...config, tenancy: { ...config.tenancy, entities: ["notes"] } },
+      {
+        options: { seed: accountsSeed },
+      },
+    );
+    try {
+      const adam = bearer(await login(server, "adam@a.test", PASSWORD));
+      // B's note holds slot 1: A linking it answers as linking the free slot 2 does
+      for (const slot of [1, 2]) {
+        const res = await server.request("POST", "/api/data/notes", { title: "x", slot_id: slot }, adam);
+        expect(res.status, res.text).toBe(201);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("deleting an account that still has rows is a 409, not a 500", async () => {
+    const logged: string[] = [];
+    const server = await startServer(tenancyConfig(), { options: { seed, log: (m) => logged.push(m) } });
+    try {
+      const as = await loginAll(server);
+      const before = await snapshot(server);
+      for (const [who, id] of [
+        [as.adam, A],
+        [as.root, B],
+      ] as const) {
+        const res = await server.request("DELETE", `/api/data/accounts/${id}`, undefined, who);
+        expect(res.status, res.text).toBe(409);
+        expect(await snapshot(server)).toEqual(before);
+      }
+      expect(logged.filter((m) => m.includes("unexpected"))).toEqual([]);
+    } finally {
+      await server.close();
+    }
   });
 });
