@@ -203,9 +203,20 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
       windowMs,
     );
 
+  /** An account a user is added to exists (§6.4): named in the error, not a broken reference's 409. */
+  async function requireAccount(id: unknown): Promise<void> {
+    const field = tenancy!.field;
+    if (typeof id !== "number" || !Number.isSafeInteger(id) || id < 1)
+      throw fieldError(field, "expected an account id");
+    const found = await options.db.selectFrom(tenancy!.entity).select("id").where("id", "=", id).executeTakeFirst();
+    if (!found) throw fieldError(field, `no account has the id ${id}`);
+  }
+
   async function createUser(input: NewUser): Promise<Row> {
     const { email, password, role, ...rest } = input;
     if (role !== undefined && role !== null) requireKnownRole(settings, role);
+    const account = tenancy ? rest[tenancy.field] : undefined;
+    if (account !== undefined && account !== null) await requireAccount(account);
     const id = await insertUser({ ...rest, email: checkEmail(email), role: role ?? null }, hasher.check(password));
     return (await store.publicById(id))!;
   }

@@ -69,6 +69,8 @@ export function explain(
   if (!permission || !PERMISSIONS.includes(permission))
     throw new BadRequestError(`permission: expected one of ${PERMISSIONS.join(", ")}`);
   if (!entity || !entities.has(entity)) throw new BadRequestError(`entity: unknown entity "${entity ?? ""}"`);
+  if (input.tenant !== undefined && !tenancy)
+    throw new BadRequestError("tenant: tenant isolation is not enabled (config.tenancy)");
   const role = input.key ? input.key.role : input.role || undefined;
   if (role !== undefined && !guard.roles.has(role)) {
     const known = guard.roles.size > 0 ? `configured roles: ${[...guard.roles].join(", ")}` : "no roles are configured";

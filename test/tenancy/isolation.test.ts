@@ -2,9 +2,10 @@
  * Tenant isolation (§6) over HTTP: the tenant comes from the token or key only, scopes every route, is set on
  * create and never written, keeps unique values per tenant, and registration makes an account.
  */
+import { createApp } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bearer, login } from "../helpers/auth.js";
-import { startServer, type TestServer } from "../helpers/server.js";
+import { startServer, type TestServer, testDatabase } from "../helpers/server.js";
 import { PASSWORD, PEOPLE, type Person, seedTenants, tenancyConfig } from "./fixture.js";
 
 describe("tenant isolation (6)", () => {
@@ -71,5 +72,31 @@ describe("tenant isolation (6)", () => {
     expect(res.status, res.text).toBe(200);
     expect(res.body.data.tenant).toEqual({ field: "account_id", scope: "@tenant" });
     expect(res.body.data.where).toContain("account_id");
+  });
+
+  it("createUser names a missing account instead of a broken reference", async () => {
+    const missing = server.app.module.auth.createUser({ email: "x@x.test", password: PASSWORD, account_id: 999 });
+    await expect(missing).rejects.toThrow(/account_id: no account has the id 999/);
+    expect(await server.rows("select count(*) as n from users where email = 'x@x.test'")).toEqual([{ n: 0 }]);
+  });
+});
+
+describe("explain without tenancy (6)", () => {
+  it("refuses a tenant instead of ignoring it", async () => {
+    const { tenancy: _, ...config } = tenancyConfig();
+    const database = await testDatabase();
+    const app = await createApp({
+      connection: database.connection,
+      config: { ...config, auth: { ...config.auth, allow_register: false } },
+    });
+    try {
+      expect(() => app.explain({ role: "member", permission: "data.entity.read", entity: "notes", tenant: 1 })).toThrow(
+        /tenant: tenant isolation is not enabled/,
+      );
+      expect(app.explain({ role: "member", permission: "data.entity.read", entity: "notes" }).tenant).toBeUndefined();
+    } finally {
+      await app.close();
+      await database.close();
+    }
   });
 });
