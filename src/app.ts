@@ -1,4 +1,5 @@
 /** `createApp`: validate config → compile schema → connect → sync → assemble the HTTP app. Once, at startup. */
+import { AuditTrail } from "./audit/index.js";
 import { type AuthModule, authSettings, createAuth, disabledAuth, type RateLimitStore } from "./auth/index.js";
 import { type CitadelConfig, guardEnforced, type ValidatedConfig, validateConfig } from "./config/schema.js";
 import type { Row } from "./data/codec.js";
@@ -54,6 +55,8 @@ export interface CitadelApp {
   readonly config: ValidatedConfig;
   readonly db: Db;
   readonly engine: DataEngine;
+  /** the audit trail (§7), when `config.audit.enabled` */
+  readonly audit: AuditTrail | undefined;
   /** `auth` works when `config.auth.enabled`; otherwise its calls throw. */
   readonly module: { data: DataModule; auth: AuthModule };
   /** What the configured roles decide for a role, permission and entity, and the SQL WHERE it adds. */
@@ -112,6 +115,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   const opened = await openDatabase(input.connection, runtime.connector);
   const { db, dialect, url } = opened;
   let auth: AuthModule | undefined;
+  let audit: AuditTrail | undefined;
   try {
     await syncSchema(db, dialect, schema, { destructive: input.options?.destructive });
     const rateLimitStore = input.options?.rateLimitStore;
@@ -127,11 +131,13 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
         argon2: runtime.argon2,
         tenancy: tenancy && { ...tenancy, model: models.get(tenancy.entity)! },
       }));
+    if (config.audit.enabled) audit = await AuditTrail.open(db, config, models);
   } catch (error) {
     await db.destroy().catch(() => {});
     throw connectionProblem(opened, error) ?? error;
   }
   const engine = new DataEngine(db, models);
+  if (audit) engine.events.onMutation(audit.mutations);
   const hono = httpApp({
     config,
     db,
@@ -140,6 +146,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
     guard,
     accessFor,
     tenancy,
+    audit,
     log: (e) => log("unexpected error", e),
     remoteAddress: runtime.remoteAddress,
   });
@@ -149,6 +156,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
     config,
     db,
     engine,
+    audit,
     module: { data: dataModule(engine), auth: auth ?? disabledAuth() },
     explain: (query) => explain(rolesGuard, db, new Set(models.keys()), query, tenancy),
     close: () => db.destroy(),

@@ -220,6 +220,17 @@ const tenancy = strict({
   superadmin_role: v.optional(v.string()),
 });
 
+/** The audit trail (§7); off unless enabled. */
+const audit = strict({
+  enabled: v.optional(v.boolean(), false),
+  /** record each data read too (basefyio's query log) */
+  reads: v.optional(v.boolean(), false),
+  /** `entity.field` values recorded as "[redacted]" (hidden and encrypted fields always are) */
+  redact: v.optional(v.array(v.pipe(v.string(), v.regex(/^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$/, "expected entity.field"))), []),
+  /** `citadel audit prune` removes entries older than this; unset: it removes nothing */
+  retention_days: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
+});
+
 export const ConfigSchema = strict({
   data: v.optional(
     strict({
@@ -235,6 +246,7 @@ export const ConfigSchema = strict({
   ),
   auth: v.optional(auth, {}),
   tenancy: v.optional(tenancy, {}),
+  audit: v.optional(audit, {}),
   server: v.optional(server, {}),
 });
 

@@ -7,6 +7,7 @@ import type { Db } from "../db/connection.js";
 import { NotFoundError } from "../errors.js";
 import type { Access } from "../guard/access.js";
 import type { QueryLimits } from "../query/options.js";
+import { DataEvents } from "./events.js";
 import type { EntityModel, Models } from "./models.js";
 import { ScopedData } from "./scoped.js";
 
@@ -14,6 +15,9 @@ export type { ListResult } from "./reads.js";
 export type { Input, ScopedData } from "./scoped.js";
 
 export class DataEngine {
+  /** every mutation, for the audit trail and the change feed (events.ts) */
+  readonly events = new DataEvents();
+
   constructor(
     readonly db: Db,
     readonly models: Models,

@@ -76,6 +76,8 @@ export class ScopedData {
       read: this.access.find(READ, entity, id),
       readOf: (target) => this.access.find(READ, target),
       boundaryOf: (target) => this.access.boundary?.(target) ?? TRUE,
+      actor: this.access.subject,
+      events: this.engine.events,
     };
   }
 

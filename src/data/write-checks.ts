@@ -6,13 +6,14 @@
 import { type Expression, sql } from "kysely";
 import { type Db, dialectOf } from "../db/connection.js";
 import { BadRequestError, ForbiddenError, fieldError, NotFoundError } from "../errors.js";
-import { type DataPermission, verbOf } from "../guard/access.js";
+import { type DataPermission, type Subject, verbOf } from "../guard/access.js";
 import { and, type Filter } from "../query/ast.js";
 import { withFilter } from "../query/compile.js";
 import type { Scope } from "../query/options.js";
 import { kindOf } from "../schema/sync.js";
 import type { Row } from "./codec.js";
 import { brokenReference } from "./db-errors.js";
+import type { DataEvents } from "./events.js";
 import type { EntityModel } from "./models.js";
 import { pick } from "./relations.js";
 
@@ -32,6 +33,9 @@ export interface WriteScopes {
   readOf(entity: string): Scope | undefined;
   /** the rows of another entity the caller may ever reach (its tenant, §6): links stay inside them */
   boundaryOf(entity: string): Filter;
+  /** who writes, for the mutation events */
+  actor: Subject;
+  events: DataEvents;
 }
 
 /** One request writes at most this many rows (ids travel as bound parameters; SQLite allows 32,766). */

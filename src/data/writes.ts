@@ -8,6 +8,7 @@ import { BadRequestError, CitadelError, ValidationError } from "../errors.js";
 import type { Filter } from "../query/ast.js";
 import type { Row } from "./codec.js";
 import { translateDbError, uniqueConflict } from "./db-errors.js";
+import type { MutationEvent } from "./events.js";
 import type { EntityModel } from "./models.js";
 import {
   checkCollided,
@@ -223,17 +224,20 @@ export async function create(db: Db, model: EntityModel, input: unknown, scopes:
       throw new ValidationError(Object.fromEntries(Object.entries(error.fields).map(([k, v]) => [`[${i}].${k}`, v])));
     }
   });
-  const rows = await writeTransaction(db, async (trx, attempt) => {
-    await deferForeignKeys(trx);
-    const at = now();
-    const stored = values.map((v) => ({ ...model.codec.encode(v), created_at: at, updated_at: at }));
-    const names = nameable(model, scopes, new Set(items.flatMap((item) => Object.keys(item as Row))));
-    const collided = (unwritten: Unwritten) => checkCollided(trx, model, unwritten, values, scopes);
-    const ids = await insertRows(trx, attempt, model, stored, collided, names);
-    await checkWritten(trx, entity, ids, scopes);
-    await checkReferences(trx, model, values, scopes);
-    return readBack(trx, model, ids, scopes.read);
-  });
+  const rows = await committing(scopes, (emitted) =>
+    writeTransaction(db, async (trx, attempt) => {
+      await deferForeignKeys(trx);
+      const at = now();
+      const stored = values.map((v) => ({ ...model.codec.encode(v), created_at: at, updated_at: at }));
+      const names = nameable(model, scopes, new Set(items.flatMap((item) => Object.keys(item as Row))));
+      const collided = (unwritten: Unwritten) => checkCollided(trx, model, unwritten, values, scopes);
+      const ids = await insertRows(trx, attempt, model, stored, collided, names);
+      await checkWritten(trx, entity, ids, scopes);
+      await checkReferences(trx, model, values, scopes);
+      emitted(await emit(trx, model, scopes, "create", ids));
+      return readBack(trx, model, ids, scopes.read);
+    }),
+  );
   return many ? rows : rows[0]!;
 }
 
@@ -245,9 +249,11 @@ async function apply(
   ids: number[],
   values: Row,
   scopes: WriteScopes,
+  emitted: (events: MutationEvent[]) => void,
 ): Promise<Row[]> {
   const entity = model.entity.name;
   await deferForeignKeys(trx);
+  const before = scopes.events.active ? await storedRows(trx, model, ids) : undefined;
   const set = { ...model.codec.encode(values), updated_at: now() };
   await write(
     attempt,
@@ -257,7 +263,53 @@ async function apply(
   );
   await checkWritten(trx, entity, ids, scopes);
   await checkReferences(trx, model, [values], scopes);
+  emitted(await emit(trx, model, scopes, "update", ids, before));
   return readBack(trx, model, ids, scopes.read);
+}
+
+/** The whole stored rows (hidden fields too), decoded, by id: what mutation events carry. */
+async function storedRows(trx: Db, model: EntityModel, ids: number[]): Promise<Map<number, Row>> {
+  const rows = await trx.selectFrom(model.entity.name).selectAll().where("id", "in", ids).execute();
+  return new Map(rows.map((r) => [Number(r.id), model.codec.decode(r)]));
+}
+
+/**
+ * Give the mutation's events to the in-transaction listeners (audit, outbox), when there are any: `before`
+ * was read ahead of the statement, the rows after it are read now. Returns them for the after-commit ones.
+ */
+async function emit(
+  trx: Db,
+  model: EntityModel,
+  scopes: WriteScopes,
+  action: MutationEvent["action"],
+  ids: number[],
+  before?: Map<number, Row>,
+): Promise<MutationEvent[]> {
+  if (!scopes.events.active || ids.length === 0) return [];
+  const after = action === "delete" ? undefined : await storedRows(trx, model, ids);
+  const entity = model.entity.name;
+  const events = ids.map((id) => ({
+    action,
+    entity,
+    id,
+    before: before?.get(id) ?? null,
+    after: after?.get(id) ?? null,
+  }));
+  await scopes.events.inTransaction(trx, events, scopes.actor);
+  return events;
+}
+
+/** Run a write whose transaction emits mutation events; the after-commit listeners hear of them once it commits. */
+async function committing<T>(
+  scopes: WriteScopes,
+  run: (emitted: (events: MutationEvent[]) => void) => Promise<T>,
+): Promise<T> {
+  let events: MutationEvent[] = [];
+  const result = await run((e) => {
+    events = e;
+  });
+  scopes.events.committed(events, scopes.actor);
+  return result;
 }
 
 /** Validate an update body: an object naming only fields the caller may write. */
@@ -275,10 +327,12 @@ export async function updateOne(
   scopes: WriteScopes,
 ): Promise<Row> {
   const values = updateValues(model, input, scopes, "");
-  return writeTransaction(db, async (trx, attempt) => {
-    await locate(trx, model.entity.name, id, scopes);
-    return (await apply(trx, attempt, model, [id], values, scopes))[0]!;
-  });
+  return committing(scopes, (emitted) =>
+    writeTransaction(db, async (trx, attempt) => {
+      await locate(trx, model.entity.name, id, scopes);
+      return (await apply(trx, attempt, model, [id], values, scopes, emitted))[0]!;
+    }),
+  );
 }
 
 export async function updateMany(
@@ -289,29 +343,39 @@ export async function updateMany(
   scopes: WriteScopes,
 ): Promise<Row[]> {
   const values = updateValues(model, input, scopes, "update: ");
-  return writeTransaction(db, async (trx, attempt) => {
-    const ids = await targets(trx, model.entity.name, where, scopes);
-    return ids.length === 0 ? [] : apply(trx, attempt, model, ids, values, scopes);
-  });
+  return committing(scopes, (emitted) =>
+    writeTransaction(db, async (trx, attempt) => {
+      const ids = await targets(trx, model.entity.name, where, scopes);
+      return ids.length === 0 ? [] : apply(trx, attempt, model, ids, values, scopes, emitted);
+    }),
+  );
 }
 
 export async function deleteOne(db: Db, model: EntityModel, id: number, scopes: WriteScopes): Promise<Row> {
   const entity = model.entity.name;
-  return inTransaction(db, async (trx) => {
-    await locate(trx, entity, id, scopes);
-    const [row] = await readBack(trx, model, [id], scopes.read);
-    await trx.deleteFrom(entity).where("id", "=", id).execute();
-    return row!;
-  });
+  return committing(scopes, (emitted) =>
+    inTransaction(db, async (trx) => {
+      await locate(trx, entity, id, scopes);
+      const [row] = await readBack(trx, model, [id], scopes.read);
+      const before = scopes.events.active ? await storedRows(trx, model, [id]) : undefined;
+      await trx.deleteFrom(entity).where("id", "=", id).execute();
+      emitted(await emit(trx, model, scopes, "delete", [id], before));
+      return row!;
+    }),
+  );
 }
 
 export async function deleteMany(db: Db, model: EntityModel, where: Filter, scopes: WriteScopes): Promise<Row[]> {
   const entity = model.entity.name;
-  return inTransaction(db, async (trx) => {
-    const ids = await targets(trx, entity, where, scopes);
-    if (ids.length === 0) return [];
-    const rows = await readBack(trx, model, ids, scopes.read);
-    await trx.deleteFrom(entity).where("id", "in", ids).execute();
-    return rows;
-  });
+  return committing(scopes, (emitted) =>
+    inTransaction(db, async (trx) => {
+      const ids = await targets(trx, entity, where, scopes);
+      if (ids.length === 0) return [];
+      const rows = await readBack(trx, model, ids, scopes.read);
+      const before = scopes.events.active ? await storedRows(trx, model, ids) : undefined;
+      await trx.deleteFrom(entity).where("id", "in", ids).execute();
+      emitted(await emit(trx, model, scopes, "delete", ids, before));
+      return rows;
+    }),
+  );
 }

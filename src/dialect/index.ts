@@ -49,6 +49,17 @@ export interface CounterTrigger {
 }
 
 /**
+ * Triggers that refuse every UPDATE and DELETE of `table` (an append-only log), except DELETEs while
+ * `unless` (a table) holds a row: the one way to prune, inside the pruning transaction.
+ */
+export interface AppendOnlyTrigger {
+  name: string;
+  table: string;
+  unless: string;
+  message: string;
+}
+
+/**
  * What Citadel needs to know about a failed statement; everything else stays the engine's own error.
  * `too-large`: a value exceeds what the engine can index (PostgreSQL: 2,704 bytes per index entry).
  * `busy`: the engine did not take the statement now (locked, saturated, a serialization conflict); it did
@@ -149,6 +160,8 @@ export interface Dialect {
   // ── triggers ──
   /** Idempotent DDL creating the trigger (every statement may run at every start). */
   counterTrigger(trigger: CounterTrigger): RawBuilder<unknown>[];
+  /** DDL of the append-only triggers (idempotent). */
+  appendOnlyTrigger(trigger: AppendOnlyTrigger): RawBuilder<unknown>[];
 }
 
 /** Network failures every engine's driver reports alike (Node's socket codes; fetch's TypeError). */

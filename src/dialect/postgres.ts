@@ -226,6 +226,18 @@ export const postgres: Dialect = {
         execute function ${fn}()`,
     ];
   },
+  appendOnlyTrigger: ({ name, table, unless, message }) => {
+    const fn = sql.id(`${name}_fn`);
+    const body = `begin
+      if tg_op = 'DELETE' and exists (select 1 from ${quoteId(unless)}) then return old; end if;
+      raise exception '%', ${quoteLiteral(message)};
+    end`;
+    return [
+      sql`create or replace function ${fn}() returns trigger language plpgsql as ${sql.lit(body)}`,
+      sql`create or replace trigger ${sql.id(name)} before update or delete on ${sql.table(table)}
+        for each row execute function ${fn}()`,
+    ];
+  },
 };
 
 let savepoints = 0;
@@ -234,3 +246,4 @@ let savepoints = 0;
 const SCHEMA_LOCK_KEY = 0x43697461; // "Cita"
 
 const quoteId = (name: string) => `"${name.replace(/"/g, '""')}"`;
+const quoteLiteral = (text: string) => `'${text.replace(/'/g, "''")}'`;

@@ -193,4 +193,11 @@ export const sqlite: Dialect = {
       when old.${sql.id(column)} is not new.${sql.id(column)}
       begin update ${sql.table(table)} set ${sql.id(counter)} = coalesce(${sql.id(counter)}, 0) + 1 where id = new.id; end`,
   ],
+  appendOnlyTrigger: ({ name, table, unless, message }) => [
+    sql`create trigger if not exists ${sql.id(`${name}_update`)} before update on ${sql.table(table)}
+      begin select raise(abort, ${sql.lit(message)}); end`,
+    sql`create trigger if not exists ${sql.id(`${name}_delete`)} before delete on ${sql.table(table)}
+      when not exists (select 1 from ${sql.table(unless)})
+      begin select raise(abort, ${sql.lit(message)}); end`,
+  ],
 };

@@ -25,6 +25,8 @@ export interface Subject {
   key?: { id: number; kind: "publishable" | "secret"; tenant: number | null };
   /** the user's tenant (§6.1): the account of a local user, the `account_id` claim of an external token */
   tenant?: number;
+  /** the request it came with: its id (the X-Request-Id answered) and the client's address, for the audit */
+  request?: { id: string; ip: string };
 }
 
 /** Per-request view of the guard. */

@@ -11,7 +11,13 @@ import { type FieldResolver, parseWhere, type Reach } from "../query/where.js";
 import { DATA_PERMISSIONS } from "./access.js";
 import { bindEntity, parseCondition } from "./conditions.js";
 
-export const SYSTEM_PERMISSIONS = ["system.explain", "system.keys.manage"] as const;
+export const SYSTEM_PERMISSIONS = [
+  "system.explain",
+  "system.keys.manage",
+  "system.audit.read",
+  "system.metrics.read",
+  "system.admin",
+] as const;
 export const PERMISSIONS: readonly string[] = [...DATA_PERMISSIONS, ...SYSTEM_PERMISSIONS];
 
 export interface CompiledPolicy {

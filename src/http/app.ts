@@ -1,5 +1,6 @@
 /** Assembles the Hono app: error mapping, CORS, who-is-asking, then the route groups. No logic of its own. */
 import { Hono } from "hono";
+import type { AuditTrail } from "../audit/index.js";
 import type { AuthModule } from "../auth/index.js";
 import type { ValidatedConfig } from "../config/schema.js";
 import type { DataEngine } from "../data/engine.js";
@@ -9,6 +10,7 @@ import type { Access, Subject } from "../guard/access.js";
 import type { Guard } from "../guard/guard.js";
 import type { Tenancy } from "../guard/tenancy.js";
 import type { Runtime } from "../runtime.js";
+import { httpAudit } from "./audit.js";
 import { type AuthVariables, subjectMiddleware } from "./auth-middleware.js";
 import { authRoutes, CREDENTIAL_FREE_PATHS } from "./auth-routes.js";
 import { corsMiddleware } from "./cors.js";
@@ -27,11 +29,15 @@ export interface HttpAppParts {
   accessFor(subject: Subject): Access;
   /** tenant isolation (§6), when it is on */
   tenancy: Tenancy | undefined;
+  /** the audit trail (§7), when it is on */
+  audit: AuditTrail | undefined;
   log: ErrorLogger;
   remoteAddress: Runtime["remoteAddress"];
 }
 
-export function httpApp({ config, db, engine, auth, guard, accessFor, tenancy, log, remoteAddress }: HttpAppParts) {
+export function httpApp(parts: HttpAppParts) {
+  const { config, db, engine, auth, guard, accessFor, tenancy, log, remoteAddress } = parts;
+  const audit = httpAudit(parts.audit, log);
   const hono = new Hono<{ Variables: AuthVariables & { access: Access } }>();
   const maxBodyBytes = config.server.max_body_bytes;
   const limits = {
@@ -42,7 +48,10 @@ export function httpApp({ config, db, engine, auth, guard, accessFor, tenancy, l
   const origin = config.server.cors.origin;
   const corsOrigins = origin === undefined ? [] : Array.isArray(origin) ? origin : [origin];
 
-  hono.onError((error, c) => errorResponse(c, error, log));
+  hono.onError(async (error, c) => {
+    await audit?.denial(c, error);
+    return errorResponse(c, error, log);
+  });
   hono.notFound((c) => errorResponse(c, new NotFoundError("no such route"), log));
   const cors = corsMiddleware(corsOrigins);
   if (cors) hono.use("/api/*", cors);
@@ -62,12 +71,23 @@ export function httpApp({ config, db, engine, auth, guard, accessFor, tenancy, l
     await next();
   });
   hono.route("/api/data", dataRoutes({ engine, limits, maxBodyBytes }));
-  if (auth) hono.route("/api/auth", authRoutes({ auth, maxBodyBytes, remoteAddress }));
+  if (auth)
+    hono.route("/api/auth", authRoutes({ auth, maxBodyBytes, remoteAddress, audit, tenantField: tenancy?.field }));
   const apiKeys = auth?.apiKeys;
-  if (guard || apiKeys)
+  if (guard || apiKeys || parts.audit)
     hono.route(
       "/api/system",
-      systemRoutes({ guard, db, entities: new Set(engine.models.keys()), apiKeys, tenancy, maxBodyBytes }),
+      systemRoutes({
+        guard,
+        db,
+        entities: new Set(engine.models.keys()),
+        apiKeys,
+        tenancy,
+        audit,
+        auditTrail: parts.audit,
+        limits,
+        maxBodyBytes,
+      }),
     );
   return hono;
 }

@@ -73,7 +73,10 @@ export function subjectMiddleware(options: SubjectMiddlewareOptions): Middleware
   }
 
   return async (c, next) => {
-    c.set("subject", ANONYMOUS);
+    // every request gets an id (answered as X-Request-Id) and its client's address, for the audit trail (§7.1)
+    const request = { id: crypto.randomUUID(), ip: clientAddress(c, options.trustProxy, options.remoteAddress) };
+    c.header("x-request-id", request.id);
+    c.set("subject", { ...ANONYMOUS, request });
     c.set("authenticated", undefined);
     if (!auth) return next();
     const header = bearer(c.req.header("authorization"));
@@ -92,7 +95,7 @@ export function subjectMiddleware(options: SubjectMiddlewareOptions): Middleware
           key,
           origin: requestOrigin(c),
           fromBrowser: fromBrowser(c),
-          client: clientAddress(c, options.trustProxy, options.remoteAddress),
+          client: request.ip,
         });
       });
     }
@@ -108,11 +111,11 @@ export function subjectMiddleware(options: SubjectMiddlewareOptions): Middleware
 
     if (authenticated) {
       const { subject } = authenticated;
-      const both = principal ? { ...subject, key: keys!.subject(principal).key } : subject;
+      const both = principal ? { ...subject, key: keys!.subject(principal).key, request } : { ...subject, request };
       checkSameTenant(both);
       c.set("subject", both);
       c.set("authenticated", authenticated);
-    } else if (principal) c.set("subject", keys!.subject(principal));
+    } else if (principal) c.set("subject", { ...keys!.subject(principal), request });
     return next();
   };
 }

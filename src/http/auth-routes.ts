@@ -1,9 +1,12 @@
 /** `/api/auth` routes (§3). Thin: read the body, call the auth module, shape the response and the cookie. */
 import { type Context, Hono } from "hono";
 import { deleteCookie, setCookie } from "hono/cookie";
+import { type AuditActor, actorOf } from "../audit/index.js";
 import type { AuthModule, Session } from "../auth/index.js";
+import type { Row } from "../data/codec.js";
 import { BadRequestError, UnauthorizedError } from "../errors.js";
 import type { Runtime } from "../runtime.js";
+import type { HttpAudit } from "./audit.js";
 import type { AuthEnv } from "./auth-middleware.js";
 import { readJson } from "./body.js";
 import { clientAddress, isHttps } from "./client.js";
@@ -13,12 +16,28 @@ export interface AuthRoutesOptions {
   auth: AuthModule;
   maxBodyBytes: number;
   remoteAddress: Runtime["remoteAddress"];
+  /** the audit trail's HTTP side (§7.1), when it is on */
+  audit: HttpAudit | undefined;
+  /** the users' tenant column (§6), when tenancy is on */
+  tenantField: string | undefined;
 }
 
 /** Paths (under `/api/auth`) where a stale or revoked credential is ignored rather than refused. */
 export const CREDENTIAL_FREE_PATHS = ["/password/login", "/password/register", "/logout", "/strategies"];
 
-export function authRoutes({ auth, maxBodyBytes, remoteAddress }: AuthRoutesOptions): Hono<AuthEnv> {
+/** The actor of an auth event: the user the session is for (and its account), from the request's address. */
+function sessionActor(c: Context<AuthEnv>, user: Row, tenantField: string | undefined): AuditActor {
+  const number = (v: unknown) => (typeof v === "number" ? v : null);
+  return {
+    ...actorOf(c.get("subject")),
+    user_id: number(user.id),
+    role: typeof user.role === "string" ? user.role : null,
+    account_id: tenantField === undefined ? null : number(user[tenantField]),
+  };
+}
+
+export function authRoutes(options: AuthRoutesOptions): Hono<AuthEnv> {
+  const { auth, maxBodyBytes, remoteAddress, audit, tenantField } = options;
   const routes = new Hono<AuthEnv>();
   const { cookie, trustProxy, corsOrigins } = auth.settings;
   const cookieOptions = (c: Context) =>
@@ -54,19 +73,50 @@ export function authRoutes({ auth, maxBodyBytes, remoteAddress }: AuthRoutesOpti
     return readJson(c, maxBodyBytes, { requireJsonType: true });
   };
 
+  /** Record an auth event about the session's user (§7.1). */
+  const noteSession = (
+    c: Context<AuthEnv>,
+    action: "auth.login" | "auth.register" | "auth.password_change",
+    session: Session,
+  ) =>
+    audit?.note(c, {
+      action,
+      entity: "users",
+      row_id: Number(session.user.id),
+      actor: sessionActor(c, session.user, tenantField),
+    });
+
   routes.post("/password/register", async (c) => {
     const body = await sessionStartBody(c);
-    return startSession(c, await auth.register(body, clientAddress(c, trustProxy, remoteAddress)), 201);
+    const session = await auth.register(body, clientAddress(c, trustProxy, remoteAddress));
+    await noteSession(c, "auth.register", session);
+    return startSession(c, session, 201);
   });
 
   routes.post("/password/login", async (c) => {
     const body = await sessionStartBody(c);
-    return startSession(c, await auth.login(body, clientAddress(c, trustProxy, remoteAddress)));
+    let session: Session;
+    try {
+      session = await auth.login(body, clientAddress(c, trustProxy, remoteAddress));
+    } catch (error) {
+      if (error instanceof UnauthorizedError && audit) {
+        // the email tried, as the trail shows emails (redacted under `audit.redact: ["users.email"]`)
+        const email = (body as Row | undefined)?.email;
+        const tried =
+          typeof email === "string" ? JSON.stringify(audit.shown("users", "email", email.slice(0, 254))) : "no email";
+        await audit.note(c, { action: "auth.login_failed", entity: "users", reason: `${error.message}: ${tried}` });
+      }
+      throw error;
+    }
+    await noteSession(c, "auth.login", session);
+    return startSession(c, session);
   });
 
   routes.post("/password/change", async (c) => {
     const userId = localUser(c);
-    return startSession(c, await auth.changePassword(userId, await readJson(c, maxBodyBytes)));
+    const session = await auth.changePassword(userId, await readJson(c, maxBodyBytes));
+    await noteSession(c, "auth.password_change", session);
+    return startSession(c, session);
   });
 
   routes.get("/me", async (c) => {
@@ -93,7 +143,10 @@ export function authRoutes({ auth, maxBodyBytes, remoteAddress }: AuthRoutesOpti
     // Hono answers a HEAD with the GET handler: a HEAD is a GET that changes nothing, not even the cookie (§3.7)
     if (c.req.method === "HEAD") return c.json({ ok: true });
     const userId = c.get("authenticated")?.userId;
-    if (userId !== undefined && mayRevoke(c)) await auth.logout(userId);
+    if (userId !== undefined && mayRevoke(c)) {
+      await auth.logout(userId);
+      await audit?.note(c, { action: "auth.logout", entity: "users", row_id: userId });
+    }
     deleteCookie(c, cookie.name, cookieOptions(c));
     return c.json({ ok: true });
   };

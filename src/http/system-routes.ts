@@ -4,14 +4,20 @@
  * a trusted caller (a secret key without a role), so that an app without roles never opens key management.
  */
 import { type Context, Hono } from "hono";
-import type { ApiKeys } from "../auth/index.js";
+import type { AuditTrail } from "../audit/index.js";
+import { listEntries } from "../audit/query.js";
+import { API_KEYS_TABLE } from "../auth/api-key-store.js";
+import type { ApiKeyInfo, ApiKeys } from "../auth/index.js";
 import type { Db } from "../db/connection.js";
 import { ForbiddenError, fieldError, NotFoundError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
 import { explain } from "../guard/explain.js";
 import type { Guard } from "../guard/guard.js";
 import { bindingOf, type Tenancy } from "../guard/tenancy.js";
+import type { QueryLimits } from "../query/options.js";
+import type { HttpAudit } from "./audit.js";
 import { readJson } from "./body.js";
+import { queryParams } from "./query-string.js";
 
 export type SystemEnv = { Variables: { subject: Subject } };
 
@@ -24,6 +30,10 @@ export interface SystemRoutesOptions {
   apiKeys: ApiKeys | undefined;
   /** tenant isolation (§6): a tenant admin explains and manages keys within its own account */
   tenancy: Tenancy | undefined;
+  /** the audit trail (§7), when it is on: its HTTP side records key management, its table is listed */
+  audit: HttpAudit | undefined;
+  auditTrail: AuditTrail | undefined;
+  limits: QueryLimits;
   maxBodyBytes: number;
 }
 
@@ -47,6 +57,9 @@ export function systemRoutes({
   entities,
   apiKeys,
   tenancy,
+  audit,
+  auditTrail,
+  limits,
   maxBodyBytes,
 }: SystemRoutesOptions): Hono<SystemEnv> {
   const routes = new Hono<SystemEnv>();
@@ -76,11 +89,30 @@ export function systemRoutes({
       return c.json({ data: explain(guard, db, entities, query, tenancy) });
     });
 
+  if (auditTrail)
+    routes.get("/audit", async (c) => {
+      const within = requirePermission(c, "system.audit.read");
+      const params = queryParams(c.req.url);
+      const first = (key: string) => params.get(key)?.[0];
+      const raw = { where: first("where"), sort: first("sort"), limit: first("limit"), offset: first("offset") };
+      return c.json(await listEntries(db, raw, limits, within));
+    });
+
   if (apiKeys) {
     const manage = "system.keys.manage";
+    /** Record a key's creation, rotation or revocation (§7.1): which key, never the key. */
+    const noteKey = (c: Context, action: "key.create" | "key.rotate" | "key.revoke", key: ApiKeyInfo) =>
+      audit?.note(c, {
+        action,
+        entity: API_KEYS_TABLE,
+        row_id: key.id,
+        reason: `${key.kind} key ${JSON.stringify(key.name)}${key.tenant === null ? "" : ` of account ${key.tenant}`}`,
+      });
     routes.post("/keys", async (c) => {
       const within = requirePermission(c, manage);
-      return c.json({ data: await apiKeys.create(await readJson(c, maxBodyBytes), within) }, 201);
+      const created = await apiKeys.create(await readJson(c, maxBodyBytes), within);
+      await noteKey(c, "key.create", created);
+      return c.json({ data: created }, 201);
     });
     routes.get("/keys", async (c) => {
       const within = requirePermission(c, manage);
@@ -89,11 +121,15 @@ export function systemRoutes({
     routes.post("/keys/:id/rotate", async (c) => {
       const within = requirePermission(c, manage);
       const id = keyId(c);
-      return c.json({ data: await apiKeys.rotate(id, await readJson(c, maxBodyBytes), within) }, 201);
+      const rotated = await apiKeys.rotate(id, await readJson(c, maxBodyBytes), within);
+      await noteKey(c, "key.rotate", rotated);
+      return c.json({ data: rotated }, 201);
     });
     routes.delete("/keys/:id", async (c) => {
       const within = requirePermission(c, manage);
-      return c.json({ data: await apiKeys.revoke(keyId(c), within) });
+      const revoked = await apiKeys.revoke(keyId(c), within);
+      await noteKey(c, "key.revoke", revoked);
+      return c.json({ data: revoked });
     });
   }
   return routes;

@@ -1,0 +1,147 @@
+/**
+ * The audit trail (§7.1–§7.4): mutations recorded in their own transaction (a listener of the data engine's
+ * events), auth events and denials in one of their own, each with the actor, the request and the hash of the
+ * policy config in force; redacted where the config or the schema says so.
+ */
+import { sha256 } from "../auth/key-material.js";
+import type { ValidatedConfig } from "../config/schema.js";
+import type { Row } from "../data/codec.js";
+import type { MutationEvent } from "../data/events.js";
+import type { Models } from "../data/models.js";
+import type { Db } from "../db/connection.js";
+import { retryBusy } from "../db/dialect-driver.js";
+import type { Subject } from "../guard/access.js";
+import { type AuditActor, type AuditInput, type Changes, canonical } from "./entry.js";
+import { appendEntries, installAudit, pruneBefore, type Verification, verifyChain } from "./store.js";
+
+export type { AuditAction, AuditActor, AuditEntry, AuditInput } from "./entry.js";
+export { AUDIT_TABLE } from "./store.js";
+
+export const REDACTED = "[redacted]";
+const SYSTEM = new Set(["id", "created_at", "updated_at"]);
+
+const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+
+/** Who a subject is, as an entry records it: never a token, a key or a claim beyond these. */
+export function actorOf(subject: Subject | undefined, role?: string): AuditActor {
+  return {
+    user_id: typeof subject?.user?.id === "number" ? subject.user.id : null,
+    role: role ?? subject?.role ?? null,
+    key_id: subject?.key?.id ?? null,
+    account_id: subject?.tenant ?? subject?.key?.tenant ?? null,
+    ip: subject?.request?.ip ?? null,
+  };
+}
+
+export class AuditTrail {
+  private constructor(
+    private readonly db: Db,
+    private readonly models: Models,
+    private readonly redacted: ReadonlySet<string>,
+    readonly policyHash: string,
+    private readonly retentionDays: number | undefined,
+  ) {}
+
+  /** Install the tables and hash the policy config: the roles, the guard switch, keys' roles and tenancy. */
+  static async open(db: Db, config: ValidatedConfig, models: Models): Promise<AuditTrail> {
+    await installAudit(db);
+    const policy = {
+      roles: config.auth.roles,
+      guard: config.auth.guard,
+      api_keys: {
+        publishable_role: config.auth.api_keys.publishable_role,
+        secret_role: config.auth.api_keys.secret_role,
+      },
+      tenancy: config.tenancy,
+    };
+    const hash = hex(await sha256(canonical(policy)));
+    return new AuditTrail(db, models, new Set(config.audit.redact), hash, config.audit.retention_days);
+  }
+
+  /** A value as the trail records it: hidden fields and those in `audit.redact` are "[redacted]". */
+  shown(entity: string, field: string, value: unknown): unknown {
+    if (value === null || value === undefined) return value ?? null;
+    const model = this.models.get(entity);
+    const hidden = model?.entity.fields.get(field)?.hidden === true;
+    return hidden || this.redacted.has(`${entity}.${field}`) ? REDACTED : value;
+  }
+
+  /** The fields a mutation changed, `[before, after]`, redacted; a create or delete lists every field. */
+  private changes(event: MutationEvent): Changes {
+    const before: Row = event.before ?? {};
+    const after: Row = event.after ?? {};
+    const out: Changes = {};
+    for (const field of new Set([...Object.keys(before), ...Object.keys(after)])) {
+      if (SYSTEM.has(field)) continue;
+      const was = before[field] ?? null;
+      const is = after[field] ?? null;
+      if (event.action === "update" && canonical(was) === canonical(is)) continue;
+      out[field] = [this.shown(event.entity, field, was), this.shown(event.entity, field, is)];
+    }
+    return out;
+  }
+
+  /** The data engine's in-transaction listener: one entry per row, in the mutation's transaction (§7.2). */
+  readonly mutations = async (trx: Db, events: MutationEvent[], subject: Subject): Promise<void> => {
+    const actor = actorOf(subject);
+    const request_id = subject.request?.id ?? null;
+    const inputs: AuditInput[] = [];
+    for (const event of events) {
+      const changes = this.changes(event);
+      inputs.push({
+        action: `data.${event.action}`,
+        entity: event.entity,
+        row_id: event.id,
+        actor,
+        request_id,
+        changes,
+      });
+      // a role changed through the data API is a role change as much as one made by the CLI (§7.1)
+      if (event.entity === "users" && event.action === "update" && "role" in changes)
+        inputs.push({
+          action: "auth.role_change",
+          entity: "users",
+          row_id: event.id,
+          actor,
+          request_id,
+          changes: { role: changes.role! },
+        });
+    }
+    await appendEntries(trx, inputs, this.policyHash, new Date().toISOString());
+  };
+
+  /** Record entries in a transaction of their own (auth events, denials, the CLI's changes). */
+  async record(...inputs: AuditInput[]): Promise<void> {
+    await retryBusy(() =>
+      this.db.transaction().execute((trx) => appendEntries(trx, inputs, this.policyHash, new Date().toISOString())),
+    );
+  }
+
+  verify(): Promise<Verification> {
+    return verifyChain(this.db);
+  }
+
+  /**
+   * Remove the entries older than the retention (§7.3), recording the prune itself; nothing without a
+   * configured `retention_days`.
+   */
+  async prune(actor: AuditActor, now = Date.now()): Promise<{ removed: number; before: string | null }> {
+    if (this.retentionDays === undefined) return { removed: 0, before: null };
+    const before = new Date(now - this.retentionDays * 86_400_000).toISOString();
+    const removed = await pruneBefore(this.db, before, (trx, count, lastId) =>
+      appendEntries(
+        trx,
+        [
+          {
+            action: "audit.prune",
+            actor,
+            reason: `removed ${count} entries older than ${before}${lastId === null ? "" : ` (through #${lastId})`}`,
+          },
+        ],
+        this.policyHash,
+        new Date(now).toISOString(),
+      ).then(() => undefined),
+    );
+    return { removed, before };
+  }
+}

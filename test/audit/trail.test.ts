@@ -1,0 +1,109 @@
+/**
+ * The audit trail (§7.1–§7.4) over HTTP: every auth event, denial and mutation is one entry with its actor and
+ * no secret, written with the mutation (a refused write leaves none), append-only on the engine, chained so
+ * that an entry altered by hand is named by verify, listed under `system.audit.read`.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bearer, login } from "../helpers/auth.js";
+import { type Row, startServer, type TestServer } from "../helpers/server.js";
+import { PASSWORD, seedTenants, tenancyConfig } from "../tenancy/fixture.js";
+
+const config = () => tenancyConfig({ audit: { enabled: true, redact: ["notes.slug"] } });
+
+describe("audit trail (7)", () => {
+  let server: TestServer;
+  let root: Record<string, string>;
+
+  const entries = async (where: Row = {}): Promise<Row[]> => {
+    const q = encodeURIComponent(JSON.stringify(where));
+    const res = await server.request("GET", `/api/system/audit?where=${q}&limit=1000`, undefined, root);
+    expect(res.status, res.text).toBe(200);
+    return res.body.data;
+  };
+
+  beforeAll(async () => {
+    server = await startServer(config(), { options: { seed: seedTenants } });
+    root = bearer(await login(server, "root@test.com", PASSWORD));
+  });
+  afterAll(() => server?.close());
+
+  it("records a mutation with its actor, request and changes, redacted, in one entry per row", async () => {
+    const alice = bearer(await login(server, "alice@a.test", PASSWORD));
+    const created = await server.request("POST", "/api/data/notes", { title: "audited", slug: "s1" }, alice);
+    expect(created.status, created.text).toBe(201);
+    const id = created.body.data.id;
+    const updated = await server.request("PATCH", `/api/data/notes/${id}`, { title: "audited 2" }, alice);
+    expect(updated.status, updated.text).toBe(200);
+    const deleted = await server.request("DELETE", `/api/data/notes/${id}`, undefined, alice);
+    expect(deleted.status, deleted.text).toBe(200);
+    const found = await entries({ entity: "notes", row_id: id });
+    expect(found.map((e) => e.action)).toEqual(["data.create", "data.update", "data.delete"]);
+    const [create, update, remove] = found;
+    expect(create.actor).toMatchObject({ user_id: 1, role: "member", account_id: 1, key_id: null });
+    expect(create.actor.ip).toEqual(expect.any(String));
+    expect(create.request_id).toBe(created.headers.get("x-request-id"));
+    expect(create.changes).toMatchObject({
+      title: [null, "audited"],
+      slug: [null, "[redacted]"],
+      account_id: [null, 1],
+    });
+    expect(update.changes).toEqual({ title: ["audited", "audited 2"] });
+    expect(remove.changes.title).toEqual(["audited 2", null]);
+    expect(create.policy_hash).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it("a refused write leaves no entry; the refusal is an access.denied entry", async () => {
+    const carol = bearer(await login(server, "carol@b.test", PASSWORD));
+    const before = (await entries({ action: { $like: "data.%" } })).length;
+    const refused = await server.request("PATCH", "/api/data/notes/2", { title: "x" }, carol);
+    expect(refused.status).toBe(404);
+    const taken = await server.request("POST", "/api/data/notes", { title: "dup", slug: "hello" }, carol);
+    expect(taken.status).toBe(409);
+    expect((await entries({ action: { $like: "data.%" } })).length).toBe(before);
+    const denied = await server.request("POST", "/api/data/users", { email: "x@b.test" }, carol);
+    expect(denied.status).toBe(403);
+    const [entry] = await entries({ action: "access.denied", request_id: denied.headers.get("x-request-id") });
+    expect(entry).toMatchObject({ entity: "users", actor: { user_id: 4, role: "member", account_id: 2 } });
+  });
+
+  it("records auth events and rejected credentials, never a password, token or key", async () => {
+    const failed = await server.request("POST", "/api/auth/password/login", {
+      email: "alice@a.test",
+      password: "wrong",
+    });
+    expect(failed.status).toBe(401);
+    const token = await login(server, "bob@a.test", PASSWORD);
+    const rejected = await server.request("GET", "/api/data/notes", undefined, bearer(`${token}x`));
+    expect(rejected.status).toBe(401);
+    const key = await server.request("POST", "/api/system/keys", { name: "k", kind: "publishable", tenant: 1 }, root);
+    expect(key.status).toBe(201);
+    const badKey = await server.request("GET", "/api/data/notes", undefined, { apikey: `${key.body.data.key}x` });
+    expect(badKey.status).toBe(401);
+    const all = await entries();
+    const actions = new Set(all.map((e) => e.action));
+    for (const action of ["auth.login_failed", "auth.login", "auth.token_rejected", "key.create", "key.rejected"])
+      expect(actions, action).toContain(action);
+    const text = JSON.stringify(all);
+    for (const secret of [PASSWORD, "wrong", token, key.body.data.key, "$argon2"]) expect(text).not.toContain(secret);
+    expect(all.find((e) => e.action === "key.create")).toMatchObject({
+      entity: "citadel_api_keys",
+      row_id: key.body.data.id,
+    });
+  });
+
+  it("the table refuses UPDATE and DELETE on the engine itself", async () => {
+    await expect(server.rows("update citadel_audit set reason = 'x' where id = 1")).rejects.toThrow(/append-only/);
+    await expect(server.rows("delete from citadel_audit where id = 1")).rejects.toThrow(/append-only/);
+    expect((await server.app.audit!.verify()).ok).toBe(true);
+  });
+
+  it("a tenant admin reads its own account's entries only", async () => {
+    const adam = bearer(await login(server, "adam@a.test", PASSWORD));
+    const res = await server.request("GET", "/api/system/audit?limit=1000", undefined, adam);
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.data.length).toBeGreaterThan(0);
+    expect(new Set(res.body.data.map((e: Row) => e.actor.account_id))).toEqual(new Set([1]));
+    const alice = bearer(await login(server, "alice@a.test", PASSWORD));
+    expect((await server.request("GET", "/api/system/audit", undefined, alice)).status).toBe(403);
+  });
+});
