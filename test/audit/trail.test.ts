@@ -38,7 +38,7 @@ describe("audit trail (7)", () => {
     expect(deleted.status, deleted.text).toBe(200);
     const found = await entries({ entity: "notes", row_id: id });
     expect(found.map((e) => e.action)).toEqual(["data.create", "data.update", "data.delete"]);
-    const [create, update, remove] = found;
+    const [create, update, remove] = found as [Row, Row, Row];
     expect(create.actor).toMatchObject({ user_id: 1, role: "member", account_id: 1, key_id: null });
     expect(create.actor.ip).toEqual(expect.any(String));
     expect(create.request_id).toBe(created.headers.get("x-request-id"));
