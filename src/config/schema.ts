@@ -226,7 +226,10 @@ const audit = strict({
   /** record each data read too (basefyio's query log) */
   reads: v.optional(v.boolean(), false),
   /** `entity.field` values recorded as "[redacted]" (hidden and encrypted fields always are) */
-  redact: v.optional(v.array(v.pipe(v.string(), v.regex(/^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$/, "expected entity.field"))), []),
+  redact: v.optional(
+    v.array(v.pipe(v.string(), v.regex(/^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$/, "expected entity.field"))),
+    [],
+  ),
   /** `citadel audit prune` removes entries older than this; unset: it removes nothing */
   retention_days: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
 });
