@@ -138,6 +138,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   }
   const engine = new DataEngine(db, models);
   if (audit) engine.events.onMutation(audit.mutations);
+  if (audit && config.audit.reads) engine.events.onRead(audit.reads);
   const hono = httpApp({
     config,
     db,

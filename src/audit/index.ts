@@ -6,7 +6,7 @@
 import { sha256 } from "../auth/key-material.js";
 import type { ValidatedConfig } from "../config/schema.js";
 import type { Row } from "../data/codec.js";
-import type { MutationEvent } from "../data/events.js";
+import type { MutationEvent, ReadEvent } from "../data/events.js";
 import type { Models } from "../data/models.js";
 import type { Db } from "../db/connection.js";
 import { retryBusy } from "../db/dialect-driver.js";
@@ -108,6 +108,22 @@ export class AuditTrail {
         });
     }
     await appendEntries(trx, inputs, this.policyHash, new Date().toISOString());
+  };
+
+  /** The data engine's read listener (`audit.reads`): entity, where, rows returned and duration (§7.1). */
+  readonly reads = async (event: ReadEvent, subject: Subject): Promise<void> => {
+    const where =
+      event.where === undefined
+        ? "no where"
+        : `where ${typeof event.where === "string" ? event.where : canonical(event.where)}`;
+    await this.record({
+      action: "data.read",
+      entity: event.entity,
+      row_id: event.id ?? null,
+      actor: actorOf(subject),
+      request_id: subject.request?.id ?? null,
+      reason: `${event.kind}, ${where.slice(0, 2000)}: ${event.rows} rows in ${event.durationMs.toFixed(1)} ms`,
+    });
   };
 
   /** Record entries in a transaction of their own (auth events, denials, the CLI's changes). */

@@ -18,12 +18,29 @@ export interface MutationEvent {
   after: Row | null;
 }
 
+/** A read a caller made (§7.1 `audit.reads`: basefyio's query log). */
+export interface ReadEvent {
+  entity: string;
+  /** the route's kind of read */
+  kind: "list" | "count" | "exists" | "read" | "related";
+  /** the row a read-one names */
+  id?: number;
+  /** the caller's where as it sent it (undefined: none) */
+  where: unknown;
+  /** rows returned (list, read, related) or counted */
+  rows: number;
+  durationMs: number;
+}
+
+export type ReadListener = (event: ReadEvent, actor: Subject) => Promise<void>;
+
 export type InTransactionListener = (trx: Db, events: MutationEvent[], actor: Subject) => Promise<void>;
 export type CommittedListener = (events: MutationEvent[], actor: Subject) => void;
 
 export class DataEvents {
   private readonly inTransactionListeners: InTransactionListener[] = [];
   private readonly committedListeners: CommittedListener[] = [];
+  private readonly readListeners: ReadListener[] = [];
 
   /** Whether anyone listens: writes read whole rows for their events only then. */
   get active(): boolean {
@@ -36,6 +53,19 @@ export class DataEvents {
 
   onCommit(listener: CommittedListener): void {
     this.committedListeners.push(listener);
+  }
+
+  onRead(listener: ReadListener): void {
+    this.readListeners.push(listener);
+  }
+
+  /** Whether reads are heard: reads are timed and reported only then. */
+  get hearsReads(): boolean {
+    return this.readListeners.length > 0;
+  }
+
+  async read(event: ReadEvent, actor: Subject): Promise<void> {
+    for (const listener of this.readListeners) await listener(event, actor);
   }
 
   /** Inside the mutation's transaction: a listener that throws rolls the mutation back. */

@@ -18,6 +18,7 @@ import {
 } from "../query/options.js";
 import type { Row } from "./codec.js";
 import type { DataEngine } from "./engine.js";
+import type { ReadEvent } from "./events.js";
 import { count, exists, type ListResult, list, readOne, relatedFilter, viewOf } from "./reads.js";
 import type { WriteScopes } from "./write-checks.js";
 import { create, deleteMany, deleteOne, inTransaction, updateMany, updateOne } from "./writes.js";
@@ -98,26 +99,59 @@ export class ScopedData {
     return where;
   }
 
+  /**
+   * Run a read and, when reads are heard (`audit.reads`), report it with the rows it returned and its time.
+   * Only reads that answered are reported.
+   */
+  private async reported<T>(
+    event: Omit<ReadEvent, "rows" | "durationMs">,
+    read: () => Promise<T>,
+    rows: (result: T) => number,
+  ): Promise<T> {
+    const events = this.engine.events;
+    if (!events.hearsReads) return read();
+    const start = performance.now();
+    const result = await read();
+    await events.read({ ...event, rows: rows(result), durationMs: performance.now() - start }, this.access.subject);
+    return result;
+  }
+
   /** A page of rows with its counts (§2.1); `raw` as it came from a query string or a JSON body. */
   async list(entity: string, raw: RawListQuery): Promise<ListResult> {
     const view = this.view(entity);
-    return list(this.engine, view, parseListQuery(view, raw, this.limits));
+    return this.reported(
+      { entity, kind: "list", where: raw.where },
+      () => list(this.engine, view, parseListQuery(view, raw, this.limits)),
+      (r) => r.data.length,
+    );
   }
 
   async count(entity: string, where: unknown): Promise<number> {
     const view = this.view(entity);
-    return count(this.engine, view, parseWhereInput(view, where));
+    return this.reported(
+      { entity, kind: "count", where },
+      () => count(this.engine, view, parseWhereInput(view, where)),
+      (n) => n,
+    );
   }
 
   async exists(entity: string, where: unknown): Promise<boolean> {
     const view = this.view(entity);
-    return exists(this.engine, view, parseWhereInput(view, where));
+    return this.reported(
+      { entity, kind: "exists", where },
+      () => exists(this.engine, view, parseWhereInput(view, where)),
+      (found) => (found ? 1 : 0),
+    );
   }
 
   /** One row (`select`, `with` from `raw`); 404 when missing or unreadable alike (§4.10). */
   async readOne(entity: string, id: number, raw: RawListQuery): Promise<Row> {
     const view = this.view(entity, id);
-    return readOne(this.engine, view, id, parseListQuery(view, raw, this.limits));
+    return this.reported(
+      { entity, kind: "read", id, where: undefined },
+      () => readOne(this.engine, view, id, parseListQuery(view, raw, this.limits)),
+      () => 1,
+    );
   }
 
   /**
@@ -125,6 +159,14 @@ export class ScopedData {
    * parent's key and links are read under the parent's read scope, and the list in the same transaction.
    */
   async related(entity: string, id: number, name: string, raw: RawListQuery): Promise<ListResult> {
+    return this.reported(
+      { entity, kind: "related", id, where: raw.where },
+      () => this.relatedRows(entity, id, name, raw),
+      (r) => r.data.length,
+    );
+  }
+
+  private relatedRows(entity: string, id: number, name: string, raw: RawListQuery): Promise<ListResult> {
     const parent = this.view(entity, id);
     const relation = parent.entity.relations.get(name);
     if (!relation) throw new NotFoundError(`unknown relation "${name}"`);

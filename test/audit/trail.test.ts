@@ -107,3 +107,40 @@ describe("audit trail (7)", () => {
     expect((await server.request("GET", "/api/system/audit", undefined, alice)).status).toBe(403);
   });
 });
+
+describe("audit of reads (7.1, audit.reads)", () => {
+  let server: TestServer;
+  afterAll(() => server?.close());
+
+  it("records each answered read with its where, rows returned and duration; none without reads: true", async () => {
+    server = await startServer(tenancyConfig({ audit: { enabled: true, reads: true } }), {
+      options: { seed: seedTenants },
+    });
+    const alice = bearer(await login(server, "alice@a.test", PASSWORD));
+    const where = encodeURIComponent(JSON.stringify({ public: true }));
+    const listed = await server.request("GET", `/api/data/notes?where=${where}`, undefined, alice);
+    expect(listed.status).toBe(200);
+    expect((await server.request("GET", "/api/data/notes/3", undefined, alice)).status).toBe(404);
+    expect((await server.request("GET", "/api/data/notes/1", undefined, alice)).status).toBe(200);
+    const reads = await server.rows(
+      "select entity, row_id, request_id, reason from citadel_audit where action = 'data.read'",
+    );
+    expect(reads).toHaveLength(2);
+    expect(reads[0]).toMatchObject({ entity: "notes", row_id: null, request_id: listed.headers.get("x-request-id") });
+    expect(reads[0]!.reason).toMatch(/^list, where \{"public":true\}: 1 rows in \d+\.\d ms$/);
+    expect(reads[1]).toMatchObject({ entity: "notes", row_id: 1 });
+  });
+
+  it("reads are not recorded by default", async () => {
+    const quiet = await startServer(tenancyConfig({ audit: { enabled: true } }), { options: { seed: seedTenants } });
+    try {
+      const alice = bearer(await login(quiet, "alice@a.test", PASSWORD));
+      expect((await quiet.request("GET", "/api/data/notes", undefined, alice)).status).toBe(200);
+      expect(await quiet.rows("select count(*) as n from citadel_audit where action = 'data.read'")).toEqual([
+        { n: 0 },
+      ]);
+    } finally {
+      await quiet.close();
+    }
+  });
+});
