@@ -39,10 +39,11 @@ export function engineOf(name: string | undefined): Engine {
 }
 
 /** The blog example (guard on unless asked); cheap argon2 and login limits out of the way (benches log in many authors). */
-export function benchConfig({ guard = true }: { guard?: boolean } = {}): CitadelConfig {
+export function benchConfig({ guard = true, audit = false }: { guard?: boolean; audit?: boolean } = {}): CitadelConfig {
   const auth = blog.config?.auth ?? {};
   return {
     ...blog.config,
+    audit: { enabled: audit },
     auth: {
       ...auth,
       jwt: { secret: SECRET },
@@ -64,12 +65,12 @@ export interface Seed {
  */
 export async function startBlog(
   url: string,
-  opts: { seed?: Seed; log?: (message: string, error?: unknown) => void; poolMax?: number } = {},
+  opts: { seed?: Seed; log?: (message: string, error?: unknown) => void; poolMax?: number; audit?: boolean } = {},
 ): Promise<ServerHandle> {
   const { seed } = opts;
   const server = serve({
     connection: { url, ...(opts.poolMax ? { pool: { max: opts.poolMax } } : {}) },
-    config: benchConfig(),
+    config: benchConfig({ audit: opts.audit }),
     port: 0,
     hostname: "127.0.0.1",
     quiet: true,
