@@ -14,6 +14,9 @@ export const DATA_PERMISSIONS = [
 ] as const;
 export type DataPermission = (typeof DATA_PERMISSIONS)[number];
 
+/** The permissions that write values (and so have field rules to write by, and owners to pin). */
+export const WRITE_PERMISSIONS: ReadonlySet<string> = new Set(["data.entity.create", "data.entity.update"]);
+
 /** Who asks: a role (or none) and the claims of a verified token. */
 export interface Subject {
   role: string | undefined;

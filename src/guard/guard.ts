@@ -6,7 +6,7 @@
 import type { Models } from "../data/models.js";
 import { ForbiddenError } from "../errors.js";
 import { and, type Filter, not, or, TRUE } from "../query/ast.js";
-import type { Access, DataPermission, Scope, Subject } from "./access.js";
+import { type Access, type DataPermission, type Scope, type Subject, WRITE_PERMISSIONS } from "./access.js";
 import { bindPlaceholders } from "./bind.js";
 import { type CompiledPolicy, type CompiledRoles, type Rule, ruleKey } from "./compile.js";
 import { foldCondition, type RequestContext } from "./conditions.js";
@@ -45,8 +45,6 @@ export type Decision =
 
 /** Fields only roles with implicit_allow may write (§3.6): a user's role. */
 const PRIVILEGED_FIELDS: Record<string, string[]> = { users: ["role"] };
-
-const WRITES = new Set(["data.entity.create", "data.entity.update"]);
 
 const isFalse = (f: Filter) => f.kind === "const" && !f.value;
 const isTrue = (f: Filter) => f.kind === "const" && f.value;
@@ -187,12 +185,14 @@ export class Guard {
     if (verdict.effect === "deny") return verdict;
     let fields = verdict.fields;
     const privileged = PRIVILEGED_FIELDS[rule.entity];
-    if (privileged && WRITES.has(rule.permission) && !rule.implicitAllow) {
+    if (privileged && WRITE_PERMISSIONS.has(rule.permission) && !rule.implicitAllow) {
       const base = fields ?? new Set(this.visible(rule.entity));
       fields = new Set([...base].filter((f) => !privileged.includes(f)));
     }
     const owner =
-      WRITES.has(rule.permission) && !rule.implicitAllow ? this.models.get(rule.entity)!.entity.owner : undefined;
+      WRITE_PERMISSIONS.has(rule.permission) && !rule.implicitAllow
+        ? this.models.get(rule.entity)!.entity.owner
+        : undefined;
     return { effect: "allow", filter: rowsOf(verdict, bind), fields, owner, matched: verdict.matched };
   }
 

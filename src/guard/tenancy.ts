@@ -8,7 +8,7 @@ import { CitadelError, ConfigError } from "../errors.js";
 import { and, FALSE, type Filter, type Operand, TRUE } from "../query/ast.js";
 import type { Scope } from "../query/options.js";
 import type { CompiledTenancy } from "../schema/compiled.js";
-import type { Access, DataPermission, Subject } from "./access.js";
+import { type Access, type DataPermission, type Subject, WRITE_PERMISSIONS } from "./access.js";
 
 export interface Tenancy extends CompiledTenancy {
   register: "create" | "closed";
@@ -62,8 +62,6 @@ export function tenantFilter(tenancy: Tenancy, entity: string, binding: TenantBi
   return { kind: "compare", field: column, op: "$eq", value: binding.id };
 }
 
-const WRITES: ReadonlySet<string> = new Set(["data.entity.create", "data.entity.update"]);
-
 /** What a bound caller may write of its account: what it is granted, less the values unique across accounts. */
 function writableOfTenant(tenancy: Tenancy, scope: Scope): ReadonlySet<string> {
   const granted = scope.fields ?? tenancy.tenantFields;
@@ -78,7 +76,8 @@ export function tenantAccess(access: Access, tenancy: Tenancy): Access {
   const within = (permission: DataPermission, entity: string, scope: Scope): Scope => ({
     ...scope,
     filter: and(scope.filter, tenantFilter(tenancy, entity, binding)),
-    fields: entity === tenancy.entity && WRITES.has(permission) ? writableOfTenant(tenancy, scope) : scope.fields,
+    fields:
+      entity === tenancy.entity && WRITE_PERMISSIONS.has(permission) ? writableOfTenant(tenancy, scope) : scope.fields,
     tenant: tenancy.scoped.has(entity)
       ? { field: tenancy.field, id, superadminRole: tenancy.superadminRole }
       : undefined,
