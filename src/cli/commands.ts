@@ -2,14 +2,14 @@
  * The CLI's commands as data (12.1): name, options, help text and a `run` that opens the app, calls one
  * module function and prints its answer. Decisions about users live in `auth/admin.ts`, not here.
  */
-import { randomBytes } from "node:crypto";
-import { type CitadelApp, type CreateAppInput, createApp } from "../app.js";
+import type { CitadelApp } from "../app.js";
 import type { ApiKeyInfo, ApiKeys, NewApiKey } from "../auth/index.js";
 import type { Row } from "../data/codec.js";
 import { formatExplanation } from "../guard/explain.js";
 import { accountId, requireAccount } from "./accounts.js";
+import { AUDIT_COMMANDS } from "./audit.js";
 import type { CliIo } from "./io.js";
-import { loadAppInput } from "./load.js";
+import { openApp, print, withApp } from "./open.js";
 import { readPassword } from "./prompt.js";
 import { UsageError } from "./usage.js";
 
@@ -47,6 +47,8 @@ export const OPTIONS = {
   },
   account: { type: "string", arg: "<id>", help: "the account (config.tenancy) the user belongs to" },
   json: { type: "boolean", help: "print JSON instead of text" },
+  lines: { type: "string", short: "n", arg: "<N>", help: "how many entries, the latest (default 20)" },
+  follow: { type: "boolean", short: "f", help: "keep printing new entries as they are written (Ctrl-C stops)" },
 } as const;
 
 export type OptionName = keyof typeof OPTIONS;
@@ -61,37 +63,6 @@ export interface Command {
   options: OptionName[];
   required: OptionName[];
   run(values: Values, io: CliIo): Promise<void>;
-}
-
-const print = (io: CliIo, text: string) => io.stdout(`${text}\n`);
-
-/**
- * The app of `--config`, on `--db` when given. The CLI issues no tokens, so a config without a JWT secret gets
- * the environment's `CITADEL_JWT_SECRET` or a throwaway one instead of refusing to start (§3.2).
- */
-async function openApp(values: Values, io: CliIo, destructive = false): Promise<CitadelApp> {
-  const input: CreateAppInput = await loadAppInput(values.config!);
-  const config = input.config;
-  const secret = config?.auth?.jwt?.secret || io.env.CITADEL_JWT_SECRET || randomBytes(48).toString("base64url");
-  return createApp({
-    ...input,
-    connection: values.db ? { ...input.connection, url: values.db } : input.connection,
-    config: config?.auth ? { ...config, auth: { ...config.auth, jwt: { ...config.auth.jwt, secret } } } : config,
-    options: {
-      ...input.options,
-      destructive: destructive || input.options?.destructive,
-      log: input.options?.log ?? ((message, error) => io.stderr(`citadel: ${message}${error ? ` ${error}` : ""}\n`)),
-    },
-  });
-}
-
-async function withApp(values: Values, io: CliIo, use: (app: CitadelApp) => Promise<void>): Promise<void> {
-  const app = await openApp(values, io);
-  try {
-    await use(app);
-  } finally {
-    await app.close();
-  }
 }
 
 const label = (user: Row) => `#${user.id} ${user.email}`;
@@ -324,4 +295,5 @@ export const COMMANDS: Command[] = [
         print(io, `revoked ${key.kind} key #${key.id} ${JSON.stringify(key.name)} (${key.prefix}…)`);
       }),
   },
+  ...AUDIT_COMMANDS,
 ];

@@ -14,6 +14,8 @@ export interface CliIo {
   prompt(question: string): Promise<string>;
   /** The environment, e.g. `CITADEL_JWT_SECRET`; never written to. */
   env: Readonly<Record<string, string | undefined>>;
+  /** Stops a command that runs until stopped (`audit tail --follow`); the process itself just ends on Ctrl-C. */
+  signal?: AbortSignal;
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
