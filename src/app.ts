@@ -149,6 +149,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
     tenancy,
     audit,
     log: (e) => log("unexpected error", e),
+    logLine: (line) => log(line),
     remoteAddress: runtime.remoteAddress,
   });
 

@@ -1,4 +1,4 @@
-/** Assembles the Hono app: error mapping, CORS, who-is-asking, then the route groups. No logic of its own. */
+/** Assembles the Hono app: monitoring, error mapping, CORS, who-is-asking, then the route groups. No logic of its own. */
 import { Hono } from "hono";
 import type { AuditTrail } from "../audit/index.js";
 import type { AuthModule } from "../auth/index.js";
@@ -9,6 +9,8 @@ import { NotFoundError } from "../errors.js";
 import type { Access, Subject } from "../guard/access.js";
 import type { Guard } from "../guard/guard.js";
 import type { Tenancy } from "../guard/tenancy.js";
+import { countAuditEntries } from "../metrics/audit-entries.js";
+import { Monitor } from "../metrics/index.js";
 import type { Runtime } from "../runtime.js";
 import { httpAudit } from "./audit.js";
 import { type AuthVariables, subjectMiddleware } from "./auth-middleware.js";
@@ -16,6 +18,7 @@ import { authRoutes, CREDENTIAL_FREE_PATHS } from "./auth-routes.js";
 import { corsMiddleware } from "./cors.js";
 import { dataRoutes } from "./data-routes.js";
 import { type ErrorLogger, errorResponse } from "./errors.js";
+import { monitorMiddleware } from "./monitor.js";
 import { systemRoutes } from "./system-routes.js";
 
 export interface HttpAppParts {
@@ -32,12 +35,18 @@ export interface HttpAppParts {
   /** the audit trail (§7), when it is on */
   audit: AuditTrail | undefined;
   log: ErrorLogger;
+  /** where one JSON line per denial and failed login goes (§7.5): the app's `log` option */
+  logLine: (line: string) => void;
   remoteAddress: Runtime["remoteAddress"];
 }
 
 export function httpApp(parts: HttpAppParts) {
   const { config, db, engine, auth, guard, accessFor, tenancy, log, remoteAddress } = parts;
-  const audit = httpAudit(parts.audit, log);
+  // one monitor per app: tests and multi-app servers run many in one process (§7.5)
+  const apiKeys = auth?.apiKeys;
+  const monitor = new Monitor({ secretKeyFromBrowser: apiKeys && (() => apiKeys.incidents().secret_key_from_browser) });
+  const trail = parts.audit && countAuditEntries(parts.audit, engine.events, monitor, config.audit.reads);
+  const audit = httpAudit(trail, log);
   const hono = new Hono<{ Variables: AuthVariables & { access: Access } }>();
   const maxBodyBytes = config.server.max_body_bytes;
   const limits = {
@@ -48,6 +57,17 @@ export function httpApp(parts: HttpAppParts) {
   const origin = config.server.cors.origin;
   const corsOrigins = origin === undefined ? [] : Array.isArray(origin) ? origin : [origin];
 
+  hono.use(
+    "*",
+    monitorMiddleware({
+      monitor,
+      entities: new Set(engine.models.keys()),
+      tenancy,
+      maxBodyBytes,
+      logLine: parts.logLine,
+      logError: log,
+    }),
+  );
   hono.onError(async (error, c) => {
     await audit?.denial(c, error);
     return errorResponse(c, error, log);
@@ -73,7 +93,6 @@ export function httpApp(parts: HttpAppParts) {
   hono.route("/api/data", dataRoutes({ engine, limits, maxBodyBytes }));
   if (auth)
     hono.route("/api/auth", authRoutes({ auth, maxBodyBytes, remoteAddress, audit, tenantField: tenancy?.field }));
-  const apiKeys = auth?.apiKeys;
   if (guard || apiKeys || parts.audit)
     hono.route(
       "/api/system",
@@ -85,6 +104,7 @@ export function httpApp(parts: HttpAppParts) {
         tenancy,
         audit,
         auditTrail: parts.audit,
+        monitor,
         limits,
         maxBodyBytes,
       }),

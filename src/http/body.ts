@@ -18,6 +18,12 @@ export interface ReadJsonOptions {
 /** `application/json`, case-insensitive, optionally followed by parameters (`; charset=utf-8`). */
 const JSON_TYPE = /^\s*application\/json\s*(;|$)/i;
 
+/** Bodies as read, by request: monitoring (monitor.ts) looks at what a refused write named (§7.5). */
+const readBodies = new WeakMap<Request, unknown>();
+
+/** The JSON body `readJson` read from this request; undefined when it read none. */
+export const bodyRead = (c: Context): unknown => readBodies.get(c.req.raw);
+
 export async function readJson(c: Context, maxBytes: number, options: ReadJsonOptions = {}): Promise<unknown> {
   const declared = Number(c.req.header("content-length") ?? 0);
   if (declared > maxBytes) throw new PayloadTooLargeError(maxBytes);
@@ -52,6 +58,7 @@ export async function readJson(c: Context, maxBytes: number, options: ReadJsonOp
   } catch {
     throw new BadRequestError("the request body is not valid JSON");
   }
+  readBodies.set(c.req.raw, value);
   if (mayHoldUnstorableText(text)) requireStorableText(value, "");
   return value;
 }

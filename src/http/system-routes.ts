@@ -1,6 +1,7 @@
 /**
- * `/api/system` routes (§4.2): `explain` under `system.explain`, and API key management (§5.5) under
- * `system.keys.manage` (implicit_allow roles have both). Without a guard nobody holds a system permission but
+ * `/api/system` routes (§4.2): `explain` under `system.explain`, API key management (§5.5) under
+ * `system.keys.manage`, the audit trail (§7.4) under `system.audit.read` and the metrics (§7.5) under
+ * `system.metrics.read` (implicit_allow roles have them all). Without a guard nobody holds a system permission but
  * a trusted caller (a secret key without a role), so that an app without roles never opens key management.
  */
 import { type Context, Hono } from "hono";
@@ -14,6 +15,7 @@ import type { Subject } from "../guard/access.js";
 import { explain } from "../guard/explain.js";
 import type { Guard } from "../guard/guard.js";
 import { bindingOf, type Tenancy } from "../guard/tenancy.js";
+import { type Exporter, loadExporter, type Monitor } from "../metrics/index.js";
 import type { QueryLimits } from "../query/options.js";
 import type { HttpAudit } from "./audit.js";
 import { readJson } from "./body.js";
@@ -33,6 +35,8 @@ export interface SystemRoutesOptions {
   /** the audit trail (§7), when it is on: its HTTP side records key management, its table is listed */
   audit: HttpAudit | undefined;
   auditTrail: AuditTrail | undefined;
+  /** the app's counters (§7.5), served as Prometheus text */
+  monitor: Monitor;
   limits: QueryLimits;
   maxBodyBytes: number;
 }
@@ -59,6 +63,7 @@ export function systemRoutes({
   tenancy,
   audit,
   auditTrail,
+  monitor,
   limits,
   maxBodyBytes,
 }: SystemRoutesOptions): Hono<SystemEnv> {
@@ -97,6 +102,21 @@ export function systemRoutes({
       const raw = { where: first("where"), sort: first("sort"), limit: first("limit"), offset: first("offset") };
       return c.json(await listEntries(db, raw, limits, within));
     });
+
+  // prom-client is loaded at the first scrape: an app never scraped pays nothing for it
+  let exporter: Promise<Exporter | undefined> | undefined;
+  routes.get("/metrics", async (c) => {
+    // the counters cover every account: a caller bound to one may not read them (§6)
+    if (requirePermission(c, "system.metrics.read") !== undefined)
+      throw new ForbiddenError("system.metrics.read", undefined, "the metrics cover every account");
+    exporter ??= loadExporter(monitor).catch((error: unknown) => {
+      exporter = undefined;
+      throw error;
+    });
+    const loaded = await exporter;
+    if (!loaded) throw new NotFoundError("metrics are served on Node and Bun only");
+    return c.body(await loaded.metrics(), 200, { "content-type": loaded.contentType });
+  });
 
   if (apiKeys) {
     const manage = "system.keys.manage";
