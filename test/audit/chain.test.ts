@@ -1,0 +1,268 @@
+/**
+ * The audit trail's hash chain (7.3) on the engine under test: an entry altered, removed or cut off by hand
+ * (the append-only triggers dropped first) is named by verify; prune removes a prefix past retention_days,
+ * records itself and leaves one chain; three servers writing at once on one database still make one chain.
+ */
+import type { CitadelConfig } from "citadel";
+import { serve as serveOnBun } from "citadel/adapter/bun";
+import { type ServerHandle, serve as serveOnNode } from "citadel/adapter/node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type AuditEntry, entryHash, NO_ACTOR } from "../../src/audit/entry.js";
+import { decodeEntry, installAudit } from "../../src/audit/store.js";
+import { bearer, login } from "../helpers/auth.js";
+import { ENGINE } from "../helpers/engines.js";
+import { type Row, RUNTIME, startServer, type TestServer } from "../helpers/server.js";
+import { PASSWORD, seedTenants, tenancyConfig } from "../tenancy/fixture.js";
+
+const config = (): CitadelConfig => tenancyConfig({ audit: { enabled: true, retention_days: 30 } });
+const DAY = 86_400_000;
+
+/** The append-only triggers (src/dialect/*.ts appendOnlyTrigger), dropped so a test can tamper by hand. */
+const DROP_TRIGGERS =
+  ENGINE === "postgres"
+    ? ["drop trigger if exists citadel_audit_append_only on citadel_audit"]
+    : [
+        "drop trigger if exists citadel_audit_append_only_update",
+        "drop trigger if exists citadel_audit_append_only_delete",
+      ];
+
+const COLUMNS = [
+  "id",
+  "at",
+  "action",
+  "entity",
+  "row_id",
+  "account_id",
+  "actor",
+  "request_id",
+  "changes",
+  "reason",
+  "policy_hash",
+  "prev_hash",
+  "hash",
+];
+
+describe("the hash chain names the first entry that breaks it (7.3)", () => {
+  let server: TestServer;
+  let last: number;
+
+  /** Run statements with the triggers out of the way, then put them back as the trail installs them. */
+  const byHand = async (...statements: [string, ...unknown[]][]) => {
+    for (const drop of DROP_TRIGGERS) await server.rows(drop);
+    try {
+      for (const [sql, ...params] of statements) await server.rows(sql, ...params);
+    } finally {
+      await installAudit(server.app.db);
+    }
+  };
+  const stored = async (id: number) => (await server.rows("select * from citadel_audit where id = ?", id))[0]!;
+  const reinsert = (row: Row): [string, ...unknown[]] => [
+    `insert into citadel_audit (${COLUMNS.join(", ")}) values (${COLUMNS.map(() => "?").join(", ")})`,
+    ...COLUMNS.map((c) => row[c]),
+  ];
+  const verify = () => server.app.audit!.verify();
+
+  beforeAll(async () => {
+    server = await startServer(config(), { options: { seed: seedTenants } });
+    const alice = bearer(await login(server, "alice@a.test", PASSWORD));
+    for (const title of ["one", "two", "three", "four"]) {
+      const res = await server.request("POST", "/api/data/notes", { title }, alice);
+      expect(res.status, res.text).toBe(201);
+    }
+    const res = await server.request("PATCH", "/api/data/notes/4", { title: "one, again" }, alice);
+    expect(res.status, res.text).toBe(200);
+    last = Number((await server.rows("select max(id) as n from citadel_audit"))[0]!.n);
+    expect(last).toBeGreaterThan(10);
+  });
+  afterAll(() => server?.close());
+
+  it("an untouched trail verifies, every entry checked", async () => {
+    expect(await verify()).toEqual({ ok: true, entries: last });
+  });
+
+  it("an entry's reason or changes altered by hand: verify names exactly that entry (was altered)", async () => {
+    const id = 8;
+    const original = await stored(id);
+    await byHand(["update citadel_audit set reason = ? where id = ?", "nothing happened", id]);
+    expect(await verify()).toEqual({ ok: false, entries: id - 1, broken: { id, problem: "was altered" } });
+
+    const update = Number(
+      (await server.rows("select max(id) as n from citadel_audit where action = 'data.update'"))[0]!.n,
+    );
+    const changes = await stored(update);
+    await byHand(
+      ["update citadel_audit set reason = ? where id = ?", original.reason, id],
+      ["update citadel_audit set changes = ? where id = ?", JSON.stringify({ title: ["one", "innocent"] }), update],
+    );
+    expect(await verify()).toEqual({ ok: false, entries: update - 1, broken: { id: update, problem: "was altered" } });
+    await byHand(["update citadel_audit set changes = ? where id = ?", changes.changes, update]);
+    expect((await verify()).ok).toBe(true);
+  });
+
+  it("an altered entry given a fresh hash: the next entry no longer follows it", async () => {
+    const id = 5;
+    const original = await stored(id);
+    const forged: Omit<AuditEntry, "hash"> = { ...decodeEntry(original), reason: "forged" };
+    delete (forged as Partial<AuditEntry>).hash;
+    const hash = await entryHash(forged);
+    await byHand(["update citadel_audit set reason = ?, hash = ? where id = ?", "forged", hash, id]);
+    expect(await verify()).toEqual({
+      ok: false,
+      entries: id,
+      broken: { id: id + 1, problem: "does not follow the entry before it" },
+    });
+    await byHand(["update citadel_audit set reason = ?, hash = ? where id = ?", original.reason, original.hash, id]);
+    expect((await verify()).ok).toBe(true);
+  });
+
+  it("a middle entry deleted: verify names it as missing", async () => {
+    const id = 6;
+    const row = await stored(id);
+    await byHand(["delete from citadel_audit where id = ?", id]);
+    expect(await verify()).toEqual({ ok: false, entries: id - 1, broken: { id, problem: "is missing" } });
+    await byHand(reinsert(row));
+    expect((await verify()).ok).toBe(true);
+  });
+
+  it("the last entries deleted: the chain's head tells, naming the first one removed", async () => {
+    const all = await server.rows("select * from citadel_audit order by id");
+    await byHand(["delete from citadel_audit where id >= ?", last - 1]);
+    expect(await verify()).toEqual({
+      ok: false,
+      entries: last - 2,
+      broken: { id: last - 1, problem: "is missing (entries after it were removed)" },
+    });
+    await byHand(["delete from citadel_audit"]);
+    expect(await verify()).toEqual({
+      ok: false,
+      entries: 0,
+      broken: { id: last, problem: "is missing (the trail is empty)" },
+    });
+    await byHand(...all.map(reinsert));
+    expect(await verify()).toEqual({ ok: true, entries: last });
+  });
+
+  it("prune removes the entries older than retention_days, records its own entry, and the chain holds (7.3)", async () => {
+    const record = (reason: string) => server.app.audit!.record({ action: "access.denied", actor: NO_ACTOR, reason });
+    for (const n of [1, 2]) await record(`old ${n}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const cut = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    for (const n of [4, 5]) await record(`new ${n}`);
+    expect(await verify()).toEqual({ ok: true, entries: last + 4 });
+    const old = last + 2;
+    const before = new Date(cut).toISOString();
+
+    // 30 days after the cut, the retention reaches back to it: every entry written before it goes
+    expect(await server.app.audit!.prune(NO_ACTOR, cut + 30 * DAY)).toEqual({ removed: old, before });
+    const left = await server.rows("select id, action, reason, actor from citadel_audit order by id");
+    expect(left.map(({ actor, ...row }) => ({ ...row, actor: JSON.parse(actor) }))).toEqual([
+      { id: old + 1, action: "access.denied", reason: "new 4", actor: NO_ACTOR },
+      { id: old + 2, action: "access.denied", reason: "new 5", actor: NO_ACTOR },
+      {
+        id: old + 3,
+        action: "audit.prune",
+        reason: `removed ${old} entries older than ${before} (through #${old})`,
+        actor: NO_ACTOR,
+      },
+    ]);
+    expect(await verify()).toEqual({ ok: true, entries: 3, prunedBefore: old + 1 });
+    // DELETE is refused again once prune's transaction is over
+    await expect(server.rows("delete from citadel_audit where id = ?", old + 1)).rejects.toThrow(/append-only/);
+
+    // nothing older left: a prune now removes none, and says so in its own entry
+    expect(await server.app.audit!.prune(NO_ACTOR)).toMatchObject({ removed: 0 });
+    const [entry] = await server.rows("select action, reason from citadel_audit where id = ?", old + 4);
+    expect(entry).toEqual({ action: "audit.prune", reason: expect.stringMatching(/^removed 0 entries older than /) });
+    expect(await verify()).toEqual({ ok: true, entries: 4, prunedBefore: old + 1 });
+  });
+});
+
+/** A second or third server on the first one's database (startServer would give each a database of its own). */
+async function alongside(first: TestServer) {
+  const serve = RUNTIME === "bun" ? serveOnBun : serveOnNode;
+  const handle = serve({ connection: first.connection, config: config(), port: 0, hostname: "127.0.0.1", quiet: true });
+  await handle.ready;
+  return handle;
+}
+
+// Several servers share a SQLite file only as separate processes: inside one, a writer waiting on the file's lock
+// (busy_timeout) blocks the event loop the lock's holder needs, so this runs on the server engines (as
+// test/servers/shared-state.test.ts does).
+describe.skipIf(ENGINE === "sqlite")("three servers writing at once keep one chain (7.3, 11.4)", () => {
+  let first: TestServer;
+  const others: ServerHandle[] = [];
+  let urls: string[] = [];
+
+  beforeAll(async () => {
+    first = await startServer(config(), { options: { seed: seedTenants } });
+    // one after the other: this is about writing at once, not starting at once
+    for (let i = 0; i < 2; i++) others.push(await alongside(first));
+    urls = [first.url, ...others.map((h) => h.url)];
+  });
+  afterAll(async () => {
+    await Promise.all(others.map((h) => h.close()));
+    await first?.close();
+  });
+
+  const send = async (url: string, method: string, path: string, body: unknown, headers: Record<string, string>) => {
+    const res = await fetch(url + path, {
+      method,
+      headers: { ...headers, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as Row };
+  };
+
+  it("logins, creates and updates spread over three servers: one entry each, and the chain verifies", async () => {
+    const before = Number((await first.rows("select count(*) as n from citadel_audit"))[0]!.n);
+    const people = ["alice@a.test", "bob@a.test", "carol@b.test"];
+    // every person logs in on every server, all at once
+    const sessions = await Promise.all(
+      urls.flatMap((url) =>
+        people.map(async (email) => {
+          const res = await send(url, "POST", "/api/auth/password/login", { email, password: PASSWORD }, {});
+          expect(res.status, JSON.stringify(res.body)).toBe(200);
+          return { url, email, auth: bearer(res.body.token as string) };
+        }),
+      ),
+    );
+    // every session creates notes, all at once
+    const created = await Promise.all(
+      sessions.flatMap((session, s) =>
+        [1, 2].map(async (n) => {
+          const res = await send(session.url, "POST", "/api/data/notes", { title: `note ${s}.${n}` }, session.auth);
+          expect(res.status, JSON.stringify(res.body)).toBe(201);
+          return { session, id: res.body.data.id as number };
+        }),
+      ),
+    );
+    // and each note is updated by its author through the next server, all at once
+    await Promise.all(
+      created.map(async ({ session, id }) => {
+        const url = urls[(urls.indexOf(session.url) + 1) % urls.length]!;
+        const res = await send(url, "PATCH", `/api/data/notes/${id}`, { title: `note ${id}, edited` }, session.auth);
+        expect(res.status, JSON.stringify(res.body)).toBe(200);
+      }),
+    );
+
+    const made = sessions.length + created.length * 2;
+    const total = Number((await first.rows("select count(*) as n from citadel_audit"))[0]!.n);
+    expect(total - before).toBe(made);
+    expect(await first.app.audit!.verify()).toEqual({ ok: true, entries: total });
+    const [head] = await first.rows("select seq from citadel_audit_head");
+    expect(Number(head!.seq)).toBe(total);
+    // one create and one update entry per note, none lost or doubled
+    const data = await first.rows(
+      "select action, row_id from citadel_audit where entity = 'notes' and id > ? order by row_id, id",
+      before,
+    );
+    const ids = created.map((c) => c.id).sort((a, b) => a - b);
+    expect(data).toEqual(
+      ids.flatMap((id) => [
+        { action: "data.create", row_id: id },
+        { action: "data.update", row_id: id },
+      ]),
+    );
+  });
+});
