@@ -137,8 +137,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
     throw connectionProblem(opened, error) ?? error;
   }
   const engine = new DataEngine(db, models);
-  if (audit) engine.events.onMutation(audit.mutations);
-  if (audit && config.audit.reads) engine.events.onRead(audit.reads);
+  audit?.attach(engine.events, config.audit.reads);
   const hono = httpApp({
     config,
     db,

@@ -6,7 +6,7 @@
 import { sha256 } from "../auth/key-material.js";
 import type { ValidatedConfig } from "../config/schema.js";
 import type { Row } from "../data/codec.js";
-import type { MutationEvent, ReadEvent } from "../data/events.js";
+import type { DataEvents, MutationEvent, ReadEvent } from "../data/events.js";
 import type { Models } from "../data/models.js";
 import type { Db } from "../db/connection.js";
 import { retryBusy } from "../db/dialect-driver.js";
@@ -81,6 +81,26 @@ export class AuditTrail {
     return out;
   }
 
+  private readonly appendedListeners: ((count: number) => void)[] = [];
+  /** entries a mutation's transaction wrote, told once it commits */
+  private readonly pending = new WeakMap<MutationEvent[], number>();
+
+  /** Hear how many entries were appended once they are committed (metrics). */
+  onAppended(listener: (count: number) => void): void {
+    this.appendedListeners.push(listener);
+  }
+
+  private appended(count: number): void {
+    for (const listener of this.appendedListeners) listener(count);
+  }
+
+  /** Follow the data engine: mutations in their own transaction, reads too when `audit.reads` says so. */
+  attach(events: DataEvents, reads: boolean): void {
+    events.onMutation(this.mutations);
+    events.onCommit((committed) => this.appended(this.pending.get(committed) ?? 0));
+    if (reads) events.onRead(this.reads);
+  }
+
   /** The data engine's in-transaction listener: one entry per row, in the mutation's transaction (§7.2). */
   readonly mutations = async (trx: Db, events: MutationEvent[], subject: Subject): Promise<void> => {
     const actor = actorOf(subject);
@@ -108,6 +128,7 @@ export class AuditTrail {
         });
     }
     await appendEntries(trx, inputs, this.policyHash, new Date().toISOString());
+    this.pending.set(events, inputs.length);
   };
 
   /** The data engine's read listener (`audit.reads`): entity, where, rows returned and duration (§7.1). */
@@ -131,6 +152,7 @@ export class AuditTrail {
     await retryBusy(() =>
       this.db.transaction().execute((trx) => appendEntries(trx, inputs, this.policyHash, new Date().toISOString())),
     );
+    this.appended(inputs.length);
   }
 
   verify(): Promise<Verification> {

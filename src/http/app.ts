@@ -9,7 +9,6 @@ import { NotFoundError } from "../errors.js";
 import type { Access, Subject } from "../guard/access.js";
 import type { Guard } from "../guard/guard.js";
 import type { Tenancy } from "../guard/tenancy.js";
-import { countAuditEntries } from "../metrics/audit-entries.js";
 import { Monitor } from "../metrics/index.js";
 import type { Runtime } from "../runtime.js";
 import { httpAudit } from "./audit.js";
@@ -45,8 +44,10 @@ export function httpApp(parts: HttpAppParts) {
   // one monitor per app: tests and multi-app servers run many in one process (§7.5)
   const apiKeys = auth?.apiKeys;
   const monitor = new Monitor({ secretKeyFromBrowser: apiKeys && (() => apiKeys.incidents().secret_key_from_browser) });
-  const trail = parts.audit && countAuditEntries(parts.audit, engine.events, monitor, config.audit.reads);
-  const audit = httpAudit(trail, log);
+  parts.audit?.onAppended((count) => {
+    monitor.auditEntries += count;
+  });
+  const audit = httpAudit(parts.audit, log);
   const hono = new Hono<{ Variables: AuthVariables & { access: Access } }>();
   const maxBodyBytes = config.server.max_body_bytes;
   const limits = {
