@@ -100,6 +100,10 @@ export async function postgres({ url, poolMax, poolTimeoutMs }: ConnectionTarget
       oid === int8 ? Number : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
   };
   const pool = new pg.Pool({ connectionString: url, max: poolMax, types, connectionTimeoutMillis: poolTimeoutMs });
+  // An idle connection the server ends (a restart, an administrator, a failover) is an 'error' event on the
+  // pool, which would crash the process unheard. pg has already dropped that connection; the next query opens
+  // a new one, or fails and is answered like any unreachable database.
+  pool.on("error", () => {});
   return new PostgresDialect({ pool });
 }
 
