@@ -26,7 +26,11 @@ async function server(audit: boolean) {
     body,
     headers: { authorization: `Bearer ${author.token}` },
   };
-  return { scenario, close: async () => (await handle.close(), await db.close()) };
+  const close = async () => {
+    await handle.close();
+    await db.close();
+  };
+  return { scenario, close };
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;

@@ -12,7 +12,7 @@ import type { Db } from "../db/connection.js";
 import { retryBusy } from "../db/dialect-driver.js";
 import type { Subject } from "../guard/access.js";
 import { type AuditActor, type AuditInput, type Changes, canonical } from "./entry.js";
-import { appendEntries, installAudit, pruneBefore, type Verification, verifyChain } from "./store.js";
+import { AUDIT_TABLE, appendEntries, installAudit, pruneBefore, type Verification, verifyChain } from "./store.js";
 
 export type { AuditAction, AuditActor, AuditEntry, AuditInput } from "./entry.js";
 export { AUDIT_TABLE } from "./store.js";
@@ -127,7 +127,7 @@ export class AuditTrail {
           changes: { role: changes.role! },
         });
     }
-    await appendEntries(trx, inputs, this.policyHash, new Date().toISOString());
+    await appendEntries(trx, inputs, this.policyHash);
     this.pending.set(events, inputs.length);
   };
 
@@ -149,9 +149,7 @@ export class AuditTrail {
 
   /** Record entries in a transaction of their own (auth events, denials, the CLI's changes). */
   async record(...inputs: AuditInput[]): Promise<void> {
-    await retryBusy(() =>
-      this.db.transaction().execute((trx) => appendEntries(trx, inputs, this.policyHash, new Date().toISOString())),
-    );
+    await retryBusy(() => this.db.transaction().execute((trx) => appendEntries(trx, inputs, this.policyHash)));
     this.appended(inputs.length);
   }
 
@@ -166,20 +164,17 @@ export class AuditTrail {
   async prune(actor: AuditActor, now = Date.now()): Promise<{ removed: number; before: string | null }> {
     if (this.retentionDays === undefined) return { removed: 0, before: null };
     const before = new Date(now - this.retentionDays * 86_400_000).toISOString();
-    const removed = await pruneBefore(this.db, before, (trx, count, lastId) =>
-      appendEntries(
-        trx,
-        [
-          {
-            action: "audit.prune",
-            actor,
-            reason: `removed ${count} entries older than ${before}${lastId === null ? "" : ` (through #${lastId})`}`,
-          },
-        ],
-        this.policyHash,
-        new Date(now).toISOString(),
-      ).then(() => undefined),
-    );
+    // the prune entry names the last entry removed and its hash: where the remaining chain must start (verify)
+    const removed = await pruneBefore(this.db, before, async (trx, count, last) => {
+      const through = last ? ` (through #${last.id})` : "";
+      const entry: AuditInput = {
+        action: "audit.prune",
+        actor,
+        reason: `removed ${count} entries older than ${before}${through}`,
+        ...(last ? { entity: AUDIT_TABLE, row_id: last.id, changes: { hash: [last.hash, null] } } : {}),
+      };
+      await appendEntries(trx, [entry], this.policyHash, new Date(now).toISOString());
+    });
     return { removed, before };
   }
 }

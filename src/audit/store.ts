@@ -116,7 +116,7 @@ export async function appendEntries(
   trx: Db,
   inputs: AuditInput[],
   policyHash: string,
-  at: string,
+  time?: string,
 ): Promise<AuditEntry[]> {
   if (inputs.length === 0) return [];
   const head = await trx
@@ -125,6 +125,8 @@ export async function appendEntries(
     .where("id", "=", 1)
     .returning(["seq", "hash"])
     .executeTakeFirstOrThrow();
+  // stamped once the head is held, so that times ascend with ids across writers
+  const at = time ?? new Date().toISOString();
   let id = Number(head.seq) - inputs.length;
   let prev = String(head.hash);
   const entries: AuditEntry[] = [];
@@ -166,51 +168,60 @@ export interface Verification {
   prunedBefore?: number;
 }
 
-/** Check the whole chain, in id order, a page at a time; name the first entry that breaks it. */
+/** The hash an `audit.prune` entry recorded for the last entry it removed, `id`; undefined if none did. */
+async function prunedThrough(db: Db, id: number): Promise<string | undefined> {
+  const rows = await db
+    .selectFrom(AUDIT_TABLE)
+    .select("changes")
+    .where("action", "=", "audit.prune")
+    .where("row_id", "=", id)
+    .execute();
+  return rows.map((r) => json<Changes>(r.changes)?.hash?.[0]).find((h): h is string => typeof h === "string");
+}
+
+/**
+ * Check the chain up to its head, in id order, a page at a time; name the first entry that breaks it. The head
+ * is read first: entries appended while the check runs lie beyond it and are left for the next check. A
+ * chain whose start is gone must start where an `audit.prune` entry says it removed entries up to.
+ */
 export async function verifyChain(db: Db, pageSize = 1000): Promise<Verification> {
+  const head = await db.selectFrom(HEAD_TABLE).select(["seq", "hash"]).where("id", "=", 1).executeTakeFirst();
+  const lastId = Number(head?.seq ?? 0);
   let expectedId: number | undefined;
-  let prev: string | undefined;
+  let prev = GENESIS;
   let count = 0;
   let prunedBefore: number | undefined;
+  const broken = (id: number, problem: string): Verification => ({
+    ok: false,
+    entries: count,
+    broken: { id, problem },
+    prunedBefore,
+  });
   for (;;) {
-    let query = db.selectFrom(AUDIT_TABLE).selectAll().orderBy("id").limit(pageSize);
+    let query = db.selectFrom(AUDIT_TABLE).selectAll().where("id", "<=", lastId).orderBy("id").limit(pageSize);
     if (expectedId !== undefined) query = query.where("id", ">=", expectedId);
     const rows = await query.execute();
     for (const row of rows) {
       const entry = decodeEntry(row);
-      if (expectedId === undefined) {
-        // a chain whose start was pruned begins at its first remaining entry's own prev_hash
-        if (entry.id !== 1) prunedBefore = entry.id;
-        prev = entry.id === 1 ? GENESIS : entry.prev_hash;
-      } else if (entry.id !== expectedId)
-        return { ok: false, entries: count, broken: { id: expectedId, problem: "is missing" }, prunedBefore };
-      if (entry.prev_hash !== prev)
-        return {
-          ok: false,
-          entries: count,
-          broken: { id: entry.id, problem: "does not follow the entry before it" },
-          prunedBefore,
-        };
+      if (expectedId === undefined && entry.id !== 1) {
+        prunedBefore = entry.id;
+        if ((await prunedThrough(db, entry.id - 1)) !== entry.prev_hash)
+          return broken(entry.id - 1, "is missing (removed without `citadel audit prune`)");
+        prev = entry.prev_hash;
+      } else if (expectedId !== undefined && entry.id !== expectedId) return broken(expectedId, "is missing");
+      if (entry.prev_hash !== prev) return broken(entry.id, "does not follow the entry before it");
       const { hash, ...unhashed } = entry;
-      if ((await entryHash(unhashed)) !== hash)
-        return { ok: false, entries: count, broken: { id: entry.id, problem: "was altered" }, prunedBefore };
+      if ((await entryHash(unhashed)) !== hash) return broken(entry.id, "was altered");
       prev = hash;
       expectedId = entry.id + 1;
       count += 1;
     }
     if (rows.length < pageSize) break;
   }
-  const head = await db.selectFrom(HEAD_TABLE).select(["seq", "hash"]).where("id", "=", 1).executeTakeFirst();
   const last = (expectedId ?? 1) - 1;
-  if (head && count > 0 && (Number(head.seq) !== last || head.hash !== prev))
-    return {
-      ok: false,
-      entries: count,
-      broken: { id: last + 1, problem: "is missing (entries after it were removed)" },
-      prunedBefore,
-    };
-  if (head && count === 0 && Number(head.seq) > 0)
-    return { ok: false, entries: 0, broken: { id: Number(head.seq), problem: "is missing (the trail is empty)" } };
+  if (count === 0 && lastId > 0) return broken(lastId, "is missing (the trail is empty)");
+  if (last !== lastId) return broken(last + 1, "is missing (entries after it were removed)");
+  if (count > 0 && head?.hash !== prev) return broken(lastId, "does not match the chain's head");
   return { ok: true, entries: count, prunedBefore };
 }
 
@@ -221,23 +232,26 @@ export async function verifyChain(db: Db, pageSize = 1000): Promise<Verification
 export async function pruneBefore(
   db: Db,
   before: string,
-  record: (trx: Db, removed: number, lastId: number | null) => Promise<void>,
+  record: (trx: Db, removed: number, last: { id: number; hash: string } | undefined) => Promise<void>,
 ): Promise<number> {
   return db.transaction().execute(async (trx) => {
-    const last = await trx
+    const newest = await trx
       .selectFrom(AUDIT_TABLE)
       .select((eb) => eb.fn.max("id").as("id"))
       .where("at", "<", before)
       .executeTakeFirst();
-    const lastId = nullableNumber(last?.id);
+    const lastId = nullableNumber(newest?.id);
     let removed = 0;
+    let last: { id: number; hash: string } | undefined;
     if (lastId !== null) {
+      const row = await trx.selectFrom(AUDIT_TABLE).select("hash").where("id", "=", lastId).executeTakeFirstOrThrow();
+      last = { id: lastId, hash: String(row.hash) };
       await trx.insertInto(PRUNING_TABLE).values({ id: 1 }).execute();
       const result = await trx.deleteFrom(AUDIT_TABLE).where("id", "<=", lastId).executeTakeFirst();
       removed = Number(result.numDeletedRows);
       await trx.deleteFrom(PRUNING_TABLE).execute();
     }
-    await record(trx, removed, lastId);
+    await record(trx, removed, last);
     return removed;
   });
 }

@@ -124,6 +124,18 @@ describe("the hash chain names the first entry that breaks it (7.3)", () => {
     expect((await verify()).ok).toBe(true);
   });
 
+  it("the oldest entries deleted by hand, not by prune: named as missing, not taken for a pruned start", async () => {
+    const oldest = await server.rows("select * from citadel_audit where id <= 3 order by id");
+    await byHand(["delete from citadel_audit where id <= ?", 3]);
+    expect(await verify()).toMatchObject({
+      ok: false,
+      entries: 0,
+      broken: { id: 3, problem: "is missing (removed without `citadel audit prune`)" },
+    });
+    await byHand(...oldest.map(reinsert));
+    expect(await verify()).toEqual({ ok: true, entries: last });
+  });
+
   it("the last entries deleted: the chain's head tells, naming the first one removed", async () => {
     const all = await server.rows("select * from citadel_audit order by id");
     await byHand(["delete from citadel_audit where id >= ?", last - 1]);

@@ -188,7 +188,7 @@ describe("citadel audit prune (7.3, 12.1)", () => {
     );
     const last = await audit("tail", "-n", "1");
     expect(last.stdout).toMatch(
-      /^#\d+ \S+ audit\.prune - no actor "removed 5 entries older than \S+ \(through #5\)"\n$/,
+      /^#\d+ \S+ audit\.prune citadel_audit#5 no actor changed hash "removed 5 entries older than \S+ \(through #5\)"\n$/,
     );
     // nothing older is left: a second prune removes none, and records that too
     const again = await audit("prune");
