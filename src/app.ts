@@ -118,6 +118,9 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   let audit: AuditTrail | undefined;
   try {
     await syncSchema(db, dialect, schema, { destructive: input.options?.destructive });
+    // before auth, whose trusted user and key management it records
+    if (config.audit.enabled) audit = await AuditTrail.open(db, config, models);
+    const trail = audit;
     const rateLimitStore = input.options?.rateLimitStore;
     auth =
       settings &&
@@ -130,8 +133,8 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
         connectionUrl: url,
         argon2: runtime.argon2,
         tenancy: tenancy && { ...tenancy, model: models.get(tenancy.entity)! },
+        record: trail && ((entry) => trail.record(entry)),
       }));
-    if (config.audit.enabled) audit = await AuditTrail.open(db, config, models);
   } catch (error) {
     await db.destroy().catch(() => {});
     throw connectionProblem(opened, error) ?? error;

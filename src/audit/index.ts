@@ -14,7 +14,8 @@ import type { Subject } from "../guard/access.js";
 import { type AuditActor, type AuditInput, type Changes, canonical } from "./entry.js";
 import { AUDIT_TABLE, appendEntries, installAudit, pruneBefore, type Verification, verifyChain } from "./store.js";
 
-export type { AuditAction, AuditActor, AuditEntry, AuditInput } from "./entry.js";
+export type { AuditAction, AuditActor, AuditEntry, AuditInput, AuditRecorder } from "./entry.js";
+export { NO_ACTOR } from "./entry.js";
 export { AUDIT_TABLE } from "./store.js";
 
 export const REDACTED = "[redacted]";
@@ -64,6 +65,13 @@ export class AuditTrail {
     const model = this.models.get(entity);
     const hidden = model?.entity.fields.get(field)?.hidden === true;
     return hidden || this.redacted.has(`${entity}.${field}`) ? REDACTED : value;
+  }
+
+  private redact({ entity, changes }: AuditInput): Changes {
+    const out: Changes = {};
+    for (const [field, [was, is]] of Object.entries(changes ?? {}))
+      out[field] = entity ? [this.shown(entity, field, was), this.shown(entity, field, is)] : [was, is];
+    return out;
   }
 
   /** The fields a mutation changed, `[before, after]`, redacted; a create or delete lists every field. */
@@ -147,8 +155,9 @@ export class AuditTrail {
     });
   };
 
-  /** Record entries in a transaction of their own (auth events, denials, the CLI's changes). */
-  async record(...inputs: AuditInput[]): Promise<void> {
+  /** Record entries in a transaction of their own (auth events, denials, the CLI's changes), redacted. */
+  async record(...given: AuditInput[]): Promise<void> {
+    const inputs = given.map((input) => (input.changes ? { ...input, changes: this.redact(input) } : input));
     await retryBusy(() => this.db.transaction().execute((trx) => appendEntries(trx, inputs, this.policyHash)));
     this.appended(inputs.length);
   }

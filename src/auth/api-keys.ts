@@ -3,11 +3,12 @@
  * CLI), and turning a key sent with a request into the principal it stands for. HTTP-free: the subject
  * middleware says what it saw (the key, the Origin, whether a browser sent it, the client address).
  */
+import { type AuditActor, type AuditRecorder, NO_ACTOR } from "../audit/entry.js";
 import type { Db } from "../db/connection.js";
 import { ConflictError, ForbiddenError, fieldError, NotFoundError, UnauthorizedError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
 import { addressAllowed, graceSeconds, type KeyInput, keyInput } from "./api-key-input.js";
-import { ApiKeyStore, type NewStoredKey, type StoredKey } from "./api-key-store.js";
+import { API_KEYS_TABLE, ApiKeyStore, type NewStoredKey, type StoredKey } from "./api-key-store.js";
 import { digestsEqual, fromHex, type KeyKind, newKey, parseKey, sha256 } from "./key-material.js";
 import type { AuthSettings } from "./settings.js";
 
@@ -57,13 +58,13 @@ export interface KeyIncidents {
  */
 export interface ApiKeys {
   /** Create a key from a `POST /api/system/keys` body; the answer holds the full key. */
-  create(body: unknown, within?: number): Promise<NewApiKey>;
+  create(body: unknown, within?: number, by?: KeyManager): Promise<NewApiKey>;
   /** Every key by id, revoked and replaced ones included. */
   list(within?: number): Promise<ApiKeyInfo[]>;
   /** A new key with the old one's name, kind, role and limits; the old one works `grace_seconds` more. */
-  rotate(id: number, body?: unknown, within?: number): Promise<NewApiKey>;
+  rotate(id: number, body?: unknown, within?: number, by?: KeyManager): Promise<NewApiKey>;
   /** Revoke at once; returns the key as it now is. */
-  revoke(id: number, within?: number): Promise<ApiKeyInfo>;
+  revoke(id: number, within?: number, by?: KeyManager): Promise<ApiKeyInfo>;
   /** The principal of a key, or the generic 401 (§5.4) whatever is wrong with it. */
   verify(request: KeyRequest): Promise<KeyPrincipal>;
   /** The subject a key acts as when no user token comes with it (§5.1). */
@@ -86,6 +87,14 @@ export interface ApiKeysOptions {
   clock?: () => number;
   /** the tenant table and the unscoped role, when tenant isolation is on (§6) */
   tenancy?: { entity: string; superadminRole?: string };
+  /** the audit trail's recorder (§7.1), when it is on */
+  record?: AuditRecorder;
+}
+
+/** Who manages a key, for the audit trail: the request's actor, or none for trusted code (the CLI). */
+export interface KeyManager {
+  actor: AuditActor;
+  request_id: string | null;
 }
 
 /** The API keys module; creates its table. */
@@ -95,6 +104,7 @@ export async function createApiKeys({
   log,
   clock = Date.now,
   tenancy,
+  record,
 }: ApiKeysOptions): Promise<ApiKeys> {
   const store = new ApiKeyStore(db);
   await store.install();
@@ -102,6 +112,17 @@ export async function createApiKeys({
   const incidents: KeyIncidents = { secret_key_from_browser: 0 };
   const touched = new Map<number, number>();
   const iso = (ms: number) => new Date(ms).toISOString();
+
+  /** Record a key's creation, rotation or revocation (§7.1): which key, never the key. */
+  const note = (action: "key.create" | "key.rotate" | "key.revoke", key: ApiKeyInfo, by: KeyManager | undefined) =>
+    record?.({
+      action,
+      entity: API_KEYS_TABLE,
+      row_id: key.id,
+      actor: by?.actor ?? NO_ACTOR,
+      request_id: by?.request_id ?? null,
+      reason: `${key.kind} key ${JSON.stringify(key.name)}${key.tenant === null ? "" : ` of account ${key.tenant}`}`,
+    });
 
   /** The key; another tenant's is as missing as one that does not exist. */
   async function find(id: number, within: number | undefined): Promise<StoredKey> {
@@ -162,30 +183,36 @@ export async function createApiKeys({
   }
 
   return {
-    async create(body, within) {
+    async create(body, within, by) {
       const input = keyInput(body, settings, clock(), tenancy !== undefined);
-      return issue({ ...input, tenant: await tenantOf(input, within) });
+      const created = await issue({ ...input, tenant: await tenantOf(input, within) });
+      await note("key.create", created, by);
+      return created;
     },
 
     list: async (within) => (await store.all(within)).map(shown),
 
-    async rotate(id, body, within) {
+    async rotate(id, body, within, by) {
       const grace = graceSeconds(body);
       const old = await find(id, within);
       if (old.revoked_at !== null) throw new ConflictError(`API key ${id} is revoked; create a new one`);
       if (old.replaced_by !== null)
         throw new ConflictError(`API key ${id} was already rotated; rotate its replacement ${old.replaced_by}`);
       const { name, kind, role, tenant, expires_at, allowed_origins, allowed_ips } = old;
-      return issue(
+      const rotated = await issue(
         { name, kind, role, tenant, expires_at, allowed_origins, allowed_ips },
         { id, graceEndsAt: iso(clock() + grace * 1000) },
       );
+      await note("key.rotate", rotated, by);
+      return rotated;
     },
 
-    async revoke(id, within) {
+    async revoke(id, within, by) {
       await find(id, within);
       await store.revoke(id, iso(clock()));
-      return shown((await store.byId(id))!);
+      const revoked = shown((await store.byId(id))!);
+      await note("key.revoke", revoked, by);
+      return revoked;
     },
 
     async verify(request) {

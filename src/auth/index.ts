@@ -3,6 +3,7 @@
  * `http/auth-routes.ts` parse requests and call these functions; seeds and the CLI call `createUser`.
  */
 
+import { type AuditRecorder, NO_ACTOR, rowChanges } from "../audit/entry.js";
 import type { Row } from "../data/codec.js";
 import type { EntityModel } from "../data/models.js";
 import { inTransaction } from "../data/writes.js";
@@ -18,7 +19,7 @@ import { enforceRateLimits, LoginLimiter, MemoryRateLimitStore, type RateLimitSt
 import { DatabaseRateLimitStore, isLocalDatabase } from "./rate-limit-store.js";
 import { type AuthSettings, requireKnownRole } from "./settings.js";
 import { publicClaims, TokenService } from "./tokens.js";
-import { normalizeEmail, type UserRecord, UserStore } from "./users.js";
+import { normalizeEmail, USERS, type UserRecord, UserStore } from "./users.js";
 
 export type { RoleChange, UserAdmin } from "./admin.js";
 export type { ApiKeyInfo, ApiKeys, KeyIncidents, KeyPrincipal, NewApiKey } from "./api-keys.js";
@@ -91,6 +92,8 @@ export interface CreateAuthOptions {
   argon2: Argon2;
   /** tenant isolation (§6) and the tenant entity's model, when it is on */
   tenancy?: Tenancy & { model: EntityModel };
+  /** the audit trail's recorder (§7.1), when it is on: trusted user and key management is recorded too */
+  record?: AuditRecorder;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -143,7 +146,7 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
   await hasher.warmUp();
   const { tenancy } = options;
   const apiKeys = settings.apiKeys.enabled
-    ? await createApiKeys({ db: options.db, settings, log, tenancy })
+    ? await createApiKeys({ db: options.db, settings, log, tenancy, record: options.record })
     : undefined;
 
   const fields = options.users.entity.fields;
@@ -218,14 +221,22 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
     const account = tenancy ? rest[tenancy.field] : undefined;
     if (account !== undefined && account !== null) await requireAccount(account);
     const id = await insertUser({ ...rest, email: checkEmail(email), role: role ?? null }, hasher.check(password));
-    return (await store.publicById(id))!;
+    const user = (await store.publicById(id))!;
+    await options.record?.({
+      action: "data.create",
+      entity: USERS,
+      row_id: id,
+      actor: NO_ACTOR,
+      changes: rowChanges(user, "created"),
+    });
+    return user;
   }
 
   return {
     settings,
 
     createUser,
-    users: userAdmin({ store, hasher, settings, createUser }),
+    users: userAdmin({ store, hasher, settings, createUser, record: options.record }),
     apiKeys,
 
     async register(body, client) {

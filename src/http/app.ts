@@ -103,7 +103,6 @@ export function httpApp(parts: HttpAppParts) {
         entities: new Set(engine.models.keys()),
         apiKeys,
         tenancy,
-        audit,
         auditTrail: parts.audit,
         monitor,
         limits,

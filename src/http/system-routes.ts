@@ -5,10 +5,9 @@
  * a trusted caller (a secret key without a role), so that an app without roles never opens key management.
  */
 import { type Context, Hono } from "hono";
-import type { AuditTrail } from "../audit/index.js";
+import { type AuditTrail, actorOf } from "../audit/index.js";
 import { listEntries } from "../audit/query.js";
-import { API_KEYS_TABLE } from "../auth/api-key-store.js";
-import type { ApiKeyInfo, ApiKeys } from "../auth/index.js";
+import type { ApiKeys } from "../auth/index.js";
 import type { Db } from "../db/connection.js";
 import { ForbiddenError, fieldError, NotFoundError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
@@ -17,7 +16,6 @@ import type { Guard } from "../guard/guard.js";
 import { bindingOf, type Tenancy } from "../guard/tenancy.js";
 import { type Exporter, loadExporter, type Monitor } from "../metrics/index.js";
 import type { QueryLimits } from "../query/options.js";
-import type { HttpAudit } from "./audit.js";
 import { readJson } from "./body.js";
 import { queryParams } from "./query-string.js";
 
@@ -32,8 +30,7 @@ export interface SystemRoutesOptions {
   apiKeys: ApiKeys | undefined;
   /** tenant isolation (§6): a tenant admin explains and manages keys within its own account */
   tenancy: Tenancy | undefined;
-  /** the audit trail (§7), when it is on: its HTTP side records key management, its table is listed */
-  audit: HttpAudit | undefined;
+  /** the audit trail (§7), when it is on: its entries are listed */
   auditTrail: AuditTrail | undefined;
   /** the app's counters (§7.5), served as Prometheus text */
   monitor: Monitor;
@@ -61,7 +58,6 @@ export function systemRoutes({
   entities,
   apiKeys,
   tenancy,
-  audit,
   auditTrail,
   monitor,
   limits,
@@ -120,18 +116,14 @@ export function systemRoutes({
 
   if (apiKeys) {
     const manage = "system.keys.manage";
-    /** Record a key's creation, rotation or revocation (§7.1): which key, never the key. */
-    const noteKey = (c: Context, action: "key.create" | "key.rotate" | "key.revoke", key: ApiKeyInfo) =>
-      audit?.note(c, {
-        action,
-        entity: API_KEYS_TABLE,
-        row_id: key.id,
-        reason: `${key.kind} key ${JSON.stringify(key.name)}${key.tenant === null ? "" : ` of account ${key.tenant}`}`,
-      });
+    /** Who manages the key, for the audit trail (the keys module records it). */
+    const manager = (c: Context<SystemEnv>) => {
+      const subject = c.get("subject");
+      return { actor: actorOf(subject), request_id: subject.request?.id ?? null };
+    };
     routes.post("/keys", async (c) => {
       const within = requirePermission(c, manage);
-      const created = await apiKeys.create(await readJson(c, maxBodyBytes), within);
-      await noteKey(c, "key.create", created);
+      const created = await apiKeys.create(await readJson(c, maxBodyBytes), within, manager(c));
       return c.json({ data: created }, 201);
     });
     routes.get("/keys", async (c) => {
@@ -141,15 +133,12 @@ export function systemRoutes({
     routes.post("/keys/:id/rotate", async (c) => {
       const within = requirePermission(c, manage);
       const id = keyId(c);
-      const rotated = await apiKeys.rotate(id, await readJson(c, maxBodyBytes), within);
-      await noteKey(c, "key.rotate", rotated);
+      const rotated = await apiKeys.rotate(id, await readJson(c, maxBodyBytes), within, manager(c));
       return c.json({ data: rotated }, 201);
     });
     routes.delete("/keys/:id", async (c) => {
       const within = requirePermission(c, manage);
-      const revoked = await apiKeys.revoke(keyId(c), within);
-      await noteKey(c, "key.revoke", revoked);
-      return c.json({ data: revoked });
+      return c.json({ data: await apiKeys.revoke(keyId(c), within, manager(c)) });
     });
   }
   return routes;

@@ -91,6 +91,39 @@ describe("audit trail (7)", () => {
     });
   });
 
+  it("trusted code's user and key management is recorded too, without an actor (the CLI, seeds)", async () => {
+    const auth = server.app.module.auth;
+    const seeded = await entries({ action: "data.create", entity: "users", row_id: 1 });
+    expect(seeded).toHaveLength(1);
+    expect(seeded[0]).toMatchObject({
+      actor: { user_id: null, role: null, ip: null },
+      changes: { email: [null, "alice@a.test"] },
+    });
+    await auth.users.create({ email: "eve@a.test", password: PASSWORD, account_id: 1 });
+    await auth.users.setRole("eve@a.test", "reader");
+    await auth.users.setPassword("eve@a.test", `${PASSWORD}-2`);
+    const eve = await auth.users.delete("eve@a.test");
+    const key = await auth.apiKeys!.create({ name: "cli", kind: "secret" });
+    await auth.apiKeys!.revoke(key.id);
+    const mine = await entries({ entity: "users", row_id: eve.id });
+    expect(mine.map((e) => e.action)).toEqual([
+      "data.create",
+      "auth.role_change",
+      "auth.password_change",
+      "data.delete",
+    ]);
+    // users.create gives the default registration role, as the CLI does
+    expect(mine[1]!.changes).toEqual({ role: ["admin", "reader"] });
+    expect(mine[3]!.changes.email).toEqual(["eve@a.test", null]);
+    const keys = await entries({ entity: "citadel_api_keys", row_id: key.id });
+    expect(keys.map((e) => [e.action, e.actor.user_id])).toEqual([
+      ["key.create", null],
+      ["key.revoke", null],
+    ]);
+    const text = JSON.stringify([...mine, ...keys]);
+    for (const secret of [PASSWORD, key.key, "$argon2"]) expect(text).not.toContain(secret);
+  });
+
   it("the table refuses UPDATE and DELETE on the engine itself", async () => {
     await expect(server.rows("update citadel_audit set reason = 'x' where id = 1")).rejects.toThrow(/append-only/);
     await expect(server.rows("delete from citadel_audit where id = 1")).rejects.toThrow(/append-only/);
