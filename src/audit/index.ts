@@ -139,12 +139,32 @@ export class AuditTrail {
     this.pending.set(events, inputs.length);
   };
 
+  /**
+   * A caller's where as the trail keeps it: the values it compares a hidden or redacted field with are
+   * "[redacted]" (`{ email: "bob@x.com" }` names a user as much as a row would). It was parsed before the
+   * read ran, so a query string's where is JSON.
+   */
+  private redactWhere(entity: string, where: unknown): unknown {
+    const walk = (value: unknown, field: string | undefined): unknown => {
+      if (Array.isArray(value)) return value.map((v) => walk(v, field));
+      if (value !== null && typeof value === "object")
+        return Object.fromEntries(
+          Object.entries(value).map(([key, v]) => [key, walk(v, key.startsWith("$") ? field : key)]),
+        );
+      return field !== undefined && value !== null ? this.shown(entity, field, value) : value;
+    };
+    if (typeof where !== "string") return walk(where, undefined);
+    try {
+      return walk(JSON.parse(where), undefined);
+    } catch {
+      return "(not JSON)";
+    }
+  }
+
   /** The data engine's read listener (`audit.reads`): entity, where, rows returned and duration (§7.1). */
   readonly reads = async (event: ReadEvent, subject: Subject): Promise<void> => {
     const where =
-      event.where === undefined
-        ? "no where"
-        : `where ${typeof event.where === "string" ? event.where : canonical(event.where)}`;
+      event.where === undefined ? "no where" : `where ${canonical(this.redactWhere(event.entity, event.where))}`;
     await this.record({
       action: "data.read",
       entity: event.entity,

@@ -6,6 +6,7 @@
  */
 import { sql } from "kysely";
 import { type Db, dialectOf } from "../db/connection.js";
+import { retryBusy } from "../db/dialect-driver.js";
 import {
   type AuditActor,
   type AuditEntry,
@@ -234,24 +235,27 @@ export async function pruneBefore(
   before: string,
   record: (trx: Db, removed: number, last: { id: number; hash: string } | undefined) => Promise<void>,
 ): Promise<number> {
-  return db.transaction().execute(async (trx) => {
-    const newest = await trx
-      .selectFrom(AUDIT_TABLE)
-      .select((eb) => eb.fn.max("id").as("id"))
-      .where("at", "<", before)
-      .executeTakeFirst();
-    const lastId = nullableNumber(newest?.id);
-    let removed = 0;
-    let last: { id: number; hash: string } | undefined;
-    if (lastId !== null) {
-      const row = await trx.selectFrom(AUDIT_TABLE).select("hash").where("id", "=", lastId).executeTakeFirstOrThrow();
-      last = { id: lastId, hash: String(row.hash) };
-      await trx.insertInto(PRUNING_TABLE).values({ id: 1 }).execute();
-      const result = await trx.deleteFrom(AUDIT_TABLE).where("id", "<=", lastId).executeTakeFirst();
-      removed = Number(result.numDeletedRows);
-      await trx.deleteFrom(PRUNING_TABLE).execute();
-    }
-    await record(trx, removed, last);
-    return removed;
-  });
+  // a server writing at the same moment makes SQLite answer busy: the whole prune runs again (it applied nothing)
+  return retryBusy(() =>
+    db.transaction().execute(async (trx) => {
+      const newest = await trx
+        .selectFrom(AUDIT_TABLE)
+        .select((eb) => eb.fn.max("id").as("id"))
+        .where("at", "<", before)
+        .executeTakeFirst();
+      const lastId = nullableNumber(newest?.id);
+      let removed = 0;
+      let last: { id: number; hash: string } | undefined;
+      if (lastId !== null) {
+        const row = await trx.selectFrom(AUDIT_TABLE).select("hash").where("id", "=", lastId).executeTakeFirstOrThrow();
+        last = { id: lastId, hash: String(row.hash) };
+        await trx.insertInto(PRUNING_TABLE).values({ id: 1 }).execute();
+        const result = await trx.deleteFrom(AUDIT_TABLE).where("id", "<=", lastId).executeTakeFirst();
+        removed = Number(result.numDeletedRows);
+        await trx.deleteFrom(PRUNING_TABLE).execute();
+      }
+      await record(trx, removed, last);
+      return removed;
+    }),
+  );
 }

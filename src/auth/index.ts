@@ -107,9 +107,11 @@ function requireObject(body: unknown): Record<string, unknown> {
 function accountInput(tenancy: Tenancy & { model: EntityModel }, value: unknown): Record<string, unknown> {
   if (!isObject(value)) throw fieldError("account", "expected an object with the new account's name, e.g. { name }");
   const model = tenancy.model;
-  // a value unique across accounts would answer "taken" about another account (§6.2): a superadmin sets it
+  // Only its name: the account's other fields (a plan, a flag, a reference, a slug unique across accounts that
+  // would answer "taken" about another account, §6.2) are for its admins and superadmins to set.
   for (const name of Object.keys(value))
-    if (tenancy.unique.has(name)) throw fieldError(`account.${name}`, "may not be set at registration");
+    if (name !== "name")
+      throw fieldError(`account.${name}`, "may not be set at registration (only the account's name is)");
   try {
     return model.validator.create(value);
   } catch (error) {

@@ -373,8 +373,10 @@ export async function deleteMany(db: Db, model: EntityModel, where: Filter, scop
       if (ids.length === 0) return [];
       const rows = await readBack(trx, model, ids, scopes.read);
       const before = scopes.events.active ? await storedRows(trx, model, ids) : undefined;
-      await trx.deleteFrom(entity).where("id", "in", ids).execute();
-      emitted(await emit(trx, model, scopes, "delete", ids, before));
+      const deleted = await trx.deleteFrom(entity).where("id", "in", ids).returning("id").execute();
+      // the rows the statement removed (on an engine without row locks a concurrent delete may have taken some)
+      const removed = deleted.map((r) => Number(r.id));
+      emitted(await emit(trx, model, scopes, "delete", removed, before));
       return rows;
     }),
   );

@@ -22,7 +22,8 @@ function columnsOf(filter: Filter, table: string, into: [string, string][] = [])
 }
 
 export function policyIndexes(schema: CompiledSchema, roles: CompiledRoles): CompiledIndex[] {
-  const led = new Set(schema.indices.map((i) => `${i.entity}.${i.columns[0]}`));
+  // a partial index serves only its own rows: not one a policy filter can use for every row
+  const led = new Set(schema.indices.filter((i) => !i.whereNull).map((i) => `${i.entity}.${i.columns[0]}`));
   const wanted = new Map<string, CompiledIndex>();
   for (const rule of roles.rules.values())
     for (const entry of rule.entries)

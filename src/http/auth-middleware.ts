@@ -112,8 +112,9 @@ export function subjectMiddleware(options: SubjectMiddlewareOptions): Middleware
     if (authenticated) {
       const { subject } = authenticated;
       const both = principal ? { ...subject, key: keys!.subject(principal).key, request } : { ...subject, request };
-      checkSameTenant(both);
+      // set first: a refusal is recorded with who asked (§7.1)
       c.set("subject", both);
+      checkSameTenant(both);
       c.set("authenticated", authenticated);
     } else if (principal) c.set("subject", { ...keys!.subject(principal), request });
     return next();

@@ -23,6 +23,8 @@ export interface AuthRoutesOptions {
 }
 
 /** Paths (under `/api/auth`) where a stale or revoked credential is ignored rather than refused. */
+const LOOKS_LIKE_EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
 export const CREDENTIAL_FREE_PATHS = ["/password/login", "/password/register", "/logout", "/strategies"];
 
 /** The actor of an auth event: the user the session is for (and its account), from the request's address. */
@@ -100,10 +102,13 @@ export function authRoutes(options: AuthRoutesOptions): Hono<AuthEnv> {
       session = await auth.login(body, clientAddress(c, trustProxy, remoteAddress));
     } catch (error) {
       if (error instanceof UnauthorizedError && audit) {
-        // the email tried, as the trail shows emails (redacted under `audit.redact: ["users.email"]`)
+        // the email tried, as the trail shows emails (redacted under `audit.redact: ["users.email"]`); text that
+        // is not an email is not kept: it is as likely a password typed into the wrong field
         const email = (body as Row | undefined)?.email;
         const tried =
-          typeof email === "string" ? JSON.stringify(audit.shown("users", "email", email.slice(0, 254))) : "no email";
+          typeof email === "string" && LOOKS_LIKE_EMAIL.test(email.trim())
+            ? JSON.stringify(audit.shown("users", "email", email.trim().slice(0, 254)))
+            : "not an email address";
         await audit.note(c, { action: "auth.login_failed", entity: "users", reason: `${error.message}: ${tried}` });
       }
       throw error;

@@ -102,16 +102,20 @@ function scopedEntities(
  * §6.3: a unique value of a scoped entity is unique within its tenant, so a 409 never tells one tenant what
  * another stored. Users' emails stay global: login finds a user by email alone.
  */
-function uniqueIndex(e: CompiledEntity, name: string, columns: string[], schema: CompiledSchema) {
+function uniqueIndex(e: CompiledEntity, name: string, columns: string[], schema: CompiledSchema): void {
   const perTenant = e.tenantField !== undefined && !(e.name === "users" && columns.join() === "email");
-  if (!perTenant) return { name, entity: e.name, columns, unique: true };
+  if (!perTenant) {
+    schema.indices.push({ name, entity: e.name, columns, unique: true });
+    return;
+  }
   schema.retiredIndices.push(name);
-  return {
-    name: derivedName(`${name}_per_${e.tenantField}`),
-    entity: e.name,
-    columns: [e.tenantField!, ...columns],
-    unique: true,
-  };
+  const field = e.tenantField!;
+  schema.indices.push(
+    { name: derivedName(`${name}_per_${field}`), entity: e.name, columns: [field, ...columns], unique: true },
+    // rows of no account (server code's, a superadmin's, those from before tenancy) stay unique among themselves:
+    // both engines let NULLs repeat in a unique index, so the composite one alone would not hold them
+    { name: derivedName(`${name}_without_${field}`), entity: e.name, columns, unique: true, whereNull: field },
+  );
 }
 
 function systemField(name: string, type: ColumnType): CompiledField {
@@ -293,16 +297,13 @@ export function compileSchema(json: SchemaJSON, withUsers: boolean, tenancy?: Te
     if (!e) throw new ConfigError(`${path}.entity`, `unknown entity "${i.entity}"`);
     for (const f of i.fields) if (!e.fields.has(f)) throw new ConfigError(`${path}.fields`, `unknown field "${f}"`);
     checkName(key, path, "index");
-    schema.indices.push(
-      i.unique === true
-        ? uniqueIndex(e, key, i.fields, schema)
-        : { name: key, entity: i.entity, columns: i.fields, unique: false },
-    );
+    if (i.unique === true) uniqueIndex(e, key, i.fields, schema);
+    else schema.indices.push({ name: key, entity: i.entity, columns: i.fields, unique: false });
   }
   for (const e of entities.values())
     for (const f of e.fields.values())
       if (f.config.unique && f.type !== "primary")
-        schema.indices.push(uniqueIndex(e, derivedName(`uniq_${e.name}_${f.name}`), [f.name], schema));
+        uniqueIndex(e, derivedName(`uniq_${e.name}_${f.name}`), [f.name], schema);
   for (const fk of schema.foreignKeys)
     if (!fk.unique)
       schema.indices.push({
@@ -311,10 +312,7 @@ export function compileSchema(json: SchemaJSON, withUsers: boolean, tenancy?: Te
         columns: [fk.column],
         unique: false,
       });
-    else
-      schema.indices.push(
-        uniqueIndex(entities.get(fk.entity)!, derivedName(`uniq_${fk.entity}_${fk.column}`), [fk.column], schema),
-      );
+    else uniqueIndex(entities.get(fk.entity)!, derivedName(`uniq_${fk.entity}_${fk.column}`), [fk.column], schema);
   const tenancyCompiled = schema.tenancy;
   if (tenancyCompiled) {
     const tenant = entities.get(tenancyCompiled.entity)!;

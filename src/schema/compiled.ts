@@ -62,6 +62,8 @@ export interface CompiledIndex {
   entity: string;
   columns: string[];
   unique: boolean;
+  /** a partial index over the rows where this column is NULL */
+  whereNull?: string;
 }
 
 export interface CompiledForeignKey {

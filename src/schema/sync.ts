@@ -5,7 +5,7 @@
  * startup refuses with the SQL it would take, which `citadel sync --destructive` (or `destructive: true`) runs.
  * What differs between engines (types, introspection, how a table is reshaped) is the dialect's.
  */
-import type { ColumnDefinitionBuilder, CompiledQuery, CreateTableBuilder } from "kysely";
+import { type ColumnDefinitionBuilder, type CompiledQuery, type CreateTableBuilder, sql } from "kysely";
 import type { Db } from "../db/connection.js";
 import type { ColumnKind, CurrentColumn, Dialect, TableChange } from "../dialect/index.js";
 import { derivedName } from "./compile.js";
@@ -175,6 +175,7 @@ export async function planSync(db: Db, dialect: Dialect, schema: CompiledSchema)
   for (const i of schema.indices) {
     let builder = db.schema.createIndex(i.name).ifNotExists().on(i.entity).columns(i.columns);
     if (i.unique) builder = builder.unique();
+    if (i.whereNull) builder = builder.where(sql.ref(i.whereNull), "is", null);
     plan.additive.push(builder.compile());
   }
   return plan;

@@ -124,6 +124,20 @@ describe("audit trail (7)", () => {
     for (const secret of [PASSWORD, key.key, "$argon2"]) expect(text).not.toContain(secret);
   });
 
+  it("a failed login keeps the email tried, never other text; a refused key-and-user pair names both", async () => {
+    const typo = await server.request("POST", "/api/auth/password/login", { email: "hunter2-secret", password: "x" });
+    expect(typo.status).toBe(401);
+    const [failed] = await entries({ action: "auth.login_failed", request_id: typo.headers.get("x-request-id") });
+    expect(failed!.reason).toContain("not an email address");
+    expect(JSON.stringify(failed)).not.toContain("hunter2");
+    const key = await server.request("POST", "/api/system/keys", { name: "a", kind: "publishable", tenant: 1 }, root);
+    const carol = bearer(await login(server, "carol@b.test", PASSWORD));
+    const mixed = await server.request("GET", "/api/data/notes", undefined, { ...carol, apikey: key.body.data.key });
+    expect(mixed.status).toBe(403);
+    const [denied] = await entries({ action: "access.denied", request_id: mixed.headers.get("x-request-id") });
+    expect(denied!.actor).toMatchObject({ user_id: 4, key_id: key.body.data.id });
+  });
+
   it("the table refuses UPDATE and DELETE on the engine itself", async () => {
     await expect(server.rows("update citadel_audit set reason = 'x' where id = 1")).rejects.toThrow(/append-only/);
     await expect(server.rows("delete from citadel_audit where id = 1")).rejects.toThrow(/append-only/);
@@ -146,7 +160,7 @@ describe("audit of reads (7.1, audit.reads)", () => {
   afterAll(() => server?.close());
 
   it("records each answered read with its where, rows returned and duration; none without reads: true", async () => {
-    server = await startServer(tenancyConfig({ audit: { enabled: true, reads: true } }), {
+    server = await startServer(tenancyConfig({ audit: { enabled: true, reads: true, redact: ["notes.slug"] } }), {
       options: { seed: seedTenants },
     });
     const alice = bearer(await login(server, "alice@a.test", PASSWORD));
@@ -162,6 +176,13 @@ describe("audit of reads (7.1, audit.reads)", () => {
     expect(reads[0]).toMatchObject({ entity: "notes", row_id: null, request_id: listed.headers.get("x-request-id") });
     expect(reads[0]!.reason).toMatch(/^list, where \{"public":true\}: 1 rows in \d+\.\d ms$/);
     expect(reads[1]).toMatchObject({ entity: "notes", row_id: 1 });
+    // a where comparing a redacted field keeps the comparison, not the value
+    const bySlug = encodeURIComponent(JSON.stringify({ $or: [{ slug: { $eq: "hello" } }, { title: "x" }] }));
+    expect((await server.request("GET", `/api/data/notes?where=${bySlug}`, undefined, alice)).status).toBe(200);
+    const [last] = await server.rows(
+      "select reason from citadel_audit where action = 'data.read' order by id desc limit 1",
+    );
+    expect(last!.reason).toContain('{"$or":[{"slug":{"$eq":"[redacted]"}},{"title":"x"}]}');
   });
 
   it("reads are not recorded by default", async () => {

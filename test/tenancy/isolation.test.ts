@@ -50,6 +50,33 @@ describe("tenant isolation (6)", () => {
     expect(taken.status, taken.text).toBe(409);
   });
 
+  it("rows of no account stay unique among themselves (a superadmin's, server code's)", async () => {
+    const first = await server.request("POST", "/api/data/notes", { title: "root's", slug: "unowned" }, as.root);
+    expect(first.status, first.text).toBe(201);
+    expect(first.body.data.account_id).toBeNull();
+    const again = await server.request("POST", "/api/data/notes", { title: "root's too", slug: "unowned" }, as.root);
+    expect(again.status, again.text).toBe(409);
+    // the same slug inside an account is that account's own business
+    const carol = await server.request("POST", "/api/data/notes", { title: "carol's", slug: "unowned" }, as.carol);
+    expect(carol.status, carol.text).toBe(201);
+  });
+
+  it("registration takes the account's name only", async () => {
+    for (const account of [
+      { name: "X", slug: "x" },
+      { name: "X", plan: "gold" },
+      { name: "X", id: 1 },
+    ]) {
+      const res = await server.request("POST", "/api/auth/password/register", {
+        email: "greedy@x.test",
+        password: PASSWORD,
+        account,
+      });
+      expect(res.status, res.text).toBe(400);
+    }
+    expect(await server.rows("select count(*) as n from users where email = 'greedy@x.test'")).toEqual([{ n: 0 }]);
+  });
+
   it("registration creates an account whose first user is its admin", async () => {
     const res = await server.request("POST", "/api/auth/password/register", {
       email: "dora@d.test",
