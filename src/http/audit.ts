@@ -5,9 +5,9 @@
  */
 import type { Context } from "hono";
 import { type AuditActor, type AuditInput, type AuditTrail, actorOf } from "../audit/index.js";
-import { INVALID_KEY } from "../auth/index.js";
 import { CitadelError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
+import { ACTION_OF, denialOf } from "./denials.js";
 
 export type Noted = Omit<AuditInput, "actor" | "request_id"> & { actor?: AuditActor };
 
@@ -36,10 +36,9 @@ export function httpAudit(trail: AuditTrail | undefined, log: (error: unknown) =
     note,
     shown: (entity, field, value) => trail.shown(entity, field, value),
     async denial(c, error) {
-      if (!(error instanceof CitadelError) || (error.status !== 401 && error.status !== 403)) return;
-      if (error.status === 401 && c.req.path === "/api/auth/password/login") return;
-      const action =
-        error.status === 403 ? "access.denied" : error.message === INVALID_KEY ? "key.rejected" : "auth.token_rejected";
+      const denial = denialOf(error, c);
+      if (!denial || !(error instanceof CitadelError)) return;
+      const action = ACTION_OF[denial];
       const entity = typeof error.details?.entity === "string" ? error.details.entity : null;
       const permission = typeof error.details?.permission === "string" ? ` (${error.details.permission})` : "";
       await note(c, { action, entity, reason: `${c.req.method} ${c.req.path}: ${error.message}${permission}` });

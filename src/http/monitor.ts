@@ -6,8 +6,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
 import { actorOf } from "../audit/index.js";
-import { INVALID_KEY } from "../auth/index.js";
-import { CitadelError, ForbiddenError, UnauthorizedError, ValidationError } from "../errors.js";
+import { CitadelError, ForbiddenError, ValidationError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
 import { bindingOf, type Tenancy } from "../guard/tenancy.js";
 import {
@@ -18,8 +17,9 @@ import {
   refusedOwner,
   writtenFields,
 } from "../metrics/incidents.js";
-import type { DenialReason, Monitor } from "../metrics/monitor.js";
+import type { Monitor } from "../metrics/monitor.js";
 import { bodyRead, readJson } from "./body.js";
+import { ACTION_OF, denialOf, LOGIN_PATH } from "./denials.js";
 import { queryParams } from "./query-string.js";
 
 export interface HttpMonitorOptions {
@@ -34,23 +34,11 @@ export interface HttpMonitorOptions {
   logError(error: unknown): void;
 }
 
-const LOGIN_PATH = "/api/auth/password/login";
-const PASSWORD_CHANGE_PATH = "/api/auth/password/change";
 const DATA_PREFIX = "/api/data/";
 const WRITES = new Set(["POST", "PATCH", "PUT"]);
-const NO_CREDENTIAL = new UnauthorizedError().message;
 /** Hono's method of `use()` middleware: never the route that answers. */
 const MIDDLEWARE_METHOD = "ALL";
 const MAX_MESSAGE = 300;
-
-/** The audit action a denial's line is named after (§7.1), so lines and entries read alike. */
-const EVENT_OF: Record<DenialReason, string> = {
-  access_denied: "access.denied",
-  key_rejected: "key.rejected",
-  token_rejected: "auth.token_rejected",
-  authentication_required: "auth.token_rejected",
-  password_rejected: "auth.token_rejected",
-};
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -83,13 +71,6 @@ function json(value: unknown): unknown {
   } catch {
     return undefined;
   }
-}
-
-function denialReason(error: CitadelError, c: Context): DenialReason {
-  if (error.status === 403) return "access_denied";
-  if (error.message === INVALID_KEY) return "key_rejected";
-  if (c.req.path === PASSWORD_CHANGE_PATH && c.get("authenticated")) return "password_rejected";
-  return error.message === NO_CREDENTIAL ? "authentication_required" : "token_rejected";
 }
 
 /** The where a data route's body carries: the body itself (count, exists, delete many) or its `where`. */
@@ -161,16 +142,18 @@ export function monitorMiddleware(options: HttpMonitorOptions): MiddlewareHandle
       monitor.loginFailures++;
       return logLine(c, { event: "auth.login_failed" }, error, route);
     }
+    const reason = denialOf(error, c);
+    if (!reason) return;
     const subject: Subject | undefined = c.get("subject");
     const named = error.details.entity;
     const labels = {
-      reason: denialReason(error, c),
+      reason,
       role: subject?.role ?? "",
       entity: typeof named === "string" && entities.has(named) ? named : "",
       permission: typeof error.details.permission === "string" ? error.details.permission : "",
     };
     monitor.denials.inc(labels);
-    logLine(c, { event: EVENT_OF[labels.reason], ...labels }, error, route);
+    logLine(c, { event: ACTION_OF[labels.reason], ...labels }, error, route);
   };
 
   const observe = async (c: Context) => {
