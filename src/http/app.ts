@@ -63,6 +63,7 @@ export function httpApp(parts: HttpAppParts) {
     monitorMiddleware({
       monitor,
       entities: new Set(engine.models.keys()),
+      roles: new Set(Object.keys(config.auth.roles)),
       tenancy,
       maxBodyBytes,
       logLine: parts.logLine,

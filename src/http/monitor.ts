@@ -8,6 +8,7 @@ import { matchedRoutes } from "hono/route";
 import { actorOf } from "../audit/index.js";
 import { CitadelError, ForbiddenError, ValidationError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
+import { PERMISSIONS } from "../guard/compile.js";
 import { bindingOf, type Tenancy } from "../guard/tenancy.js";
 import {
   idsNamedBy,
@@ -26,6 +27,8 @@ export interface HttpMonitorOptions {
   monitor: Monitor;
   /** the entities: a denial's `entity` label is one of them or "" (bounded label values) */
   entities: ReadonlySet<string>;
+  /** the configured roles: a denial's `role` label is one of them, "other" (an external token's) or "" */
+  roles: ReadonlySet<string>;
   tenancy: Tenancy | undefined;
   maxBodyBytes: number;
   /** where the JSON lines of denials and failed logins go (the app's `log` option) */
@@ -82,7 +85,7 @@ function whereInBody(method: string, route: string, params: Record<string, strin
 }
 
 export function monitorMiddleware(options: HttpMonitorOptions): MiddlewareHandler {
-  const { monitor, entities, tenancy, maxBodyBytes } = options;
+  const { monitor, entities, roles, tenancy, maxBodyBytes } = options;
 
   const logLine = (c: Context, event: Record<string, unknown>, error: CitadelError, route: string) => {
     const subject: Subject | undefined = c.get("subject");
@@ -145,12 +148,12 @@ export function monitorMiddleware(options: HttpMonitorOptions): MiddlewareHandle
     const reason = denialOf(error, c);
     if (!reason) return;
     const subject: Subject | undefined = c.get("subject");
-    const named = error.details.entity;
+    const { entity: named, permission } = error.details;
     const labels = {
       reason,
-      role: subject?.role ?? "",
+      role: subject?.role === undefined ? "" : roles.has(subject.role) ? subject.role : "other",
       entity: typeof named === "string" && entities.has(named) ? named : "",
-      permission: typeof error.details.permission === "string" ? error.details.permission : "",
+      permission: typeof permission === "string" && PERMISSIONS.includes(permission) ? permission : "",
     };
     monitor.denials.inc(labels);
     logLine(c, { event: ACTION_OF[labels.reason], ...labels }, error, route);
