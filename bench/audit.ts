@@ -7,7 +7,7 @@ import { drive } from "./lib.js";
 import { engineOf, loginAuthor, openDatabase, startBlog } from "./servers.js";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const engine = engineOf(process.env.BENCH_ENGINE);
+const engine = engineOf(process.env.BENCH_ENGINE ?? "sqlite");
 
 async function server(audit: boolean) {
   const db = await openDatabase(engine);
