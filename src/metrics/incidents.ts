@@ -27,10 +27,10 @@ function idsUnder(value: unknown, out: number[], budget: { nodes: number }): voi
 }
 
 /**
- * The account ids a JSON value names through `field` (the tenant scope column) at any depth: in a where, a
- * relation's nested where or `$exists`, and in the rows of a write alike.
+ * The ids a JSON value names under the keys `names` accepts, walking arrays and the objects under the keys
+ * `descends` accepts: the one walker of both questions below.
  */
-export function idsNamedBy(value: unknown, field: string): number[] {
+function idsNamed(value: unknown, names: (key: string) => boolean, descends: (key: string) => boolean): number[] {
   const out: number[] = [];
   const budget = { nodes: MAX_NODES };
   const walk = (v: unknown): void => {
@@ -38,30 +38,32 @@ export function idsNamedBy(value: unknown, field: string): number[] {
     if (Array.isArray(v)) for (const item of v) walk(item);
     else if (isObject(v))
       for (const [key, inner] of Object.entries(v)) {
-        if (key === field || key.endsWith(`.${field}`)) idsUnder(inner, out, budget);
-        else walk(inner);
+        if (names(key)) idsUnder(inner, out, budget);
+        else if (descends(key)) walk(inner);
       }
   };
   walk(value);
   return out;
 }
 
+/**
+ * The account ids a JSON value names through `field` (the tenant scope column) at any depth: in a where, a
+ * relation's nested where or `$exists`, and in the rows of a write alike.
+ */
+export const idsNamedBy = (value: unknown, field: string): number[] =>
+  idsNamed(
+    value,
+    (key) => key === field || key.endsWith(`.${field}`),
+    () => true,
+  );
+
 /** The ids a where names through `id` on its own entity: at its top level and inside `$and`, `$or`, `$not`. */
-export function idsOfWhere(where: unknown): number[] {
-  const out: number[] = [];
-  const budget = { nodes: MAX_NODES };
-  const walk = (v: unknown): void => {
-    if (--budget.nodes < 0) return;
-    if (Array.isArray(v)) for (const item of v) walk(item);
-    else if (isObject(v))
-      for (const [key, inner] of Object.entries(v)) {
-        if (key === "id") idsUnder(inner, out, budget);
-        else if (COMBINATORS.has(key)) walk(inner);
-      }
-  };
-  walk(where);
-  return out;
-}
+export const idsOfWhere = (where: unknown): number[] =>
+  idsNamed(
+    where,
+    (key) => key === "id",
+    (key) => COMBINATORS.has(key),
+  );
 
 /** Whether any named account is not the caller's own (`own` undefined: a caller bound to no account). */
 export const namesAnotherTenant = (ids: readonly number[], own: number | undefined): boolean =>
