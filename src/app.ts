@@ -4,6 +4,7 @@ import { type AuthModule, authSettings, createAuth, disabledAuth, type RateLimit
 import { type CitadelConfig, guardEnforced, type ValidatedConfig, validateConfig } from "./config/schema.js";
 import type { Row } from "./data/codec.js";
 import { DataEngine } from "./data/engine.js";
+import { DataEvents } from "./data/events.js";
 import { buildModels } from "./data/models.js";
 import { type ConnectionConfig, connectionProblem, type Db, openDatabase } from "./db/connection.js";
 import { type Access, guardedAccess, type Subject } from "./guard/access.js";
@@ -114,12 +115,17 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   const runtime = input.runtime ?? (await defaultRuntime());
   const opened = await openDatabase(input.connection, runtime.connector);
   const { db, dialect, url } = opened;
+  // created before auth, whose writes to users are mutations like any other (§7.2, §8.1)
+  const events = new DataEvents();
   let auth: AuthModule | undefined;
   let audit: AuditTrail | undefined;
   try {
     await syncSchema(db, dialect, schema, { destructive: input.options?.destructive });
     // before auth, whose trusted user and key management it records
-    if (config.audit.enabled) audit = await AuditTrail.open(db, config, models);
+    if (config.audit.enabled) {
+      audit = await AuditTrail.open(db, config, models);
+      audit.attach(events, config.audit.reads);
+    }
     const trail = audit;
     const rateLimitStore = input.options?.rateLimitStore;
     auth =
@@ -139,8 +145,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
     await db.destroy().catch(() => {});
     throw connectionProblem(opened, error) ?? error;
   }
-  const engine = new DataEngine(db, models);
-  audit?.attach(engine.events, config.audit.reads);
+  const engine = new DataEngine(db, models, events);
   const hono = httpApp({
     config,
     db,

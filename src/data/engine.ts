@@ -15,12 +15,11 @@ export type { ListResult } from "./reads.js";
 export type { Input, ScopedData } from "./scoped.js";
 
 export class DataEngine {
-  /** every mutation, for the audit trail and the change feed (events.ts) */
-  readonly events = new DataEvents();
-
   constructor(
     readonly db: Db,
     readonly models: Models,
+    /** every mutation, for the audit trail and the change feed (events.ts); auth's writes to users emit here too */
+    readonly events: DataEvents = new DataEvents(),
   ) {}
 
   model(entity: string): EntityModel {
