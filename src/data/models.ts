@@ -1,5 +1,6 @@
 /** Everything derived once per entity at startup: codec, validator and the fields readable by default. */
 import type { CompiledEntity, CompiledField, CompiledSchema } from "../schema/compiled.js";
+import { type Dependent, linkDependents } from "./cascade.js";
 import { buildCodec, type EntityCodec } from "./codec.js";
 import { buildValidator, type EntityValidator } from "./validate.js";
 
@@ -9,6 +10,8 @@ export interface EntityModel {
   validator: EntityValidator;
   /** every non-hidden field, in declaration order */
   visibleFields: string[];
+  /** the foreign keys of other entities that a delete of this one's rows cascades to or sets to NULL */
+  dependents: Dependent[];
 }
 
 export type Models = Map<string, EntityModel>;
@@ -22,7 +25,9 @@ export function buildModels(schema: CompiledSchema): Models {
       codec: buildCodec(entity),
       validator: buildValidator(entity, indexed),
       visibleFields: [...entity.fields.values()].filter((f: CompiledField) => !f.hidden).map((f) => f.name),
+      dependents: [],
     });
   }
+  linkDependents(schema, models);
   return models;
 }

@@ -6,6 +6,7 @@ import { type Db, dialectOf } from "../db/connection.js";
 import { retryBusy } from "../db/dialect-driver.js";
 import { BadRequestError, CitadelError, ValidationError } from "../errors.js";
 import type { Filter } from "../query/ast.js";
+import { type Reached, reach, reachedEvents } from "./cascade.js";
 import type { Row } from "./codec.js";
 import { translateDbError, uniqueConflict } from "./db-errors.js";
 import type { MutationEvent } from "./events.js";
@@ -274,27 +275,63 @@ async function storedRows(trx: Db, model: EntityModel, ids: number[]): Promise<M
 }
 
 /**
- * Give the mutation's events to the in-transaction listeners (audit, outbox), when there are any: `before`
- * was read ahead of the statement, the rows after it are read now. Returns them for the after-commit ones.
+ * Give a create's or update's events to the in-transaction listeners (audit, outbox), when there are any:
+ * `before` was read ahead of the statement, the rows after it are read now. Returns them for the after-commit
+ * ones. Deletes have their own (`emitDelete`).
  */
 async function emit(
   trx: Db,
   model: EntityModel,
   scopes: WriteScopes,
-  action: MutationEvent["action"],
+  action: "create" | "update",
   ids: number[],
   before?: Map<number, Row>,
 ): Promise<MutationEvent[]> {
   if (!scopes.events.active || ids.length === 0) return [];
-  const after = action === "delete" ? undefined : await storedRows(trx, model, ids);
+  const after = await storedRows(trx, model, ids);
   const entity = model.entity.name;
   const events = ids.map((id) => ({
     action,
     entity,
     id,
     before: before?.get(id) ?? null,
-    after: after?.get(id) ?? null,
+    after: after.get(id) ?? null,
   }));
+  await scopes.events.inTransaction(trx, events, scopes.actor);
+  return events;
+}
+
+/** What a delete will remove and change, read before its DELETE: its rows, and those its foreign keys reach. */
+interface Fallout {
+  before: Map<number, Row>;
+  reached: Reached;
+}
+
+async function foreseen(trx: Db, model: EntityModel, ids: number[]): Promise<Fallout> {
+  return { before: await storedRows(trx, model, ids), reached: await reach(trx, model, ids) };
+}
+
+/**
+ * Emit a delete's events: the deleted rows `ids`, then the rows their foreign keys deleted (cascade, level by
+ * level) or changed (set null), so a listener hears of every row the statement touched (cascade.ts). The
+ * caller's rows come first, in the order they always had; what followed from them after.
+ */
+async function emitDelete(
+  trx: Db,
+  model: EntityModel,
+  scopes: WriteScopes,
+  ids: number[],
+  fallout: Fallout | undefined,
+): Promise<MutationEvent[]> {
+  if (!fallout) return [];
+  const events: MutationEvent[] = ids.map((id) => ({
+    action: "delete",
+    entity: model.entity.name,
+    id,
+    before: fallout.before.get(id) ?? null,
+    after: null,
+  }));
+  events.push(...(await reachedEvents(trx, fallout.reached)));
   await scopes.events.inTransaction(trx, events, scopes.actor);
   return events;
 }
@@ -357,9 +394,9 @@ export async function deleteOne(db: Db, model: EntityModel, id: number, scopes: 
     inTransaction(db, async (trx) => {
       await locate(trx, entity, id, scopes);
       const [row] = await readBack(trx, model, [id], scopes.read);
-      const before = scopes.events.active ? await storedRows(trx, model, [id]) : undefined;
+      const fallout = scopes.events.active ? await foreseen(trx, model, [id]) : undefined;
       await trx.deleteFrom(entity).where("id", "=", id).execute();
-      emitted(await emit(trx, model, scopes, "delete", [id], before));
+      emitted(await emitDelete(trx, model, scopes, [id], fallout));
       return row!;
     }),
   );
@@ -372,11 +409,11 @@ export async function deleteMany(db: Db, model: EntityModel, where: Filter, scop
       const ids = await targets(trx, entity, where, scopes);
       if (ids.length === 0) return [];
       const rows = await readBack(trx, model, ids, scopes.read);
-      const before = scopes.events.active ? await storedRows(trx, model, ids) : undefined;
+      const fallout = scopes.events.active ? await foreseen(trx, model, ids) : undefined;
       const deleted = await trx.deleteFrom(entity).where("id", "in", ids).returning("id").execute();
       // the rows the statement removed (on an engine without row locks a concurrent delete may have taken some)
       const removed = deleted.map((r) => Number(r.id));
-      emitted(await emit(trx, model, scopes, "delete", removed, before));
+      emitted(await emitDelete(trx, model, scopes, removed, fallout));
       return rows;
     }),
   );
