@@ -11,6 +11,7 @@ const ENGINE_TESTS = [
   "test/security/**/*.test.ts",
   "test/tenancy/**/*.test.ts",
   "test/audit/**/*.test.ts",
+  "test/feed/**/*.test.ts",
   "test/server.test.ts",
 ];
 /** Inside those directories, tests of the CLI process that do not depend on the engine. */

@@ -56,6 +56,8 @@ export function serveWith(
     app: undefined,
     async close() {
       await handle.ready.catch(() => {});
+      // open change-feed streams end first: the listener closes once no response is still being written
+      handle.app?.feed?.close();
       await listener?.close();
       await handle.app?.close();
     },

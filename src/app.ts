@@ -7,6 +7,7 @@ import { DataEngine } from "./data/engine.js";
 import { DataEvents } from "./data/events.js";
 import { buildModels } from "./data/models.js";
 import { type ConnectionConfig, connectionProblem, type Db, openDatabase } from "./db/connection.js";
+import { type FeedHub, openFeed } from "./feed/index.js";
 import { type Access, guardedAccess, type Subject } from "./guard/access.js";
 import { compileRoles } from "./guard/compile.js";
 import { type ExplainQuery, type Explanation, explain } from "./guard/explain.js";
@@ -58,6 +59,8 @@ export interface CitadelApp {
   readonly engine: DataEngine;
   /** the audit trail (§7), when `config.audit.enabled` */
   readonly audit: AuditTrail | undefined;
+  /** the change feed (§8), unless `config.feed.enabled` is false */
+  readonly feed: FeedHub | undefined;
   /** `auth` works when `config.auth.enabled`; otherwise its calls throw. */
   readonly module: { data: DataModule; auth: AuthModule };
   /** What the configured roles decide for a role, permission and entity, and the SQL WHERE it adds. */
@@ -146,6 +149,14 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
     throw connectionProblem(opened, error) ?? error;
   }
   const engine = new DataEngine(db, models, events);
+  let feed: FeedHub | undefined;
+  try {
+    // after the audit trail: every transaction takes the trail's head, then the outbox's, in that order
+    if (config.feed.enabled) feed = await openFeed(db, events, models, config.feed, log);
+  } catch (error) {
+    await db.destroy().catch(() => {});
+    throw connectionProblem(opened, error) ?? error;
+  }
   const hono = httpApp({
     config,
     db,
@@ -155,6 +166,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
     accessFor,
     tenancy,
     audit,
+    feed,
     log: (e) => log("unexpected error", e),
     logLine: (line) => log(line),
     remoteAddress: runtime.remoteAddress,
@@ -168,7 +180,11 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
     audit,
     module: { data: dataModule(engine), auth: auth ?? disabledAuth() },
     explain: (query) => explain(rolesGuard, db, new Set(models.keys()), query, tenancy),
-    close: () => db.destroy(),
+    feed,
+    close: async () => {
+      feed?.close();
+      await db.destroy();
+    },
   };
   if (!(await isSeeded(db)))
     try {

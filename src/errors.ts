@@ -78,8 +78,11 @@ export class PayloadTooLargeError extends CitadelError {
 }
 
 export class RateLimitedError extends CitadelError {
-  constructor(readonly retryAfterSeconds: number) {
-    super("rate_limited", 429, "too many attempts, try again later");
+  constructor(
+    readonly retryAfterSeconds: number,
+    message = "too many attempts, try again later",
+  ) {
+    super("rate_limited", 429, message);
   }
 }
 

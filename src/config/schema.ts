@@ -234,6 +234,26 @@ const audit = strict({
   retention_days: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
 });
 
+/** The change feed (§8): an outbox written with every mutation, streamed as Server-Sent Events. */
+const feed = strict({
+  /** on by default (§8.1): every committed mutation is appended to the outbox */
+  enabled: v.optional(v.boolean(), true),
+  /** how often a server with subscribers reads the outbox for events other servers wrote (ms) */
+  poll_ms: v.optional(v.pipe(v.number(), v.integer(), v.minValue(10), v.maxValue(60_000)), 250),
+  /** how often each subscriber's token or key is verified again (ms): a revoked one is cut within this */
+  recheck_ms: v.optional(v.pipe(v.number(), v.integer(), v.minValue(100), v.maxValue(300_000)), 2000),
+  /** a comment line this often keeps proxies from closing an idle stream (ms) */
+  heartbeat_ms: v.optional(v.pipe(v.number(), v.integer(), v.minValue(100), v.maxValue(300_000)), 15_000),
+  /** events waiting to be sent to one subscriber; a subscriber that falls further behind is dropped */
+  buffer: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100_000)), 1000),
+  /** open streams per caller (user, key, or client address when anonymous) */
+  max_subscribers_per_caller: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000)), 5),
+  /** open streams per server */
+  max_subscribers: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1000),
+  /** events older than this are removed from the outbox, and can no longer be resumed from */
+  retention_hours: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 24),
+});
+
 export const ConfigSchema = strict({
   data: v.optional(
     strict({
@@ -250,6 +270,7 @@ export const ConfigSchema = strict({
   auth: v.optional(auth, {}),
   tenancy: v.optional(tenancy, {}),
   audit: v.optional(audit, {}),
+  feed: v.optional(feed, {}),
   server: v.optional(server, {}),
 });
 

@@ -6,7 +6,7 @@
  */
 import { BadRequestError, NotFoundError } from "../errors.js";
 import { type Access, callerOf, type DataPermission, lacksPermission } from "../guard/access.js";
-import { type Filter, TRUE } from "../query/ast.js";
+import { and, type Filter, TRUE } from "../query/ast.js";
 import {
   followRelation,
   parseListQuery,
@@ -20,7 +20,7 @@ import type { Row } from "./codec.js";
 import type { DataEngine } from "./engine.js";
 import type { ReadEvent } from "./events.js";
 import { count, exists, type ListResult, list, readOne, relatedFilter, viewOf } from "./reads.js";
-import type { WriteScopes } from "./write-checks.js";
+import { readableFields, type WriteScopes } from "./write-checks.js";
 import { create, deleteMany, deleteOne, inTransaction, updateMany, updateOne } from "./writes.js";
 
 /**
@@ -30,6 +30,14 @@ import { create, deleteMany, deleteOne, inTransaction, updateMany, updateOne } f
 export type Input = unknown;
 
 const READ = "data.entity.read";
+
+/** What a change-feed subscriber may see of one entity: its read scope (tenant included) AND its where. */
+export interface Watch {
+  entity: string;
+  filter: Filter;
+  /** the fields an event shows: those the caller may read */
+  fields: readonly string[];
+}
 
 /** What a caller without read permission may name in a where: the id alone. */
 const ID_ONLY: Scope = { filter: TRUE, fields: new Set(["id"]) };
@@ -142,6 +150,19 @@ export class ScopedData {
       () => exists(this.engine, view, parseWhereInput(view, where)),
       (found) => (found ? 1 : 0),
     );
+  }
+
+  /**
+   * What a change-feed subscriber may see of an entity (§8.2): the rows of its read scope (its tenant's, §6)
+   * that its where names, checked on each event when it is sent, and the fields it reads.
+   */
+  watch(entity: string, where: unknown): Watch {
+    const view = this.view(entity);
+    return {
+      entity,
+      filter: and(view.scope.filter, parseWhereInput(view, where)),
+      fields: readableFields(this.engine.model(entity), view.scope),
+    };
   }
 
   /** One row (`select`, `with` from `raw`); 404 when missing or unreadable alike (§4.10). */

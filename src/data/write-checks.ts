@@ -213,6 +213,22 @@ function typed(trx: Db, model: EntityModel, column: string, value: unknown) {
   return sql`cast(${value} as ${sql.raw(String(type))})`;
 }
 
+/**
+ * A row built by hand: a SELECT of one typed value per column of the entity (and `extra` columns after them),
+ * so that a filter runs on it as on a stored row, subqueries on other tables included. `extra` values are
+ * the caller's own numbers, written as literals (PostgreSQL cannot type an untyped parameter in a UNION).
+ */
+export function literalRow(
+  trx: Db,
+  model: EntityModel,
+  value: (column: string) => unknown,
+  extra: Record<string, number> = {},
+) {
+  const columns = [...model.entity.fields.keys()].map((c) => sql`${typed(trx, model, c, value(c))} as ${sql.ref(c)}`);
+  const more = Object.entries(extra).map(([name, v]) => sql`${sql.lit(v)} as ${sql.ref(name)}`);
+  return sql`select ${sql.join([...columns, ...more])}`;
+}
+
 /** The stored form of a row that was never written: each column's value, its default, or null; no id yet. */
 function unwrittenRow(model: EntityModel, stored: Row, column: string): unknown {
   if (column in stored) return stored[column] ?? null;
@@ -244,8 +260,7 @@ export async function checkCollided(
     await checkWritten(trx, entity, unwritten.ids, scopes);
     if (!unrestricted(scopes.write.filter))
       for (const stored of unwritten.created) {
-        const values = columns.map((c) => typed(trx, model, c, c === "id" ? null : unwrittenRow(model, stored, c)));
-        const row = sql`select ${sql.join(values.map((value, i) => sql`${value} as ${sql.ref(columns[i]!)}`))}`;
+        const row = literalRow(trx, model, (c) => (c === "id" ? null : unwrittenRow(model, stored, c)));
         if ((await countFrom(trx, entity, row, scopes.write.filter)) !== 1)
           throw outside(scopes, entity, "the row as written would be");
       }

@@ -6,6 +6,7 @@ import type { ValidatedConfig } from "../config/schema.js";
 import type { DataEngine } from "../data/engine.js";
 import type { Db } from "../db/connection.js";
 import { NotFoundError } from "../errors.js";
+import type { FeedHub } from "../feed/index.js";
 import type { Access, Subject } from "../guard/access.js";
 import type { Guard } from "../guard/guard.js";
 import type { Tenancy } from "../guard/tenancy.js";
@@ -17,6 +18,7 @@ import { authRoutes, CREDENTIAL_FREE_PATHS } from "./auth-routes.js";
 import { corsMiddleware } from "./cors.js";
 import { dataRoutes } from "./data-routes.js";
 import { type ErrorLogger, errorResponse } from "./errors.js";
+import { changesRoute } from "./feed-route.js";
 import { monitorMiddleware } from "./monitor.js";
 import { systemRoutes } from "./system-routes.js";
 
@@ -33,6 +35,8 @@ export interface HttpAppParts {
   tenancy: Tenancy | undefined;
   /** the audit trail (§7), when it is on */
   audit: AuditTrail | undefined;
+  /** the change feed (§8), when it is on */
+  feed: FeedHub | undefined;
   log: ErrorLogger;
   /** where one JSON line per denial and failed login goes (§7.5): the app's `log` option */
   logLine: (line: string) => void;
@@ -92,7 +96,9 @@ export function httpApp(parts: HttpAppParts) {
     c.set("access", accessFor(c.get("subject")));
     await next();
   });
-  hono.route("/api/data", dataRoutes({ engine, limits, maxBodyBytes }));
+  const feed = parts.feed;
+  const changes = feed && changesRoute({ hub: feed, engine, limits, heartbeatMs: config.feed.heartbeat_ms });
+  hono.route("/api/data", dataRoutes({ engine, limits, maxBodyBytes, changes }));
   if (auth)
     hono.route("/api/auth", authRoutes({ auth, maxBodyBytes, remoteAddress, audit, tenantField: tenancy?.field }));
   if (guard || apiKeys || parts.audit)

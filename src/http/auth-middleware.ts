@@ -7,6 +7,7 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
+import { decodeJwt } from "jose";
 import { type Authenticated, type AuthModule, INVALID_KEY, type KeyPrincipal } from "../auth/index.js";
 import { looksLikeKey } from "../auth/key-material.js";
 import { UnauthorizedError } from "../errors.js";
@@ -16,10 +17,20 @@ import type { Runtime } from "../runtime.js";
 import { clientAddress, requestOrigin } from "./client.js";
 import { checkCsrf } from "./csrf.js";
 
+/** A request's credentials, to verify again while a long response (the change feed, §8.3) is open. */
+export interface Recheckable {
+  /** throws UnauthorizedError when the token or key no longer holds, or now names another role or tenant */
+  recheck(): Promise<void>;
+  /** when the token expires (ms since the epoch) */
+  expiresAt?: number;
+}
+
 export interface AuthVariables {
   subject: Subject;
   /** the verified user credential, when there is one */
   authenticated: Authenticated | undefined;
+  /** the verified token and key, when there are any */
+  credentials: Recheckable | undefined;
 }
 
 export type AuthEnv = { Variables: AuthVariables };
@@ -78,6 +89,7 @@ export function subjectMiddleware(options: SubjectMiddlewareOptions): Middleware
     c.header("x-request-id", request.id);
     c.set("subject", { ...ANONYMOUS, request });
     c.set("authenticated", undefined);
+    c.set("credentials", undefined);
     if (!auth) return next();
     const header = bearer(c.req.header("authorization"));
     // while keys are off, a `pk_…` Bearer is just a token that does not verify, and `apikey:` means nothing
@@ -87,16 +99,18 @@ export function subjectMiddleware(options: SubjectMiddlewareOptions): Middleware
     const token = tokenHeader ?? getCookie(c, options.cookieName);
 
     let principal: KeyPrincipal | undefined;
+    let keyRequest: Parameters<NonNullable<typeof keys>["verify"]>[0] | undefined;
     if (keys && (keyHeader !== undefined || keyInBearer)) {
-      const key = keyHeader ?? header!;
+      keyRequest = {
+        key: keyHeader ?? header!,
+        origin: requestOrigin(c),
+        fromBrowser: fromBrowser(c),
+        client: request.ip,
+      };
+      const given = keyRequest;
       principal = await lenient(c, async () => {
         if (keyHeader !== undefined && keyInBearer) throw new UnauthorizedError(INVALID_KEY);
-        return keys.verify({
-          key,
-          origin: requestOrigin(c),
-          fromBrowser: fromBrowser(c),
-          client: request.ip,
-        });
+        return keys.verify(given);
       });
     }
     if (keys && auth.settings.apiKeys.require && !principal) throw new UnauthorizedError(INVALID_KEY);
@@ -117,6 +131,35 @@ export function subjectMiddleware(options: SubjectMiddlewareOptions): Middleware
       checkSameTenant(both);
       c.set("authenticated", authenticated);
     } else if (principal) c.set("subject", { ...keys!.subject(principal), request });
+    if (authenticated || principal)
+      c.set(
+        "credentials",
+        recheckable(auth, principal && keyRequest, authenticated && { token: token!, authenticated }),
+      );
     return next();
+  };
+}
+
+/** Verify the same credentials again: the key as it came, the token and the user behind it, same role and tenant. */
+function recheckable(
+  auth: AuthModule,
+  key: Parameters<NonNullable<AuthModule["apiKeys"]>["verify"]>[0] | undefined,
+  user: { token: string; authenticated: Authenticated } | undefined,
+): Recheckable {
+  let expiresAt: number | undefined;
+  if (user) {
+    const exp = decodeJwt(user.token).exp;
+    if (typeof exp === "number") expiresAt = exp * 1000;
+  }
+  return {
+    expiresAt,
+    async recheck() {
+      if (key) await auth.apiKeys!.verify(key);
+      if (!user) return;
+      const was = user.authenticated.subject;
+      const now = (await auth.authenticate(user.token)).subject;
+      if (now.role !== was.role || now.tenant !== was.tenant)
+        throw new UnauthorizedError("this token has been revoked");
+    },
   };
 }

@@ -7,15 +7,19 @@ import type { DataEngine } from "../data/engine.js";
 import { BadRequestError, NotFoundError } from "../errors.js";
 import type { Access } from "../guard/access.js";
 import type { QueryLimits, RawListQuery } from "../query/options.js";
+import type { AuthVariables } from "./auth-middleware.js";
 import { readJson } from "./body.js";
 import { queryParams } from "./query-string.js";
 
-export type DataEnv = { Variables: { access: Access } };
+/** Mounted behind the subject middleware: who asks, and the guard's access for it. */
+export type DataEnv = { Variables: AuthVariables & { access: Access } };
 
 export interface DataRoutesOptions {
   engine: DataEngine;
   limits: QueryLimits;
   maxBodyBytes: number;
+  /** `GET /:entity/changes` (§8), when the change feed is on */
+  changes?: (c: Context<DataEnv>) => Promise<Response>;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -64,7 +68,7 @@ async function deleteWhere(read: Promise<unknown>): Promise<unknown> {
   }
 }
 
-export function dataRoutes({ engine, limits, maxBodyBytes }: DataRoutesOptions): Hono<DataEnv> {
+export function dataRoutes({ engine, limits, maxBodyBytes, changes }: DataRoutesOptions): Hono<DataEnv> {
   const routes = new Hono<DataEnv>();
   /** The body, read only once the accessor has found the write allowed (403 comes before 400). */
   const body = (c: Context) => () => readJson(c, maxBodyBytes);
@@ -91,6 +95,7 @@ export function dataRoutes({ engine, limits, maxBodyBytes }: DataRoutesOptions):
       return c.json(await data(c).list(entity(c), input));
     });
 
+    if (changes) routes.get(`${prefix}/changes`, changes);
     routes.get(`${prefix}/:id/:relation`, async (c) =>
       c.json(await data(c).related(entity(c), id(c), param(c, "relation"), rawFromQuery(c))),
     );

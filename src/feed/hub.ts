@@ -1,0 +1,270 @@
+/**
+ * The change feed of one server (§8): it follows the outbox, not its memory, so several servers on one
+ * database deliver the same events. While anyone subscribes, it reads the events after the last one it saw
+ * (every `poll_ms`, and at once after a local commit), decides in SQL which subscribers may see each row image
+ * now, and queues what each may see, shaped to its fields. A subscriber that resumes from an older event
+ * catches up from the outbox on its own, as fast as it reads.
+ */
+import type { ValidatedConfig } from "../config/schema.js";
+import type { Row } from "../data/codec.js";
+import type { Models } from "../data/models.js";
+import type { Db } from "../db/connection.js";
+import { RateLimitedError, UnauthorizedError } from "../errors.js";
+import { eventsAfter, type OutboxEvent, oldestKept, outboxHead, pruneOutbox } from "./outbox.js";
+import { type Credentials, type EndReason, type FeedMessage, Subscription, type Watch } from "./subscription.js";
+import { holds } from "./visibility.js";
+
+/** Events read from the outbox at a time. */
+const BATCH = 500;
+const HOUR = 3_600_000;
+
+export type FeedSettings = ValidatedConfig["feed"];
+
+export interface SubscribeInput {
+  watch: Watch;
+  /** who opens it, for the per-caller limit: a user, a key, or a client address */
+  caller: string;
+  /** the Last-Event-ID to resume after */
+  lastEventId?: number;
+  credentials?: Credentials;
+}
+
+const pick = (row: Row, fields: readonly string[]): Row =>
+  Object.fromEntries(fields.filter((f) => f in row).map((f) => [f, row[f]]));
+
+/** What one subscriber is sent for one event, given whether it may see the row before and after (§8.2). */
+function messageFor(event: OutboxEvent, fields: readonly string[], before: boolean, after: boolean) {
+  let action: "create" | "update" | "delete";
+  let record: Row;
+  if (after && !before) [action, record] = ["create", pick(event.after!, fields)];
+  else if (before && !after) [action, record] = ["delete", pick(event.before!, fields)];
+  else if (before && after) {
+    record = pick(event.after!, fields);
+    // a change to fields it cannot read is no event: it would tell that something hidden changed
+    if (JSON.stringify(record) === JSON.stringify(pick(event.before!, fields))) return undefined;
+    action = "update";
+  } else return undefined;
+  const data = { action, entity: event.entity, id: event.id, record, at: event.at };
+  return { event: action, id: String(event.seq), data: JSON.stringify(data) } satisfies FeedMessage;
+}
+
+export class FeedHub {
+  private readonly subscribers = new Set<Subscription>();
+  private readonly perCaller = new Map<string, number>();
+  /** the last outbox event the live subscribers were given */
+  private seq = 0;
+  private running = false;
+  private closed = false;
+  private woken = false;
+  private wakeUp: (() => void) | undefined;
+  private readonly pruning: ReturnType<typeof setInterval>;
+
+  constructor(
+    private readonly db: Db,
+    private readonly models: Models,
+    private readonly settings: FeedSettings,
+    private readonly log: (message: string, error?: unknown) => void,
+  ) {
+    this.pruning = setInterval(() => void this.prune(), HOUR);
+    this.pruning.unref?.();
+  }
+
+  /** Remove the events past their retention (also done hourly by every server). */
+  async prune(now = new Date()): Promise<number> {
+    try {
+      return await pruneOutbox(this.db, new Date(now.getTime() - this.settings.retention_hours * HOUR));
+    } catch (error) {
+      this.log("change feed: pruning the outbox failed", error);
+      return 0;
+    }
+  }
+
+  /** Open a stream; 429 beyond the server's or the caller's number of streams. */
+  async subscribe(input: SubscribeInput): Promise<Subscription> {
+    const { settings } = this;
+    if (this.subscribers.size >= settings.max_subscribers)
+      throw new RateLimitedError(5, `this server already holds ${settings.max_subscribers} change-feed streams`);
+    if ((this.perCaller.get(input.caller) ?? 0) >= settings.max_subscribers_per_caller)
+      throw new RateLimitedError(5, `at most ${settings.max_subscribers_per_caller} change-feed streams per caller`);
+    const head = await outboxHead(this.db);
+    const { cursor, reset } = await this.resumeAt(input.lastEventId, head);
+    const filterKey = JSON.stringify(input.watch.filter);
+    const sub = new Subscription(input.watch, filterKey, input.caller, input.credentials, cursor, settings.buffer);
+    if (reset)
+      sub.push({
+        event: "reset",
+        data: JSON.stringify({ reason: reset, resumes_after: cursor }),
+      });
+    this.add(sub);
+    const expiresAt = input.credentials?.expiresAt;
+    if (expiresAt !== undefined) {
+      const timer = setTimeout(() => sub.end("expired"), Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1));
+      timer.unref?.();
+      sub.onEnded(() => clearTimeout(timer));
+    }
+    if (!this.running) {
+      this.seq = head;
+      this.running = true;
+      void this.loop();
+    }
+    return sub;
+  }
+
+  /**
+   * Where a stream starts: after its Last-Event-ID when every event since is still kept; otherwise after the
+   * oldest kept (or the head), with a `reset` telling the client to read the rows again.
+   */
+  private async resumeAt(last: number | undefined, head: number): Promise<{ cursor: number; reset?: string }> {
+    if (last === undefined) return { cursor: head };
+    if (last > head) return { cursor: head, reset: "this Last-Event-ID is not an event of this database" };
+    const oldest = (await oldestKept(this.db)) ?? head + 1;
+    if (last < oldest - 1) return { cursor: oldest - 1, reset: "events after this Last-Event-ID are no longer kept" };
+    return { cursor: last };
+  }
+
+  private add(sub: Subscription): void {
+    this.subscribers.add(sub);
+    this.perCaller.set(sub.caller, (this.perCaller.get(sub.caller) ?? 0) + 1);
+    sub.onEnded(() => {
+      this.subscribers.delete(sub);
+      const left = (this.perCaller.get(sub.caller) ?? 1) - 1;
+      if (left > 0) this.perCaller.set(sub.caller, left);
+      else this.perCaller.delete(sub.caller);
+    });
+  }
+
+  /** A mutation committed here: read the outbox now rather than at the next poll. */
+  wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.pruning);
+    for (const sub of [...this.subscribers]) sub.end("closed");
+    this.wake();
+  }
+
+  /** How many streams are open (metrics, tests). */
+  get size(): number {
+    return this.subscribers.size;
+  }
+
+  private async loop(): Promise<void> {
+    while (this.subscribers.size > 0 && !this.closed) {
+      this.woken = false;
+      try {
+        await this.tick();
+      } catch (error) {
+        this.log("change feed: reading the outbox failed", error);
+      }
+      if (!this.woken) await this.pause();
+    }
+    this.running = false;
+  }
+
+  private pause(): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, this.settings.poll_ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp = () => {
+        this.wakeUp = undefined;
+        done();
+      };
+    });
+  }
+
+  private async tick(): Promise<void> {
+    await this.recheck();
+    await this.catchUp();
+    await this.follow();
+  }
+
+  /** Verify again the credentials of every stream not verified for `recheck_ms`; end those that fail (§8.3). */
+  private async recheck(): Promise<void> {
+    const now = Date.now();
+    const due = [...this.subscribers].filter((s) => s.credentials && now - s.checkedAt >= this.settings.recheck_ms);
+    await Promise.all(
+      due.map(async (sub) => {
+        try {
+          await sub.credentials!.recheck();
+          sub.checkedAt = now;
+        } catch (error) {
+          // fail closed: a credential that cannot be verified now ends the stream; the client reconnects
+          if (!(error instanceof UnauthorizedError)) this.log("change feed: verifying a subscriber failed", error);
+          sub.end("revoked");
+        }
+      }),
+    );
+  }
+
+  /** Streams behind the live position read their own entity's events from the outbox, as far as their queue allows. */
+  private async catchUp(): Promise<void> {
+    for (const sub of this.subscribers) {
+      if (sub.cursor >= this.seq || sub.room <= 0 || sub.ended) continue;
+      const limit = Math.min(sub.room, BATCH);
+      const events = await eventsAfter(this.db, {
+        after: sub.cursor,
+        upTo: this.seq,
+        entity: sub.watch.entity,
+        limit,
+      });
+      await this.deliver(sub.watch.entity, events, [sub]);
+      sub.cursor = events.length === limit ? events.at(-1)!.seq : this.seq;
+    }
+  }
+
+  /** The events after the live position, to every stream at it. */
+  private async follow(): Promise<void> {
+    for (;;) {
+      const events = await eventsAfter(this.db, { after: this.seq, limit: BATCH });
+      if (events.length === 0) return;
+      const live = [...this.subscribers].filter((s) => s.cursor >= this.seq);
+      const byEntity = new Map<string, OutboxEvent[]>();
+      for (const event of events) byEntity.set(event.entity, [...(byEntity.get(event.entity) ?? []), event]);
+      for (const [entity, batch] of byEntity)
+        await this.deliver(
+          entity,
+          batch,
+          live.filter((s) => s.watch.entity === entity),
+        );
+      const last = events.at(-1)!.seq;
+      for (const sub of live) sub.cursor = Math.max(sub.cursor, last);
+      this.seq = last;
+      if (events.length < BATCH) return;
+    }
+  }
+
+  /** Decide, in one query per batch, which of `subs` may see each event's row before and after, and queue it. */
+  private async deliver(entity: string, events: OutboxEvent[], subs: Subscription[]): Promise<void> {
+    const model = this.models.get(entity);
+    const open = subs.filter((s) => !s.ended);
+    if (!model || open.length === 0 || events.length === 0) return;
+    const images: Row[] = [];
+    const at = events.map((event) => ({
+      before: event.before ? images.push(event.before) - 1 : -1,
+      after: event.after ? images.push(event.after) - 1 : -1,
+    }));
+    const columns = new Map<string, number>();
+    const filters = [];
+    for (const sub of open)
+      if (!columns.has(sub.filterKey)) {
+        columns.set(sub.filterKey, filters.length);
+        filters.push(sub.watch.filter);
+      }
+    const answer = await holds(this.db, model, images, filters);
+    const sees = (image: number, sub: Subscription) => image >= 0 && answer[image]![columns.get(sub.filterKey)!]!;
+    for (const sub of open)
+      events.forEach((event, i) => {
+        if (event.seq <= sub.cursor) return;
+        const message = messageFor(event, sub.watch.fields, sees(at[i]!.before, sub), sees(at[i]!.after, sub));
+        if (message) sub.push(message);
+      });
+  }
+}
+
+export type { EndReason };

@@ -1,0 +1,109 @@
+/**
+ * One open change-feed stream (§8.2): what it watches, how far it has read the outbox, and the messages
+ * waiting to be written to it. The queue is bounded: a subscriber that falls behind by more is dropped (it
+ * resumes from its Last-Event-ID), so a slow reader costs its own memory, never a writer's time.
+ */
+import type { Watch } from "../data/scoped.js";
+
+export type { Watch };
+
+/** The caller's credentials, verified again while the stream is open (§8.3). */
+export interface Credentials {
+  /** throws when the token or key no longer holds (expired, revoked, the user's role or tenant changed) */
+  recheck(): Promise<void>;
+  /** when the token expires (ms since the epoch) */
+  expiresAt?: number;
+}
+
+/** A Server-Sent Event. */
+export interface FeedMessage {
+  event: string;
+  data: string;
+  /** the outbox sequence number (the client's Last-Event-ID) */
+  id?: string;
+}
+
+export type EndReason = "expired" | "revoked" | "slow" | "closed";
+
+const WHY: Record<EndReason, string> = {
+  expired: "the token expired",
+  revoked: "the token or key is no longer valid",
+  slow: "the subscriber fell too far behind; reconnect with Last-Event-ID to resume",
+  closed: "the server is closing",
+};
+
+export class Subscription {
+  /** the outbox sequence number this subscriber has been given everything up to */
+  cursor: number;
+  /** when its credentials were last verified */
+  checkedAt = Date.now();
+  ended: EndReason | undefined;
+  private queue: FeedMessage[] = [];
+  private wakeUp: (() => void) | undefined;
+  private readonly onEnd: (() => void)[] = [];
+
+  constructor(
+    readonly watch: Watch,
+    /** a key of the watch's filter: subscribers with equal filters are answered by one SQL column */
+    readonly filterKey: string,
+    readonly caller: string,
+    readonly credentials: Credentials | undefined,
+    cursor: number,
+    private readonly buffer: number,
+  ) {
+    this.cursor = cursor;
+  }
+
+  /** Room left in the queue. */
+  get room(): number {
+    return this.buffer - this.queue.length;
+  }
+
+  /** Queue a message; a subscriber whose queue is full is dropped. */
+  push(message: FeedMessage): void {
+    if (this.ended) return;
+    if (this.queue.length >= this.buffer) {
+      this.end("slow");
+      return;
+    }
+    this.queue.push(message);
+    this.wake();
+  }
+
+  /**
+   * End the stream: nothing queued is sent any more (a revoked caller gets no event after it is found out),
+   * only a `close` event saying why.
+   */
+  end(reason: EndReason): void {
+    if (this.ended) return;
+    this.ended = reason;
+    this.queue = [{ event: "close", data: JSON.stringify({ reason: WHY[reason] }) }];
+    this.wake();
+    for (const listener of this.onEnd.splice(0)) listener();
+  }
+
+  onEnded(listener: () => void): void {
+    if (this.ended) listener();
+    else this.onEnd.push(listener);
+  }
+
+  /** The next message; "idle" after `idleMs` without one; undefined once the stream ended and all is sent. */
+  async next(idleMs: number): Promise<FeedMessage | "idle" | undefined> {
+    if (this.queue.length === 0 && !this.ended) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.wakeUp = resolve;
+        timer = setTimeout(resolve, idleMs);
+      });
+      clearTimeout(timer);
+      this.wakeUp = undefined;
+    }
+    const message = this.queue.shift();
+    if (message) return message;
+    return this.ended ? undefined : "idle";
+  }
+
+  private wake(): void {
+    this.wakeUp?.();
+  }
+}
