@@ -47,7 +47,8 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 
 /** The route that answered, as registered (`/api/data/:entity/:id`): bounded, unlike the raw path. */
 function answeringRoute(c: Context): { method: string; path: string } | undefined {
-  return matchedRoutes(c).findLast((r) => r.method !== MIDDLEWARE_METHOD);
+  // the first route handler matched answered: handlers never call next()
+  return matchedRoutes(c).find((r) => r.method !== MIDDLEWARE_METHOD);
 }
 
 /** The route's parameters, matched segment by segment (middleware cannot read them after the handler). */

@@ -128,6 +128,13 @@ describe("metrics under tenancy and the audit trail (7.5)", () => {
         status: "404",
       }),
     ).toBe(1);
+    // the route that answered, not a later one that also matches the path
+    expect(
+      await moved("citadel_requests_total", () => send("GET", "/api/data/notes/count", undefined, as.alice, 200), {
+        route: "GET /api/data/:entity/count",
+        status: "200",
+      }),
+    ).toBe(1);
     expect(
       await moved("citadel_requests_total", () => send("GET", "/nowhere/123", undefined, {}, 404), {
         route: "none",
