@@ -213,7 +213,7 @@ export class FeedHub {
         entity: sub.watch.entity,
         limit,
       });
-      await this.deliver(sub.watch.entity, events, [sub]);
+      await this.deliverOrEnd(sub.watch.entity, events, [sub]);
       sub.cursor = events.length === limit ? events.at(-1)!.seq : this.seq;
     }
   }
@@ -227,7 +227,7 @@ export class FeedHub {
       const byEntity = new Map<string, OutboxEvent[]>();
       for (const event of events) byEntity.set(event.entity, [...(byEntity.get(event.entity) ?? []), event]);
       for (const [entity, batch] of byEntity)
-        await this.deliver(
+        await this.deliverOrEnd(
           entity,
           batch,
           live.filter((s) => s.watch.entity === entity),
@@ -236,6 +236,20 @@ export class FeedHub {
       for (const sub of live) sub.cursor = Math.max(sub.cursor, last);
       this.seq = last;
       if (events.length < BATCH) return;
+    }
+  }
+
+  /**
+   * Deliver, or end the streams it was for when the decision fails (the database went away, a filter the
+   * engine refuses): fail closed, and never hold every other stream on one event. They resume from their
+   * Last-Event-ID, so nothing is lost.
+   */
+  private async deliverOrEnd(entity: string, events: OutboxEvent[], subs: Subscription[]): Promise<void> {
+    try {
+      await this.deliver(entity, events, subs);
+    } catch (error) {
+      this.log("change feed: deciding what subscribers may see failed", error);
+      for (const sub of subs) sub.end("failed");
     }
   }
 

@@ -23,12 +23,13 @@ export interface FeedMessage {
   id?: string;
 }
 
-export type EndReason = "expired" | "revoked" | "slow" | "closed";
+export type EndReason = "expired" | "revoked" | "slow" | "failed" | "closed";
 
 const WHY: Record<EndReason, string> = {
   expired: "the token expired",
   revoked: "the token or key is no longer valid",
   slow: "the subscriber fell too far behind; reconnect with Last-Event-ID to resume",
+  failed: "the server could not decide what this stream may see; reconnect with Last-Event-ID to resume",
   closed: "the server is closing",
 };
 
