@@ -10,6 +10,7 @@ import type { Row } from "../data/codec.js";
 import type { Models } from "../data/models.js";
 import type { Db } from "../db/connection.js";
 import { RateLimitedError, UnauthorizedError } from "../errors.js";
+import type { FeedCounts } from "../metrics/monitor.js";
 import { eventsAfter, type OutboxEvent, oldestKept, outboxHead, pruneOutbox } from "./outbox.js";
 import { type Credentials, type EndReason, type FeedMessage, Subscription, type Watch } from "./subscription.js";
 import { holds } from "./visibility.js";
@@ -126,6 +127,7 @@ export class FeedHub {
     this.subscribers.add(sub);
     this.perCaller.set(sub.caller, (this.perCaller.get(sub.caller) ?? 0) + 1);
     sub.onEnded(() => {
+      this.ended[sub.ended!] = (this.ended[sub.ended!] ?? 0) + 1;
       this.subscribers.delete(sub);
       const left = (this.perCaller.get(sub.caller) ?? 1) - 1;
       if (left > 0) this.perCaller.set(sub.caller, left);
@@ -149,6 +151,14 @@ export class FeedHub {
   /** How many streams are open (metrics, tests). */
   get size(): number {
     return this.subscribers.size;
+  }
+
+  private sent = 0;
+  private readonly ended: Record<string, number> = {};
+
+  /** For metrics: streams open, events queued to them, streams ended by reason ("closed" when the client left). */
+  counts(): FeedCounts {
+    return { subscribers: this.subscribers.size, events: this.sent, ended: { ...this.ended } };
   }
 
   private async loop(): Promise<void> {
@@ -276,7 +286,9 @@ export class FeedHub {
       events.forEach((event, i) => {
         if (event.seq <= sub.cursor) return;
         const message = messageFor(event, sub.watch.fields, sees(at[i]!.before, sub), sees(at[i]!.after, sub));
-        if (message) sub.push(message);
+        if (!message) return;
+        sub.push(message);
+        this.sent++;
       });
   }
 }

@@ -47,7 +47,11 @@ export function httpApp(parts: HttpAppParts) {
   const { config, db, engine, auth, guard, accessFor, tenancy, log, remoteAddress } = parts;
   // one monitor per app: tests and multi-app servers run many in one process (§7.5)
   const apiKeys = auth?.apiKeys;
-  const monitor = new Monitor({ secretKeyFromBrowser: apiKeys && (() => apiKeys.incidents().secret_key_from_browser) });
+  const feedHub = parts.feed;
+  const monitor = new Monitor({
+    secretKeyFromBrowser: apiKeys && (() => apiKeys.incidents().secret_key_from_browser),
+    feed: feedHub && (() => feedHub.counts()),
+  });
   parts.audit?.onAppended((count) => {
     monitor.auditEntries += count;
   });

@@ -41,6 +41,15 @@ export class LabelledCount<L extends Record<string, string>> {
 export interface MonitorSources {
   /** secret keys refused because a browser sent them (§5.4): the API keys module counts them */
   secretKeyFromBrowser?: () => number;
+  /** the change feed's streams (§8): the hub counts them */
+  feed?: () => FeedCounts;
+}
+
+/** The change feed's streams: open now, events sent, and streams ended by reason. */
+export interface FeedCounts {
+  subscribers: number;
+  events: number;
+  ended: Record<string, number>;
 }
 
 /** One app's counters since it started. */
@@ -57,5 +66,9 @@ export class Monitor {
 
   get secretKeyFromBrowser(): number {
     return this.sources.secretKeyFromBrowser?.() ?? 0;
+  }
+
+  get feed(): FeedCounts {
+    return this.sources.feed?.() ?? { subscribers: 0, events: 0, ended: {} };
   }
 }

@@ -4,7 +4,7 @@
  * prom-client loads Node's modules (cluster, perf_hooks, http…), so this file is imported only on Node and Bun
  * (index.ts) and nothing else in src/ imports it.
  */
-import { Counter, collectDefaultMetrics, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { Exporter } from "./index.js";
 import type { LabelledCount, Monitor } from "./monitor.js";
 
@@ -80,5 +80,24 @@ export function prometheusExporter(monitor: Monitor): Exporter {
     () => monitor.secretKeyFromBrowser,
   );
   total(register, "citadel_audit_entries_total", "audit trail entries this app recorded", () => monitor.auditEntries);
+  new Gauge({
+    name: "citadel_feed_subscribers",
+    help: "change-feed streams open on this server",
+    registers: [register],
+    collect() {
+      this.set(monitor.feed.subscribers);
+    },
+  });
+  total(register, "citadel_feed_events_total", "change-feed events sent to subscribers", () => monitor.feed.events);
+  new Counter({
+    name: "citadel_feed_disconnects_total",
+    help: "change-feed streams the server ended, by reason (expired, revoked, slow, failed, closed)",
+    labelNames: ["reason"],
+    registers: [register],
+    collect() {
+      this.reset();
+      for (const [reason, value] of Object.entries(monitor.feed.ended)) this.inc({ reason }, value);
+    },
+  });
   return { contentType: register.contentType, metrics: () => register.metrics() };
 }

@@ -115,6 +115,23 @@ describe("change feed (8.2)", () => {
     expect(query.changes().map((e) => e.data.id)).toEqual([...missed, d]);
   });
 
+  it("is counted: open streams, events sent, streams ended by reason (7.5)", async () => {
+    const metric = async (name: string) => {
+      const text = (await server.request("GET", "/api/system/metrics", undefined, as("root"))).text;
+      const line = text.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+      return Number(line?.split(" ").at(-1) ?? 0);
+    };
+    const feed = await openFeed(server.url, "/api/data/notes/changes", as("bob"));
+    expect(await metric("citadel_feed_subscribers")).toBeGreaterThanOrEqual(1);
+    const sent = await metric("citadel_feed_events_total");
+    const id = await create("bob", { title: "counted" });
+    await feed.until((e) => e.data.id === id);
+    expect(await metric("citadel_feed_events_total")).toBeGreaterThan(sent);
+    const closed = await metric('citadel_feed_disconnects_total{reason="closed"}');
+    feed.close();
+    await expect.poll(() => metric('citadel_feed_disconnects_total{reason="closed"}')).toBe(closed + 1);
+  });
+
   it("an update to fields the subscriber cannot see is no event; shown fields only (8.2, 4.8)", async () => {
     // anonymous reads public notes: a change that keeps it public and changes nothing it reads... every field
     // of notes is readable here, so use users: root sees users without hidden fields
