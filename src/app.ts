@@ -142,7 +142,8 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
         connectionUrl: url,
         argon2: runtime.argon2,
         tenancy: tenancy && { ...tenancy, model: models.get(tenancy.entity)! },
-        record: trail && ((entry) => trail.record(entry)),
+        events,
+        record: trail && ((entry, trx) => trail.record(entry, trx)),
       }));
   } catch (error) {
     await db.destroy().catch(() => {});
@@ -152,7 +153,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   let feed: FeedHub | undefined;
   try {
     // after the audit trail: every transaction takes the trail's head, then the outbox's, in that order
-    if (config.feed.enabled) feed = await openFeed(db, events, models, config.feed, log);
+    if (config.feed.enabled) feed = await openFeed(db, events, models, config.feed, settings?.secret, log);
   } catch (error) {
     await db.destroy().catch(() => {});
     throw connectionProblem(opened, error) ?? error;

@@ -11,6 +11,7 @@ import type { Models } from "../data/models.js";
 import type { Db } from "../db/connection.js";
 import { RateLimitedError, UnauthorizedError } from "../errors.js";
 import type { FeedCounts } from "../metrics/monitor.js";
+import type { EventIds } from "./event-ids.js";
 import { eventsAfter, type OutboxEvent, oldestKept, outboxHead, pruneOutbox } from "./outbox.js";
 import { type Credentials, type EndReason, type FeedMessage, Subscription, type Watch } from "./subscription.js";
 import { holds } from "./visibility.js";
@@ -25,8 +26,8 @@ export interface SubscribeInput {
   watch: Watch;
   /** who opens it, for the per-caller limit: a user, a key, or a client address */
   caller: string;
-  /** the Last-Event-ID to resume after */
-  lastEventId?: number;
+  /** the Last-Event-ID to resume after, as the client sent it (well-formed: the route checked) */
+  lastEventId?: string;
   credentials?: Credentials;
 }
 
@@ -34,7 +35,7 @@ const pick = (row: Row, fields: readonly string[]): Row =>
   Object.fromEntries(fields.filter((f) => f in row).map((f) => [f, row[f]]));
 
 /** What one subscriber is sent for one event, given whether it may see the row before and after (§8.2). */
-function messageFor(event: OutboxEvent, fields: readonly string[], before: boolean, after: boolean) {
+function messageFor(event: OutboxEvent, id: string, fields: readonly string[], before: boolean, after: boolean) {
   let action: "create" | "update" | "delete";
   let record: Row;
   if (after && !before) [action, record] = ["create", pick(event.after!, fields)];
@@ -46,7 +47,7 @@ function messageFor(event: OutboxEvent, fields: readonly string[], before: boole
     action = "update";
   } else return undefined;
   const data = { action, entity: event.entity, id: event.id, record, at: event.at };
-  return { event: action, id: String(event.seq), data: JSON.stringify(data) } satisfies FeedMessage;
+  return { event: action, id, data: JSON.stringify(data) } satisfies FeedMessage;
 }
 
 export class FeedHub {
@@ -64,6 +65,8 @@ export class FeedHub {
     private readonly db: Db,
     private readonly models: Models,
     private readonly settings: FeedSettings,
+    /** what a client sees of a sequence number */
+    readonly ids: EventIds,
     private readonly log: (message: string, error?: unknown) => void,
   ) {
     this.pruning = setInterval(() => void this.prune(), HOUR);
@@ -94,7 +97,7 @@ export class FeedHub {
     if (reset)
       sub.push({
         event: "reset",
-        data: JSON.stringify({ reason: reset, resumes_after: cursor }),
+        data: JSON.stringify({ reason: reset, resumes_after: await this.ids.seal(cursor) }),
       });
     this.add(sub);
     const expiresAt = input.credentials?.expiresAt;
@@ -115,9 +118,11 @@ export class FeedHub {
    * Where a stream starts: after its Last-Event-ID when every event since is still kept; otherwise after the
    * oldest kept (or the head), with a `reset` telling the client to read the rows again.
    */
-  private async resumeAt(last: number | undefined, head: number): Promise<{ cursor: number; reset?: string }> {
-    if (last === undefined) return { cursor: head };
-    if (last > head) return { cursor: head, reset: "this Last-Event-ID is not an event of this database" };
+  private async resumeAt(id: string | undefined, head: number): Promise<{ cursor: number; reset?: string }> {
+    if (id === undefined) return { cursor: head };
+    const last = await this.ids.open(id);
+    if (last === undefined || last > head)
+      return { cursor: head, reset: "this Last-Event-ID is not an event of this database" };
     const oldest = (await oldestKept(this.db)) ?? head + 1;
     if (last < oldest - 1) return { cursor: oldest - 1, reset: "events after this Last-Event-ID are no longer kept" };
     return { cursor: last };
@@ -281,11 +286,12 @@ export class FeedHub {
         filters.push(sub.watch.filter);
       }
     const answer = await holds(this.db, model, images, filters);
+    const ids = await Promise.all(events.map((event) => this.ids.seal(event.seq)));
     const sees = (image: number, sub: Subscription) => image >= 0 && answer[image]![columns.get(sub.filterKey)!]!;
     for (const sub of open)
       events.forEach((event, i) => {
         if (event.seq <= sub.cursor) return;
-        const message = messageFor(event, sub.watch.fields, sees(at[i]!.before, sub), sees(at[i]!.after, sub));
+        const message = messageFor(event, ids[i]!, sub.watch.fields, sees(at[i]!.before, sub), sees(at[i]!.after, sub));
         if (!message) return;
         sub.push(message);
         this.sent++;

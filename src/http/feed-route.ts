@@ -8,7 +8,7 @@ import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { DataEngine } from "../data/engine.js";
 import { BadRequestError } from "../errors.js";
-import type { FeedHub } from "../feed/index.js";
+import type { EventIds, FeedHub } from "../feed/index.js";
 import type { Subject } from "../guard/access.js";
 import type { QueryLimits } from "../query/options.js";
 import type { DataEnv } from "./data-routes.js";
@@ -24,14 +24,12 @@ export interface FeedRouteOptions {
 const PARAMS = new Set(["where", "last_event_id"]);
 
 /** The event to resume after: the Last-Event-ID header (EventSource's reconnection) or `?last_event_id=`. */
-function lastEventId(c: Context, params: Map<string, string[]>): number | undefined {
+function lastEventId(c: Context, params: Map<string, string[]>, ids: EventIds): string | undefined {
   const value = c.req.header("last-event-id") ?? params.get("last_event_id")?.[0];
   if (value === undefined || value === "") return undefined;
-  if (!/^\d{1,15}$/.test(value))
-    throw new BadRequestError("last_event_id: expected the id of an event (a non-negative integer)", {
-      path: "last_event_id",
-    });
-  return Number(value);
+  if (!ids.wellFormed(value))
+    throw new BadRequestError("last_event_id: expected the id of an event this feed sent", { path: "last_event_id" });
+  return value;
 }
 
 /** Who holds the streams a per-caller limit counts: the user, else the key, else the client's address. */
@@ -51,10 +49,10 @@ export function changesRoute({ hub, engine, limits, heartbeatMs }: FeedRouteOpti
     const sub = await hub.subscribe({
       watch,
       caller: callerOf(c.get("subject")),
-      lastEventId: lastEventId(c, params),
+      lastEventId: lastEventId(c, params, hub.ids),
       credentials: c.get("credentials"),
     });
-    const start = sub.cursor;
+    const start = await hub.ids.seal(sub.cursor);
     c.header("X-Accel-Buffering", "no");
     return streamSSE(c, async (stream) => {
       stream.onAbort(() => sub.end("closed"));

@@ -53,8 +53,26 @@ describe("change feed (8.2)", () => {
     ]);
     expect(feed.changes()[0]!.data).toMatchObject({ action: "create", entity: "notes", id });
     expect(JSON.stringify(feed.events)).not.toContain("carol's secret");
-    const ids = feed.changes().map((e) => Number(e.id));
-    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+  });
+
+  it("event ids are opaque: they do not count the writes in between, other tenants' included (8.2, 6)", async () => {
+    const feed = await openFeed(server.url, "/api/data/notes/changes", as("alice"));
+    const first = await create("alice", { title: "opaque-1" });
+    for (let i = 0; i < 3; i++) await create("carol", { title: `carol's ${i}` });
+    const second = await create("alice", { title: "opaque-2" });
+    await feed.until((e) => e.data.id === second);
+    feed.close();
+    const ids = feed.changes().map((e) => e.id!);
+    expect(feed.changes().map((e) => e.data.id)).toEqual([first, second]);
+    for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9_-]{48}$/);
+    // an id altered by one character opens nothing: the client is told to read the rows again
+    const altered = ids[0]!.slice(0, 20) + (ids[0]![20] === "A" ? "B" : "A") + ids[0]!.slice(21);
+    const resumed = await openFeed(server.url, "/api/data/notes/changes", { ...as("alice"), "last-event-id": altered });
+    const reset = await resumed.until((e) => e.event === "reset");
+    resumed.close();
+    expect(reset.data.reason).toMatch(/not an event of this database/);
+    const numeric = await openFeed(server.url, "/api/data/notes/changes", { ...as("alice"), "last-event-id": "3" });
+    expect(numeric.status).toBe(400);
   });
 
   it("a row entering the subscriber's filter is a create, one leaving it a delete (8.2)", async () => {
@@ -98,7 +116,7 @@ describe("change feed (8.2)", () => {
     expect(forged.status).toBe(401);
   });
 
-  it("resumes after Last-Event-ID without a gap or a duplicate, and ids are the outbox's (8.2)", async () => {
+  it("resumes after Last-Event-ID without a gap or a duplicate (8.2)", async () => {
     const first = await openFeed(server.url, "/api/data/notes/changes", as("alice"));
     const a = await create("alice", { title: "resume-a" });
     const seen = await first.until((e) => e.data.id === a);
