@@ -175,10 +175,14 @@ export class AuditTrail {
     });
   };
 
-  /** Record entries in a transaction of their own (auth events, denials, the CLI's changes), redacted. */
-  async record(...given: AuditInput[]): Promise<void> {
-    const inputs = given.map((input) => (input.changes ? { ...input, changes: this.redact(input) } : input));
-    await retryBusy(() => this.db.transaction().execute((trx) => appendEntries(trx, inputs, this.policyHash)));
+  /**
+   * Record an entry, redacted: in a transaction of its own (auth events, denials), or in `trx`, the transaction
+   * of the write it goes with (§7.2). Counted once appended, so a caller appends it last in its transaction.
+   */
+  async record(input: AuditInput, trx?: Db): Promise<void> {
+    const inputs = [input.changes ? { ...input, changes: this.redact(input) } : input];
+    if (trx) await appendEntries(trx, inputs, this.policyHash);
+    else await retryBusy(() => this.db.transaction().execute((own) => appendEntries(own, inputs, this.policyHash)));
     this.appended(inputs.length);
   }
 

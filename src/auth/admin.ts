@@ -1,12 +1,15 @@
 /**
  * User management for trusted callers (the CLI's `user` commands, admin scripts): users are named by email,
- * and every change that must end a user's sessions does so (§4.11). The CLI only parses and prints.
+ * and every change that must end a user's sessions does so (§4.11). The CLI only parses and prints. Each change
+ * is a mutation of the users row made by nobody (trusted code), in a transaction of its own (mutations.ts).
  */
 
-import { type AuditInput, type AuditRecorder, NO_ACTOR, rowChanges } from "../audit/entry.js";
+import { NO_ACTOR } from "../audit/entry.js";
 import type { Row } from "../data/codec.js";
+import type { Db } from "../db/connection.js";
 import { NotFoundError } from "../errors.js";
 import type { NewUser } from "./index.js";
+import { type AuthWrites, type Recorder, TRUSTED } from "./mutations.js";
 import type { PasswordHasher } from "./password.js";
 import { type AuthSettings, requireKnownRole } from "./settings.js";
 import { normalizeEmail, USERS, type UserRecord, type UserStore } from "./users.js";
@@ -38,15 +41,32 @@ export interface UserAdminDeps {
   settings: AuthSettings;
   /** the module's `createUser` (§3.5), which validates and hashes */
   createUser(input: NewUser): Promise<Row>;
+  /** the module's writes, which emit the data engine's mutation events */
+  writes: AuthWrites;
   /** the audit trail's recorder, when it is on (§7.1) */
-  record?: AuditRecorder;
+  record?: Recorder;
 }
 
 /** The user management functions over the auth module's store and hasher. */
-export function userAdmin({ store, hasher, settings, createUser, record }: UserAdminDeps): UserAdmin {
-  /** Record a change made here: by trusted code (the CLI, a script), so without an actor. */
-  const note = (action: AuditInput["action"], id: number, changes?: AuditInput["changes"]) =>
-    record?.({ action, entity: USERS, row_id: id, actor: NO_ACTOR, changes });
+export function userAdmin({ store, hasher, settings, createUser, writes, record }: UserAdminDeps): UserAdmin {
+  /**
+   * Apply `write` to the user's row as a mutation of trusted code, and `then` in its transaction; a delete's
+   * events include the rows its foreign keys delete or set to NULL. A role change is recorded as
+   * `auth.role_change` beside its `data.update` by the audit trail itself, whoever makes it.
+   */
+  const mutate = (
+    action: "update" | "delete",
+    id: number,
+    write: (trx: Db) => Promise<unknown>,
+    then?: (trx: Db) => Promise<void>,
+  ) =>
+    writes.run(async (trx, emit) => {
+      const before = await writes.stored(trx, store.model, id);
+      const reached = action === "delete" ? await writes.fallout(trx, store.model, id) : undefined;
+      await write(trx);
+      await emit([{ model: store.model, action, id, before, reached }], TRUSTED);
+      await then?.(trx);
+    });
 
   async function find(email: string): Promise<UserRecord> {
     const user = await store.byEmail(email);
@@ -66,24 +86,28 @@ export function userAdmin({ store, hasher, settings, createUser, record }: UserA
       const user = await find(email);
       if (user.role === role) return { user: await shown(user.id), previous: user.role, changed: false };
       // the users table's trigger bumps token_version on every role change, whoever makes it
-      await store.setRole(user.id, role);
-      await note("auth.role_change", user.id, { role: [user.role, role] });
+      await mutate("update", user.id, (trx) => store.setRole(user.id, role, trx));
       return { user: await shown(user.id), previous: user.role, changed: true };
     },
 
     async setPassword(email, password) {
       const checked = hasher.check(password);
       const user = await find(email);
-      await store.setPassword(user.id, await hasher.hash(checked));
-      await note("auth.password_change", user.id);
+      const hash = await hasher.hash(checked);
+      await mutate(
+        "update",
+        user.id,
+        (trx) => store.setPassword(user.id, hash, trx),
+        async (trx) =>
+          record?.({ action: "auth.password_change", entity: USERS, row_id: user.id, actor: NO_ACTOR }, trx),
+      );
       return shown(user.id);
     },
 
     async delete(email) {
       const user = await find(email);
       const before = await shown(user.id);
-      await store.delete(user.id);
-      await note("data.delete", user.id, rowChanges(before, "deleted"));
+      await mutate("delete", user.id, (trx) => store.delete(user.id, trx));
       return before;
     },
   };

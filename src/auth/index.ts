@@ -3,10 +3,11 @@
  * `http/auth-routes.ts` parse requests and call these functions; seeds and the CLI call `createUser`.
  */
 
-import { type AuditRecorder, NO_ACTOR, rowChanges } from "../audit/entry.js";
+import type { AuditInput } from "../audit/entry.js";
+import { actorOf } from "../audit/index.js";
 import type { Row } from "../data/codec.js";
+import type { DataEvents } from "../data/events.js";
 import type { EntityModel } from "../data/models.js";
-import { inTransaction } from "../data/writes.js";
 import type { Db } from "../db/connection.js";
 import { BadRequestError, CitadelError, fieldError, UnauthorizedError, ValidationError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
@@ -14,6 +15,7 @@ import type { Tenancy } from "../guard/tenancy.js";
 import type { Argon2 } from "../runtime.js";
 import { type UserAdmin, userAdmin } from "./admin.js";
 import { type ApiKeys, createApiKeys } from "./api-keys.js";
+import { AuthWrites, type Changed, type Recorder, TRUSTED, userActor } from "./mutations.js";
 import { type HashCounters, PasswordHasher } from "./password.js";
 import { enforceRateLimits, LoginLimiter, MemoryRateLimitStore, type RateLimitStore } from "./rate-limit.js";
 import { DatabaseRateLimitStore, isLocalDatabase } from "./rate-limit-store.js";
@@ -24,6 +26,7 @@ import { normalizeEmail, USERS, type UserRecord, UserStore } from "./users.js";
 export type { RoleChange, UserAdmin } from "./admin.js";
 export type { ApiKeyInfo, ApiKeys, KeyIncidents, KeyPrincipal, NewApiKey } from "./api-keys.js";
 export { INVALID_KEY } from "./api-keys.js";
+export type { Recorder } from "./mutations.js";
 export type { RateLimitHit, RateLimitStore } from "./rate-limit.js";
 export { MemoryRateLimitStore } from "./rate-limit.js";
 export { DatabaseRateLimitStore } from "./rate-limit-store.js";
@@ -62,14 +65,19 @@ export interface AuthModule {
   readonly users: UserAdmin;
   /** API keys (§5); undefined unless `auth.api_keys.enabled`. */
   readonly apiKeys: ApiKeys | undefined;
-  /** `POST /password/register` (§3.3); `client` is the caller's address, for rate limiting. */
-  register(body: unknown, client: string): Promise<Session>;
-  /** `POST /password/login` (§3.4). */
-  login(body: unknown, client: string): Promise<Session>;
+  /**
+   * `POST /password/register` (§3.3); `client` is the caller's address, for rate limiting. `by` (here and below):
+   * the request's subject. Its key and request (id, client address) join the user as the actor of the write's
+   * mutation events, and the auth event (`auth.register`, `auth.password_change`, `auth.logout`) is then
+   * recorded with the write, in its transaction (§7.2): a caller that passes `by` records none of its own.
+   */
+  register(body: unknown, client: string, by?: Subject): Promise<Session>;
+  /** `POST /password/login` (§3.4); a hash made with outdated parameters is replaced, as the user. */
+  login(body: unknown, client: string, by?: Subject): Promise<Session>;
   /** `POST /password/change`: revokes every older token (§4.11) and returns a fresh session. */
-  changePassword(userId: number, body: unknown): Promise<Session>;
+  changePassword(userId: number, body: unknown, by?: Subject): Promise<Session>;
   /** Revoke every token of the user (logout, §4.11). */
-  logout(userId: number): Promise<void>;
+  logout(userId: number, by?: Subject): Promise<void>;
   /** Verify a token and the user behind it; throws UnauthorizedError (401). */
   authenticate(token: string): Promise<Authenticated>;
   /** The user as the API shows it (no hidden fields). */
@@ -92,8 +100,10 @@ export interface CreateAuthOptions {
   argon2: Argon2;
   /** tenant isolation (§6) and the tenant entity's model, when it is on */
   tenancy?: Tenancy & { model: EntityModel };
-  /** the audit trail's recorder (§7.1), when it is on: trusted user and key management is recorded too */
-  record?: AuditRecorder;
+  /** the data engine's events: every write of a users row (or of the account a registration creates) emits there */
+  events: DataEvents;
+  /** the audit trail's recorder (§7.1), when it is on: auth events, and trusted key management */
+  record?: Recorder;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -131,6 +141,7 @@ function requireString(body: Record<string, unknown>, field: string): string {
 export async function createAuth(options: CreateAuthOptions): Promise<AuthModule> {
   const { settings, log } = options;
   const store = new UserStore(options.db, options.users);
+  const writes = new AuthWrites(options.db, options.events);
   const hasher = new PasswordHasher(settings.password, options.argon2);
   const tokens = new TokenService(settings, log);
   const limits = options.rateLimitStore ?? (await defaultStore(options));
@@ -170,9 +181,32 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
     return email;
   }
 
-  async function insertUser(input: Record<string, unknown>, password: string): Promise<number> {
-    const values = options.users.validator.create(input);
-    return store.insert(values, await hasher.hash(password));
+  /** Record a request's auth event about user `id` with the write it goes with, in its transaction (§7.2). */
+  const noteWith = (trx: Db, action: AuditInput["action"], id: number, actor: Subject) =>
+    options.record?.(
+      { action, entity: USERS, row_id: id, actor: actorOf(actor), request_id: actor.request?.id ?? null },
+      trx,
+    );
+
+  /**
+   * Update user `id`'s row (`write`) in a transaction of its own, as the user (with the key and request of `by`),
+   * and record `action` with it when a request asks (`by`).
+   */
+  async function updateUser(
+    id: number,
+    by: Subject | undefined,
+    action: AuditInput["action"] | undefined,
+    write: (trx: Db) => Promise<unknown>,
+  ): Promise<void> {
+    await writes.run(async (trx, emit) => {
+      const before = await writes.stored(trx, options.users, id);
+      await write(trx);
+      // `before` is read only while anyone listens; the actor matters only then
+      const user = store.recordOf(before);
+      const actor = user ? userActor(user, by) : (by ?? TRUSTED);
+      await emit([{ model: options.users, action: "update", id, before }], actor);
+      if (by && action) await noteWith(trx, action, id, actor);
+    });
   }
 
   /** The users' scope column (§6), which is also the tenant's claim in tokens; undefined without tenancy. */
@@ -222,26 +256,56 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
     if (role !== undefined && role !== null) requireKnownRole(settings, role);
     const account = tenancy ? rest[tenancy.field] : undefined;
     if (account !== undefined && account !== null) await requireAccount(account);
-    const id = await insertUser({ ...rest, email: checkEmail(email), role: role ?? null }, hasher.check(password));
-    const user = (await store.publicById(id))!;
-    await options.record?.({
-      action: "data.create",
-      entity: USERS,
-      row_id: id,
-      actor: NO_ACTOR,
-      changes: rowChanges(user, "created"),
+    const user = { ...rest, email: checkEmail(email), role: role ?? null };
+    const checked = hasher.check(password);
+    const values = options.users.validator.create(user);
+    const hash = await hasher.hash(checked);
+    const id = await writes.run(async (trx, emit) => {
+      const id = await store.insert(values, hash, trx);
+      await emit([{ model: options.users, action: "create", id, before: null }], TRUSTED);
+      return id;
     });
-    return user;
+    return (await store.publicById(id))!;
+  }
+
+  /**
+   * A registration's user (with its new account first, §6.4: both or neither) in one transaction: their
+   * creations are the new user's, as is the `auth.register` recorded with them for a request (`by`).
+   */
+  async function registerUser(user: Row, hash: string, account: Row | undefined, by: Subject | undefined) {
+    return writes.run(async (trx, emit) => {
+      const changed: Changed[] = [];
+      let values = user;
+      if (account) {
+        // an account is given only under tenancy (register "create")
+        const { entity, field, model } = tenancy!;
+        const at = new Date().toISOString();
+        const inserted = await trx
+          .insertInto(entity)
+          .values({ ...model.codec.encode(account), created_at: at, updated_at: at })
+          .returning("id")
+          .executeTakeFirstOrThrow();
+        const accountId = Number(inserted.id);
+        changed.push({ model, action: "create", id: accountId, before: null });
+        values = options.users.validator.create({ ...user, [field]: accountId });
+      }
+      const id = await store.insert(values, hash, trx);
+      changed.push({ model: options.users, action: "create", id, before: null });
+      const actor = userActor(store.recordOf({ ...values, id })!, by);
+      await emit(changed, actor);
+      if (by) await noteWith(trx, "auth.register", id, actor);
+      return id;
+    });
   }
 
   return {
     settings,
 
     createUser,
-    users: userAdmin({ store, hasher, settings, createUser, record: options.record }),
+    users: userAdmin({ store, hasher, settings, createUser, writes, record: options.record }),
     apiKeys,
 
-    async register(body, client) {
+    async register(body, client, by) {
       if (!settings.allowRegister)
         throw new CitadelError("forbidden", 403, "registration is disabled (config.auth.allow_register is false)");
       if (tenancy?.register === "closed")
@@ -264,23 +328,12 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
       await registerLimit(email, client);
       const password = hasher.check(input.password);
       const user = { ...extra, email, role: settings.defaultRoleRegister ?? null };
-      if (!tenancy) return sessionFor(await insertUser(user, password));
-      // §6.4: a new account and its first user, both or neither
-      const hash = await hasher.hash(password);
-      const id = await inTransaction(options.db, async (trx) => {
-        const at = new Date().toISOString();
-        const created = await trx
-          .insertInto(tenancy.entity)
-          .values({ ...tenancy.model.codec.encode(account!), created_at: at, updated_at: at })
-          .returning("id")
-          .executeTakeFirstOrThrow();
-        const values = options.users.validator.create({ ...user, [tenancy.field]: Number(created.id) });
-        return store.insert(values, hash, trx);
-      });
-      return sessionFor(id);
+      // without tenancy the user is checked before the costly hash; with it, once its account is made
+      const values = account ? user : options.users.validator.create(user);
+      return sessionFor(await registerUser(values, await hasher.hash(password), account, by));
     },
 
-    async login(body, client) {
+    async login(body, client, by) {
       const input = requireObject(body);
       const email = normalizeEmail(requireString(input, "email"));
       const password = requireString(input, "password");
@@ -289,13 +342,17 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
       if (!hasher.acceptable(password)) throw new UnauthorizedError(LOGIN_FAILED);
       const user = await store.byEmail(email);
       if (!(await hasher.verify(user?.password_hash, password)) || !user) throw new UnauthorizedError(LOGIN_FAILED);
-      if (user.password_hash && hasher.needsRehash(user.password_hash))
-        await store.rehash(user.id, await hasher.hash(password)).catch((e) => log("cannot upgrade a password hash", e));
+      if (user.password_hash && hasher.needsRehash(user.password_hash)) {
+        const hash = await hasher.hash(password);
+        await updateUser(user.id, by, undefined, (trx) => store.rehash(user.id, hash, trx)).catch((e) =>
+          log("cannot upgrade a password hash", e),
+        );
+      }
       await loginLimiter.succeeded(email, client);
       return session(user);
     },
 
-    async changePassword(userId, body) {
+    async changePassword(userId, body, by) {
       const input = requireObject(body);
       const current = requireString(input, "password");
       const next = hasher.check(input.new_password, "new_password");
@@ -308,11 +365,12 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
       );
       if (!hasher.acceptable(current) || !(await hasher.verify(user.password_hash, current)))
         throw new UnauthorizedError("the current password is not correct");
-      await store.setPassword(userId, await hasher.hash(next));
+      const hash = await hasher.hash(next);
+      await updateUser(userId, by, "auth.password_change", (trx) => store.setPassword(userId, hash, trx));
       return sessionFor(userId);
     },
 
-    logout: (userId) => store.revokeTokens(userId),
+    logout: (userId, by) => updateUser(userId, by, "auth.logout", (trx) => store.revokeTokens(userId, trx)),
 
     async authenticate(token) {
       const verified = await tokens.verify(token);

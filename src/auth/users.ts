@@ -27,7 +27,7 @@ export const normalizeEmail = (email: string) => email.trim().toLowerCase();
 
 const now = () => new Date().toISOString();
 
-function record(row: Row | undefined, tenantField: string | undefined): UserRecord | undefined {
+function record(row: Row | null | undefined, tenantField: string | undefined): UserRecord | undefined {
   if (!row) return undefined;
   const tenant = tenantField === undefined ? null : row[tenantField];
   return {
@@ -67,6 +67,11 @@ export class UserStore {
     return tenant === undefined ? columns : [...columns, tenant];
   }
 
+  /** A stored users row (as `AuthWrites.stored` reads it) as a UserRecord. */
+  recordOf(row: Row | null | undefined): UserRecord | undefined {
+    return record(row, this.model.entity.tenantField);
+  }
+
   async byId(id: number): Promise<UserRecord | undefined> {
     const row = await this.db.selectFrom(USERS).select(this.recordColumns).where("id", "=", id).executeTakeFirst();
     return record(row, this.model.entity.tenantField);
@@ -98,14 +103,14 @@ export class UserStore {
   }
 
   /** Give the user a role; the trigger above revokes their tokens when it differs from the old one. */
-  async setRole(id: number, role: string): Promise<void> {
-    await this.db.updateTable(USERS).set({ role, updated_at: now() }).where("id", "=", id).execute();
+  async setRole(id: number, role: string, db: Db = this.db): Promise<void> {
+    await db.updateTable(USERS).set({ role, updated_at: now() }).where("id", "=", id).execute();
   }
 
   /** Delete the user; a reference that forbids it (`on_delete: "restrict"`) is a ConflictError. */
-  async delete(id: number): Promise<void> {
+  async delete(id: number, db: Db = this.db): Promise<void> {
     try {
-      await this.db.deleteFrom(USERS).where("id", "=", id).execute();
+      await db.deleteFrom(USERS).where("id", "=", id).execute();
     } catch (error) {
       throw translateDbError(error) ?? error;
     }
@@ -137,8 +142,8 @@ export class UserStore {
   }
 
   /** Store a new password hash and revoke every token issued before (§4.11); returns the new version. */
-  async setPassword(id: number, passwordHash: string): Promise<number> {
-    const row = await this.db
+  async setPassword(id: number, passwordHash: string, db: Db = this.db): Promise<number> {
+    const row = await db
       .updateTable(USERS)
       .set({ password_hash: passwordHash, token_version: sql`coalesce(token_version, 0) + 1`, updated_at: now() })
       .where("id", "=", id)
@@ -148,13 +153,13 @@ export class UserStore {
   }
 
   /** Replace a hash made with outdated parameters, without revoking anything. */
-  async rehash(id: number, passwordHash: string): Promise<void> {
-    await this.db.updateTable(USERS).set({ password_hash: passwordHash }).where("id", "=", id).execute();
+  async rehash(id: number, passwordHash: string, db: Db = this.db): Promise<void> {
+    await db.updateTable(USERS).set({ password_hash: passwordHash }).where("id", "=", id).execute();
   }
 
   /** Revoke every token of the user issued so far (logout). */
-  async revokeTokens(id: number): Promise<void> {
-    await this.db
+  async revokeTokens(id: number, db: Db = this.db): Promise<void> {
+    await db
       .updateTable(USERS)
       .set({ token_version: sql`coalesce(token_version, 0) + 1` })
       .where("id", "=", id)

@@ -106,15 +106,25 @@ describe("audit trail (7)", () => {
     const key = await auth.apiKeys!.create({ name: "cli", kind: "secret" });
     await auth.apiKeys!.revoke(key.id);
     const mine = await entries({ entity: "users", row_id: eve.id });
+    // each change of the row is one data.* entry (7.2), beside the auth event it is
     expect(mine.map((e) => e.action)).toEqual([
       "data.create",
+      "data.update",
       "auth.role_change",
+      "data.update",
       "auth.password_change",
       "data.delete",
     ]);
-    // users.create gives the default registration role, as the CLI does
-    expect(mine[1]!.changes).toEqual({ role: ["admin", "reader"] });
-    expect(mine[3]!.changes.email).toEqual(["eve@a.test", null]);
+    // users.create gives the default registration role, as the CLI does; the role change revokes tokens
+    expect(mine[1]!.changes).toEqual({ role: ["admin", "reader"], token_version: ["[redacted]", "[redacted]"] });
+    expect(mine[2]!.changes).toEqual({ role: ["admin", "reader"] });
+    expect(mine[3]!.changes).toEqual({
+      password_hash: ["[redacted]", "[redacted]"],
+      token_version: ["[redacted]", "[redacted]"],
+    });
+    expect(mine[5]!.changes.email).toEqual(["eve@a.test", null]);
+    for (const entry of mine)
+      expect(entry.actor).toEqual({ user_id: null, role: null, key_id: null, account_id: null, ip: null });
     const keys = await entries({ entity: "citadel_api_keys", row_id: key.id });
     expect(keys.map((e) => [e.action, e.actor.user_id])).toEqual([
       ["key.create", null],
