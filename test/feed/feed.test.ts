@@ -5,8 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bearer, login } from "../helpers/auth.js";
-import { openFeed } from "../helpers/sse.js";
 import { type Row, startServer, type TestServer } from "../helpers/server.js";
+import { openFeed } from "../helpers/sse.js";
 import { PASSWORD, seedTenants, tenancyConfig } from "../tenancy/fixture.js";
 
 const config = () => tenancyConfig({ feed: { poll_ms: 50 } });
@@ -77,7 +77,12 @@ describe("change feed (8.2)", () => {
 
   it("a row entering the subscriber's filter is a create, one leaving it a delete (8.2)", async () => {
     // a publishable key of account A acts as the default role: it reads the account's public notes
-    const key = await server.request("POST", "/api/system/keys", { name: "feed", kind: "publishable", tenant: 1 }, as("root"));
+    const key = await server.request(
+      "POST",
+      "/api/system/keys",
+      { name: "feed", kind: "publishable", tenant: 1 },
+      as("root"),
+    );
     expect(key.status, key.text).toBe(201);
     const anonymous = await openFeed(server.url, "/api/data/notes/changes", { apikey: key.body.data.key });
     const id = await create("alice", { title: "draft" });
