@@ -20,6 +20,8 @@ export interface FeedStream {
   events: FeedEvent[];
   /** the data events (create, update, delete) received so far */
   changes(): FeedEvent[];
+  /** how many comment lines (`: keep-alive`) were received so far */
+  comments(): number;
   /** wait until an event satisfies `match` (15 s at most: a generous bound, never a measure) */
   until(match: (event: FeedEvent) => boolean, what?: string): Promise<FeedEvent>;
   /** resolves once the server ended the stream */
@@ -31,12 +33,20 @@ export interface FeedStream {
 const WAIT_MS = 15_000;
 
 /** Open `path` as an event stream; resolves once the server said `ready` (or refused it). */
-export async function openFeed(baseUrl: string, path: string, headers: Record<string, string> = {}): Promise<FeedStream> {
+export async function openFeed(
+  baseUrl: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<FeedStream> {
   const abort = new AbortController();
-  const res = await fetch(baseUrl + path, { headers: { accept: "text/event-stream", ...headers }, signal: abort.signal });
+  const res = await fetch(baseUrl + path, {
+    headers: { accept: "text/event-stream", ...headers },
+    signal: abort.signal,
+  });
   const events: FeedEvent[] = [];
   const waiters = new Set<() => void>();
   let ended = false;
+  let comments = 0;
   const notify = () => {
     for (const w of waiters) w();
   };
@@ -53,6 +63,7 @@ export async function openFeed(baseUrl: string, path: string, headers: Record<st
       body,
       events,
       changes: () => [],
+      comments: () => 0,
       until: () => Promise.reject(new Error(`the stream was refused: ${res.status} ${text}`)),
       ended: Promise.resolve(),
       isEnded: () => true,
@@ -75,6 +86,7 @@ export async function openFeed(baseUrl: string, path: string, headers: Record<st
           const event: FeedEvent = { event: "message", id: undefined, data: undefined };
           const data: string[] = [];
           for (const line of block.split("\n")) {
+            if (line.startsWith(":")) comments++;
             if (line.startsWith(":") || line === "") continue;
             const colon = line.indexOf(":");
             const field = line.slice(0, colon);
@@ -104,6 +116,7 @@ export async function openFeed(baseUrl: string, path: string, headers: Record<st
     body: undefined,
     events,
     changes: () => events.filter((e) => ["create", "update", "delete"].includes(e.event)),
+    comments: () => comments,
     until(match, what = "the expected event") {
       return new Promise((resolve, reject) => {
         const check = () => {
