@@ -75,23 +75,20 @@ export function authRoutes(options: AuthRoutesOptions): Hono<AuthEnv> {
     return readJson(c, maxBodyBytes, { requireJsonType: true });
   };
 
-  /** Record an auth event about the session's user (§7.1). */
-  const noteSession = (
-    c: Context<AuthEnv>,
-    action: "auth.login" | "auth.register" | "auth.password_change",
-    session: Session,
-  ) =>
+  /** Record a login of the session's user (§7.1). */
+  const noteLogin = (c: Context<AuthEnv>, session: Session) =>
     audit?.note(c, {
-      action,
+      action: "auth.login",
       entity: "users",
       row_id: Number(session.user.id),
       actor: sessionActor(c, session.user, tenantField),
     });
 
+  // Register, password change and logout write the user's row: given the request's subject, the auth module
+  // records their auth event with that write, in its transaction (§7.2), and the write's actor has the request.
   routes.post("/password/register", async (c) => {
     const body = await sessionStartBody(c);
-    const session = await auth.register(body, clientAddress(c, trustProxy, remoteAddress));
-    await noteSession(c, "auth.register", session);
+    const session = await auth.register(body, clientAddress(c, trustProxy, remoteAddress), c.get("subject"));
     return startSession(c, session, 201);
   });
 
@@ -99,7 +96,7 @@ export function authRoutes(options: AuthRoutesOptions): Hono<AuthEnv> {
     const body = await sessionStartBody(c);
     let session: Session;
     try {
-      session = await auth.login(body, clientAddress(c, trustProxy, remoteAddress));
+      session = await auth.login(body, clientAddress(c, trustProxy, remoteAddress), c.get("subject"));
     } catch (error) {
       if (error instanceof UnauthorizedError && audit) {
         // the email tried, as the trail shows emails (redacted under `audit.redact: ["users.email"]`); text that
@@ -113,14 +110,13 @@ export function authRoutes(options: AuthRoutesOptions): Hono<AuthEnv> {
       }
       throw error;
     }
-    await noteSession(c, "auth.login", session);
+    await noteLogin(c, session);
     return startSession(c, session);
   });
 
   routes.post("/password/change", async (c) => {
     const userId = localUser(c);
-    const session = await auth.changePassword(userId, await readJson(c, maxBodyBytes));
-    await noteSession(c, "auth.password_change", session);
+    const session = await auth.changePassword(userId, await readJson(c, maxBodyBytes), c.get("subject"));
     return startSession(c, session);
   });
 
@@ -149,8 +145,7 @@ export function authRoutes(options: AuthRoutesOptions): Hono<AuthEnv> {
     if (c.req.method === "HEAD") return c.json({ ok: true });
     const userId = c.get("authenticated")?.userId;
     if (userId !== undefined && mayRevoke(c)) {
-      await auth.logout(userId);
-      await audit?.note(c, { action: "auth.logout", entity: "users", row_id: userId });
+      await auth.logout(userId, c.get("subject"));
     }
     deleteCookie(c, cookie.name, cookieOptions(c));
     return c.json({ ok: true });

@@ -110,6 +110,10 @@ describe("auth's writes under tenancy (7.2, 6.4, 8.1)", () => {
     const user = await t.entries("users", id);
     expect(user.map((e) => e.action)).toEqual(["data.create", "auth.register"]);
     expect(user[0]!.actor).toMatchObject({ user_id: id, role: "admin", account_id: account, key_id: null });
+    // ROUTE PATCH: the request's address and id, on both entries, the auth event in the write's transaction
+    expect(user[0]!.actor.ip).toEqual(expect.any(String));
+    expect(user.map((e) => e.request_id)).toEqual([res!.headers.get("x-request-id"), res!.headers.get("x-request-id")]);
+    expect(user[1]!.actor).toEqual(user[0]!.actor);
     expect(user[0]!.changes).toMatchObject({
       email: [null, "dora@c.test"],
       password_hash: [null, "[redacted]"],
@@ -137,7 +141,11 @@ describe("auth's writes under tenancy (7.2, 6.4, 8.1)", () => {
       ),
     );
     const taken = await t.hearing(async () => expect((await register("alice@a.test", "Taken Co")).status).toBe(409));
-    expect([...refused, ...taken]).toEqual([]);
+    const failed = await t.hearing(() =>
+      t.failing("auth.register", async () => expect((await register("failed@c.test", "Failed Co")).status).toBe(500)),
+    );
+    expect([...refused, ...taken, ...failed]).toEqual([]);
+    expect(await t.server.rows("select id from accounts where name = 'Failed Co'")).toEqual([]);
     expect(await t.server.rows("select id from users where email = 'refused@c.test'")).toEqual([]);
     expect(await t.server.rows("select id from accounts where name in ('Refused Co', 'Taken Co')")).toEqual([]);
     expect(await t.count()).toBe(before);
@@ -269,6 +277,9 @@ describe("auth's writes under tenancy (7.2, 6.4, 8.1)", () => {
       token_version: ["[redacted]", "[redacted]"],
     });
     expect(entries[2]!.actor).toMatchObject(bobActor);
+    expect(entries[1]!.actor).toEqual(entries[0]!.actor);
+    expect(entries[3]!.actor).toEqual(entries[2]!.actor);
+    expect(entries[0]!.actor.ip).toEqual(expect.any(String));
     expect(entries[2]!.changes).toEqual({ token_version: ["[redacted]", "[redacted]"] });
     expect(shape([...changed, ...loggedOut])).toEqual([
       ["update", "users", id],
