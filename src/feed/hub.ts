@@ -199,19 +199,30 @@ export class FeedHub {
     await this.follow();
   }
 
-  /** Verify again the credentials of every stream not verified for `recheck_ms`; end those that fail (§8.3). */
+  /** Verify again the credentials of every stream not verified for `recheck_ms`: an idle stream ends too (§8.3). */
   private async recheck(): Promise<void> {
     const now = Date.now();
-    const due = [...this.subscribers].filter((s) => s.credentials && now - s.checkedAt >= this.settings.recheck_ms);
+    await this.verify([...this.subscribers].filter((s) => now - s.checkedAt >= this.settings.recheck_ms));
+  }
+
+  /**
+   * Verify the credentials of these streams now, each credential once however many streams share it; end the
+   * streams whose credential fails. Fail closed: one that cannot be verified (the database is away) ends too.
+   */
+  private async verify(subs: Subscription[]): Promise<void> {
+    const byCredential = new Map<string, Subscription[]>();
+    for (const sub of subs)
+      if (sub.credentials && !sub.ended)
+        byCredential.set(sub.credentials.id, [...(byCredential.get(sub.credentials.id) ?? []), sub]);
+    const now = Date.now();
     await Promise.all(
-      due.map(async (sub) => {
+      [...byCredential.values()].map(async (group) => {
         try {
-          await sub.credentials!.recheck();
-          sub.checkedAt = now;
+          await group[0]!.credentials!.recheck();
+          for (const sub of group) sub.checkedAt = now;
         } catch (error) {
-          // fail closed: a credential that cannot be verified now ends the stream; the client reconnects
           if (!(error instanceof UnauthorizedError)) this.log("change feed: verifying a subscriber failed", error);
-          sub.end("revoked");
+          for (const sub of group) sub.end("revoked");
         }
       }),
     );
@@ -288,14 +299,22 @@ export class FeedHub {
     const answer = await holds(this.db, model, images, filters);
     const ids = await Promise.all(events.map((event) => this.ids.seal(event.seq)));
     const sees = (image: number, sub: Subscription) => image >= 0 && answer[image]![columns.get(sub.filterKey)!]!;
-    for (const sub of open)
-      events.forEach((event, i) => {
-        if (event.seq <= sub.cursor) return;
+    const outgoing = new Map<Subscription, FeedMessage[]>();
+    for (const sub of open) {
+      const messages = events.flatMap((event, i) => {
+        if (event.seq <= sub.cursor) return [];
         const message = messageFor(event, ids[i]!, sub.watch.fields, sees(at[i]!.before, sub), sees(at[i]!.after, sub));
-        if (!message) return;
-        sub.push(message);
-        this.sent++;
+        return message ? [message] : [];
       });
+      if (messages.length > 0) outgoing.set(sub, messages);
+    }
+    // no event reaches a token or key revoked before it was read: verified after the read, before the send
+    await this.verify([...outgoing.keys()]);
+    for (const [sub, messages] of outgoing) {
+      if (sub.ended) continue;
+      for (const message of messages) sub.push(message);
+      this.sent += messages.length;
+    }
   }
 }
 

@@ -9,6 +9,8 @@ export type { Watch };
 
 /** The caller's credentials, verified again while the stream is open (§8.3). */
 export interface Credentials {
+  /** the same for the same token and key: streams that share them are verified once */
+  id: string;
   /** throws when the token or key no longer holds (expired, revoked, the user's role or tenant changed) */
   recheck(): Promise<void>;
   /** when the token expires (ms since the epoch) */

@@ -19,6 +19,8 @@ import { checkCsrf } from "./csrf.js";
 
 /** A request's credentials, to verify again while a long response (the change feed, §8.3) is open. */
 export interface Recheckable {
+  /** the same for the same token and key (in memory only: it holds them) */
+  id: string;
   /** throws UnauthorizedError when the token or key no longer holds, or now names another role or tenant */
   recheck(): Promise<void>;
   /** when the token expires (ms since the epoch) */
@@ -152,6 +154,7 @@ function recheckable(
     if (typeof exp === "number") expiresAt = exp * 1000;
   }
   return {
+    id: `${key?.key ?? ""} ${user?.token ?? ""}`,
     expiresAt,
     async recheck() {
       if (key) await auth.apiKeys!.verify(key);
