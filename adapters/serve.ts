@@ -57,7 +57,7 @@ export function serveWith(
     async close() {
       await handle.ready.catch(() => {});
       // open change-feed streams end first: the listener closes once no response is still being written
-      handle.app?.feed?.close();
+      await handle.app?.feed?.close();
       await listener?.close();
       await handle.app?.close();
     },

@@ -183,7 +183,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
     explain: (query) => explain(rolesGuard, db, new Set(models.keys()), query, tenancy),
     feed,
     close: async () => {
-      feed?.close();
+      await feed?.close();
       await db.destroy();
     },
   };

@@ -35,17 +35,16 @@ const pick = (row: Row, fields: readonly string[]): Row =>
   Object.fromEntries(fields.filter((f) => f in row).map((f) => [f, row[f]]));
 
 /** What one subscriber is sent for one event, given whether it may see the row before and after (§8.2). */
-function messageFor(event: OutboxEvent, id: string, fields: readonly string[], before: boolean, after: boolean) {
-  let action: "create" | "update" | "delete";
-  let record: Row;
-  if (after && !before) [action, record] = ["create", pick(event.after!, fields)];
-  else if (before && !after) [action, record] = ["delete", pick(event.before!, fields)];
-  else if (before && after) {
-    record = pick(event.after!, fields);
-    // a change to fields it cannot read is no event: it would tell that something hidden changed
-    if (JSON.stringify(record) === JSON.stringify(pick(event.before!, fields))) return undefined;
-    action = "update";
-  } else return undefined;
+function actionFor(before: boolean, after: boolean): "create" | "update" | "delete" | undefined {
+  if (after) return before ? "update" : "create";
+  return before ? "delete" : undefined;
+}
+
+/** The message of an event for a set of readable fields; undefined for an update of none of them. */
+function messageFor(event: OutboxEvent, id: string, fields: readonly string[], action: "create" | "update" | "delete") {
+  const record = pick(action === "delete" ? event.before! : event.after!, fields);
+  // a change to fields it cannot read is no event: it would tell that something hidden changed
+  if (action === "update" && JSON.stringify(record) === JSON.stringify(pick(event.before!, fields))) return undefined;
   const data = { action, entity: event.entity, id: event.id, record, at: event.at };
   return { event: action, id, data: JSON.stringify(data) } satisfies FeedMessage;
 }
@@ -56,6 +55,8 @@ export class FeedHub {
   /** the last outbox event the live subscribers were given */
   private seq = 0;
   private running = false;
+  /** the loop while it runs */
+  private looping: Promise<void> | undefined;
   private closed = false;
   private woken = false;
   private wakeUp: (() => void) | undefined;
@@ -109,7 +110,7 @@ export class FeedHub {
     if (!this.running) {
       this.seq = head;
       this.running = true;
-      void this.loop();
+      this.looping = this.loop();
     }
     return sub;
   }
@@ -146,11 +147,13 @@ export class FeedHub {
     this.wakeUp?.();
   }
 
-  close(): void {
+  /** End every stream; resolves once a read of the outbox under way is done (the database may close then). */
+  async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.pruning);
     for (const sub of [...this.subscribers]) sub.end("closed");
     this.wake();
+    await this.looping;
   }
 
   /** How many streams are open (metrics, tests). */
@@ -299,12 +302,18 @@ export class FeedHub {
     const answer = await holds(this.db, model, images, filters);
     const ids = await Promise.all(events.map((event) => this.ids.seal(event.seq)));
     const sees = (image: number, sub: Subscription) => image >= 0 && answer[image]![columns.get(sub.filterKey)!]!;
+    // streams that read the same fields get the same message: built once
+    const built = new Map<string, FeedMessage | undefined>();
     const outgoing = new Map<Subscription, FeedMessage[]>();
     for (const sub of open) {
-      const messages = events.flatMap((event, i) => {
-        if (event.seq <= sub.cursor) return [];
-        const message = messageFor(event, ids[i]!, sub.watch.fields, sees(at[i]!.before, sub), sees(at[i]!.after, sub));
-        return message ? [message] : [];
+      const messages: FeedMessage[] = [];
+      events.forEach((event, i) => {
+        const action = event.seq > sub.cursor && actionFor(sees(at[i]!.before, sub), sees(at[i]!.after, sub));
+        if (!action) return;
+        const key = `${i} ${action} ${sub.fieldsKey}`;
+        if (!built.has(key)) built.set(key, messageFor(event, ids[i]!, sub.watch.fields, action));
+        const message = built.get(key);
+        if (message) messages.push(message);
       });
       if (messages.length > 0) outgoing.set(sub, messages);
     }

@@ -41,6 +41,8 @@ export class Subscription {
   /** when its credentials were last verified */
   checkedAt = Date.now();
   ended: EndReason | undefined;
+  /** a key of the fields it reads: streams with equal ones share each event's message */
+  readonly fieldsKey: string;
   private queue: FeedMessage[] = [];
   private wakeUp: (() => void) | undefined;
   private readonly onEnd: (() => void)[] = [];
@@ -55,6 +57,7 @@ export class Subscription {
     private readonly buffer: number,
   ) {
     this.cursor = cursor;
+    this.fieldsKey = watch.fields.join(",");
   }
 
   /** Room left in the queue. */
@@ -88,6 +91,11 @@ export class Subscription {
   onEnded(listener: () => void): void {
     if (this.ended) listener();
     else this.onEnd.push(listener);
+  }
+
+  /** Every message queued now (written together: one write for a burst, not one per event). */
+  takeAll(): FeedMessage[] {
+    return this.queue.splice(0);
   }
 
   /** The next message; "idle" after `idleMs` without one; undefined once the stream ended and all is sent. */

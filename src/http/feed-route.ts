@@ -8,7 +8,7 @@ import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { DataEngine } from "../data/engine.js";
 import { BadRequestError } from "../errors.js";
-import type { EventIds, FeedHub } from "../feed/index.js";
+import type { EventIds, FeedHub, FeedMessage } from "../feed/index.js";
 import type { Subject } from "../guard/access.js";
 import type { QueryLimits } from "../query/options.js";
 import type { DataEnv } from "./data-routes.js";
@@ -39,6 +39,10 @@ function callerOf(subject: Subject): string {
   return `ip:${subject.request?.ip ?? ""}`;
 }
 
+/** A message as SSE text; its data is one line of JSON (JSON.stringify escapes every line break). */
+const eventText = ({ event, id, data }: FeedMessage) =>
+  `event: ${event}\n${id === undefined ? "" : `id: ${id}\n`}data: ${data}\n\n`;
+
 export function changesRoute({ hub, engine, limits, heartbeatMs }: FeedRouteOptions) {
   return async (c: Context<DataEnv>) => {
     const params = queryParams(c.req.url);
@@ -54,20 +58,23 @@ export function changesRoute({ hub, engine, limits, heartbeatMs }: FeedRouteOpti
     });
     const start = await hub.ids.seal(sub.cursor);
     c.header("X-Accel-Buffering", "no");
-    return streamSSE(c, async (stream) => {
+    const response = streamSSE(c, async (stream) => {
       stream.onAbort(() => sub.end("closed"));
       // a dropped subscriber's stream ends now, whatever it had not read yet: it resumes from its last id
       sub.onEnded(() => {
         if (sub.ended === "slow") stream.abort();
       });
-      await stream.writeSSE({ event: "ready", data: JSON.stringify({ resumes_after: start }) });
+      await stream.write(eventText({ event: "ready", data: JSON.stringify({ resumes_after: start }) }));
       for (;;) {
         const message = await sub.next(heartbeatMs);
         if (message === undefined || stream.aborted) break;
         if (message === "idle") await stream.write(": keep-alive\n\n");
-        else await stream.writeSSE(message);
+        else await stream.write([message, ...sub.takeAll()].map(eventText).join(""));
       }
       sub.end("closed");
     });
+    // the connection ends with the stream (EventSource opens a new one to resume): a closing server waits for none
+    response.headers.set("Connection", "close");
+    return response;
   };
 }
