@@ -246,6 +246,8 @@ const feed = strict({
   heartbeat_ms: v.optional(v.pipe(v.number(), v.integer(), v.minValue(100), v.maxValue(300_000)), 15_000),
   /** events waiting to be sent to one subscriber; a subscriber that falls further behind is dropped */
   buffer: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100_000)), 1000),
+  /** and their size in bytes: large rows fill a queue before its count does (one message always fits) */
+  buffer_bytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024)), 4_194_304),
   /** open streams per caller (user, key, or client address when anonymous) */
   max_subscribers_per_caller: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000)), 5),
   /** open streams per server */

@@ -209,8 +209,7 @@ async function countFrom(trx: Db, entity: string, from: Expression<unknown>, fil
  * untyped parameter for text, and would compare `'20' < '100'` as text in the write check.
  */
 function typed(trx: Db, model: EntityModel, column: string, value: unknown) {
-  const type = dialectOf(trx).columnType(kindOf(model.entity.fields.get(column)!));
-  return sql`cast(${value} as ${sql.raw(String(type))})`;
+  return dialectOf(trx).typedValue(kindOf(model.entity.fields.get(column)!), value);
 }
 
 /**

@@ -96,6 +96,8 @@ export interface Dialect {
    * code point); foreign keys and ids have their own hooks.
    */
   column(kind: ColumnKind, column: ColumnDefinitionBuilder): ColumnDefinitionBuilder;
+  /** A bound value standing in for a column of this kind (a row built by hand), comparing as the column does. */
+  typedValue(kind: ColumnKind, value: unknown): RawBuilder<unknown>;
   /** A column's foreign key (after `references` and `onDelete`), declared so that `deferForeignKeys` can defer it. */
   foreignKey(column: ColumnDefinitionBuilder): ColumnDefinitionBuilder;
   /** An introspected type in the spelling `columnType` uses (`INTEGER` → `integer`; `int4` → `integer`). */

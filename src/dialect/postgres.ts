@@ -174,6 +174,11 @@ export const postgres: Dialect = {
   foreignKey: (column) => column.modifyEnd(sql`deferrable initially immediate`),
   // the database's default collation (often en_US) would sort "a" beside "A": text is by code point, as on SQLite
   column: (kind, column) => (COLUMN_TYPES[kind] === "text" ? column.modifyFront(sql`collate "C"`) : column),
+  // PostgreSQL takes an untyped parameter for text, and the column's collation is not the database's default
+  typedValue: (kind, value) =>
+    COLUMN_TYPES[kind] === "text"
+      ? sql`cast(${value} as text) collate "C"`
+      : sql`cast(${value} as ${sql.raw(String(COLUMN_TYPES[kind]))})`,
   normalizeType,
   columns,
   defaultText: (_db, value) => defaultText(value),

@@ -149,6 +149,7 @@ export const sqlite: Dialect = {
   foreignKey: (column) => column,
   // SQLite compares text with BINARY, by code point, unless told otherwise
   column: (_kind, column) => column,
+  typedValue: (kind, value) => sql`cast(${value} as ${sql.raw(String(COLUMN_TYPES[kind]))})`,
   normalizeType: (introspected) => introspected.toLowerCase(),
   columns,
   // SQLite keeps a default's text as written, and Kysely writes a literal as `sql.lit` compiles it

@@ -14,10 +14,10 @@ import type { FeedCounts } from "../metrics/monitor.js";
 import type { EventIds } from "./event-ids.js";
 import { eventsAfter, type OutboxEvent, oldestKept, outboxHead, pruneOutbox } from "./outbox.js";
 import { type Credentials, type EndReason, type FeedMessage, Subscription, type Watch } from "./subscription.js";
-import { holds } from "./visibility.js";
+import { followsRelations, holds } from "./visibility.js";
 
-/** Events read from the outbox at a time. */
-const BATCH = 500;
+/** Events read from the outbox at a time (each holds a row before and after: bounded memory). */
+const BATCH = 100;
 const HOUR = 3_600_000;
 
 export type FeedSettings = ValidatedConfig["feed"];
@@ -29,6 +29,17 @@ export interface SubscribeInput {
   /** the Last-Event-ID to resume after, as the client sent it (well-formed: the route checked) */
   lastEventId?: string;
   credentials?: Credentials;
+}
+
+/** Map.groupBy (Node 21+). */
+function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const group = groups.get(key(item));
+    if (group) group.push(item);
+    else groups.set(key(item), [item]);
+  }
+  return groups;
 }
 
 const pick = (row: Row, fields: readonly string[]): Row =>
@@ -55,6 +66,8 @@ export class FeedHub {
   /** the last outbox event the live subscribers were given */
   private seq = 0;
   private running = false;
+  /** streams being opened: counted against max_subscribers already */
+  private opening = 0;
   /** the loop while it runs */
   private looping: Promise<void> | undefined;
   private closed = false;
@@ -87,30 +100,45 @@ export class FeedHub {
   /** Open a stream; 429 beyond the server's or the caller's number of streams. */
   async subscribe(input: SubscribeInput): Promise<Subscription> {
     const { settings } = this;
-    if (this.subscribers.size >= settings.max_subscribers)
+    if (this.subscribers.size + this.opening >= settings.max_subscribers)
       throw new RateLimitedError(5, `this server already holds ${settings.max_subscribers} change-feed streams`);
     if ((this.perCaller.get(input.caller) ?? 0) >= settings.max_subscribers_per_caller)
       throw new RateLimitedError(5, `at most ${settings.max_subscribers_per_caller} change-feed streams per caller`);
-    const head = await outboxHead(this.db);
-    const { cursor, reset } = await this.resumeAt(input.lastEventId, head);
-    const filterKey = JSON.stringify(input.watch.filter);
-    const sub = new Subscription(input.watch, filterKey, input.caller, input.credentials, cursor, settings.buffer);
-    if (reset)
-      sub.push({
-        event: "reset",
-        data: JSON.stringify({ reason: reset, resumes_after: await this.ids.seal(cursor) }),
+    // the slots are taken before the first await: concurrent opens cannot all pass the checks above
+    this.opening++;
+    this.countCaller(input.caller, 1);
+    let sub: Subscription;
+    let startAt: number;
+    try {
+      const head = await outboxHead(this.db);
+      const { cursor, reset } = await this.resumeAt(input.lastEventId, head, input.watch);
+      sub = new Subscription(input.watch, JSON.stringify(input.watch.filter), input.caller, input.credentials, cursor, {
+        messages: settings.buffer,
+        bytes: settings.buffer_bytes,
       });
+      if (reset) {
+        const resumes = await this.ids.seal(cursor);
+        sub.push({ event: "reset", id: resumes, data: JSON.stringify({ reason: reset, resumes_after: resumes }) });
+      }
+      startAt = head;
+    } catch (error) {
+      this.countCaller(input.caller, -1);
+      throw error;
+    } finally {
+      this.opening--;
+    }
     this.add(sub);
+    // not running: no stream is open (the loop stops with the last), so the live position is this head
+    if (!this.running) {
+      this.seq = startAt;
+      this.running = true;
+      this.looping = this.loop();
+    }
     const expiresAt = input.credentials?.expiresAt;
     if (expiresAt !== undefined) {
       const timer = setTimeout(() => sub.end("expired"), Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1));
       timer.unref?.();
       sub.onEnded(() => clearTimeout(timer));
-    }
-    if (!this.running) {
-      this.seq = head;
-      this.running = true;
-      this.looping = this.loop();
     }
     return sub;
   }
@@ -119,25 +147,37 @@ export class FeedHub {
    * Where a stream starts: after its Last-Event-ID when every event since is still kept; otherwise after the
    * oldest kept (or the head), with a `reset` telling the client to read the rows again.
    */
-  private async resumeAt(id: string | undefined, head: number): Promise<{ cursor: number; reset?: string }> {
+  private async resumeAt(
+    id: string | undefined,
+    head: number,
+    watch: Watch,
+  ): Promise<{ cursor: number; reset?: string }> {
     if (id === undefined) return { cursor: head };
     const last = await this.ids.open(id);
     if (last === undefined || last > head)
       return { cursor: head, reset: "this Last-Event-ID is not an event of this database" };
+    // an old row image judged against related rows as they are now could show a version of the row that was
+    // never readable (a comment written on a private post that was published since): read the rows again
+    if (last < head && followsRelations(watch.filter))
+      return { cursor: head, reset: "this stream's filter follows relations: missed events are not replayed" };
     const oldest = (await oldestKept(this.db)) ?? head + 1;
     if (last < oldest - 1) return { cursor: oldest - 1, reset: "events after this Last-Event-ID are no longer kept" };
     return { cursor: last };
   }
 
+  private countCaller(caller: string, by: number): void {
+    const now = (this.perCaller.get(caller) ?? 0) + by;
+    if (now > 0) this.perCaller.set(caller, now);
+    else this.perCaller.delete(caller);
+  }
+
+  /** Hold an opened stream (its caller's slot is already counted) until it ends. */
   private add(sub: Subscription): void {
     this.subscribers.add(sub);
-    this.perCaller.set(sub.caller, (this.perCaller.get(sub.caller) ?? 0) + 1);
     sub.onEnded(() => {
       this.ended[sub.ended!] = (this.ended[sub.ended!] ?? 0) + 1;
       this.subscribers.delete(sub);
-      const left = (this.perCaller.get(sub.caller) ?? 1) - 1;
-      if (left > 0) this.perCaller.set(sub.caller, left);
-      else this.perCaller.delete(sub.caller);
+      this.countCaller(sub.caller, -1);
     });
   }
 
@@ -213,10 +253,10 @@ export class FeedHub {
    * streams whose credential fails. Fail closed: one that cannot be verified (the database is away) ends too.
    */
   private async verify(subs: Subscription[]): Promise<void> {
-    const byCredential = new Map<string, Subscription[]>();
-    for (const sub of subs)
-      if (sub.credentials && !sub.ended)
-        byCredential.set(sub.credentials.id, [...(byCredential.get(sub.credentials.id) ?? []), sub]);
+    const byCredential = groupBy(
+      subs.filter((s) => s.credentials && !s.ended),
+      (s) => s.credentials!.id,
+    );
     const now = Date.now();
     await Promise.all(
       [...byCredential.values()].map(async (group) => {
@@ -253,9 +293,7 @@ export class FeedHub {
       const events = await eventsAfter(this.db, { after: this.seq, limit: BATCH });
       if (events.length === 0) return;
       const live = [...this.subscribers].filter((s) => s.cursor >= this.seq);
-      const byEntity = new Map<string, OutboxEvent[]>();
-      for (const event of events) byEntity.set(event.entity, [...(byEntity.get(event.entity) ?? []), event]);
-      for (const [entity, batch] of byEntity)
+      for (const [entity, batch] of groupBy(events, (e) => e.entity))
         await this.deliverOrEnd(
           entity,
           batch,
@@ -277,6 +315,12 @@ export class FeedHub {
     try {
       await this.deliver(entity, events, subs);
     } catch (error) {
+      // decide each filter on its own: only the streams whose own filter cannot be decided end
+      const byFilter = groupBy(subs, (s) => s.filterKey);
+      if (byFilter.size > 1) {
+        for (const group of byFilter.values()) await this.deliverOrEnd(entity, events, group);
+        return;
+      }
       this.log("change feed: deciding what subscribers may see failed", error);
       for (const sub of subs) sub.end("failed");
     }

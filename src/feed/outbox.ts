@@ -68,6 +68,13 @@ export async function installOutbox(db: Db): Promise<void> {
       .addColumn("before", "text")
       .addColumn("after", "text")
       .execute();
+    // a stream catching up reads its entity's events in order
+    await trx.schema
+      .createIndex("idx_citadel_outbox_entity_seq")
+      .ifNotExists()
+      .on(OUTBOX_TABLE)
+      .columns(["entity", "seq"])
+      .execute();
     await trx.schema
       .createTable(HEAD_TABLE)
       .ifNotExists()
@@ -142,8 +149,18 @@ export async function eventsAfter(db: Db, query: EventsQuery): Promise<OutboxEve
   return rows.map(decode);
 }
 
-/** Remove the events written before `cutoff`; how many went. */
+/**
+ * Remove the events written before `cutoff`, and every event before them: what is kept always starts at one
+ * sequence number, so a resume finds every event after its id or is told it cannot (servers' clocks differ,
+ * and `at` is each writer's). How many went.
+ */
 export async function pruneOutbox(db: Db, cutoff: Date): Promise<number> {
-  const result = await db.deleteFrom(OUTBOX_TABLE).where("at", "<", cutoff.toISOString()).executeTakeFirst();
+  const last = await db
+    .selectFrom(OUTBOX_TABLE)
+    .select((eb) => eb.fn.max("seq").as("seq"))
+    .where("at", "<", cutoff.toISOString())
+    .executeTakeFirst();
+  if (last?.seq === null || last?.seq === undefined) return 0;
+  const result = await db.deleteFrom(OUTBOX_TABLE).where("seq", "<=", Number(last.seq)).executeTakeFirst();
   return Number(result.numDeletedRows);
 }

@@ -44,6 +44,8 @@ export class Subscription {
   /** a key of the fields it reads: streams with equal ones share each event's message */
   readonly fieldsKey: string;
   private queue: FeedMessage[] = [];
+  /** the size of the queued messages' data */
+  private queuedBytes = 0;
   private wakeUp: (() => void) | undefined;
   private readonly onEnd: (() => void)[] = [];
 
@@ -54,25 +56,30 @@ export class Subscription {
     readonly caller: string,
     readonly credentials: Credentials | undefined,
     cursor: number,
-    private readonly buffer: number,
+    /** how many messages, and how many bytes of them, may wait to be written */
+    private readonly buffer: { messages: number; bytes: number },
   ) {
     this.cursor = cursor;
     this.fieldsKey = watch.fields.join(",");
   }
 
-  /** Room left in the queue. */
+  /** Room left in the queue, in messages (none once its bytes are half used: catching up leaves room). */
   get room(): number {
-    return this.buffer - this.queue.length;
+    return this.queuedBytes * 2 >= this.buffer.bytes ? 0 : this.buffer.messages - this.queue.length;
   }
 
   /** Queue a message; a subscriber whose queue is full is dropped. */
   push(message: FeedMessage): void {
     if (this.ended) return;
-    if (this.queue.length >= this.buffer) {
+    const full =
+      this.queue.length >= this.buffer.messages || this.queuedBytes + message.data.length > this.buffer.bytes;
+    // one message always fits an empty queue, however large: a stream resuming before a large row progresses
+    if (full && this.queue.length > 0) {
       this.end("slow");
       return;
     }
     this.queue.push(message);
+    this.queuedBytes += message.data.length;
     this.wake();
   }
 
@@ -84,6 +91,7 @@ export class Subscription {
     if (this.ended) return;
     this.ended = reason;
     this.queue = [{ event: "close", data: JSON.stringify({ reason: WHY[reason] }) }];
+    this.queuedBytes = 0;
     this.wake();
     for (const listener of this.onEnd.splice(0)) listener();
   }
@@ -95,6 +103,7 @@ export class Subscription {
 
   /** Every message queued now (written together: one write for a burst, not one per event). */
   takeAll(): FeedMessage[] {
+    this.queuedBytes = 0;
     return this.queue.splice(0);
   }
 
@@ -110,7 +119,10 @@ export class Subscription {
       this.wakeUp = undefined;
     }
     const message = this.queue.shift();
-    if (message) return message;
+    if (message) {
+      this.queuedBytes -= message.data.length;
+      return message;
+    }
     return this.ended ? undefined : "idle";
   }
 

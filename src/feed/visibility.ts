@@ -9,16 +9,64 @@ import type { Row } from "../data/codec.js";
 import type { EntityModel } from "../data/models.js";
 import { literalRow } from "../data/write-checks.js";
 import { type Db, dialectOf } from "../db/connection.js";
-import type { Filter } from "../query/ast.js";
+import { type Filter, isOuterRef, mapOperands } from "../query/ast.js";
 import { compileFilter } from "../query/compile.js";
 
 /** Filters per query: each is one column of the answer. */
 const FILTERS_PER_QUERY = 64;
+/** Images per query: each is one arm of a UNION ALL, and SQLite takes at most 500 arms. */
+const IMAGES_PER_QUERY = 250;
 const TAG = "__image";
+
+/** The values a filter binds (a where may bind thousands: `$in` lists). */
+function bindsOf(filter: Filter): number {
+  let count = 0;
+  mapOperands(filter, (operand) => {
+    if (!isOuterRef(operand)) count++;
+    return operand;
+  });
+  return count;
+}
+
+/** Whether a filter reads other rows than the one it is about (relation paths, `$exists`). */
+export function followsRelations(filter: Filter): boolean {
+  switch (filter.kind) {
+    case "exists":
+      return true;
+    case "and":
+    case "or":
+      return filter.items.some(followsRelations);
+    case "not":
+      return followsRelations(filter.item);
+    default:
+      return false;
+  }
+}
+
+/**
+ * Groups of filters whose bound values, with those of at least a few images, fit one statement: a where of
+ * thousands of values gets a query of its own rather than pushing everyone's past the engine's limit.
+ */
+function filterGroups(filters: (readonly [Filter, number])[], budget: number): (readonly [Filter, number])[][] {
+  const groups: (readonly [Filter, number])[][] = [];
+  let group: (readonly [Filter, number])[] = [];
+  let used = 0;
+  for (const entry of filters) {
+    const binds = bindsOf(entry[0]);
+    if (group.length > 0 && (group.length >= FILTERS_PER_QUERY || used + binds > budget)) {
+      groups.push(group);
+      [group, used] = [[], 0];
+    }
+    group.push(entry);
+    used += binds;
+  }
+  if (group.length > 0) groups.push(group);
+  return groups;
+}
 
 /**
  * `answer[i][j]`: whether row image `images[i]` lies inside `filters[j]`. Constant filters take no SQL; the
- * others take one query per batch of images that fits the bind limit (and per 64 filters).
+ * others take one query per group of filters and batch of images, within the engine's bind limit.
  */
 export async function holds(db: Db, model: EntityModel, images: Row[], filters: Filter[]): Promise<boolean[][]> {
   const answer = images.map(() => filters.map((f) => f.kind === "const" && f.value));
@@ -26,11 +74,12 @@ export async function holds(db: Db, model: EntityModel, images: Row[], filters: 
   if (open.length === 0 || images.length === 0) return answer;
   const entity = model.entity.name;
   const encoded = images.map((row) => model.codec.encode(row));
-  // the images' values take the bind parameters the filters leave (a filter binds a few dozen at most)
-  const perImage = model.entity.fields.size + 1;
-  const imagesPerQuery = Math.max(1, Math.floor(dialectOf(db).maxBindValues / 2 / perImage));
-  for (let f = 0; f < open.length; f += FILTERS_PER_QUERY) {
-    const group = open.slice(f, f + FILTERS_PER_QUERY);
+  const limit = dialectOf(db).maxBindValues;
+  const perImage = model.entity.fields.size;
+  // half the statement's values for the filters, the rest for the images
+  for (const group of filterGroups(open, Math.floor(limit / 2))) {
+    const filterBinds = group.reduce((n, [f]) => n + bindsOf(f), 0);
+    const imagesPerQuery = Math.max(1, Math.min(IMAGES_PER_QUERY, Math.floor((limit - filterBinds) / perImage)));
     for (let start = 0; start < images.length; start += imagesPerQuery) {
       const rows = encoded
         .slice(start, start + imagesPerQuery)

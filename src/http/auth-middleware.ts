@@ -21,7 +21,7 @@ import { checkCsrf } from "./csrf.js";
 export interface Recheckable {
   /** the same for the same token and key (in memory only: it holds them) */
   id: string;
-  /** throws UnauthorizedError when the token or key no longer holds, or now names another role or tenant */
+  /** throws UnauthorizedError when the token or key no longer holds, or the user's claims (role, tenant, email…) changed */
   recheck(): Promise<void>;
   /** when the token expires (ms since the epoch) */
   expiresAt?: number;
@@ -161,7 +161,8 @@ function recheckable(
       if (!user) return;
       const was = user.authenticated.subject;
       const now = (await auth.authenticate(user.token)).subject;
-      if (now.role !== was.role || now.tenant !== was.tenant)
+      // a policy may bind any of them (`@user.email`): the stream's filter was bound with the old ones
+      if (now.role !== was.role || now.tenant !== was.tenant || JSON.stringify(now.user) !== JSON.stringify(was.user))
         throw new UnauthorizedError("this token has been revoked");
     },
   };

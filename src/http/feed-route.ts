@@ -32,11 +32,14 @@ function lastEventId(c: Context, params: Map<string, string[]>, ids: EventIds): 
   return value;
 }
 
-/** Who holds the streams a per-caller limit counts: the user, else the key, else the client's address. */
+/**
+ * Who holds the streams a per-caller limit counts: the user, else a secret key, else the client's address
+ * (with the publishable key it came with: every visitor of a site shares that key).
+ */
 function callerOf(subject: Subject): string {
   if (typeof subject.user?.id === "number") return `user:${subject.user.id}`;
-  if (subject.key) return `key:${subject.key.id}`;
-  return `ip:${subject.request?.ip ?? ""}`;
+  if (subject.key?.kind === "secret") return `key:${subject.key.id}`;
+  return `ip:${subject.request?.ip ?? ""} key:${subject.key?.id ?? ""}`;
 }
 
 /** A message as SSE text; its data is one line of JSON (JSON.stringify escapes every line break). */
@@ -64,7 +67,8 @@ export function changesRoute({ hub, engine, limits, heartbeatMs }: FeedRouteOpti
       sub.onEnded(() => {
         if (sub.ended === "slow") stream.abort();
       });
-      await stream.write(eventText({ event: "ready", data: JSON.stringify({ resumes_after: start }) }));
+      // with an id: a client that loses the stream before any event resumes from here, not from the then head
+      await stream.write(eventText({ event: "ready", id: start, data: JSON.stringify({ resumes_after: start }) }));
       for (;;) {
         const message = await sub.next(heartbeatMs);
         if (message === undefined || stream.aborted) break;
