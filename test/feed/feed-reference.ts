@@ -1,0 +1,210 @@
+/**
+ * The reference of the change feed (SPEC §8.2), on top of the guard's (`../guard/reference.ts`, written from the
+ * SPEC): which row images a subscriber may see (its read permission row by row, §4.12, inside its tenant, §6.1,
+ * and its where, every hop under its own read permission, §4.13), which fields it may read (§4.8), and the
+ * message one mutation's before and after images make for it. Not a test file.
+ */
+import { isDeepStrictEqual } from "node:util";
+import {
+  allowedOn,
+  type Caller,
+  defaultRole,
+  type Model,
+  type PolicySpec,
+  type RelationSpec,
+  type Roles,
+  type Row,
+  readerOf,
+  rowMatches,
+  type Scalar,
+  type Schema,
+  type Tables,
+  type Where,
+} from "../guard/reference.js";
+import { evalWhere } from "../helpers/where-reference.js";
+
+const READ = "data.entity.read";
+
+/** A policy with the field rules of §4.8: an allowlist or a denylist of the fields its grant shows. */
+export type FieldPolicy = PolicySpec & { fields?: string[]; omit?: string[] };
+
+/** The tenant a subscriber is bound to (§6.1): one account, none (it sees no scoped row), or every one. */
+export type Binding = number | null | "all";
+
+export interface Subscriber {
+  name: string;
+  caller: Caller;
+  tenant: Binding;
+  headers: Record<string, string>;
+}
+
+/** What the outbox holds of one mutation (§8.1): the stored row before and after, decoded. */
+export interface OutboxEvent {
+  seq: number;
+  at: string;
+  action: "create" | "update" | "delete";
+  entity: string;
+  id: number;
+  before: Row | null;
+  after: Row | null;
+}
+
+/**
+ * A message as the subscriber must receive it (§8.2): `event`, the JSON of `data`, and as its `id` the outbox
+ * sequence number (sealed: the test opens the id it gets with the server's key).
+ */
+export interface Message {
+  event: "create" | "update" | "delete";
+  seq: number;
+  data: { action: string; entity: string; id: number; record: Record<string, unknown>; at: string };
+}
+
+const inTenant = (tenant: Binding, row: Row) => tenant === "all" || (tenant !== null && row.account_id === tenant);
+
+/**
+ * The subscriber's reads at one state of the tables, for the hops of its where: an entity it may read at all,
+ * and the rows of it inside its read permission and its tenant.
+ */
+export function readerFor(m: Model, tables: Tables, s: Subscriber) {
+  const base = readerOf(m, tables, s.caller);
+  return {
+    canRead: base.canRead,
+    sees: (entity: string, row: Row) => inTenant(s.tenant, row) && base.sees(entity, row),
+  };
+}
+
+/**
+ * Whether a row image lies inside what the subscriber watches, with the tables as they are when the event is
+ * sent: its tenant, its read permission on that row (a policy filter's hops reach every row: trusted, §4.13),
+ * and its where. (The reader's memo is by id, so images, which share ids with rows, are never put through it.)
+ */
+export function watches(
+  m: Model,
+  tables: Tables,
+  s: Subscriber,
+  reader: ReturnType<typeof readerFor>,
+  entity: string,
+  where: Where | undefined,
+  image: Row,
+): boolean {
+  return (
+    inTenant(s.tenant, image) &&
+    allowedOn(m, tables, s.caller, READ, entity, image) &&
+    rowMatches(m, tables, reader, entity, image, where)
+  );
+}
+
+// ---------- fields (§4.8) ----------
+
+/**
+ * A condition folded without a row (the guard reference's `foldWhere`, which it does not export): TRUE, FALSE
+ * or "row" (it depends on `id`, a predicate on the row on a route naming none). `certain`: where it is TRUE;
+ * `possible`: where it is not FALSE (an unknown claim is possible, never certain).
+ */
+type Fold = true | false | "row";
+const and3 = (xs: Fold[]): Fold => (xs.includes(false) ? false : xs.every((x) => x === true) ? true : "row");
+const or3 = (xs: Fold[]): Fold => (xs.includes(true) ? true : xs.every((x) => x === false) ? false : "row");
+const not3 = (x: Fold): Fold => (x === "row" ? "row" : !x);
+
+function fold(where: Where, ctx: { entity: string; user?: Record<string, Scalar> }): { certain: Fold; possible: Fold } {
+  const parts = Object.entries(where).map(([key, v]) => {
+    const items = () =>
+      (Array.isArray(v) ? v : Object.entries(v as object).map(([k, c]) => ({ [k]: c }))).map((c) =>
+        fold(c as Where, ctx),
+      );
+    if (key === "$and" || key === "$not") {
+      const xs = items();
+      const inner = { certain: and3(xs.map((x) => x.certain)), possible: and3(xs.map((x) => x.possible)) };
+      return key === "$and" ? inner : { certain: not3(inner.possible), possible: not3(inner.certain) };
+    }
+    if (key === "$or") {
+      const xs = items();
+      return { certain: or3(xs.map((x) => x.certain)), possible: or3(xs.map((x) => x.possible)) };
+    }
+    if (key === "id") return { certain: "row" as Fold, possible: "row" as Fold };
+    const truth = evalWhere({ [key]: v }, (k) =>
+      k === "entity" ? ctx.entity : k.startsWith("user.") ? (ctx.user?.[k.slice(5)] ?? null) : null,
+    );
+    return { certain: truth === true, possible: truth !== false };
+  });
+  return { certain: and3(parts.map((p) => p.certain)), possible: and3(parts.map((p) => p.possible)) };
+}
+
+/**
+ * The fields of `visible` (every field but the hidden ones, §4.8) a subscriber reads on an entity. Each grant
+ * of read that may apply to its stream restricts them by the field rules of its policies that may apply
+ * (allowlists intersected, denylists removed, `id` always kept); several grants' restrictions all hold, since
+ * a stream is not one row: a grant without field rules never lifts another's. Fails closed on an unknown claim.
+ */
+export function readableFields(roles: Roles, caller: Caller, entity: string, visible: readonly string[]): string[] {
+  const role = roles[caller.role ?? defaultRole(roles) ?? ""];
+  const restrictions: ((field: string) => boolean)[] = [];
+  for (const raw of role?.permissions ?? []) {
+    if (typeof raw === "string" || raw.permission !== READ || raw.effect === "deny") continue;
+    const folded = ((raw.policies ?? []) as FieldPolicy[]).map((p) => ({
+      p,
+      ...(p.condition ? fold(p.condition, { entity, user: caller.user }) : { certain: true, possible: true }),
+    }));
+    const possible = folded.filter((f) => f.possible !== false);
+    // an entry whose policies cannot match does not apply; one that grants no row restricts none
+    if (possible.length === 0 || folded.every((f) => f.certain === false)) continue;
+    const rules = possible.map((f) => f.p).filter((p) => p.effect !== "deny");
+    const allow = rules.filter((p) => p.fields);
+    const omit = rules.filter((p) => p.omit);
+    if (allow.length > 0 || omit.length > 0)
+      restrictions.push(
+        (f) => f === "id" || (allow.every((p) => p.fields!.includes(f)) && !omit.some((p) => p.omit!.includes(f))),
+      );
+  }
+  return visible.filter((f) => restrictions.every((r) => r(f)));
+}
+
+/**
+ * The schema as one caller's where may name it (§4.8, §4.13): a field it may not read on an entity is as hidden
+ * there, and a relation whose key it may not read (on either side) is as absent, since following it would tell
+ * the key; naming either is 400. `visible(entity)`: every field but the hidden ones. For a where's problems only.
+ */
+export function schemaFor(m: Model, caller: Caller, visible: (entity: string) => readonly string[]): Schema {
+  const readable = (entity: string) => readableFields(m.roles, caller, entity, visible(entity));
+  const followable = (entity: string, rel: RelationSpec) =>
+    rel.link.kind === "junction" || readable(rel.link.kind === "local" ? entity : rel.target).includes(rel.link.column);
+  return Object.fromEntries(
+    Object.entries(m.schema).map(([entity, spec]) => {
+      const relations = Object.entries(spec.relations ?? {}).filter(([, rel]) => followable(entity, rel));
+      const hidden = spec.fields.filter((f) => !readable(entity).includes(f));
+      return [entity, { ...spec, hidden, relations: Object.fromEntries(relations) }];
+    }),
+  );
+}
+
+// ---------- messages ----------
+
+const pick = (row: Row, fields: readonly string[]) =>
+  Object.fromEntries(fields.filter((f) => f in row).map((f) => [f, row[f]]));
+
+/**
+ * §8.2: visible after only is a create, before only a delete (with the row as it was), both an update with the
+ * row as it is now, unless no field the subscriber reads changed (telling it would tell that something hidden
+ * did); neither is nothing.
+ */
+export function messageFor(
+  event: OutboxEvent,
+  fields: readonly string[],
+  before: boolean,
+  after: boolean,
+): Message | undefined {
+  let action: Message["event"];
+  let record: Record<string, unknown>;
+  if (after && !before) [action, record] = ["create", pick(event.after!, fields)];
+  else if (before && !after) [action, record] = ["delete", pick(event.before!, fields)];
+  else if (before && after) {
+    record = pick(event.after!, fields);
+    if (isDeepStrictEqual(record, pick(event.before!, fields))) return undefined;
+    action = "update";
+  } else return undefined;
+  return {
+    event: action,
+    seq: event.seq,
+    data: { action, entity: event.entity, id: event.id, record, at: event.at },
+  };
+}
