@@ -4,7 +4,7 @@
  * so no mutation commits without them) and, once committed, to after-commit listeners. Features subscribe
  * here; none reaches into the writes.
  */
-import type { Db } from "../db/connection.js";
+import { type Db, dialectOf } from "../db/connection.js";
 import type { Subject } from "../guard/access.js";
 import type { Row } from "./codec.js";
 
@@ -70,7 +70,9 @@ export class DataEvents {
 
   /** Inside the mutation's transaction: a listener that throws rolls the mutation back. */
   async inTransaction(trx: Db, events: MutationEvent[], actor: Subject): Promise<void> {
-    if (events.length === 0) return;
+    if (events.length === 0 || this.inTransactionListeners.length === 0) return;
+    // the listeners take the locks every writer queues on: no lock may be taken after them (dialect)
+    await dialectOf(trx).checkForeignKeysNow(trx);
     for (const listener of this.inTransactionListeners) await listener(trx, events, actor);
   }
 

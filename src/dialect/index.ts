@@ -127,6 +127,13 @@ export interface Dialect {
   createQueryCompiler(): QueryCompiler;
   /** Check foreign keys at the commit of the current transaction, not at each statement (§4.17: writes.ts). */
   deferForeignKeys(trx: Db): Promise<void>;
+  /**
+   * Check the deferred foreign keys now rather than at the commit. Before a transaction takes a lock every
+   * writer queues on (the audit chain's head, the outbox's), so that it takes no other lock after that one:
+   * on PostgreSQL a deferred check at commit takes a key-share lock on the referenced row, and a writer of
+   * that row holding it while waiting for the head made a deadlock.
+   */
+  checkForeignKeysNow(trx: Db): Promise<void>;
   /** True when a failed statement ends the transaction (PostgreSQL); false when only the statement is undone (SQLite). */
   readonly abortsOnError: boolean;
   /**

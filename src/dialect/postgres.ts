@@ -194,6 +194,9 @@ export const postgres: Dialect = {
   deferForeignKeys: async (trx) => {
     await sql`set constraints all deferred`.execute(trx);
   },
+  checkForeignKeysNow: async (trx) => {
+    await sql`set constraints all immediate`.execute(trx);
+  },
   abortsOnError: true,
   async recoverable(trx, statement) {
     const name = sql.id(`citadel_${++savepoints}`);

@@ -173,6 +173,8 @@ export const sqlite: Dialect = {
   deferForeignKeys: async (trx) => {
     await sql`pragma defer_foreign_keys = on`.execute(trx);
   },
+  // one writer at a time: a check at the commit waits for no lock
+  checkForeignKeysNow: async () => {},
   abortsOnError: false,
   // a failed statement undoes itself and leaves the transaction open
   recoverable: (_trx, statement) => statement(),
