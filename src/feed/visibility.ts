@@ -9,7 +9,7 @@ import type { Row } from "../data/codec.js";
 import type { EntityModel } from "../data/models.js";
 import { literalRow } from "../data/write-checks.js";
 import { type Db, dialectOf } from "../db/connection.js";
-import { type Filter, isOuterRef, mapOperands } from "../query/ast.js";
+import { type Filter, isOuterRef, mapOperands, someNode } from "../query/ast.js";
 import { compileFilter } from "../query/compile.js";
 
 /** Filters per query: each is one column of the answer. */
@@ -29,19 +29,7 @@ function bindsOf(filter: Filter): number {
 }
 
 /** Whether a filter reads other rows than the one it is about (relation paths, `$exists`). */
-export function followsRelations(filter: Filter): boolean {
-  switch (filter.kind) {
-    case "exists":
-      return true;
-    case "and":
-    case "or":
-      return filter.items.some(followsRelations);
-    case "not":
-      return followsRelations(filter.item);
-    default:
-      return false;
-  }
-}
+export const followsRelations = (filter: Filter): boolean => someNode(filter, (node) => node.kind === "exists");
 
 /**
  * Groups of filters whose bound values, with those of at least a few images, fit one statement: a where of

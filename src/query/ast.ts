@@ -112,6 +112,22 @@ export function mapOperands(filter: Filter, fn: (operand: Operand) => Operand): 
   }
 }
 
+/** Whether any node of a filter, those of its subqueries included, satisfies `test`. */
+export function someNode(filter: Filter, test: (node: Filter) => boolean): boolean {
+  if (test(filter)) return true;
+  switch (filter.kind) {
+    case "and":
+    case "or":
+      return filter.items.some((f) => someNode(f, test));
+    case "not":
+      return someNode(filter.item, test);
+    case "exists":
+      return someNode(filter.where, test);
+    default:
+      return false;
+  }
+}
+
 /** Whether a filter holds any `@user.*` placeholder (then it must be bound per request). */
 export function hasPlaceholders(filter: Filter): boolean {
   switch (filter.kind) {
