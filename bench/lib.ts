@@ -23,6 +23,8 @@ export interface Scenario {
 export interface Figures {
   name: string;
   rps: number;
+  /** requests answered in all */
+  requests: number;
   p50: number;
   p99: number;
   errors: number;
@@ -33,7 +35,7 @@ export const tempDb = () => join(mkdtempSync(join(tmpdir(), "citadel-bench-")), 
 const AUTOCANNON = join(createRequire(import.meta.url).resolve("autocannon"), "..", "autocannon.js");
 
 interface AutocannonResult {
-  requests: { average: number };
+  requests: { average: number; total: number };
   latency: { p50: number; p99: number };
   errors: number;
   non2xx: number;
@@ -48,7 +50,14 @@ export async function drive(s: Scenario): Promise<Figures> {
   const { stdout } = await promisify(execFile)(process.execPath, args, { maxBuffer: 64 * 1024 * 1024 });
   const result = JSON.parse(stdout) as AutocannonResult;
   const errors = result.errors + result.non2xx;
-  return { name: s.name, rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors };
+  return {
+    name: s.name,
+    rps: result.requests.average,
+    requests: result.requests.total,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors,
+  };
 }
 
 export function printTable(title: string, rows: Figures[]) {

@@ -15,13 +15,16 @@ import {
   canonical,
   entryHash,
   GENESIS,
+  hashedText,
+  sha256Hex,
 } from "./entry.js";
+import { Prepared } from "./prepared.js";
 
 export const AUDIT_TABLE = "citadel_audit";
 const HEAD_TABLE = "citadel_audit_head";
 const PRUNING_TABLE = "citadel_audit_pruning";
-/** Rows per INSERT: 11 values each, well inside every engine's bind limit. */
-const CHUNK = 500;
+/** Rows per INSERT at most: 13 values each, 6,656 in all, well inside every engine's bind limit. */
+const CHUNK = 512;
 
 // biome-ignore lint/suspicious/noExplicitAny: rows as the driver returns them
 type RawRow = Record<string, any>;
@@ -47,13 +50,69 @@ export function decodeEntry(row: RawRow): AuditEntry {
   };
 }
 
-function encodeEntry(entry: AuditEntry): RawRow {
-  return {
-    ...entry,
-    account_id: entry.actor.account_id,
-    actor: canonical(entry.actor),
-    changes: entry.changes === null ? null : canonical(entry.changes),
-  };
+/** The columns of `citadel_audit`, in the order an INSERT lists them. */
+const COLUMNS = [
+  "id",
+  "at",
+  "action",
+  "entity",
+  "row_id",
+  "account_id",
+  "actor",
+  "request_id",
+  "changes",
+  "reason",
+  "policy_hash",
+  "prev_hash",
+  "hash",
+] as const;
+
+/**
+ * Take the head row (its lock orders writers) and reserve ids; return the head's seq after and its hash. When
+ * the head is still `(seq, hash)` as this database's last append left it, the entries chained after that are
+ * right, and the same statement leaves their last hash on the head; otherwise the hash stays (the head's before).
+ */
+const reserve = new Prepared((db, value) =>
+  db
+    .updateTable(HEAD_TABLE)
+    .set({
+      seq: sql`seq + ${value(0)}`,
+      hash: sql`case when seq = ${value(1)} and hash = ${value(2)} then ${value(3)} else hash end`,
+    })
+    .where("id", "=", 1)
+    .returning(["seq", "hash"]),
+);
+
+/** Leave the chain's last hash on the head. */
+const advance = new Prepared((db, value) =>
+  db
+    .updateTable(HEAD_TABLE)
+    .set({ hash: value(0) })
+    .where("id", "=", 1),
+);
+
+/** INSERTs of 1, 2, 4, … rows, made when first needed: a few statement shapes, not one per batch size. */
+const inserts: Prepared[] = [];
+function insertOf(rows: number): Prepared {
+  const log = Math.log2(rows);
+  inserts[log] ??= new Prepared((db, value) =>
+    db
+      .insertInto(AUDIT_TABLE)
+      .values(
+        Array.from({ length: rows }, (_, r) =>
+          Object.fromEntries(COLUMNS.map((c, i) => [c, value(r * COLUMNS.length + i)])),
+        ),
+      ),
+  );
+  return inserts[log]!;
+}
+
+/** Row counts of the INSERTs for `n` rows: powers of two, largest first, none above CHUNK. */
+function chunks(n: number): number[] {
+  const sizes: number[] = [];
+  let left = n;
+  for (let size = CHUNK; left > 0; size /= 2) for (; left >= size; left -= size) sizes.push(size);
+  return sizes;
 }
 
 /** Create the tables and triggers unless they exist, under the schema lock (servers may start together). */
@@ -66,7 +125,8 @@ export async function installAudit(db: Db): Promise<void> {
     await trx.schema
       .createTable(AUDIT_TABLE)
       .ifNotExists()
-      .addColumn("id", "bigint", (c) => c.primaryKey())
+      // SQLite's `integer primary key` is the rowid, with no index of its own to write (PostgreSQL's is bigint)
+      .addColumn("id", dialect.columnType("integer"), (c) => c.primaryKey())
       .addColumn("at", "text", (c) => text(c).notNull())
       .addColumn("action", "text", (c) => text(c).notNull())
       .addColumn("entity", "text", text)
@@ -80,11 +140,13 @@ export async function installAudit(db: Db): Promise<void> {
       .addColumn("prev_hash", "text", (c) => c.notNull())
       .addColumn("hash", "text", (c) => c.notNull())
       .execute();
+    // only tenants' entries are looked up by account: an entry without one writes no index page
     await trx.schema
       .createIndex("idx_citadel_audit_account_id")
       .ifNotExists()
       .on(AUDIT_TABLE)
       .column("account_id")
+      .where("account_id", "is not", null)
       .execute();
     await trx.schema
       .createTable(HEAD_TABLE)
@@ -109,30 +171,33 @@ export async function installAudit(db: Db): Promise<void> {
   });
 }
 
-/**
- * Append entries to the chain inside `trx` (a mutation's own transaction, or one of their own). Taking the
- * head row first serializes every writer: the next one reads the head this one leaves.
- */
-export async function appendEntries(
-  trx: Db,
+/** Entries chained after a head, their INSERT values (COLUMNS order) and the last one's hash. */
+interface Chained {
+  entries: AuditEntry[];
+  values: unknown[];
+  last: string;
+}
+
+/** The entries `inputs` make after the entry `seq` whose hash is `prev`. */
+async function chain(
   inputs: AuditInput[],
   policyHash: string,
-  time?: string,
-): Promise<AuditEntry[]> {
-  if (inputs.length === 0) return [];
-  const head = await trx
-    .updateTable(HEAD_TABLE)
-    .set({ seq: sql`seq + ${inputs.length}` })
-    .where("id", "=", 1)
-    .returning(["seq", "hash"])
-    .executeTakeFirstOrThrow();
-  // stamped once the head is held, so that times ascend with ids across writers
-  const at = time ?? new Date().toISOString();
-  let id = Number(head.seq) - inputs.length;
-  let prev = String(head.hash);
+  seq: number,
+  prev: string,
+  at: string,
+): Promise<Chained> {
   const entries: AuditEntry[] = [];
+  const values: unknown[] = [];
+  // the actor is usually the same for every entry of a call: made canonical once
+  let actor: AuditActor | undefined;
+  let actorText = "";
+  let id = seq;
   for (const input of inputs) {
     id += 1;
+    if (input.actor !== actor) {
+      actor = input.actor;
+      actorText = canonical(actor);
+    }
     const unhashed = {
       id,
       at,
@@ -146,17 +211,73 @@ export async function appendEntries(
       policy_hash: policyHash,
       prev_hash: prev,
     };
-    const entry = { ...unhashed, hash: await entryHash(unhashed) };
-    entries.push(entry);
-    prev = entry.hash;
+    const changesText = canonical(unhashed.changes);
+    const hash = await sha256Hex(hashedText(unhashed, actorText, changesText));
+    entries.push({ ...unhashed, hash });
+    values.push(
+      id,
+      at,
+      unhashed.action,
+      unhashed.entity,
+      unhashed.row_id,
+      input.actor.account_id ?? null,
+      actorText,
+      unhashed.request_id,
+      unhashed.changes === null ? null : changesText,
+      unhashed.reason,
+      policyHash,
+      prev,
+      hash,
+    );
+    prev = hash;
   }
-  for (let i = 0; i < entries.length; i += CHUNK)
-    await trx
-      .insertInto(AUDIT_TABLE)
-      .values(entries.slice(i, i + CHUNK).map(encodeEntry))
-      .execute();
-  await trx.updateTable(HEAD_TABLE).set({ hash: prev }).where("id", "=", 1).execute();
-  return entries;
+  return { entries, values, last: prev };
+}
+
+/** The head each database (its Kysely adapter, shared by its transactions) was left with by its last append here. */
+const heads = new WeakMap<object, { seq: number; hash: string }>();
+
+/**
+ * Append entries to the chain inside `trx` (a mutation's own transaction, or one of their own). Updating the
+ * head row first serializes every writer: the next one reads the head this one leaves.
+ *
+ * Two statements when no other writer appended since this database's last append here (one server, as a
+ * rule): the entries are chained after the head as that append left it, and the head's UPDATE checks that
+ * it still is and leaves their last hash; then the INSERT. Otherwise the UPDATE reserved ids after the head
+ * as it is, the entries are chained after that, and a third statement leaves their last hash. Stamped after
+ * the last append here, or once the head is held: times ascend with ids across writers either way.
+ */
+export async function appendEntries(
+  trx: Db,
+  inputs: AuditInput[],
+  policyHash: string,
+  time?: string,
+): Promise<AuditEntry[]> {
+  if (inputs.length === 0) return [];
+  const n = inputs.length;
+  const database = trx.getExecutor().adapter;
+  const known = heads.get(database);
+  const now = () => time ?? new Date().toISOString();
+  const hoped = known && (await chain(inputs, policyHash, known.seq, known.hash, now()));
+  const { rows } = await reserve.run<{ seq: number | string; hash: string }>(trx, [
+    n,
+    known?.seq ?? -1,
+    known?.hash ?? "",
+    hoped?.last ?? "",
+  ]);
+  const head = rows[0];
+  if (!head) throw new Error(`${HEAD_TABLE} has no row: the audit trail was not installed`);
+  const seq = Number(head.seq);
+  const held = hoped !== undefined && seq === known!.seq + n && head.hash === hoped.last;
+  const chained = held ? hoped : await chain(inputs, policyHash, seq - n, String(head.hash), now());
+  let start = 0;
+  for (const size of chunks(n)) {
+    await insertOf(size).run(trx, chained.values.slice(start * COLUMNS.length, (start + size) * COLUMNS.length));
+    start += size;
+  }
+  if (!held) await advance.run(trx, [chained.last]);
+  heads.set(database, { seq, hash: chained.last });
+  return chained.entries;
 }
 
 export interface Verification {
