@@ -5,6 +5,7 @@
  * the head row's lock orders concurrent writers from several servers into one chain.
  */
 import { sql } from "kysely";
+import { chunkSizes } from "../data/writes.js";
 import { type Db, dialectOf } from "../db/connection.js";
 import { retryBusy } from "../db/dialect-driver.js";
 import {
@@ -105,14 +106,6 @@ function insertOf(rows: number): Prepared {
       ),
   );
   return inserts[log]!;
-}
-
-/** Row counts of the INSERTs for `n` rows: powers of two, largest first, none above CHUNK. */
-function chunks(n: number): number[] {
-  const sizes: number[] = [];
-  let left = n;
-  for (let size = CHUNK; left > 0; size /= 2) for (; left >= size; left -= size) sizes.push(size);
-  return sizes;
 }
 
 /** Create the tables and triggers unless they exist, under the schema lock (servers may start together). */
@@ -271,7 +264,8 @@ export async function appendEntries(
   const held = hoped !== undefined && seq === known!.seq + n && head.hash === hoped.last;
   const chained = held ? hoped : await chain(inputs, policyHash, seq - n, String(head.hash), now());
   let start = 0;
-  for (const size of chunks(n)) {
+  // powers of two, largest first, none above CHUNK: the statement shapes insertOf compiles
+  for (const size of chunkSizes(n, CHUNK)) {
     await insertOf(size).run(trx, chained.values.slice(start * COLUMNS.length, (start + size) * COLUMNS.length));
     start += size;
   }
