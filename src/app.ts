@@ -5,6 +5,7 @@ import { type CitadelConfig, guardEnforced, type ValidatedConfig, validateConfig
 import type { Row } from "./data/codec.js";
 import { DataEngine } from "./data/engine.js";
 import { DataEvents } from "./data/events.js";
+import { attachKeyring, KEYS_ENV } from "./data/keyring.js";
 import { buildModels } from "./data/models.js";
 import { type ConnectionConfig, connectionProblem, type Db, openDatabase } from "./db/connection.js";
 import { type FeedHub, openFeed } from "./feed/index.js";
@@ -35,6 +36,11 @@ export interface AppOptions {
   log?: (message: string, error?: unknown) => void;
   /** Where rate-limit counters live; overrides `auth.rate_limit.store` (by default the database when it is shared). */
   rateLimitStore?: RateLimitStore;
+  /**
+   * The keys of encrypted fields (§10), "id:base64,id2:base64": the first encrypts, all decrypt. The environment's
+   * `CITADEL_ENCRYPTION_KEYS` when not given (runtimes without a process environment pass it here).
+   */
+  encryptionKeys?: string;
 }
 
 export interface CreateAppInput {
@@ -102,10 +108,13 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   const log = input.options?.log ?? ((message, error) => console.error(`citadel: ${message}`, error ?? ""));
   const settings = config.auth.enabled ? authSettings(config) : undefined;
   const schema = compileSchema(config.data as SchemaJSON, config.auth.enabled, config.tenancy);
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  const keys = input.options?.encryptionKeys;
+  attachKeyring(schema, keys ?? env?.[KEYS_ENV], keys === undefined ? KEYS_ENV : "options.encryptionKeys");
   const models = buildModels(schema);
   const tenancy = tenancyOf(config, schema.tenancy);
   // Roles are compiled (and so validated) even while the guard is off.
-  const roles = compileRoles(config.auth, models);
+  const roles = compileRoles(config.auth, models, { superadminRole: tenancy?.superadminRole });
   schema.indices.push(...policyIndexes(schema, roles));
   const rolesGuard = new Guard(roles, models);
   const guard = guardEnforced(config) ? rolesGuard : undefined;

@@ -31,6 +31,8 @@ const fieldConfig = strict({
   options: v.optional(strict({ type: v.literal("strings"), values: v.array(v.string()) })),
   /** the field's previous name: sync renames the column instead of seeing a drop (§1.4) */
   renamedFrom: v.optional(v.string()),
+  /** §10: text and json values stored as AES-256-GCM ciphertext; `searchable` (text) keeps an HMAC blind index */
+  encrypted: v.optional(strict({ searchable: v.optional(v.boolean()) })),
 });
 
 const field = strict({ type: oneOf(FIELD_TYPES), config: v.optional(fieldConfig, {}) });
@@ -76,6 +78,8 @@ const policy = strict({
   condition: v.optional(v.record(v.string(), v.unknown())),
   effect: v.optional(oneOf(["allow", "deny", "filter"]), "allow"),
   filter: v.optional(v.record(v.string(), v.unknown())),
+  /** a rule expression (§9.1): where an allow or deny applies, or what a filter's rows must satisfy */
+  rule: v.optional(v.string()),
   fields: v.optional(v.array(v.string())),
   omit: v.optional(v.array(v.string())),
 });

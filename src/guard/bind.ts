@@ -21,3 +21,17 @@ export function bindPlaceholders(filter: Filter, user: Record<string, unknown> |
   const bound = mapOperands(filter, value);
   return unbound ? FALSE : bound;
 }
+
+/**
+ * Bind a rule's caller values leaf by leaf (§9.1): `user.<claim>` and `context.account_id` become the caller's
+ * scalar, or SQL NULL when it has none, which makes each comparison UNKNOWN (never NULL-equals-NULL: the
+ * compiler writes `= ?`, not `IS NULL`), so an allow does not hold and a deny does, as for conditions.
+ */
+export function bindCallerValues(filter: Filter, caller: { user?: Record<string, unknown>; tenant?: number }): Filter {
+  return mapOperands(filter, (operand) => {
+    if (!isPlaceholder(operand)) return operand;
+    const name = operand.placeholder;
+    const v = name === "context.account_id" ? caller.tenant : caller.user?.[name.slice("user.".length)];
+    return SCALAR.has(typeof v) ? (v as Operand) : null;
+  });
+}

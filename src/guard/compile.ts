@@ -6,10 +6,11 @@
 import type { PermissionConfig, ValidatedConfig } from "../config/schema.js";
 import type { Models } from "../data/models.js";
 import { ConfigError } from "../errors.js";
-import { FALSE, type Filter, hasPlaceholders, TRUE } from "../query/ast.js";
+import { and, FALSE, type Filter, hasPlaceholders, TRUE } from "../query/ast.js";
+import { checkRuleSyntax, compileRule, RuleError } from "../query/rule.js";
 import { type FieldResolver, parseWhere, type Reach } from "../query/where.js";
 import { DATA_PERMISSIONS } from "./access.js";
-import { bindEntity, parseCondition } from "./conditions.js";
+import { bindEntity, EVERY_ENTITY, parseCondition } from "./conditions.js";
 
 export const SYSTEM_PERMISSIONS = [
   "system.explain",
@@ -23,8 +24,13 @@ export const PERMISSIONS: readonly string[] = [...DATA_PERMISSIONS, ...SYSTEM_PE
 export interface CompiledPolicy {
   path: string;
   description?: string;
-  /** the condition with `@entity` folded: what is only known per request (id, user.*); undefined when none */
+  /**
+   * the condition with `@entity` folded, ANDed with an allow or deny policy's rule (§9.1): what is only known
+   * per request (id, user.*, the row's fields); undefined when none
+   */
   condition?: Filter;
+  /** a filter policy's rule: the rows must satisfy it besides the filter (folded per request) */
+  rule?: Filter;
   effect: "allow" | "deny" | "filter";
   /** parsed for this rule's entity; may hold `@user.*` placeholders */
   filter?: Filter;
@@ -91,13 +97,59 @@ interface PolicyTemplate {
   strict: boolean;
   /** per entity it can apply to: the condition with `@entity` folded (TRUE: no condition left) */
   conditions: Map<string, Filter>;
+  /** per entity it can apply to: the compiled rule (TRUE when the policy has none) */
+  rules: Map<string, Filter>;
   effect: "allow" | "deny" | "filter";
   rawFilter?: Record<string, unknown>;
   fields?: ReadonlySet<string>;
   omit?: ReadonlySet<string>;
 }
 
-function policyTemplates(entry: PermissionObject, path: string, models: Models): PolicyTemplate[] {
+/** Who the rules of a role are compiled for (§9.1: the role folds `@has_role` at startup). */
+interface RoleTarget {
+  role: string;
+  superadminRole?: string;
+}
+
+/**
+ * A policy's rule for every entity it can apply to. A rule written for named entities must fit each; one
+ * written for every entity reaches none of the rows of an entity it does not fit, but must fit one.
+ */
+function compileRules(
+  rule: string | undefined,
+  path: string,
+  entities: string[],
+  strict: boolean,
+  models: Models,
+  target: RoleTarget,
+): Map<string, Filter> {
+  const out = new Map<string, Filter>();
+  if (rule === undefined) {
+    for (const e of entities) out.set(e, TRUE);
+    return out;
+  }
+  const pointed = (error: RuleError) => new ConfigError(path, error.message);
+  try {
+    checkRuleSyntax(rule);
+  } catch (error) {
+    throw error instanceof RuleError ? pointed(error) : error;
+  }
+  let firstError: RuleError | undefined;
+  for (const entity of entities) {
+    try {
+      out.set(entity, compileRule(rule, { reach: trustedReach(models, entity), ...target }));
+    } catch (error) {
+      if (!(error instanceof RuleError)) throw error;
+      if (strict) throw new ConfigError(path, `on ${entity}: ${error.message}`);
+      firstError ??= error;
+      out.set(entity, FALSE);
+    }
+  }
+  if (firstError && [...out.values()].every(isFalse)) throw pointed(firstError);
+  return out;
+}
+
+function policyTemplates(entry: PermissionObject, path: string, models: Models, target: RoleTarget): PolicyTemplate[] {
   const all = [...models.keys()];
   const names = new Set(all);
   return (entry.policies ?? []).map((p, i) => {
@@ -105,22 +157,26 @@ function policyTemplates(entry: PermissionObject, path: string, models: Models):
     const parsed = p.condition ? parseCondition(p.condition, `${at}.condition`, names) : TRUE;
     const conditions = new Map(all.map((e) => [e, bindEntity(parsed, e)] as const));
     // an entity for which the condition is false whatever the request is out of the policy's reach
-    const entities = all.filter((e) => !isFalse(conditions.get(e)!));
-    if (p.effect === "filter" && !p.filter) throw new ConfigError(at, 'a policy with effect "filter" needs a filter');
+    const possible = all.filter((e) => !isFalse(conditions.get(e)!));
+    if (p.effect === "filter" && !p.filter && p.rule === undefined)
+      throw new ConfigError(at, 'a policy with effect "filter" needs a filter or a rule');
     if (p.filter && p.effect !== "filter")
       throw new ConfigError(`${at}.filter`, 'a filter only applies to a policy with effect "filter"');
     if (p.filter) checkPlaceholders(p.filter, `${at}.filter`);
+    // a top-level `entity` (other than "*") says which entities the policy is written for: it must fit each
+    const strict = p.condition !== undefined && "entity" in p.condition && p.condition.entity !== EVERY_ENTITY;
+    const rules = compileRules(p.rule, `${at}.rule`, possible, strict, models, target);
     return {
       path: at,
       description: p.description,
-      entities,
-      // a top-level `entity` says which entities the policy is written for: its filter must fit each of them
-      strict: p.condition !== undefined && "entity" in p.condition,
+      entities: possible.filter((e) => !isFalse(rules.get(e)!)),
+      strict,
       conditions,
+      rules,
       effect: p.effect,
       rawFilter: p.filter,
-      fields: fieldSet(p.fields, models, entities, `${at}.fields`),
-      omit: fieldSet(p.omit, models, entities, `${at}.omit`),
+      fields: fieldSet(p.fields, models, possible, `${at}.fields`),
+      omit: fieldSet(p.omit, models, possible, `${at}.omit`),
     };
   });
 }
@@ -164,11 +220,14 @@ function policiesFor(templates: PolicyTemplate[], entity: string, models: Models
         filter = FALSE;
       }
     }
-    const condition = t.conditions.get(entity)!;
+    const rule = t.rules.get(entity)!;
+    // an allow or deny rule says where the policy applies; a filter policy's rule is a filter
+    const condition = t.effect === "filter" ? t.conditions.get(entity)! : and(t.conditions.get(entity)!, rule);
     out.push({
       path: t.path,
       description: t.description,
       condition: condition.kind === "const" ? undefined : condition,
+      rule: t.effect === "filter" && rule.kind !== "const" ? rule : undefined,
       effect: t.effect,
       filter,
       placeholders: filter !== undefined && hasPlaceholders(filter),
@@ -204,7 +263,11 @@ function checkLenientFilters(templates: PolicyTemplate[], models: Models) {
 }
 
 /** Compile every role; throws ConfigError naming the path of the first problem. */
-export function compileRoles(auth: ValidatedConfig["auth"], models: Models): CompiledRoles {
+export function compileRoles(
+  auth: ValidatedConfig["auth"],
+  models: Models,
+  options: { superadminRole?: string } = {},
+): CompiledRoles {
   const rules = new Map<string, Rule>();
   const defaults = Object.entries(auth.roles).filter(([, r]) => r.is_default);
   if (defaults.length > 1)
@@ -223,7 +286,7 @@ export function compileRoles(auth: ValidatedConfig["auth"], models: Models): Com
           typeof p === "string" ? at : `${at}.permission`,
           `unknown permission "${entry.permission}" (expected one of ${PERMISSIONS.join(", ")})`,
         );
-      const templates = policyTemplates(entry, at, models);
+      const templates = policyTemplates(entry, at, models, { role, superadminRole: options.superadminRole });
       checkLenientFilters(templates, models);
       const list = byPermission.get(entry.permission) ?? [];
       list.push({ path: at, entry, templates });
@@ -237,7 +300,7 @@ export function compileRoles(auth: ValidatedConfig["auth"], models: Models): Com
           hasPolicies: templates.length > 0,
           policies: policiesFor(templates, entity, models),
         }));
-        const dynamic = entries.some((e) => e.policies.some((p) => p.condition !== undefined));
+        const dynamic = entries.some((e) => e.policies.some((p) => p.condition !== undefined || p.rule !== undefined));
         rules.set(ruleKey(role, permission, entity), {
           role,
           permission,

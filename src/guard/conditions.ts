@@ -9,8 +9,9 @@
  * TRUE, i.e. not certainly FALSE (a deny applies there: an unknown deny applies, fail closed).
  */
 import { ConfigError } from "../errors.js";
-import { and, FALSE, type Filter, not, or, TRUE } from "../query/ast.js";
+import { and, FALSE, type Filter, mapOperands, not, or, TRUE } from "../query/ast.js";
 import { evaluate } from "../query/evaluate.js";
+import { contextField } from "../query/rule.js";
 import { parseWhere } from "../query/where.js";
 import type { CompiledField } from "../schema/compiled.js";
 
@@ -19,24 +20,22 @@ export interface RequestContext {
   /** the row a route names; undefined on routes that name no single row */
   id?: number;
   user?: Record<string, unknown>;
+  /** the caller's tenant (§6), `context.account_id` in a rule */
+  tenant?: number;
 }
 
 export const ENTITY_KEY = "@entity";
+/** `"*"` as the entity of a condition: every entity, present and future (§9.3) */
+export const EVERY_ENTITY = "*";
 const CLAIM = /^user\.([A-Za-z_]\w*)$/;
+const TENANT_KEY = "context.account_id";
 
-const contextField = (name: string, type: CompiledField["type"]): CompiledField => ({
-  name,
-  type,
-  config: {},
-  system: true,
-  hidden: false,
-});
 const ID_FIELD = contextField("id", "primary");
 
 function resolveKey(key: string): CompiledField | undefined {
   if (key === "entity") return contextField(ENTITY_KEY, "text");
   if (key === "id") return ID_FIELD;
-  return CLAIM.test(key) ? contextField(`@${key}`, "text") : undefined;
+  return CLAIM.test(key) || key === TENANT_KEY ? contextField(`@${key}`, "text") : undefined;
 }
 
 /** Every value compared with `@entity`, to check that each names an entity. */
@@ -66,13 +65,16 @@ export function parseCondition(condition: unknown, path: string, entities: Reado
     (key) => {
       const field = resolveKey(key);
       if (!field)
-        throw new ConfigError(`${path}.${key}`, `unknown condition key "${key}" (expected entity, id or user.<claim>)`);
+        throw new ConfigError(
+          `${path}.${key}`,
+          `unknown condition key "${key}" (expected entity, id, user.<claim> or context.account_id)`,
+        );
       return field;
     },
     { path, asConfigError: true },
   );
   for (const name of entityNames(filter))
-    if (typeof name !== "string" || !entities.has(name))
+    if (typeof name !== "string" || (!entities.has(name) && name !== EVERY_ENTITY))
       throw new ConfigError(`${path}.entity`, `unknown entity "${String(name)}"`);
   return filter;
 }
@@ -84,6 +86,7 @@ export interface Folded {
 }
 
 const ALWAYS: Folded = { certain: TRUE, possible: TRUE };
+const isFalse = (f: Filter) => f.kind === "const" && !f.value;
 const constant = (truth: boolean | null): Folded => ({
   certain: truth === true ? TRUE : FALSE,
   possible: truth === false ? FALSE : TRUE,
@@ -92,34 +95,43 @@ const constant = (truth: boolean | null): Folded => ({
 function claim(ctx: RequestContext, field: string): string | number | boolean | null | undefined {
   if (field === ENTITY_KEY) return ctx.entity;
   if (field === "id") return ctx.id;
+  if (field === `@${TENANT_KEY}`) return ctx.tenant ?? null;
   const value = ctx.user?.[field.slice("@user.".length)];
   // a claim that is not a scalar (an object, a list) is as unknown as a missing one
   return typeof value === "string" || typeof value === "number" || typeof value === "boolean" ? value : null;
 }
 
-/** Fold the context into a condition (Kleene logic as a pair of two-valued filters). */
-export function foldCondition(filter: Filter | undefined, ctx: RequestContext): Folded {
+/**
+ * Fold the context into a condition (Kleene logic as a pair of two-valued filters). Fields of the row (a
+ * rule's, or `id` on a route naming no row) stay predicates: SQL's own three-valued logic treats them as
+ * the evaluator would. Inside a subquery every field is the subquery's row; EXISTS is monotone, so the
+ * certain and possible subqueries bound the real one from both sides.
+ */
+export function foldCondition(filter: Filter | undefined, ctx: RequestContext, inner = false): Folded {
   if (!filter) return ALWAYS;
   switch (filter.kind) {
     case "const":
       return constant(filter.value);
     case "and": {
-      const items = filter.items.map((f) => foldCondition(f, ctx));
+      const items = filter.items.map((f) => foldCondition(f, ctx, inner));
       return { certain: and(...items.map((i) => i.certain)), possible: and(...items.map((i) => i.possible)) };
     }
     case "or": {
-      const items = filter.items.map((f) => foldCondition(f, ctx));
+      const items = filter.items.map((f) => foldCondition(f, ctx, inner));
       return { certain: or(...items.map((i) => i.certain)), possible: or(...items.map((i) => i.possible)) };
     }
     case "not": {
-      const inner = foldCondition(filter.item, ctx);
-      return { certain: not(inner.possible), possible: not(inner.certain) };
+      const folded = foldCondition(filter.item, ctx, inner);
+      return { certain: not(folded.possible), possible: not(folded.certain) };
     }
-    case "exists": // conditions name no relations; a subquery is a row predicate like `id`
-      return { certain: filter, possible: filter };
+    case "exists": {
+      const where = foldCondition(filter.where, ctx, true);
+      const exists = (w: Filter): Filter => (isFalse(w) ? FALSE : { kind: "exists", table: filter.table, where: w });
+      return { certain: exists(where.certain), possible: exists(where.possible) };
+    }
     default:
-      // `id` on a route naming no row stays a predicate on the row (ids are never NULL: two-valued in SQL)
-      if (filter.field === "id" && ctx.id === undefined) return { certain: filter, possible: filter };
+      if (!filter.field.startsWith("@") && (inner || filter.field !== "id" || ctx.id === undefined))
+        return { certain: filter, possible: filter };
       return constant(evaluate(filter, (field) => claim(ctx, field)));
   }
 }
@@ -137,7 +149,11 @@ export function bindEntity(filter: Filter, entity: string): Filter {
       return not(bindEntity(filter.item, entity));
     case "exists":
       return filter;
-    default:
-      return filter.field === ENTITY_KEY ? (evaluate(filter, () => entity) ? TRUE : FALSE) : filter;
+    default: {
+      if (filter.field !== ENTITY_KEY) return filter;
+      // `"*"` stands for whichever entity the condition is bound to
+      const bound = mapOperands(filter, (o) => (o === EVERY_ENTITY ? entity : o));
+      return evaluate(bound, () => entity) ? TRUE : FALSE;
+    }
   }
 }

@@ -5,9 +5,9 @@
  */
 import type { Models } from "../data/models.js";
 import { ForbiddenError } from "../errors.js";
-import { and, type Filter, not, or, TRUE } from "../query/ast.js";
+import { and, type Filter, hasPlaceholders, not, or, TRUE } from "../query/ast.js";
 import { type Access, type DataPermission, type Scope, type Subject, WRITE_PERMISSIONS } from "./access.js";
-import { bindPlaceholders } from "./bind.js";
+import { bindCallerValues, bindPlaceholders } from "./bind.js";
 import { type CompiledPolicy, type CompiledRoles, type Rule, ruleKey } from "./compile.js";
 import { foldCondition, type RequestContext } from "./conditions.js";
 
@@ -15,8 +15,11 @@ import { foldCondition, type RequestContext } from "./conditions.js";
 interface Grant {
   /** rows where one of its policies certainly matches (TRUE for an entry without policies) */
   applies: Filter;
-  /** each filter policy must hold on the rows where its condition certainly holds */
-  filters: { where: Filter; policy: CompiledPolicy }[];
+  /**
+   * each filter policy must hold on the rows where its condition certainly holds: its filter, and its rule
+   * folded for the request (`rule`)
+   */
+  filters: { where: Filter; policy: CompiledPolicy; rule?: Filter }[];
 }
 
 /** A rule applied to one request, before placeholders are bound. */
@@ -83,7 +86,11 @@ function evaluate(rule: Rule, ctx: RequestContext, visible: string[]): Verdict {
     if (isFalse(applies)) continue;
     const filters = folded
       .filter((f) => f.policy.effect === "filter" && !isFalse(f.certain))
-      .map((f) => ({ where: f.certain, policy: f.policy }));
+      .map((f) => ({
+        where: f.certain,
+        policy: f.policy,
+        rule: f.policy.rule && foldCondition(f.policy.rule, ctx).certain,
+      }));
     grants.push({ applies, filters });
     // Field rules cannot differ per row here, so every grant that may apply restricts all rows:
     // a grant with no field rule never lifts another grant's (§4.8).
@@ -118,7 +125,10 @@ function rowsOf(v: Extract<Verdict, { effect: "allow" }>, bind: (filter: Filter)
   const granted = v.grants.map((g) =>
     and(
       g.applies,
-      ...g.filters.map((f) => or(not(f.where), f.policy.placeholders ? bind(f.policy.filter!) : f.policy.filter!)),
+      ...g.filters.map((f) => {
+        const filter = f.policy.filter && (f.policy.placeholders ? bind(f.policy.filter) : f.policy.filter);
+        return or(not(f.where), and(filter, f.rule));
+      }),
     ),
   );
   const implicit = v.implicitAllow ? [not(or(...v.grants.map((g) => g.applies)))] : [];
@@ -129,6 +139,10 @@ const needsBinding = (v: Verdict) =>
   v.effect === "allow" && v.grants.some((g) => g.filters.some((f) => f.policy.placeholders));
 
 const unbound = (filter: Filter) => filter;
+
+/** The caller's tenant as rules see it (`context.account_id`): its user's account, else its key's. */
+const callerTenant = (subject: Subject): number | undefined =>
+  subject.user ? subject.tenant : (subject.key?.tenant ?? undefined);
 
 export class Guard {
   /** verdicts decided at startup (their conditions name nothing but the entity) */
@@ -208,12 +222,12 @@ export class Guard {
 
   /** The scope of one permission for one subject; undefined when it is not granted. */
   find(subject: Subject, permission: string, entity: string, id?: number): Scope | undefined {
-    const decision = this.decide(subject.role, permission, { entity, id, user: subject.user }, (f) =>
-      bindPlaceholders(f, subject.user),
-    );
-    return decision.effect === "deny"
-      ? undefined
-      : { filter: decision.filter, fields: decision.fields, owner: decision.owner };
+    const ctx = { entity, id, user: subject.user, tenant: callerTenant(subject) };
+    const decision = this.decide(subject.role, permission, ctx, (f) => bindPlaceholders(f, subject.user));
+    if (decision.effect === "deny") return undefined;
+    // what is left unbound comes from rules, whose caller values are bound one by one (§9.1)
+    const filter = hasPlaceholders(decision.filter) ? bindCallerValues(decision.filter, ctx) : decision.filter;
+    return { filter, fields: decision.fields, owner: decision.owner };
   }
 
   /** The per-request view of the guard for one subject. */

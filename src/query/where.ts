@@ -61,6 +61,8 @@ export const MAX_PATTERN = 1000;
 
 const ORDERED_TYPES: ColumnType[] = ["primary", "reference", "number", "text", "enum", "date", "timestamp"];
 const STRING_TYPES: ColumnType[] = ["text", "enum", "date", "timestamp"];
+/** What a searchable encrypted field takes (§10.3): equality, through its blind index. */
+const ENCRYPTED_OPERATORS = new Set(["$eq", "$ne", "$in", "$nin", "$notin"]);
 const FIELD_OPERATORS = new Set([...COMPARISONS, "$in", "$nin", "$notin", "$like", "$ilike", "$isnull", "$between"]);
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -187,6 +189,7 @@ class WhereParser {
   private operator(field: CompiledField, op: string, value: unknown, path: string): Filter {
     if (!FIELD_OPERATORS.has(op))
       this.fail(path, `unknown operator "${op}" (expected one of ${[...FIELD_OPERATORS].join(" ")})`);
+    if (field.encrypted) return this.encrypted(field, op, value, path);
     const name = field.name;
     if (field.type === "json" && op !== "$isnull") this.fail(path, "json fields only support $isnull");
     switch (op) {
@@ -232,6 +235,37 @@ class WhereParser {
     }
   }
 
+  /**
+   * §10.3: an encrypted field compares only for equality, only when searchable, and then through its blind
+   * index: the value's digests under every key (a rotation may be under way), never its ciphertext.
+   */
+  private encrypted(field: CompiledField, op: string, value: unknown, path: string): Filter {
+    const { index, keyring, context, previous } = field.encrypted!;
+    if (!index || !keyring || !ENCRYPTED_OPERATORS.has(op))
+      return this.fail(
+        path,
+        index
+          ? `"${field.name}" is encrypted: only $eq, $ne, $in and $nin compare it`
+          : `"${field.name}" is encrypted and not searchable: it cannot be filtered`,
+      );
+    const single = op === "$eq" || op === "$ne";
+    if (single && value === null) return { kind: "isnull", field: field.name, isNull: op === "$eq" };
+    const list = single ? [value] : value;
+    if (!Array.isArray(list)) return this.fail(path, "expected an array");
+    if (list.length > MAX_LIST) this.fail(path, `at most ${MAX_LIST} values`);
+    const contexts = previous ? [context, previous] : [context];
+    const values = list.flatMap((v, i) => {
+      const at = single ? path : `${path}[${i}]`;
+      if (typeof v !== "string") return this.fail(at, `expected a string for "${field.name}"`);
+      if (this.options.placeholders && v.startsWith("@"))
+        this.fail(at, `"${field.name}" is encrypted: it is compared with literal values only`);
+      this.values += keyring.ids.length * contexts.length;
+      if (this.values > MAX_VALUES) this.fail(at, `more than ${MAX_VALUES} values in one where`);
+      return contexts.flatMap((c) => keyring.digests(v, c));
+    });
+    return { kind: "in", field: index, negated: op !== "$eq" && op !== "$in", values };
+  }
+
   private ordered(field: CompiledField, path: string) {
     if (!ORDERED_TYPES.includes(field.type) && !isContextField(field))
       this.fail(path, `"${field.name}" cannot be compared by order`);
@@ -246,6 +280,7 @@ class WhereParser {
       const name = value.slice("@row.".length);
       const outer = this.frame.outer!.resolve(name);
       if (!outer) this.fail(path, `unknown field "${name}" in ${value}`);
+      if (outer!.encrypted) this.fail(path, `"${name}" is encrypted: ${value} cannot be compared (§10.3)`);
       // PostgreSQL compares no text with a number; SQLite would by its affinity rules: refused on both
       if (!isContextField(field) && comparedAs(outer!.type) !== comparedAs(field.type))
         this.fail(
@@ -296,7 +331,7 @@ function expectedType(type: ColumnType): "integer" | "number" | "string" | "bool
 }
 
 /** What a column's values are compared as: integers and other numbers compare with each other. */
-const comparedAs = (type: ColumnType) => {
+export const comparedAs = (type: ColumnType) => {
   const expected = expectedType(type);
   return expected === "integer" ? "number" : expected;
 };
