@@ -347,7 +347,11 @@ describe("examples/groups: bkend's Security Overview as Citadel groups (§13)", 
       for (const name of ["guest", "a", "pk"]) {
         const res = await ok(name, "GET", `/api/data/users/${b.ids.b}`);
         expect({ name, user: res.body.data }).toEqual({ name, user: { id: b.ids.b, name: "user b" } });
-        const list = await ok(name, "GET", "/api/data/posts?with=created_by");
+        const list = await ok(name, "GET", `/api/data/posts/${b.rows.postB}?with=created_by`);
+        expect({ name, creator: list.body.data.created_by }).toEqual({
+          name,
+          creator: { id: b.ids.b, name: "user b" },
+        });
         expect(list.text).not.toContain("@test.com");
       }
     });
@@ -412,6 +416,20 @@ describe("examples/groups: bkend's Security Overview as Citadel groups (§13)", 
       expect(await dbRows(b.server, "SELECT id FROM posts WHERE id = ?", doomed)).toEqual([]);
       const user = await ok("sk", "GET", `/api/data/users/${b.ids.a}`);
       expect(user.body.data).toMatchObject({ email: "a@test.com" });
+    });
+
+    it("a row a server creates without createdBy has no owner, so it is no user's self: users cannot edit it (4.4, 4.14)", async () => {
+      const created = await ok("sk", "POST", "/api/data/posts", { title: "by a server, for no one" });
+      const id = created.body.data.id;
+      expect(await dbRows(b.server, "SELECT created_by_id FROM posts WHERE id = ?", id)).toEqual([
+        { created_by_id: null },
+      ]);
+      for (const name of ["a", "b", "pk + a"])
+        await refused(
+          () => as(name, "PATCH", `/api/data/posts/${id}`, { title: `claimed by ${name}` }),
+          (res) => expectForbidden(res, UPDATE, "posts"),
+        );
+      expect((await ok("guest", "GET", `/api/data/posts/${id}`)).body.data.title).toBe("by a server, for no one");
     });
 
     it('"you must use Secret Keys only in server environments": sent by a page (Origin) it is 401 and writes nothing (5.4)', async () => {
