@@ -12,6 +12,7 @@ const ENGINE_TESTS = [
   "test/tenancy/**/*.test.ts",
   "test/audit/**/*.test.ts",
   "test/feed/**/*.test.ts",
+  "test/encryption/**/*.test.ts",
   "test/server.test.ts",
 ];
 /** Inside those directories, tests of the CLI process that do not depend on the engine. */

@@ -59,11 +59,11 @@ export class AuditTrail {
     return new AuditTrail(db, models, new Set(config.audit.redact), hash, config.audit.retention_days);
   }
 
-  /** A value as the trail records it: hidden fields and those in `audit.redact` are "[redacted]". */
+  /** A value as the trail records it: hidden and encrypted fields and those in `audit.redact` are "[redacted]". */
   shown(entity: string, field: string, value: unknown): unknown {
     if (value === null || value === undefined) return value ?? null;
-    const model = this.models.get(entity);
-    const hidden = model?.entity.fields.get(field)?.hidden === true;
+    const compiled = this.models.get(entity)?.entity.fields.get(field);
+    const hidden = compiled?.hidden === true || compiled?.encrypted !== undefined;
     return hidden || this.redacted.has(`${entity}.${field}`) ? REDACTED : value;
   }
 
@@ -80,7 +80,8 @@ export class AuditTrail {
     const after: Row = event.after ?? {};
     const out: Changes = {};
     for (const field of new Set([...Object.keys(before), ...Object.keys(after)])) {
-      if (SYSTEM.has(field)) continue;
+      // a blind index column (§10.3) is no field: its value changes with the encrypted one it indexes
+      if (SYSTEM.has(field) || this.models.get(event.entity)?.entity.fields.get(field)?.indexOf) continue;
       const was = before[field] ?? null;
       const is = after[field] ?? null;
       if (event.action === "update" && canonical(was) === canonical(is)) continue;

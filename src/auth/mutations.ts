@@ -54,7 +54,7 @@ export class AuthWrites {
   async stored(trx: Db, model: EntityModel, id: number): Promise<Row | null> {
     if (!this.events.active) return null;
     const row = await trx.selectFrom(model.entity.name).selectAll().where("id", "=", id).executeTakeFirst();
-    return row ? model.codec.decode(row) : null;
+    return row ? model.codec.image(row) : null;
   }
 
   /** What deleting row `id` does to other rows through foreign keys, read before the DELETE while anyone listens. */

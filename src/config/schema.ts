@@ -37,6 +37,9 @@ const fieldConfig = strict({
 
 const field = strict({ type: oneOf(FIELD_TYPES), config: v.optional(fieldConfig, {}) });
 
+/** Field rules (§9.4): on which rows a field may be read, and when it may be written, as rule expressions. */
+const fieldRules = v.record(v.string(), strict({ read: v.optional(v.string()), write: v.optional(v.string()) }));
+
 const entity = strict({
   type: v.optional(oneOf(["regular", "system"]), "regular"),
   fields: v.optional(v.record(v.string(), field), {}),
@@ -45,6 +48,8 @@ const entity = strict({
       name: v.optional(v.string()),
       sort_field: v.optional(v.string()),
       sort_dir: v.optional(oneOf(["asc", "desc"])),
+      /** field rules for every role (§9.4) */
+      field_rules: v.optional(fieldRules),
     }),
   ),
 });
@@ -80,7 +85,8 @@ const policy = strict({
   filter: v.optional(v.record(v.string(), v.unknown())),
   /** a rule expression (§9.1): where an allow or deny applies, or what a filter's rows must satisfy */
   rule: v.optional(v.string()),
-  fields: v.optional(v.array(v.string())),
+  /** an allowlist of fields (§4.8), or rules per field: `{ salary: { read: "<rule>", write: "<rule>" } }` (§9.4) */
+  fields: v.optional(v.union([v.array(v.string()), fieldRules])),
   omit: v.optional(v.array(v.string())),
 });
 

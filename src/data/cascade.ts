@@ -68,7 +68,7 @@ async function rowsPointingAt(
     if (dialectOf(trx).locksRows) query = query.forUpdate();
     for (const row of await query.execute()) {
       const id = Number(row.id);
-      if (!skip?.has(id)) found.set(id, model.codec.decode(row));
+      if (!skip?.has(id)) found.set(id, model.codec.image(row));
     }
   }
   return new Map([...found].sort(([a], [b]) => a - b));
@@ -128,7 +128,7 @@ export async function reachedEvents(trx: Db, reached: Reached): Promise<Mutation
     const after = new Map<number, Row>();
     for (const chunk of chunks(trx, [...rows.keys()])) {
       const stored = await trx.selectFrom(model.entity.name).selectAll().where("id", "in", chunk).execute();
-      for (const row of stored) after.set(Number(row.id), model.codec.decode(row));
+      for (const row of stored) after.set(Number(row.id), model.codec.image(row));
     }
     for (const [id, before] of rows) {
       const row = after.get(id);

@@ -10,6 +10,8 @@ export interface EntityModel {
   validator: EntityValidator;
   /** every non-hidden field, in declaration order */
   visibleFields: string[];
+  /** the hidden blind index columns of searchable encrypted fields (§10.3): written with them */
+  indexColumns: string[];
   /** the foreign keys of other entities that a delete of this one's rows cascades to or sets to NULL */
   dependents: Dependent[];
 }
@@ -25,6 +27,7 @@ export function buildModels(schema: CompiledSchema): Models {
       codec: buildCodec(entity),
       validator: buildValidator(entity, indexed),
       visibleFields: [...entity.fields.values()].filter((f: CompiledField) => !f.hidden).map((f) => f.name),
+      indexColumns: [...entity.fields.values()].filter((f) => f.indexOf !== undefined).map((f) => f.name),
       dependents: [],
     });
   }

@@ -142,7 +142,7 @@ export function chunkSizes(n: number, max: number): number[] {
  * omission (sync.ts declares no column default then). Hidden fields keep their column defaults: not listed.
  */
 function insertable(model: EntityModel, stored: Row[]): Row[] {
-  const columns = model.visibleFields.filter((f) => f !== "id");
+  const columns = [...model.visibleFields.filter((f) => f !== "id"), ...model.indexColumns];
   const known = new Set(columns);
   return stored.map((row) => {
     for (const key in row) if (!known.has(key)) throw new Error(`a create may not store column "${key}"`);
@@ -262,16 +262,21 @@ async function apply(
     () => checkCollided(trx, model, { ids, set }, [values], scopes),
     nameable(model, scopes, Object.keys(values)),
   );
+  // §10.1: every stored value has an IV of its own, so the other rows' encrypted values are sealed again, one
+  // statement per row (encrypted fields are never unique: nothing here can collide)
+  if (ids.length > 1 && model.codec.resealed(values))
+    for (const id of ids.slice(1))
+      await trx.updateTable(entity).set(model.codec.resealed(values)!).where("id", "=", id).execute();
   await checkWritten(trx, entity, ids, scopes);
   await checkReferences(trx, model, [values], scopes);
   emitted(await emit(trx, model, scopes, "update", ids, before));
   return readBack(trx, model, ids, scopes.read);
 }
 
-/** The whole stored rows (hidden fields too), decoded, by id: what mutation events carry. */
+/** The whole stored rows (hidden fields too) as event images (encrypted fields stay ciphertext), by id: what mutation events carry. */
 async function storedRows(trx: Db, model: EntityModel, ids: number[]): Promise<Map<number, Row>> {
   const rows = await trx.selectFrom(model.entity.name).selectAll().where("id", "in", ids).execute();
-  return new Map(rows.map((r) => [Number(r.id), model.codec.decode(r)]));
+  return new Map(rows.map((r) => [Number(r.id), model.codec.image(r)]));
 }
 
 /**

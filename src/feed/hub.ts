@@ -7,7 +7,7 @@
  */
 import type { ValidatedConfig } from "../config/schema.js";
 import type { Row } from "../data/codec.js";
-import type { Models } from "../data/models.js";
+import type { EntityModel, Models } from "../data/models.js";
 import type { Db } from "../db/connection.js";
 import { RateLimitedError, UnauthorizedError } from "../errors.js";
 import type { FeedCounts } from "../metrics/monitor.js";
@@ -326,6 +326,21 @@ export class FeedHub {
     }
   }
 
+  /**
+   * An event with its images decrypted; undefined (the event is sent to no one, and logged) when a value fails
+   * its integrity check: a subscriber never gets garbage or a ciphertext.
+   */
+  private open(model: EntityModel, event: OutboxEvent): OutboxEvent | undefined {
+    try {
+      const before = event.before && model.codec.open(event.before);
+      const after = event.after && model.codec.open(event.after);
+      return { ...event, before, after };
+    } catch (error) {
+      this.log(`change feed: event ${event.seq} not sent`, error);
+      return undefined;
+    }
+  }
+
   /** Decide, in one query per batch, which of `subs` may see each event's row before and after, and queue it. */
   private async deliver(entity: string, events: OutboxEvent[], subs: Subscription[]): Promise<void> {
     const model = this.models.get(entity);
@@ -349,13 +364,21 @@ export class FeedHub {
     // streams that read the same fields get the same message: built once
     const built = new Map<string, FeedMessage | undefined>();
     const outgoing = new Map<Subscription, FeedMessage[]>();
+    // encrypted fields are ciphertext in the outbox (§10): decrypted here, once per event sent
+    const opened = new Map<number, OutboxEvent | undefined>();
+    const openAt = (i: number) => {
+      if (!opened.has(i)) opened.set(i, this.open(model, events[i]!));
+      return opened.get(i);
+    };
     for (const sub of open) {
       const messages: FeedMessage[] = [];
       events.forEach((event, i) => {
         const action = event.seq > sub.cursor && actionFor(sees(at[i]!.before, sub), sees(at[i]!.after, sub));
         if (!action) return;
         const key = `${i} ${action} ${sub.fieldsKey}`;
-        if (!built.has(key)) built.set(key, messageFor(event, ids[i]!, sub.watch.fields, action));
+        const readable = openAt(i);
+        if (!readable) return;
+        if (!built.has(key)) built.set(key, messageFor(readable, ids[i]!, sub.watch.fields, action));
         const message = built.get(key);
         if (message) messages.push(message);
       });

@@ -61,7 +61,7 @@ export async function holds(db: Db, model: EntityModel, images: Row[], filters: 
   const open = filters.map((f, j) => [f, j] as const).filter(([f]) => f.kind !== "const");
   if (open.length === 0 || images.length === 0) return answer;
   const entity = model.entity.name;
-  const encoded = images.map((row) => model.codec.encode(row));
+  const encoded = images.map((row) => model.codec.stored(row));
   const limit = dialectOf(db).maxBindValues;
   const perImage = model.entity.fields.size;
   // half the statement's values for the filters, the rest for the images

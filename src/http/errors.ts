@@ -2,6 +2,7 @@
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { translateDbError } from "../data/db-errors.js";
+import { IntegrityError } from "../data/keyring.js";
 import { CitadelError, RateLimitedError, UnavailableError } from "../errors.js";
 
 export type ErrorLogger = (error: unknown) => void;
@@ -9,6 +10,8 @@ export type ErrorLogger = (error: unknown) => void;
 export function errorResponse(c: Context, thrown: unknown, log: ErrorLogger): Response {
   // a database error no layer below translated (a read, an auth query) gets the same meaning here
   const error = translateDbError(thrown) ?? thrown;
+  // a stored value failed its integrity check (§10): the caller gets a 409 without the reason, the operator it
+  if (error instanceof IntegrityError) log(new Error(`${error.message}: ${error.reason}`));
   if (error instanceof CitadelError) {
     if (error instanceof RateLimitedError || error instanceof UnavailableError)
       c.header("Retry-After", String(error.retryAfterSeconds));

@@ -212,7 +212,10 @@ function parseSort(view: ReadableView, value: unknown, path: string): SortKey[] 
   const keys: SortKey[] = [];
   const seen = new Set<string>();
   const add = (name: string, dir: "asc" | "desc") => {
-    const f = field(view, name, path).name;
+    const resolved = field(view, name, path);
+    // §10.3: a ciphertext's order is random, and a blind index's would still rank the values
+    if (resolved.encrypted) throw new BadRequestError(`${path}: "${name}" is encrypted and cannot be sorted`, { path });
+    const f = resolved.name;
     if (seen.has(f)) return;
     seen.add(f);
     keys.push({ field: f, dir });

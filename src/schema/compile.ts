@@ -138,14 +138,45 @@ function compileEntity(name: string, json: EntityJSON, path: string): CompiledEn
   }
   fields.set("created_at", systemField("created_at", "timestamp"));
   fields.set("updated_at", systemField("updated_at", "timestamp"));
+  for (const f of [...fields.values()])
+    if (f.config.encrypted) encryptedField(name, f, fields, `${path}.fields.${f.name}`);
   const sortField = json.config?.sort_field ?? "id";
   if (!fields.has(sortField)) throw new ConfigError(`${path}.config.sort_field`, `unknown field "${sortField}"`);
+  if (fields.get(sortField)!.encrypted)
+    throw new ConfigError(`${path}.config.sort_field`, `"${sortField}" is encrypted: its ciphertext has no order`);
   return {
     name,
     fields,
     relations: new Map(),
     defaultSort: { field: sortField, dir: json.config?.sort_dir ?? "asc" },
   };
+}
+
+/**
+ * §10: an encrypted field: text or json, never unique (each value has a fresh IV, so equal values differ in
+ * storage: the database cannot compare them; README), and a searchable one gets its hidden blind index column.
+ */
+function encryptedField(entity: string, f: CompiledField, fields: Map<string, CompiledField>, path: string) {
+  const at = `${path}.config.encrypted`;
+  if (f.type !== "text" && f.type !== "json")
+    throw new ConfigError(at, `only text and json fields can be encrypted ("${f.name}" is ${f.type})`);
+  if (f.config.unique)
+    throw new ConfigError(
+      `${path}.config.unique`,
+      `"${f.name}" is encrypted: a unique index cannot compare ciphertexts (each value has its own random IV)`,
+    );
+  const searchable = f.config.encrypted?.searchable === true;
+  if (searchable && f.type !== "text") throw new ConfigError(`${at}.searchable`, "only text fields can be searchable");
+  const previous = f.config.renamedFrom;
+  f.encrypted = { context: `${entity}.${f.name}`, ...(previous ? { previous: `${entity}.${previous}` } : {}) };
+  if (!searchable) return;
+  const index = `${f.name}__bidx`;
+  checkName(index, at, "blind index column");
+  if (fields.has(index)) throw new ConfigError(at, `"${index}" is the blind index column of "${f.name}"`);
+  f.encrypted.index = index;
+  // a renamed field's index column is renamed with it (sync would otherwise see a column to drop)
+  const config = previous ? { renamedFrom: `${previous}__bidx` } : {};
+  fields.set(index, { name: index, type: "text", config, system: false, hidden: true, indexOf: f.name });
 }
 
 /** A rename names a column the entity no longer has (field or key column), once; else sync could not tell what to do. */
@@ -296,6 +327,9 @@ export function compileSchema(json: SchemaJSON, withUsers: boolean, tenancy?: Te
     const e = entities.get(i.entity);
     if (!e) throw new ConfigError(`${path}.entity`, `unknown entity "${i.entity}"`);
     for (const f of i.fields) if (!e.fields.has(f)) throw new ConfigError(`${path}.fields`, `unknown field "${f}"`);
+    for (const f of i.fields)
+      if (e.fields.get(f)!.encrypted)
+        throw new ConfigError(`${path}.fields`, `"${f}" is encrypted: an index on its ciphertext serves no query`);
     checkName(key, path, "index");
     if (i.unique === true) uniqueIndex(e, key, i.fields, schema);
     else schema.indices.push({ name: key, entity: i.entity, columns: i.fields, unique: false });

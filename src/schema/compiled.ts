@@ -1,4 +1,5 @@
 /** The schema as the engine uses it: every column, every relation resolved from both sides. */
+import type { Keyring } from "../data/keyring.js";
 import type { FieldConfig } from "./fields.js";
 
 /** `primary` is `id`; `timestamp` is created_at/updated_at; `reference` is a foreign key column like `author_id`. */
@@ -21,6 +22,22 @@ export interface CompiledField {
   system: boolean;
   /** Hidden fields are never readable, writable or nameable through the data API. */
   hidden: boolean;
+  /** §10: the field's values are stored encrypted */
+  encrypted?: EncryptedField;
+  /** the encrypted field whose blind index this hidden column holds (`ssn__bidx` holds `ssn`'s) */
+  indexOf?: string;
+}
+
+/** How an encrypted field is stored (§10). */
+export interface EncryptedField {
+  /** `entity.field`: what its values are bound to (their additional authenticated data) */
+  context: string;
+  /** the context of the field's earlier name (`renamedFrom`): its values were sealed for that one */
+  previous?: string;
+  /** the hidden blind index column of a searchable field (`<field>__bidx`) */
+  index?: string;
+  /** the keys, attached at startup (`attachKeyring`): startup refuses encrypted fields without any */
+  keyring?: Keyring;
 }
 
 export type RelationPath =

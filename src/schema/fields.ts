@@ -24,6 +24,8 @@ export interface FieldConfig {
   options?: { type: "strings"; values: string[] };
   /** the field's previous name: sync renames the column instead of seeing a drop (§1.4) */
   renamedFrom?: string;
+  /** text and json fields: stored as AES-256-GCM ciphertext; `searchable` keeps a blind index for $eq/$in (§10) */
+  encrypted?: { searchable?: boolean };
 }
 
 export interface FieldJSON {
@@ -66,8 +68,18 @@ export class Field<T extends FieldType = FieldType> {
     return this;
   }
 
+  /**
+   * Store the values encrypted (AES-256-GCM, §10.1); text and json fields. `searchable: true` (text) keeps a
+   * keyed HMAC blind index, so `$eq`/`$in` (and `$ne`/`$nin`) can find a value without decrypting (§10.3).
+   */
+  encrypted(options: { searchable?: boolean } = {}): this {
+    this.config.encrypted = options.searchable === undefined ? {} : { searchable: options.searchable };
+    return this;
+  }
+
   toJSON(): FieldJSON {
-    return { type: this.type, config: { ...this.config } };
+    const { encrypted, ...config } = this.config;
+    return { type: this.type, config: encrypted ? { ...config, encrypted: { ...encrypted } } : config };
   }
 }
 

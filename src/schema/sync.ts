@@ -52,7 +52,8 @@ export const kindOf = (f: CompiledField): ColumnKind =>
  */
 function storedDefault(f: CompiledField): string | number | boolean | undefined {
   const value = f.config.default_value;
-  if (value === undefined || value === null) return undefined;
+  // an encrypted field's default is encrypted by each write; as a column default it would be plaintext (§10)
+  if (value === undefined || value === null || f.encrypted) return undefined;
   if (f.type === "boolean") return Boolean(value);
   if (f.type === "json") return JSON.stringify(value);
   return value as string | number;
