@@ -2,7 +2,7 @@
  * §13 `examples/groups`: bkend's "Security Overview" page walked statement by statement over HTTP, as a guest (no
  * credentials), users A and B (the `user` group; `self` when a row is their own), an admin, a publishable key, a
  * publishable key with A's token and a secret key; every refused write is checked against the database itself
- * (§4.5, 4.6, 4.7, 4.8, 4.9, 4.14, 5.1–5.5).
+ * (§4.5, 4.6, 4.7, 4.8, 4.9, 4.14, 5.1–5.5, 10.1, 10.3).
  *
  * Not expressible, or not Citadel's to express (see also examples/groups/config.ts):
  * - "In-Transit Encryption: TLS 1.2 or higher": the proxy in front of the server terminates TLS.
@@ -10,20 +10,37 @@
  * - `self` is a relation between a caller and a row, not a role: the `user` role's update and delete filtered by
  *   `$owner`; `createdBy` is `created_by_id` (Citadel's names are lowercase and a many-to-one's column ends in `_id`).
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { createApp } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import groups from "../../examples/groups/config.js";
 import { bearer } from "../helpers/auth.js";
 import type { TestResponse } from "../helpers/server.js";
-import { type Booted, boot, dbRows, expectForbidden, idsOf, insert, q, sorted } from "./helpers.js";
+import {
+  type Booted,
+  boot,
+  dbRows,
+  expectForbidden,
+  expectNotFound,
+  idsOf,
+  insert,
+  q,
+  sorted,
+  testConfig,
+} from "./helpers.js";
 
 type Rows = Record<"postA" | "postB" | "commentA" | "commentB", number>;
 
+const READ = "data.entity.read";
 const CREATE = "data.entity.create";
 const UPDATE = "data.entity.update";
 const DELETE = "data.entity.delete";
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+/** How an encrypted value is stored: `enc:v1:<key id>:<base64 of IV | ciphertext | tag>` (§10.1). */
+const SEALED = /^enc:v1:k1:[A-Za-z0-9+/]+={0,2}$/;
+/** The example's encrypted fields need a key (§10.1); the server reads it from the environment, as in production. */
+const ENCRYPTION_KEYS = `k1:${randomBytes(32).toString("base64")}`;
 
 describe("examples/groups: bkend's Security Overview as Citadel groups (§13)", () => {
   let b: Booted<Rows>;
@@ -50,6 +67,10 @@ describe("examples/groups: bkend's Security Overview as Citadel groups (§13)", 
     posts: await dbRows(b.server, "SELECT id, created_by_id, title, content FROM posts ORDER BY id"),
     comments: await dbRows(b.server, "SELECT id, created_by_id, post_id, body FROM comments ORDER BY id"),
     users: await dbRows(b.server, "SELECT id, email, role, name FROM users ORDER BY id"),
+    connections: await dbRows(
+      b.server,
+      "SELECT id, created_by_id, name, host, credentials FROM connections ORDER BY id",
+    ),
     keys: await dbRows(b.server, "SELECT id, revoked_at FROM citadel_api_keys ORDER BY id"),
   });
   /** `attempt` is refused as `check` says and the database is as it was. */
@@ -67,6 +88,7 @@ describe("examples/groups: bkend's Security Overview as Citadel groups (§13)", 
   };
 
   beforeAll(async () => {
+    process.env.CITADEL_ENCRYPTION_KEYS = ENCRYPTION_KEYS;
     b = await boot(groups, {
       users: { admin: "admin", a: "user", b: "user" },
       rows: async (ctx, ids) => {
@@ -98,6 +120,7 @@ describe("examples/groups: bkend's Security Overview as Citadel groups (§13)", 
   });
   afterAll(async () => {
     await b?.server.close();
+    delete process.env.CITADEL_ENCRYPTION_KEYS;
   });
 
   describe('"To prevent users from editing or deleting other users\' posts, you need data access control"', () => {
@@ -481,6 +504,138 @@ describe("examples/groups: bkend's Security Overview as Citadel groups (§13)", 
       const listed = await ok("admin", "GET", "/api/data/users");
       expect(listed.text).not.toContain("$argon2id$");
       expect(listed.body.data[0]).not.toHaveProperty("password_hash");
+    });
+  });
+
+  describe('At-Rest Encryption: "Database connection credentials — AES-256-GCM (application level)"', () => {
+    const A_CONNECTION = {
+      name: "A's database",
+      host: "db-a.internal",
+      credentials: "postgres://app:a-s3cret@db-a/app",
+    };
+    /** A's connection, created over HTTP by A (self). */
+    const connectionOfA = async (overrides: Record<string, string> = {}) => {
+      const res = await ok("a", "POST", "/api/data/connections", { ...A_CONNECTION, ...overrides });
+      expect(res.status).toBe(201);
+      return res.body.data as { id: number } & typeof A_CONNECTION;
+    };
+
+    it("the table holds AES-256-GCM ciphertext under the key's id, a fresh IV each; the owner reads plaintext (10.1, 4.14)", async () => {
+      const first = await connectionOfA();
+      expect(first).toMatchObject({ ...A_CONNECTION, created_by_id: b.ids.a });
+      const second = await connectionOfA({ name: "A's replica" });
+      const stored = await dbRows(
+        b.server,
+        "SELECT host, credentials FROM connections WHERE id IN (?, ?) ORDER BY id",
+        first.id,
+        second.id,
+      );
+      for (const row of stored) for (const value of Object.values(row)) expect(value).toMatch(SEALED);
+      expect(JSON.stringify(stored)).not.toContain("a-s3cret");
+      expect(JSON.stringify(stored)).not.toContain("db-a.internal");
+      // the same plaintext twice is two different ciphertexts
+      expect(stored[0]!.credentials).not.toBe(stored[1]!.credentials);
+      const read = await ok("a", "GET", `/api/data/connections/${first.id}`);
+      expect(read.body.data).toMatchObject(A_CONNECTION);
+    });
+
+    it("who reads them is still the guard's: self, the admin and the secret key read plaintext; B 404s; guests 403 (4.5, 4.9)", async () => {
+      const { id } = await connectionOfA();
+      for (const name of ["a", "pk + a", "admin", "sk"]) {
+        const res = await ok(name, "GET", `/api/data/connections/${id}`);
+        expect({ name, credentials: res.body.data.credentials }).toEqual({
+          name,
+          credentials: A_CONNECTION.credentials,
+        });
+      }
+      const hidden = await as("b", "GET", `/api/data/connections/${id}`);
+      expectNotFound(hidden);
+      expect(hidden.text).toBe((await as("b", "GET", "/api/data/connections/999999")).text);
+      const list = await ok("b", "GET", "/api/data/connections");
+      const ofB = await dbRows(b.server, "SELECT id FROM connections WHERE created_by_id = ? ORDER BY id", b.ids.b);
+      expect(idsOf(list)).toEqual(ofB.map((row) => row.id));
+      expect(list.text).not.toContain("a-s3cret");
+      for (const name of ["guest", "pk"]) {
+        expectForbidden(await as(name, "GET", "/api/data/connections"), READ, "connections");
+        expectForbidden(await as(name, "GET", `/api/data/connections/${id}`), READ, "connections");
+      }
+    });
+
+    it("no oracle: credentials are never filtered or sorted on (400); host only by equality, inside what the caller reads (10.3, 4.3a)", async () => {
+      const { id } = await connectionOfA();
+      for (const [name, params] of [
+        ["a", `where=${q({ credentials: A_CONNECTION.credentials })}`],
+        ["b", `where=${q({ credentials: { $like: "postgres*" } })}`],
+        ["b", `where=${q({ host: { $like: "db-a*" } })}`],
+        ["a", "sort=host"],
+        ["admin", "sort=-credentials"],
+      ] as const) {
+        const res = await as(name, "GET", `/api/data/connections?${params}`);
+        expect({ name, params, status: res.status }).toEqual({ name, params, status: 400 });
+        expect(res.text).not.toContain("a-s3cret");
+      }
+      const byHost = `where=${q({ host: A_CONNECTION.host })}`;
+      const own = await ok("a", "GET", `/api/data/connections?${byHost}`);
+      expect(idsOf(own)).toContain(id);
+      const ownIds = await dbRows(b.server, "SELECT id FROM connections WHERE created_by_id = ? ORDER BY id", b.ids.a);
+      expect(idsOf(own)).toEqual(ownIds.map((row) => row.id));
+      expect(idsOf(await ok("admin", "GET", `/api/data/connections?${byHost}`))).toEqual(idsOf(own));
+      expect(idsOf(await ok("b", "GET", `/api/data/connections?${byHost}`))).toEqual([]);
+      const count = await ok("b", "GET", `/api/data/connections/count?${byHost}`);
+      expect(count.body.data).toEqual({ count: 0 });
+    });
+
+    it("self updates its credentials (sealed anew); B's update or delete of A's connection is 404 and changes nothing (4.5, 10.1)", async () => {
+      const { id } = await connectionOfA();
+      const [before] = await dbRows(b.server, "SELECT credentials FROM connections WHERE id = ?", id);
+      const res = await ok("a", "PATCH", `/api/data/connections/${id}`, {
+        credentials: "postgres://app:rotated@db-a/app",
+      });
+      expect(res.body.data).toMatchObject({ id, credentials: "postgres://app:rotated@db-a/app" });
+      const [after] = await dbRows(b.server, "SELECT credentials FROM connections WHERE id = ?", id);
+      expect(after!.credentials).toMatch(SEALED);
+      expect(after!.credentials).not.toBe(before!.credentials);
+      expect(after!.credentials).not.toContain("rotated");
+      await refused(() => as("b", "PATCH", `/api/data/connections/${id}`, { credentials: "stolen" }), expectNotFound);
+      await refused(() => as("b", "DELETE", `/api/data/connections/${id}`), expectNotFound);
+      await refused(
+        () => as("guest", "POST", "/api/data/connections", { name: "x", credentials: "y" }),
+        (r) => expectForbidden(r, CREATE, "connections"),
+      );
+      await refused(
+        () => as("a", "POST", "/api/data/connections", { name: "for B", credentials: "y", created_by_id: b.ids.b }),
+        (r) => expectForbidden(r, CREATE, "connections"),
+      );
+    });
+
+    it("a stored credential altered behind the server's back is a 409 naming the field, never garbage (10.1)", async () => {
+      const { id } = await connectionOfA({ name: "to tamper with" });
+      const [row] = await dbRows(b.server, "SELECT credentials FROM connections WHERE id = ?", id);
+      const sealed = row!.credentials as string;
+      const body = Buffer.from(sealed.split(":")[3]!, "base64");
+      body[16] = body[16]! ^ 1;
+      const tampered = `enc:v1:k1:${body.toString("base64")}`;
+      await dbRows(b.server, "UPDATE connections SET credentials = ? WHERE id = ?", tampered, id);
+      for (const name of ["a", "admin"]) {
+        const res = await as(name, "GET", `/api/data/connections/${id}`);
+        expect({ name, status: res.status, error: res.body.error }).toMatchObject({
+          name,
+          status: 409,
+          error: { code: "conflict", entity: "connections", field: "credentials" },
+        });
+        expect(res.text).not.toContain("a-s3cret");
+      }
+      await dbRows(b.server, "DELETE FROM connections WHERE id = ?", id);
+    });
+
+    it("without an encryption key the example refuses to start, naming the field and CITADEL_ENCRYPTION_KEYS (10.1)", async () => {
+      await expect(
+        createApp({
+          connection: { url: ":memory:" },
+          config: testConfig(groups.config),
+          options: { encryptionKeys: "" },
+        }),
+      ).rejects.toThrow(/connections\.(host|credentials) is encrypted.*CITADEL_ENCRYPTION_KEYS/);
     });
   });
 });
