@@ -8,6 +8,7 @@ import type { Row } from "../data/codec.js";
 import { formatExplanation } from "../guard/explain.js";
 import { accountId, requireAccount } from "./accounts.js";
 import { AUDIT_COMMANDS } from "./audit.js";
+import { ENCRYPTION_COMMANDS } from "./encryption.js";
 import type { CliIo } from "./io.js";
 import { openApp, print, withApp } from "./open.js";
 import { readPassword } from "./prompt.js";
@@ -49,6 +50,12 @@ export const OPTIONS = {
   json: { type: "boolean", help: "print JSON instead of text" },
   lines: { type: "string", short: "n", arg: "<N>", help: "how many entries, the latest (default 20)" },
   follow: { type: "boolean", short: "f", help: "keep printing new entries as they are written (Ctrl-C stops)" },
+  "batch-size": { type: "string", arg: "<rows>", help: "rows per transaction (default 500)" },
+  "pause-ms": { type: "string", arg: "<ms>", help: "pause between batches, to spare a busy database (default 0)" },
+  "encrypt-plaintext": {
+    type: "boolean",
+    help: "also encrypt values stored before their field was encrypted (only if no one could write them)",
+  },
 } as const;
 
 export type OptionName = keyof typeof OPTIONS;
@@ -296,4 +303,5 @@ export const COMMANDS: Command[] = [
       }),
   },
   ...AUDIT_COMMANDS,
+  ...ENCRYPTION_COMMANDS,
 ];

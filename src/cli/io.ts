@@ -8,6 +8,8 @@ export interface CliIo {
   stdout(text: string): void;
   /** Write to standard error. */
   stderr(text: string): void;
+  /** Whether standard error is a terminal (progress bars are drawn in place there, printed as lines elsewhere). */
+  stderrIsTTY?: boolean;
   /** All of stdin when it is piped, or undefined when stdin is a terminal (then `prompt` is used). */
   stdin(): Promise<string | undefined>;
   /** Ask on the terminal without echoing the answer (passwords). */
@@ -57,6 +59,7 @@ export function processIo(): CliIo {
   return {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
+    stderrIsTTY: process.stderr.isTTY === true,
     stdin: async () => (process.stdin.isTTY ? undefined : readAll(process.stdin)),
     prompt: promptHidden,
     env: process.env,

@@ -23,6 +23,7 @@ export async function openApp(values: Values, io: CliIo, destructive = false): P
     options: {
       ...input.options,
       destructive: destructive || input.options?.destructive,
+      encryptionKeys: input.options?.encryptionKeys ?? io.env.CITADEL_ENCRYPTION_KEYS,
       log: input.options?.log ?? ((message, error) => io.stderr(`citadel: ${message}${error ? ` ${error}` : ""}\n`)),
     },
   });
