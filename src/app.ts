@@ -114,7 +114,12 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   const models = buildModels(schema);
   const tenancy = tenancyOf(config, schema.tenancy);
   // Roles are compiled (and so validated) even while the guard is off.
-  const roles = compileRoles(config.auth, models, { superadminRole: tenancy?.superadminRole });
+  const fieldRules = Object.fromEntries(
+    Object.entries(config.data.entities ?? {}).flatMap(([name, e]) =>
+      e.config?.field_rules ? [[name, e.config.field_rules] as const] : [],
+    ),
+  );
+  const roles = compileRoles(config.auth, models, { superadminRole: tenancy?.superadminRole, fieldRules });
   schema.indices.push(...policyIndexes(schema, roles));
   const rolesGuard = new Guard(roles, models);
   const guard = guardEnforced(config) ? rolesGuard : undefined;

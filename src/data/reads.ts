@@ -3,13 +3,13 @@
  * guard's answer, so the scope a read ANDs into its SQL is always the caller's own.
  */
 import { type Db, dialectOf } from "../db/connection.js";
-import { orderTerm } from "../dialect/index.js";
 import { NotFoundError } from "../errors.js";
 import { and, FALSE, type Filter } from "../query/ast.js";
 import { withFilter } from "../query/compile.js";
 import type { ListQuery, ReadableView, Scope } from "../query/options.js";
 import type { CompiledRelation } from "../schema/compiled.js";
 import type { Row } from "./codec.js";
+import { hideUnshown, shownFlags, sortTerm } from "./field-rules.js";
 import type { Models } from "./models.js";
 import { columnsFor, expand, pick } from "./relations.js";
 import { byId, countRows, readableFields } from "./write-checks.js";
@@ -55,16 +55,20 @@ async function page({ db, models }: Store, view: ReadableView, query: ListQuery,
   const entity = view.entity.name;
   const model = models.get(entity)!;
   const output = query.select ?? readableFields(model, view.scope);
+  const { rowFields } = view.scope;
   let builder = withFilter(
-    db.selectFrom(entity).select(columnsFor(output, query.with).map((c) => `${entity}.${c}`)),
+    db
+      .selectFrom(entity)
+      .select(columnsFor(output, query.with).map((c) => `${entity}.${c}`))
+      .select(shownFlags(rowFields, output, entity)),
     filter,
     entity,
   );
   const dialect = dialectOf(db);
-  for (const k of query.sort) builder = builder.orderBy(orderTerm(dialect, `${entity}.${k.field}`, k.dir));
+  for (const k of query.sort) builder = builder.orderBy(sortTerm(dialect, rowFields, entity, k));
   if (query.offset > 0) builder = builder.offset(query.offset);
   const rows = await builder.limit(query.limit).execute();
-  for (const r of rows) model.codec.decode(r);
+  for (const r of rows) hideUnshown(model.codec.decode(r), rowFields);
   await expand(db, models, rows, query.with);
   return rows.map((r) => pick(r, [...output, ...query.with.map((w) => w.relation.name)]));
 }

@@ -4,11 +4,11 @@
  */
 import { sql } from "kysely";
 import { type Db, dialectOf } from "../db/connection.js";
-import { orderTerm } from "../dialect/index.js";
 import { and } from "../query/ast.js";
 import { compileFilter } from "../query/compile.js";
-import type { SortKey, WithSpec } from "../query/options.js";
+import type { Scope, SortKey, WithSpec } from "../query/options.js";
 import type { Row } from "./codec.js";
+import { hideUnshown, shownFlags, sortTerm } from "./field-rules.js";
 import type { Models } from "./models.js";
 
 const PARENT = "__parent";
@@ -27,8 +27,8 @@ export function pick(row: Row, columns: string[]): Row {
   return out;
 }
 
-const orderBy = (db: Db, table: string, sort: SortKey[]) =>
-  sql.join(sort.map((k) => orderTerm(dialectOf(db), `${table}.${k.field}`, k.dir)));
+const orderBy = (db: Db, table: string, sort: SortKey[], rowFields: Scope["rowFields"]) =>
+  sql.join(sort.map((k) => sortTerm(dialectOf(db), rowFields, table, k)));
 
 /** Attach each spec's related rows to `rows` (mutates them), recursing into nested specs. */
 export async function expand(db: Db, models: Models, rows: Row[], specs: WithSpec[]): Promise<void> {
@@ -50,6 +50,7 @@ export async function expand(db: Db, models: Models, rows: Row[], specs: WithSpe
           : await db
               .selectFrom(`${relation.target} as t`)
               .select(columns.map((c) => `t.${c}`))
+              .select(shownFlags(view.scope.rowFields, output, "t"))
               .select(sql.ref("t.id").as(PARENT))
               .where((eb) => eb.and([eb("t.id", "in", keys), compileFilter(eb, filter, "t")]))
               .execute();
@@ -60,9 +61,12 @@ export async function expand(db: Db, models: Models, rows: Row[], specs: WithSpe
       if (path.kind === "junction") inner = inner.innerJoin(`${path.table} as j`, `j.${path.otherColumn}`, "t.id");
       const ranked = inner
         .select(columns.map((c) => `t.${c}`))
+        .select(shownFlags(view.scope.rowFields, output, "t"))
         .select(sql.ref(parentRef).as(PARENT))
         .select(
-          sql`row_number() over (partition by ${sql.ref(parentRef)} order by ${orderBy(db, "t", spec.sort)})`.as(RANK),
+          sql`row_number() over (partition by ${sql.ref(parentRef)} order by ${orderBy(db, "t", spec.sort, view.scope.rowFields)})`.as(
+            RANK,
+          ),
         )
         .where((eb) => eb.and([eb(parentRef, "in", parents), compileFilter(eb, filter, "t")]));
       related = await db
@@ -73,7 +77,7 @@ export async function expand(db: Db, models: Models, rows: Row[], specs: WithSpe
         .execute();
     }
 
-    for (const r of related) model.codec.decode(r);
+    for (const r of related) hideUnshown(model.codec.decode(r), view.scope.rowFields);
     await expand(db, models, related, spec.with);
 
     const byParent = new Map<unknown, Row[]>();

@@ -161,7 +161,8 @@ export class ScopedData {
     return {
       entity,
       filter: and(view.scope.filter, parseWhereInput(view, where)),
-      fields: readableFields(this.engine.model(entity), view.scope),
+      // a field readable only on some rows is left out of events: the feed judges rows, not fields (§9.4)
+      fields: readableFields(this.engine.model(entity), view.scope).filter((f) => !view.scope.rowFields?.has(f)),
     };
   }
 

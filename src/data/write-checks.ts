@@ -14,6 +14,7 @@ import { kindOf } from "../schema/sync.js";
 import type { Row } from "./codec.js";
 import { brokenReference } from "./db-errors.js";
 import type { DataEvents } from "./events.js";
+import { checkFieldWrites, hideUnshown, shownFlags } from "./field-rules.js";
 import type { EntityModel } from "./models.js";
 import { pick } from "./relations.js";
 
@@ -146,6 +147,24 @@ export async function checkWritten(trx: Db, entity: string, ids: number[], scope
     throw outside(scopes, entity, "the row as written would be");
 }
 
+/** §9.4: each written field's write rule holds on every row written, or 403 "you may not write field F". */
+export function checkFieldRules(
+  trx: Db,
+  entity: string,
+  ids: number[],
+  written: Iterable<string>,
+  scopes: WriteScopes,
+) {
+  return checkFieldWrites(
+    trx,
+    entity,
+    ids,
+    written,
+    scopes.write,
+    (field) => new ForbiddenError(scopes.permission, entity, `you may not write field ${field} on this row`),
+  );
+}
+
 /** Rows as the caller may see them after a write: readable fields, or only `id` (§4.10). */
 export async function readBack(trx: Db, model: EntityModel, ids: number[], read: Scope | undefined): Promise<Row[]> {
   if (ids.length === 0) return [];
@@ -153,12 +172,15 @@ export async function readBack(trx: Db, model: EntityModel, ids: number[], read:
   const readable = read ? readableFields(model, read) : [];
   const rows = read
     ? await withFilter(
-        trx.selectFrom(entity).select(["id", ...readable]),
+        trx
+          .selectFrom(entity)
+          .select(["id", ...readable])
+          .select(shownFlags(read.rowFields, readable, entity)),
         and(read.filter, byIds(ids)),
         entity,
       ).execute()
     : [];
-  const found = new Map(rows.map((r) => [r.id, model.codec.decode(r)]));
+  const found = new Map(rows.map((r) => [r.id, hideUnshown(model.codec.decode(r), read?.rowFields)]));
   return ids.map((id) => (found.has(id) ? pick(found.get(id)!, readable) : { id }));
 }
 

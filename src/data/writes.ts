@@ -14,6 +14,7 @@ import type { EntityModel } from "./models.js";
 import {
   checkCollided,
   checkReferences,
+  checkFieldRules,
   checkWritableFields,
   checkWritten,
   locate,
@@ -234,6 +235,7 @@ export async function create(db: Db, model: EntityModel, input: unknown, scopes:
       const collided = (unwritten: Unwritten) => checkCollided(trx, model, unwritten, values, scopes);
       const ids = await insertRows(trx, attempt, model, stored, collided, names);
       await checkWritten(trx, entity, ids, scopes);
+      await checkFieldRules(trx, entity, ids, new Set(items.flatMap((item) => Object.keys(item as Row))), scopes);
       await checkReferences(trx, model, values, scopes);
       emitted(await emit(trx, model, scopes, "create", ids));
       return readBack(trx, model, ids, scopes.read);
@@ -254,6 +256,8 @@ async function apply(
 ): Promise<Row[]> {
   const entity = model.entity.name;
   await deferForeignKeys(trx);
+  // a write rule holds on the rows as they are and as written (§9.4)
+  await checkFieldRules(trx, entity, ids, Object.keys(values), scopes);
   const before = scopes.events.active ? await storedRows(trx, model, ids) : undefined;
   const set = { ...model.codec.encode(values), updated_at: now() };
   await write(
@@ -268,6 +272,7 @@ async function apply(
     for (const id of ids.slice(1))
       await trx.updateTable(entity).set(model.codec.resealed(values)!).where("id", "=", id).execute();
   await checkWritten(trx, entity, ids, scopes);
+  await checkFieldRules(trx, entity, ids, Object.keys(values), scopes);
   await checkReferences(trx, model, [values], scopes);
   emitted(await emit(trx, model, scopes, "update", ids, before));
   return readBack(trx, model, ids, scopes.read);

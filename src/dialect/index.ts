@@ -191,10 +191,15 @@ export function describeNetworkError(error: unknown): string | undefined {
 export const NULLS_ASCENDING = "first";
 
 /** One ORDER BY term in Citadel's NULL order, which the SQL states only where the engine's default differs. */
-export function orderTerm(dialect: Dialect, column: string, dir: "asc" | "desc"): RawBuilder<unknown> {
-  if (dialect.nullsAscending === NULLS_ASCENDING) return sql`${sql.ref(column)} ${sql.raw(dir)}`;
+export function orderTerm(
+  dialect: Dialect,
+  column: string | RawBuilder<unknown>,
+  dir: "asc" | "desc",
+): RawBuilder<unknown> {
+  const term = typeof column === "string" ? sql.ref(column) : column;
+  if (dialect.nullsAscending === NULLS_ASCENDING) return sql`${term} ${sql.raw(dir)}`;
   const nulls = (dir === "asc") === (NULLS_ASCENDING === "first") ? "first" : "last";
-  return sql`${sql.ref(column)} ${sql.raw(dir)} nulls ${sql.raw(nulls)}`;
+  return sql`${term} ${sql.raw(dir)} nulls ${sql.raw(nulls)}`;
 }
 
 /**

@@ -38,7 +38,16 @@ export interface CompiledPolicy {
   placeholders: boolean;
   fields?: ReadonlySet<string>;
   omit?: ReadonlySet<string>;
+  /** per-field rules (§9.4), compiled for this entity and role */
+  fieldRules?: FieldRules;
 }
+
+/** Where one field may be read, and when it may be written (§9.4): rules over the caller and the row. */
+export interface FieldRule {
+  read?: Filter;
+  write?: Filter;
+}
+export type FieldRules = ReadonlyMap<string, FieldRule>;
 
 export interface CompiledEntry {
   path: string;
@@ -54,7 +63,9 @@ export interface Rule {
   entity: string;
   implicitAllow: boolean;
   entries: CompiledEntry[];
-  /** whether deciding needs the request context (id or user conditions) */
+  /** the entity's own field rules for every role (§9.4), compiled for this role */
+  fieldRules?: FieldRules;
+  /** whether deciding needs the request context (id or user conditions, rules) */
   dynamic: boolean;
 }
 
@@ -103,7 +114,11 @@ interface PolicyTemplate {
   rawFilter?: Record<string, unknown>;
   fields?: ReadonlySet<string>;
   omit?: ReadonlySet<string>;
+  /** per entity it can apply to: its field rules */
+  fieldRules?: Map<string, FieldRules>;
 }
+
+type RuleTexts = Record<string, { read?: string; write?: string }>;
 
 /** Who the rules of a role are compiled for (§9.1: the role folds `@has_role` at startup). */
 interface RoleTarget {
@@ -149,6 +164,34 @@ function compileRules(
   return out;
 }
 
+/** Field rules (§9.4) for each entity that has the fields; every named field must exist in one of them. */
+function compileFieldRules(
+  texts: RuleTexts,
+  path: string,
+  entities: string[],
+  models: Models,
+  target: RoleTarget,
+): Map<string, FieldRules> {
+  const out = new Map<string, FieldRules>();
+  for (const name of Object.keys(texts))
+    if (name === "id" || !entities.some((e) => models.get(e)?.entity.fields.has(name)))
+      throw new ConfigError(`${path}.${name}`, `unknown field "${name}"`);
+  for (const entity of entities) {
+    const fields = models.get(entity)!.entity.fields;
+    const rules = new Map<string, FieldRule>();
+    for (const [name, text] of Object.entries(texts)) {
+      if (!fields.has(name)) continue;
+      const compile = (source: string | undefined, kind: "read" | "write") =>
+        source === undefined
+          ? undefined
+          : compileRules(source, `${path}.${name}.${kind}`, [entity], true, models, target).get(entity);
+      rules.set(name, { read: compile(text.read, "read"), write: compile(text.write, "write") });
+    }
+    out.set(entity, rules);
+  }
+  return out;
+}
+
 function policyTemplates(entry: PermissionObject, path: string, models: Models, target: RoleTarget): PolicyTemplate[] {
   const all = [...models.keys()];
   const names = new Set(all);
@@ -175,8 +218,12 @@ function policyTemplates(entry: PermissionObject, path: string, models: Models, 
       rules,
       effect: p.effect,
       rawFilter: p.filter,
-      fields: fieldSet(p.fields, models, possible, `${at}.fields`),
+      fields: Array.isArray(p.fields) ? fieldSet(p.fields, models, possible, `${at}.fields`) : undefined,
       omit: fieldSet(p.omit, models, possible, `${at}.omit`),
+      fieldRules:
+        p.fields && !Array.isArray(p.fields)
+          ? compileFieldRules(p.fields, `${at}.fields`, possible, models, target)
+          : undefined,
     };
   });
 }
@@ -233,6 +280,7 @@ function policiesFor(templates: PolicyTemplate[], entity: string, models: Models
       placeholders: filter !== undefined && hasPlaceholders(filter),
       fields: t.fields,
       omit: t.omit,
+      fieldRules: t.fieldRules?.get(entity),
     });
   }
   return out;
@@ -266,7 +314,7 @@ function checkLenientFilters(templates: PolicyTemplate[], models: Models) {
 export function compileRoles(
   auth: ValidatedConfig["auth"],
   models: Models,
-  options: { superadminRole?: string } = {},
+  options: { superadminRole?: string; fieldRules?: Record<string, RuleTexts> } = {},
 ): CompiledRoles {
   const rules = new Map<string, Rule>();
   const defaults = Object.entries(auth.roles).filter(([, r]) => r.is_default);
@@ -277,6 +325,18 @@ export function compileRoles(
     );
   for (const [role, config] of Object.entries(auth.roles)) {
     const path = `config.auth.roles.${role}.permissions`;
+    const target: RoleTarget = { role, superadminRole: options.superadminRole };
+    const entityRules = new Map<string, FieldRules>();
+    for (const [entity, texts] of Object.entries(options.fieldRules ?? {}))
+      if (models.has(entity))
+        for (const [e, rules] of compileFieldRules(
+          texts,
+          `config.data.entities.${entity}.config.field_rules`,
+          [entity],
+          models,
+          target,
+        ))
+          entityRules.set(e, rules);
     const byPermission = new Map<string, { path: string; entry: PermissionObject; templates: PolicyTemplate[] }[]>();
     config.permissions.forEach((p, i) => {
       const at = `${path}[${i}]`;
@@ -286,7 +346,7 @@ export function compileRoles(
           typeof p === "string" ? at : `${at}.permission`,
           `unknown permission "${entry.permission}" (expected one of ${PERMISSIONS.join(", ")})`,
         );
-      const templates = policyTemplates(entry, at, models, { role, superadminRole: options.superadminRole });
+      const templates = policyTemplates(entry, at, models, target);
       checkLenientFilters(templates, models);
       const list = byPermission.get(entry.permission) ?? [];
       list.push({ path: at, entry, templates });
@@ -300,13 +360,20 @@ export function compileRoles(
           hasPolicies: templates.length > 0,
           policies: policiesFor(templates, entity, models),
         }));
-        const dynamic = entries.some((e) => e.policies.some((p) => p.condition !== undefined || p.rule !== undefined));
+        // field rules fold the caller's claims, so a rule with any is decided per request
+        const fieldRules = entityRules.get(entity);
+        const dynamic =
+          (fieldRules?.size ?? 0) > 0 ||
+          entries.some((e) =>
+            e.policies.some((p) => p.condition !== undefined || p.rule !== undefined || (p.fieldRules?.size ?? 0) > 0),
+          );
         rules.set(ruleKey(role, permission, entity), {
           role,
           permission,
           entity,
           implicitAllow: config.implicit_allow,
           entries,
+          fieldRules,
           dynamic,
         });
       }

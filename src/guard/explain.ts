@@ -19,6 +19,8 @@ export interface Explanation {
   where?: string;
   parameters?: unknown[];
   fields?: string[];
+  /** fields readable (or writable) only on some rows (§9.4): the SQL saying on which */
+  row_fields?: Record<string, string>;
   /** a write's owner column, set to the caller and not to be named otherwise (§4.14) */
   owner?: string;
   /** the tenant scope ANDed into the SQL (§6): one account, `@tenant` (the caller's), or all (superadmin) */
@@ -95,17 +97,29 @@ export function explain(
   // the same tenant filter the caller's Access ANDs in (tenancy.ts)
   const filter = and(decision.filter, tenancy && binding ? tenantFilter(tenancy, entity, binding) : TRUE);
   const unrestricted = filter.kind === "const" && filter.value;
-  const compiled = db
-    .selectFrom(entity)
-    .select("id")
-    .where((eb) => compileFilter(eb, showPlaceholders(filter), entity))
-    .compile();
+  const sqlOf = (f: Filter) => {
+    const compiled = db
+      .selectFrom(entity)
+      .select("id")
+      .where((eb) => compileFilter(eb, showPlaceholders(f), entity))
+      .compile();
+    return { where: compiled.sql.slice(compiled.sql.indexOf(" where ") + " where ".length), compiled };
+  };
+  const { where, compiled } = sqlOf(filter);
+  const rowFields = decision.rowFields && [...decision.rowFields].map(([f, rule]) => [f, sqlOf(rule)] as const);
   return {
     ...base,
     decision: unrestricted ? "allow" : "filter",
-    where: compiled.sql.slice(compiled.sql.indexOf(" where ") + " where ".length),
+    where,
     parameters: [...compiled.parameters],
     fields: decision.fields ? [...decision.fields] : undefined,
+    ...(rowFields
+      ? {
+          row_fields: Object.fromEntries(
+            rowFields.map(([f, r]) => [f, `${r.where} -- ${JSON.stringify(r.compiled.parameters)}`]),
+          ),
+        }
+      : {}),
     owner: decision.owner,
   };
 }
@@ -121,6 +135,8 @@ export function formatExplanation(e: Explanation): string {
   ];
   if (e.where !== undefined) lines.push(`sql where:  ${e.where}`, `parameters: ${JSON.stringify(e.parameters)}`);
   if (e.fields) lines.push(`fields:     ${e.fields.join(", ")}`);
+  for (const [field, where] of Object.entries(e.row_fields ?? {}))
+    lines.push(`field rule: ${field} only where ${where}`);
   if (e.owner) lines.push(`owner:      ${e.owner} is the caller's user id`);
   if (e.tenant) lines.push(`tenant:     ${e.tenant.field} = ${e.tenant.scope}`);
   if (e.key) lines.push(`key:        #${e.key.id} (${e.key.kind})`);

@@ -8,7 +8,7 @@ import { ForbiddenError } from "../errors.js";
 import { and, type Filter, hasPlaceholders, not, or, TRUE } from "../query/ast.js";
 import { type Access, type DataPermission, type Scope, type Subject, WRITE_PERMISSIONS } from "./access.js";
 import { bindCallerValues, bindPlaceholders } from "./bind.js";
-import { type CompiledPolicy, type CompiledRoles, type Rule, ruleKey } from "./compile.js";
+import { type CompiledPolicy, type CompiledRoles, type FieldRules, type Rule, ruleKey } from "./compile.js";
 import { foldCondition, type RequestContext } from "./conditions.js";
 
 /** An allow entry as it applies to one request: the rows it reaches and its filter policies there. */
@@ -32,6 +32,8 @@ type Verdict =
       deny: Filter;
       implicitAllow: boolean;
       fields?: ReadonlySet<string>;
+      /** per-field rules folded for the request (§9.4): the rows where each field may be read / written */
+      rowFields: Map<string, Filter>;
       matched: string[];
     };
 
@@ -41,6 +43,8 @@ export type Decision =
       effect: "allow";
       filter: Filter;
       fields?: ReadonlySet<string>;
+      /** fields readable (or writable) only on some rows: the rows where each is (§9.4) */
+      rowFields?: ReadonlyMap<string, Filter>;
       /** a write's owner column, pinned to the caller (§4.14); implicit_allow roles may name anyone */
       owner?: string;
       matched: string[];
@@ -62,6 +66,25 @@ function fieldsOf(policies: CompiledPolicy[], visible: string[]): ReadonlySet<st
 }
 
 /**
+ * §9.4: the field rules that bear on this permission — the entity's own and those of every policy that may
+ * apply (like field lists, a policy's rules restrict every row) — each folded for the request, ANDed per field.
+ */
+function foldFieldRules(rule: Rule, policies: FieldRules[], ctx: RequestContext): Map<string, Filter> {
+  const kind =
+    rule.permission === "data.entity.read" ? "read" : WRITE_PERMISSIONS.has(rule.permission) ? "write" : undefined;
+  const out = new Map<string, Filter>();
+  if (!kind) return out;
+  for (const rules of [rule.fieldRules, ...policies]) {
+    if (!rules) continue;
+    for (const [field, r] of rules) {
+      const text = r[kind];
+      if (text) out.set(field, and(out.get(field), foldCondition(text, ctx).certain));
+    }
+  }
+  return out;
+}
+
+/**
  * §4.3, §4.12: entries without policies always apply; any deny that possibly holds removes the rows it
  * reaches (all of them when it does not depend on the row); several grants are ORed, each the AND of its
  * filters. A condition on `id` is a condition on the row, so on routes naming no row it becomes a filter.
@@ -71,6 +94,7 @@ function evaluate(rule: Rule, ctx: RequestContext, visible: string[]): Verdict {
   const denials: { where: Filter; path: string }[] = [];
   const matched: string[] = [];
   const restrictions: ReadonlySet<string>[] = [];
+  const possibleRules: FieldRules[] = [];
   for (const entry of rule.entries) {
     const folded = entry.policies.map((policy) => ({ policy, ...foldCondition(policy.condition, ctx) }));
     const possible = folded.filter((f) => !isFalse(f.possible));
@@ -99,7 +123,10 @@ function evaluate(rule: Rule, ctx: RequestContext, visible: string[]): Verdict {
       visible,
     );
     if (restriction) restrictions.push(restriction);
+    for (const f of possible)
+      if (f.policy.effect !== "deny" && f.policy.fieldRules) possibleRules.push(f.policy.fieldRules);
   }
+  const rowFields = foldFieldRules(rule, possibleRules, ctx);
   const denial = denials.find((d) => isTrue(d.where));
   if (denial) return { effect: "deny", reason: `denied by ${denial.path}`, matched };
   if (grants.length === 0 && !rule.implicitAllow)
@@ -112,6 +139,7 @@ function evaluate(rule: Rule, ctx: RequestContext, visible: string[]): Verdict {
     deny: or(...denials.map((d) => d.where)),
     implicitAllow: rule.implicitAllow,
     fields,
+    rowFields,
     matched: rule.implicitAllow && grants.length === 0 ? [...matched, "implicit_allow"] : matched,
   };
 }
@@ -207,7 +235,23 @@ export class Guard {
       WRITE_PERMISSIONS.has(rule.permission) && !rule.implicitAllow
         ? this.models.get(rule.entity)!.entity.owner
         : undefined;
-    return { effect: "allow", filter: rowsOf(verdict, bind), fields, owner, matched: verdict.matched };
+    // a field rule that holds on no row takes the field away (§4.8); one that holds on every row adds nothing
+    const rowFields = new Map<string, Filter>();
+    for (const [field, where] of verdict.rowFields) {
+      if (isTrue(where)) continue;
+      if (isFalse(where)) {
+        const base = fields ?? new Set(this.visible(rule.entity));
+        fields = new Set([...base].filter((f) => f !== field));
+      } else rowFields.set(field, where);
+    }
+    return {
+      effect: "allow",
+      filter: rowsOf(verdict, bind),
+      fields,
+      ...(rowFields.size > 0 ? { rowFields } : {}),
+      owner,
+      matched: verdict.matched,
+    };
   }
 
   /** Whether the subject holds a system permission such as `system.explain` (not tied to an entity). */
@@ -226,8 +270,9 @@ export class Guard {
     const decision = this.decide(subject.role, permission, ctx, (f) => bindPlaceholders(f, subject.user));
     if (decision.effect === "deny") return undefined;
     // what is left unbound comes from rules, whose caller values are bound one by one (§9.1)
-    const filter = hasPlaceholders(decision.filter) ? bindCallerValues(decision.filter, ctx) : decision.filter;
-    return { filter, fields: decision.fields, owner: decision.owner };
+    const bound = (f: Filter) => (hasPlaceholders(f) ? bindCallerValues(f, ctx) : f);
+    const rowFields = decision.rowFields && new Map([...decision.rowFields].map(([k, f]) => [k, bound(f)] as const));
+    return { filter: bound(decision.filter), fields: decision.fields, rowFields, owner: decision.owner };
   }
 
   /** The per-request view of the guard for one subject. */

@@ -17,6 +17,12 @@ export interface Scope {
   filter: Filter;
   /** fields the permission covers; undefined means every non-hidden field */
   fields?: ReadonlySet<string>;
+  /**
+   * Fields the permission covers only on some rows (§9.4): for each, the rows where its rule holds. A read
+   * shows the field there only, and a where or sort naming it sees its value there only; a write of it is
+   * refused unless every row it touches satisfies the rule.
+   */
+  rowFields?: ReadonlyMap<string, Filter>;
   /** a write's owner column (§4.14), pinned to the caller's user id: naming another user is refused */
   owner?: string;
   /**
@@ -96,6 +102,7 @@ export function reachOf(view: ReadableView): Reach {
       const target = view.other?.(entity);
       return target && reachOf(target);
     },
+    fieldRule: (name) => view.scope.rowFields?.get(name),
   };
 }
 
@@ -243,8 +250,9 @@ export function followRelation(view: ReadableView, relation: CompiledRelation): 
   const target = view.related(relation);
   if (!target) return undefined;
   const path = relation.path;
-  if (path.kind === "local" && !view.resolve(path.column)) return undefined;
-  if (path.kind === "remote" && !target.resolve(path.column)) return undefined;
+  if (path.kind === "local" && (!view.resolve(path.column) || view.scope.rowFields?.has(path.column))) return undefined;
+  if (path.kind === "remote" && (!target.resolve(path.column) || target.scope.rowFields?.has(path.column)))
+    return undefined;
   return target;
 }
 

@@ -21,6 +21,8 @@ export interface Reach {
   relation(name: string): { relation: CompiledRelation; target: Reach } | undefined;
   /** another entity, for `$exists` */
   other(entity: string): Reach | undefined;
+  /** the rows where a field readable only on some rows may be seen (§9.4); undefined for every row */
+  fieldRule?(name: string): Filter | undefined;
 }
 
 /** The entity being filtered, and the one around it inside a subquery (`@row.<field>`). */
@@ -179,11 +181,13 @@ class WhereParser {
       if (path_) return path_;
       return this.fail(path, `unknown field "${name}"`);
     }
-    if (Array.isArray(value)) return this.operator(field, "$in", value, path);
-    if (!isObject(value)) return this.operator(field, "$eq", value, path);
+    // a field readable only on some rows is matched only there: elsewhere the where cannot see its value (§9.4)
+    const seen = this.frame.reach?.fieldRule?.(field.name);
+    if (Array.isArray(value)) return and(seen, this.operator(field, "$in", value, path));
+    if (!isObject(value)) return and(seen, this.operator(field, "$eq", value, path));
     const entries = Object.entries(value);
     if (entries.length === 0) this.fail(path, "expected at least one operator");
-    return and(...entries.map(([op, v]) => this.operator(field, op, v, `${path}.${op}`)));
+    return and(seen, ...entries.map(([op, v]) => this.operator(field, op, v, `${path}.${op}`)));
   }
 
   private operator(field: CompiledField, op: string, value: unknown, path: string): Filter {
@@ -280,6 +284,9 @@ class WhereParser {
       const name = value.slice("@row.".length);
       const outer = this.frame.outer!.resolve(name);
       if (!outer) this.fail(path, `unknown field "${name}" in ${value}`);
+      // its value is hidden on some outer rows, and a subquery would compare it there all the same
+      if (this.frame.outer!.reach?.fieldRule?.(name))
+        this.fail(path, `${value} is readable only on some rows and cannot be compared across rows`);
       if (outer!.encrypted) this.fail(path, `"${name}" is encrypted: ${value} cannot be compared (§10.3)`);
       // PostgreSQL compares no text with a number; SQLite would by its affinity rules: refused on both
       if (!isContextField(field) && comparedAs(outer!.type) !== comparedAs(field.type))

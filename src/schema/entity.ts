@@ -4,7 +4,13 @@ import type { Field, FieldJSON } from "./fields.js";
 export interface EntityJSON {
   type: "regular" | "system";
   fields: Record<string, FieldJSON>;
-  config?: { name?: string; sort_field?: string; sort_dir?: "asc" | "desc" };
+  config?: {
+    name?: string;
+    sort_field?: string;
+    sort_dir?: "asc" | "desc";
+    /** rules per field for every role (§9.4): `{ salary: { read: "@owns_record()", write: "@has_role('hr')" } }` */
+    field_rules?: Record<string, { read?: string; write?: string }>;
+  };
 }
 
 export type RelationType = "n:1" | "1:1" | "m:n";
