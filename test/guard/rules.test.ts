@@ -94,6 +94,18 @@ const app: CreateAppInput = {
             },
           ],
         },
+        // "*" is every entity (9.3); a rule for every entity applies where it fits
+        auditor: {
+          permissions: [
+            {
+              permission: "data.entity.read",
+              policies: [
+                { condition: { entity: "*" }, effect: "allow" },
+                { condition: { entity: "*" }, effect: "deny", rule: "status == 'locked'" },
+              ],
+            },
+          ],
+        },
         admin: {
           permissions: [
             "data.entity.read",
@@ -122,7 +134,7 @@ describe("rule expressions as policies (9.1)", () => {
   let b: Booted<Rows>;
   beforeAll(async () => {
     b = await boot(app, {
-      users: { a: "user", b: "user", root: "admin" },
+      users: { a: "user", b: "user", root: "admin", auditor: "auditor" },
       rows: async (ctx, ids) => {
         const posts = await insert(ctx, "posts", [
           { title: "A draft", status: "draft", author_id: ids.a, score: 5 },
@@ -230,6 +242,21 @@ describe("rule expressions as policies (9.1)", () => {
     }
     const withComments = await b.as(ANON, "GET", `/api/data/posts/${b.rows.pubA}?with=comments`);
     expect(withComments.body.data.comments.map((c: { id: number }) => c.id)).toEqual([b.rows.onPub]);
+  });
+
+  it('"*" as a condition\'s entity reaches every entity; a wildcard deny rule applies where its fields exist (9.3)', async () => {
+    const posts = await b.as("auditor", "GET", "/api/data/posts");
+    expect(posts.status, posts.text).toBe(200);
+    expect(idsOf(posts)).not.toContain(b.rows.lockedA);
+    expect(idsOf(posts)).toHaveLength(5);
+    expectNotFound(await b.as("auditor", "GET", `/api/data/posts/${b.rows.lockedA}`));
+    expect(idsOf(await b.as("auditor", "GET", "/api/data/comments"))).toEqual(sorted([b.rows.onPub, b.rows.onDraft]));
+    expect((await b.as("auditor", "GET", "/api/data/users")).status).toBe(200);
+    expectForbidden(
+      await b.as("auditor", "POST", "/api/data/comments", { body: "x" }),
+      "data.entity.create",
+      "comments",
+    );
   });
 
   it("anonymous: the filter rule folds `user.*` to unknown, never to NULL = NULL (9.1, 4.4)", async () => {
