@@ -13,8 +13,8 @@ import type { MutationEvent } from "./events.js";
 import type { EntityModel } from "./models.js";
 import {
   checkCollided,
-  checkReferences,
   checkFieldRules,
+  checkReferences,
   checkWritableFields,
   checkWritten,
   locate,
