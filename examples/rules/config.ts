@@ -9,9 +9,9 @@
  * | table | read | create | update | delete |
  * |---|---|---|---|---|
  * | announcements | allow | match (admin) | match (admin) | match (admin) |
- * | members | authenticated | match (admin) | match (admin) | match (admin) |
- * | projects | or (admin, or query: a member) | match (admin) | match (admin) | match (admin) |
- * | tasks | query (a member of its project) | and (match: the author is the caller, and query: a member) | match (the author) | deny |
+ * | members | authenticated | match (admin) | match (admin) | match (admin), or match (a user leaves: her own row) |
+ * | projects | or (match: admin, or query: a member) | match (admin) | match (admin) | match (admin) |
+ * | tasks | query (a member of its project) | and (match: the author is the caller, and query: a member) | and (the same, before and after the write) | deny |
  * | users | — (not in the config: denied) | — | — | — |
  *
  * What Citadel does differently, and why:
@@ -30,7 +30,7 @@
  *   page). Citadel's field rules (§9.4) hide or refuse fields; nothing in Citadel rewrites a request's values
  *   the way `force`/`remove` do (a rule only allows or refuses), except an owner relation filling its column
  *   on create (§4.14), which this example does not use: `tasks.author_id` is written by the client and
- *   checked by `match`.
+ *   checked by the `and` rule's match.
  */
 import { boolean, type CreateAppInput, em, entity, relation, text } from "citadel";
 
@@ -72,8 +72,8 @@ export const matchRole = {
   rule: "user.role == 'admin'",
 };
 
-/** match, on the row and the caller: a task's author updates it, and cannot hand it to someone else. */
-export const matchRow = { condition: { entity: "tasks" }, effect: "filter" as const, rule: "author_id == user.id" };
+/** match, on the row and the caller: a user leaves a project, i.e. deletes her own membership and no one else's. */
+export const match = { condition: { entity: "members" }, effect: "allow" as const, rule: "user_id == user.id" };
 
 /** query: a task is readable by the members of its project (some row of members says so). */
 export const query = {
@@ -82,7 +82,11 @@ export const query = {
   rule: "exists(members, project_id == outer.project_id and user_id == user.id)",
 };
 
-/** and: a task is created by a member of its project, as themselves (match on the written row, and query). */
+/**
+ * and: a task is written by a member of its project, as themselves (match on the written row, and query). On a
+ * `filter` policy the rule holds on the rows a write reaches and on each row as written (§4.6): A can neither
+ * create a task as B, nor in a project she is not in, nor move her task there.
+ */
 export const and = {
   condition: { entity: "tasks" },
   effect: "filter" as const,
@@ -100,8 +104,8 @@ export const or = {
 export const rules = [
   { permission: READ, policies: [allow, authenticated, or, query] },
   { permission: CREATE, policies: [matchRole, and] },
-  { permission: UPDATE, policies: [matchRole, matchRow] },
-  { permission: DELETE, policies: [matchRole, deny] },
+  { permission: UPDATE, policies: [matchRole, and] },
+  { permission: DELETE, policies: [matchRole, match, deny] },
 ];
 
 export const app: CreateAppInput = {
