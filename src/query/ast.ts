@@ -59,6 +59,54 @@ export function or(...filters: Filter[]): Filter {
   return items.length === 1 ? (items[0] as Filter) : { kind: "or", items };
 }
 
+/**
+ * `filter IS TRUE`, written with the AST's own nodes: TRUE where the filter is TRUE, FALSE where it is FALSE or
+ * UNKNOWN, so a NOT around it can never turn an UNKNOWN into a TRUE that depends on something else. A leaf
+ * holds only when its field and operands are not NULL (`x IN (…, NULL)` and `x NOT IN (…, NULL)` as SQL
+ * decides them); EXISTS and IS NULL are two-valued already. Meant for filters over one row whose operands
+ * are bound values (a field rule bound for a request); an outer reference is taken as not NULL.
+ */
+export function certainly(filter: Filter): Filter {
+  return truth(filter, true);
+}
+
+/** Where `filter` is certainly `wanted` (TRUE or FALSE): never where it is UNKNOWN. */
+function truth(filter: Filter, wanted: boolean): Filter {
+  switch (filter.kind) {
+    case "const":
+      return filter.value === wanted ? TRUE : FALSE;
+    case "and":
+      return wanted ? and(...filter.items.map((f) => truth(f, true))) : or(...filter.items.map((f) => truth(f, false)));
+    case "or":
+      return wanted ? or(...filter.items.map((f) => truth(f, true))) : and(...filter.items.map((f) => truth(f, false)));
+    case "not":
+      return truth(filter.item, !wanted);
+    case "exists":
+    case "isnull":
+      return wanted ? filter : not(filter);
+    case "in": {
+      const known = filter.values.filter((v) => v !== null);
+      const member: Filter = { kind: "in", field: filter.field, negated: false, values: known };
+      const notNull: Filter = { kind: "isnull", field: filter.field, isNull: false };
+      // x IN list is TRUE when x is one of its values, FALSE when x is none and the list holds no NULL
+      const isMember = wanted !== filter.negated;
+      if (isMember) return known.length === 0 ? FALSE : and(notNull, member);
+      return known.length < filter.values.length ? FALSE : and(notNull, not(member));
+    }
+    default: {
+      const operands =
+        filter.kind === "compare"
+          ? [filter.value]
+          : filter.kind === "like"
+            ? [filter.pattern]
+            : [filter.low, filter.high];
+      if (operands.some((o) => o === null)) return FALSE;
+      const notNull: Filter = { kind: "isnull", field: filter.field, isNull: false };
+      return and(notNull, wanted ? filter : not(filter));
+    }
+  }
+}
+
 /** NOT a filter; constants fold, so a where naming no field always reduces to TRUE or FALSE. */
 export function not(filter: Filter): Filter {
   return filter.kind === "const" ? { kind: "const", value: !filter.value } : { kind: "not", item: filter };

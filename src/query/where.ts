@@ -1,7 +1,17 @@
 /** Parses the JSON `where` language (§2.2) into a Filter, checking every field and value against the schema. */
 import { BadRequestError, ConfigError } from "../errors.js";
 import type { ColumnType, CompiledField, CompiledRelation } from "../schema/compiled.js";
-import { and, COMPARISONS, type Comparison, type Filter, not, type Operand, or, type Scalar } from "./ast.js";
+import {
+  and,
+  COMPARISONS,
+  type Comparison,
+  certainly,
+  type Filter,
+  not,
+  type Operand,
+  or,
+  type Scalar,
+} from "./ast.js";
 
 /** Answers the field a caller may name, or undefined for unknown and unreadable fields alike (no oracle). */
 export type FieldResolver = (name: string) => CompiledField | undefined;
@@ -181,8 +191,11 @@ class WhereParser {
       if (path_) return path_;
       return this.fail(path, `unknown field "${name}"`);
     }
-    // a field readable only on some rows is matched only there: elsewhere the where cannot see its value (§9.4)
-    const seen = this.frame.reach?.fieldRule?.(field.name);
+    // a field readable only on some rows is matched only there: elsewhere the where cannot see its value (§9.4).
+    // Only where its rule is TRUE: an UNKNOWN rule (a NULL owner, an anonymous caller) under a $not or $every
+    // would otherwise leave the row's match to the hidden value alone
+    const rule = this.frame.reach?.fieldRule?.(field.name);
+    const seen = rule && certainly(rule);
     if (Array.isArray(value)) return and(seen, this.operator(field, "$in", value, path));
     if (!isObject(value)) return and(seen, this.operator(field, "$eq", value, path));
     const entries = Object.entries(value);
