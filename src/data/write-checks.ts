@@ -147,6 +147,9 @@ export async function checkWritten(trx: Db, entity: string, ids: number[], scope
     throw outside(scopes, entity, "the row as written would be");
 }
 
+const fieldRefused = (scopes: WriteScopes, entity: string) => (field: string) =>
+  new ForbiddenError(scopes.permission, entity, `you may not write field ${field} on this row`);
+
 /** §9.4: each written field's write rule holds on every row written, or 403 "you may not write field F". */
 export function checkFieldRules(
   trx: Db,
@@ -155,14 +158,24 @@ export function checkFieldRules(
   written: Iterable<string>,
   scopes: WriteScopes,
 ) {
-  return checkFieldWrites(
-    trx,
-    entity,
-    ids,
-    written,
-    scopes.write,
-    (field) => new ForbiddenError(scopes.permission, entity, `you may not write field ${field} on this row`),
-  );
+  return checkFieldWrites(trx, entity, ids, written, scopes.write, fieldRefused(scopes, entity));
+}
+
+/** checkFieldRules on `n` rows that were never written, selected by `from` (aliased as the entity). */
+async function checkUnwrittenFieldRules(
+  trx: Db,
+  entity: string,
+  from: Expression<unknown>,
+  n: number,
+  written: Iterable<string>,
+  scopes: WriteScopes,
+): Promise<void> {
+  const rowFields = scopes.write.rowFields;
+  if (!rowFields) return;
+  for (const field of written) {
+    const rule = rowFields.get(field);
+    if (rule && (await countFrom(trx, entity, from, rule)) !== n) throw fieldRefused(scopes, entity)(field);
+  }
 }
 
 /** Rows as the caller may see them after a write: readable fields, or only `id` (§4.10). */
@@ -264,9 +277,9 @@ export type Unwritten = { created: Row[]; ids: number[] } | { ids: number[]; set
 /**
  * §4.17: the database refused a write for a unique value before the checks could run. Answer what the write
  * answers when the colliding row does not exist: the write check on each row as it would have been written
- * (a new row's id is not known yet: it is NULL, so a filter on it fails closed), then the reference check and
- * the foreign keys. Only a write that passes them all gets the collision's 409, the same body whether the
- * colliding row is one the caller can read or not.
+ * (a new row's id is not known yet: it is NULL, so a filter on it fails closed), the write rules of the
+ * `written` fields on them (§9.4), then the reference check and the foreign keys. Only a write that passes
+ * them all gets the collision's 409, the same body whether the colliding row is one the caller can read or not.
  */
 export async function checkCollided(
   trx: Db,
@@ -274,25 +287,28 @@ export async function checkCollided(
   unwritten: Unwritten,
   values: Row[],
   scopes: WriteScopes,
+  written: Iterable<string>,
 ): Promise<void> {
   const entity = model.entity.name;
   const columns = [...model.entity.fields.keys()];
   if ("created" in unwritten) {
     await checkWritten(trx, entity, unwritten.ids, scopes);
-    if (!unrestricted(scopes.write.filter))
-      for (const stored of unwritten.created) {
-        const row = literalRow(trx, model, (c) => (c === "id" ? null : unwrittenRow(model, stored, c)));
-        if ((await countFrom(trx, entity, row, scopes.write.filter)) !== 1)
-          throw outside(scopes, entity, "the row as written would be");
-      }
-  } else if (!unrestricted(scopes.write.filter)) {
+    await checkFieldRules(trx, entity, unwritten.ids, written, scopes);
+    for (const stored of unwritten.created) {
+      const row = literalRow(trx, model, (c) => (c === "id" ? null : unwrittenRow(model, stored, c)));
+      if (!unrestricted(scopes.write.filter) && (await countFrom(trx, entity, row, scopes.write.filter)) !== 1)
+        throw outside(scopes, entity, "the row as written would be");
+      await checkUnwrittenFieldRules(trx, entity, row, 1, written, scopes);
+    }
+  } else {
     const { ids, set } = unwritten;
     const rows = trx
       .selectFrom(entity)
       .select((eb) => columns.map((c) => (c in set ? typed(trx, model, c, set[c] ?? null).as(c) : eb.ref(c).as(c))))
       .where("id", "in", ids);
-    if ((await countFrom(trx, entity, rows, scopes.write.filter)) !== ids.length)
+    if (!unrestricted(scopes.write.filter) && (await countFrom(trx, entity, rows, scopes.write.filter)) !== ids.length)
       throw outside(scopes, entity, "the row as written would be");
+    await checkUnwrittenFieldRules(trx, entity, rows, ids.length, written, scopes);
   }
   await checkReferences(trx, model, values, scopes);
   await checkForeignKeys(trx, model, values);

@@ -231,11 +231,12 @@ export async function create(db: Db, model: EntityModel, input: unknown, scopes:
       await deferForeignKeys(trx);
       const at = now();
       const stored = values.map((v) => ({ ...model.codec.encode(v), created_at: at, updated_at: at }));
-      const names = nameable(model, scopes, new Set(items.flatMap((item) => Object.keys(item as Row))));
-      const collided = (unwritten: Unwritten) => checkCollided(trx, model, unwritten, values, scopes);
+      const sent = new Set(items.flatMap((item) => Object.keys(item as Row)));
+      const names = nameable(model, scopes, sent);
+      const collided = (unwritten: Unwritten) => checkCollided(trx, model, unwritten, values, scopes, sent);
       const ids = await insertRows(trx, attempt, model, stored, collided, names);
       await checkWritten(trx, entity, ids, scopes);
-      await checkFieldRules(trx, entity, ids, new Set(items.flatMap((item) => Object.keys(item as Row))), scopes);
+      await checkFieldRules(trx, entity, ids, sent, scopes);
       await checkReferences(trx, model, values, scopes);
       emitted(await emit(trx, model, scopes, "create", ids));
       return readBack(trx, model, ids, scopes.read);
@@ -263,7 +264,7 @@ async function apply(
   await write(
     attempt,
     () => trx.updateTable(entity).set(set).where("id", "in", ids).execute(),
-    () => checkCollided(trx, model, { ids, set }, [values], scopes),
+    () => checkCollided(trx, model, { ids, set }, [values], scopes, Object.keys(values)),
     nameable(model, scopes, Object.keys(values)),
   );
   // §10.1: every stored value has an IV of its own, so the other rows' encrypted values are sealed again, one
