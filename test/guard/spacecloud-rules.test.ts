@@ -13,8 +13,9 @@
  *   carry id, email and role.
  * - The page shows no field-level and no `force`/`remove` rule; nothing in Citadel rewrites a request's values.
  */
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import rules from "../../examples/rules/config.js";
+import rules, * as kinds from "../../examples/rules/config.js";
 import { bearer } from "../helpers/auth.js";
 import type { TestResponse } from "../helpers/server.js";
 import { type Booted, boot, dbRows, expectForbidden, expectNotFound, idsOf, insert, q, sorted } from "./helpers.js";
@@ -465,5 +466,33 @@ describe("examples/rules: Space Cloud's Securing your project as Citadel rules (
         expectNotFound(await as(name, "GET", `/api/data/projects/${b.rows.p1}`));
       }
     });
+  });
+
+  it("the README's Space Cloud table shows each rule kind exactly as examples/rules configures it, under its permissions (9.2)", () => {
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    const rows = readme
+      .split("\n")
+      .filter((line) => line.startsWith("| `") && line.includes("effect:"))
+      .map((line) => line.split(" | "));
+    const expected: Record<string, [object, string[]]> = {
+      "`allow`": [kinds.allow, [READ]],
+      "`authenticated`": [kinds.authenticated, [READ]],
+      "`deny`": [kinds.deny, [DELETE]],
+      "`match` (the caller)": [kinds.matchRole, [CREATE, UPDATE, DELETE]],
+      "`match` (the row)": [kinds.match, [DELETE]],
+      "`query`": [kinds.query, [READ]],
+      "`and`": [kinds.and, [CREATE, UPDATE]],
+      "`or`": [kinds.or, [READ]],
+    };
+    expect(rows.map((r) => r[0]!.slice(2))).toEqual(Object.keys(expected));
+    for (const [kind, cell] of rows.map((r) => [r[0]!.slice(2), r[1]!] as const)) {
+      const [policy, permissions] = expected[kind]!;
+      const [, on, source] = /^(.+?): `(\{.*\})`$/.exec(cell)!;
+      // the cell is the object literal as written in the config; evaluated, it is the config's policy
+      expect({ kind, policy: new Function(`return (${source});`)() }).toEqual({ kind, policy });
+      const grantedBy = kinds.rules.filter((p) => p.policies.includes(policy as never)).map((p) => p.permission);
+      expect({ kind, grantedBy }).toEqual({ kind, grantedBy: permissions });
+      expect({ kind, on }).toEqual({ kind, on: permissions.map((p) => p.replace("data.entity.", "")).join(", ") });
+    }
   });
 });
