@@ -19,6 +19,21 @@ interface Scope {
   depth: number;
 }
 
+/** Items of one flat AND/OR: a longer list is written as nested groups of at most this many. */
+const MAX_FLAT = 64;
+
+/**
+ * `a or b or c …`. SQLite parses a flat chain into a tree as deep as the chain is long and refuses one deeper
+ * than 1,000 ("Expression tree is too large"), which a long rule (§9.1) or a where's 500 conditions can reach:
+ * a longer list becomes nested groups, `(a or … ) or (… )`, whose depth grows with the logarithm.
+ */
+function chain(eb: AnyBuilder, kind: "and" | "or", parts: Expression<SqlBool>[]): Expression<SqlBool> {
+  if (parts.length <= MAX_FLAT) return eb[kind](parts);
+  const groups: Expression<SqlBool>[] = [];
+  for (let i = 0; i < parts.length; i += MAX_FLAT) groups.push(eb[kind](parts.slice(i, i + MAX_FLAT)));
+  return chain(eb, kind, groups);
+}
+
 function compile(eb: AnyBuilder, filter: Filter, at: Scope): Expression<SqlBool> {
   const ref = (field: string) => eb.ref(`${at.table}.${field}`);
   // an outer reference is a column of the enclosing row, never a parameter
@@ -35,9 +50,12 @@ function compile(eb: AnyBuilder, filter: Filter, at: Scope): Expression<SqlBool>
     case "const":
       return eb.lit(filter.value);
     case "and":
-      return eb.and(filter.items.map((f) => compile(eb, f, at)));
     case "or":
-      return eb.or(filter.items.map((f) => compile(eb, f, at)));
+      return chain(
+        eb,
+        filter.kind,
+        filter.items.map((f) => compile(eb, f, at)),
+      );
     case "not":
       return eb.not(compile(eb, filter.item, at));
     case "compare":

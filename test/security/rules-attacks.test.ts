@@ -10,7 +10,7 @@
 import { randomBytes } from "node:crypto";
 import { type CreateAppInput, em, entity, number, relation, text } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Booted, boot, dbRows, expectForbidden, q, type Row } from "../guard/helpers.js";
+import { ANON, type Booted, boot, dbRows, expectForbidden, q, type Row } from "../guard/helpers.js";
 import { openFeed } from "../helpers/sse.js";
 
 const schema = em(
@@ -313,5 +313,66 @@ describe("rules and field rules under attack (9, 10)", () => {
       expect(e.data.record).not.toHaveProperty("ssn");
     }
     feed.close();
+  });
+});
+
+describe("pathological rules (9.1, 2.3)", () => {
+  // a long rule, as a config may hold: 300 values in a list, read on every row where the field is named
+  const statuses = Array.from({ length: 300 }, (_, i) => `'s${i}'`).join(", ");
+  // and a long chain: 1,240 comparisons ORed, deeper than SQLite's expression depth (1,000) if written as is
+  const chain = Array.from({ length: 1240 }, (_, i) => `n==${i % 10}`).join(" or ");
+  const big: CreateAppInput = {
+    config: {
+      data: em({ items: entity("items", { title: text(), price: number(), status: text(), n: number() }) }).toJSON(),
+      auth: {
+        enabled: true,
+        guard: { enabled: true },
+        roles: {
+          guest: {
+            is_default: true,
+            permissions: [
+              {
+                permission: "data.entity.read",
+                policies: [
+                  {
+                    effect: "allow",
+                    fields: { price: { read: `status in [${statuses}]` }, title: { read: chain } },
+                  },
+                ],
+              },
+            ],
+          },
+        },
+      },
+    },
+  };
+  let b: Booted<void>;
+  beforeAll(async () => {
+    b = await boot(big, {
+      rows: async (ctx) => {
+        await ctx.app.module.data.create("items", [
+          { title: "shown", price: 5, status: "s1" },
+          { title: "hidden", price: 7, status: "other" },
+        ]);
+      },
+    });
+  });
+  afterAll(async () => {
+    await b?.server.close();
+  });
+
+  it("2.3, 9.1: long rules and wheres naming a rule-bound field many times are answered (or 400), never a database limit's 500 (expression depth, bind variables)", async () => {
+    for (const n of [1, 20, 200, 400]) {
+      const where = { $or: Array.from({ length: n }, (_, i) => ({ price: i })) };
+      const res = await b.as(ANON, "POST", "/api/data/items/query", { where });
+      expect([200, 400], `${n}: ${res.text.slice(0, 300)}`).toContain(res.status);
+      if (n <= 20) expect(res.status, res.text).toBe(200);
+      if (res.status === 400) expect(res.body.error.message).toMatch(/values/);
+    }
+    const ok = await b.as(ANON, "GET", `/api/data/items?where=${q({ price: { $in: [5, 7] } })}`);
+    expect(ok.status, ok.text).toBe(200);
+    expect(ok.body.data.map((r: Row) => r.price)).toEqual([5]);
+    const titled = await b.as(ANON, "GET", `/api/data/items?sort=title&where=${q({ $not: { title: "x" } })}`);
+    expect(titled.status, titled.text).toBe(200);
   });
 });
