@@ -7,6 +7,8 @@ import {
   type Comparison,
   certainly,
   type Filter,
+  isOuterRef,
+  mapOperands,
   not,
   type Operand,
   or,
@@ -196,6 +198,15 @@ class WhereParser {
     // would otherwise leave the row's match to the hidden value alone
     const rule = this.frame.reach?.fieldRule?.(field.name);
     const seen = rule && certainly(rule);
+    // the rule's values are bound again each time the field is named: they count against the where's bound
+    if (seen) {
+      mapOperands(seen, (operand) => {
+        if (!isOuterRef(operand)) this.values++;
+        return operand;
+      });
+      if (this.values > MAX_VALUES)
+        this.fail(path, `more than ${MAX_VALUES} values in one where (with those of the rule of "${field.name}")`);
+    }
     if (Array.isArray(value)) return and(seen, this.operator(field, "$in", value, path));
     if (!isObject(value)) return and(seen, this.operator(field, "$eq", value, path));
     const entries = Object.entries(value);

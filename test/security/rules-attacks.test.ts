@@ -362,12 +362,12 @@ describe("pathological rules (9.1, 2.3)", () => {
   });
 
   it("2.3, 9.1: long rules and wheres naming a rule-bound field many times are answered (or 400), never a database limit's 500 (expression depth, bind variables)", async () => {
-    for (const n of [1, 20, 200, 400]) {
+    for (const n of [1, 10, 200, 400]) {
       const where = { $or: Array.from({ length: n }, (_, i) => ({ price: i })) };
       const res = await b.as(ANON, "POST", "/api/data/items/query", { where });
       expect([200, 400], `${n}: ${res.text.slice(0, 300)}`).toContain(res.status);
-      if (n <= 20) expect(res.status, res.text).toBe(200);
-      if (res.status === 400) expect(res.body.error.message).toMatch(/values/);
+      if (n <= 10) expect(res.status, res.text).toBe(200);
+      if (res.status === 400) expect(res.body.error.message).toMatch(/more than \d+ values in one where/);
     }
     const ok = await b.as(ANON, "GET", `/api/data/items?where=${q({ price: { $in: [5, 7] } })}`);
     expect(ok.status, ok.text).toBe(200);
