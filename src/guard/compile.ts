@@ -212,7 +212,9 @@ function policyTemplates(entry: PermissionObject, path: string, models: Models, 
     return {
       path: at,
       description: p.description,
-      entities: possible.filter((e) => !isFalse(rules.get(e)!)),
+      // an allow or deny rule that cannot hold takes the policy off the entity; a filter policy's rule is its
+      // filter, so one that cannot hold keeps the policy and matches no row, as a JSON filter does (§4.3)
+      entities: p.effect === "filter" ? possible : possible.filter((e) => !isFalse(rules.get(e)!)),
       strict,
       conditions,
       rules,
@@ -274,7 +276,7 @@ function policiesFor(templates: PolicyTemplate[], entity: string, models: Models
       path: t.path,
       description: t.description,
       condition: condition.kind === "const" ? undefined : condition,
-      rule: t.effect === "filter" && rule.kind !== "const" ? rule : undefined,
+      rule: t.effect === "filter" && !(rule.kind === "const" && rule.value) ? rule : undefined,
       effect: t.effect,
       filter,
       placeholders: filter !== undefined && hasPlaceholders(filter),

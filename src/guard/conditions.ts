@@ -9,7 +9,7 @@
  * TRUE, i.e. not certainly FALSE (a deny applies there: an unknown deny applies, fail closed).
  */
 import { ConfigError } from "../errors.js";
-import { and, FALSE, type Filter, mapOperands, not, or, TRUE } from "../query/ast.js";
+import { and, FALSE, type Filter, hasPlaceholders, mapOperands, not, or, TRUE } from "../query/ast.js";
 import { evaluate } from "../query/evaluate.js";
 import { contextField } from "../query/rule.js";
 import { parseWhere } from "../query/where.js";
@@ -130,7 +130,12 @@ export function foldCondition(filter: Filter | undefined, ctx: RequestContext, i
       return { certain: exists(where.certain), possible: exists(where.possible) };
     }
     default:
-      if (!filter.field.startsWith("@") && (inner || filter.field !== "id" || ctx.id === undefined))
+      // `id` compared with a caller's value (a rule's `id == user.id`) stays a row predicate even on a route
+      // naming the row: its placeholder is bound later (bindCallerValues), the evaluator cannot fold it
+      if (
+        !filter.field.startsWith("@") &&
+        (inner || filter.field !== "id" || ctx.id === undefined || hasPlaceholders(filter))
+      )
         return { certain: filter, possible: filter };
       return constant(evaluate(filter, (field) => claim(ctx, field)));
   }
