@@ -254,6 +254,16 @@ export class Guard {
     };
   }
 
+  /** Fields of `entity` that field rules restrict for this role's reads, whatever it is granted (§9.4). */
+  ruledFields(role: string | undefined, entity: string): string[] {
+    const rule = this.rule(role, "data.entity.read", entity);
+    if (typeof rule === "string") return [];
+    const names = new Set(rule.fieldRules?.keys());
+    for (const entry of rule.entries)
+      for (const p of entry.policies) for (const f of p.fieldRules?.keys() ?? []) names.add(f);
+    return [...names];
+  }
+
   /** Whether the subject holds a system permission such as `system.explain` (not tied to an entity). */
   grantsSystem(subject: Subject, permission: string): boolean {
     if (subject.trusted) return true;

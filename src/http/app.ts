@@ -4,6 +4,7 @@ import type { AuditTrail } from "../audit/index.js";
 import type { AuthModule } from "../auth/index.js";
 import type { ValidatedConfig } from "../config/schema.js";
 import type { DataEngine } from "../data/engine.js";
+import { ownUser } from "../data/own-user.js";
 import type { Db } from "../db/connection.js";
 import { NotFoundError } from "../errors.js";
 import type { FeedHub } from "../feed/index.js";
@@ -104,7 +105,17 @@ export function httpApp(parts: HttpAppParts) {
   const changes = feed && changesRoute({ hub: feed, engine, limits, heartbeatMs: config.feed.heartbeat_ms });
   hono.route("/api/data", dataRoutes({ engine, limits, maxBodyBytes, changes }));
   if (auth)
-    hono.route("/api/auth", authRoutes({ auth, maxBodyBytes, remoteAddress, audit, tenantField: tenancy?.field }));
+    hono.route(
+      "/api/auth",
+      authRoutes({
+        auth,
+        maxBodyBytes,
+        remoteAddress,
+        audit,
+        tenantField: tenancy?.field,
+        shownUser: (user, subject) => ownUser(db, accessFor(subject), guard, user),
+      }),
+    );
   if (guard || apiKeys || parts.audit)
     hono.route(
       "/api/system",

@@ -5,6 +5,7 @@ import { type AuditActor, actorOf } from "../audit/index.js";
 import type { AuthModule, Session } from "../auth/index.js";
 import type { Row } from "../data/codec.js";
 import { BadRequestError, UnauthorizedError } from "../errors.js";
+import type { Subject } from "../guard/access.js";
 import type { Runtime } from "../runtime.js";
 import type { HttpAudit } from "./audit.js";
 import type { AuthEnv } from "./auth-middleware.js";
@@ -20,6 +21,8 @@ export interface AuthRoutesOptions {
   audit: HttpAudit | undefined;
   /** the users' tenant column (§6), when tenancy is on */
   tenantField: string | undefined;
+  /** the user object as its owner's read of users shows it (§9.4); `subject` is who it is shown to */
+  shownUser(user: Row, subject: Subject): Promise<Row>;
 }
 
 /** Paths (under `/api/auth`) where a stale or revoked credential is ignored rather than refused. */
@@ -38,8 +41,20 @@ function sessionActor(c: Context<AuthEnv>, user: Row, tenantField: string | unde
   };
 }
 
+/** Who a new session's user object is shown to: that user, as its token will present it. */
+function sessionSubject(c: Context<AuthEnv>, user: Row, tenantField: string | undefined): Subject {
+  const role = typeof user.role === "string" ? user.role : undefined;
+  const tenant = tenantField === undefined ? undefined : user[tenantField];
+  return {
+    role,
+    user: { id: user.id as number, email: user.email, role: user.role },
+    ...(typeof tenant === "number" ? { tenant } : {}),
+    ...(c.get("subject")?.key ? { key: c.get("subject")!.key } : {}),
+  };
+}
+
 export function authRoutes(options: AuthRoutesOptions): Hono<AuthEnv> {
-  const { auth, maxBodyBytes, remoteAddress, audit, tenantField } = options;
+  const { auth, maxBodyBytes, remoteAddress, audit, tenantField, shownUser } = options;
   const routes = new Hono<AuthEnv>();
   const { cookie, trustProxy, corsOrigins } = auth.settings;
   const cookieOptions = (c: Context) =>
@@ -50,9 +65,10 @@ export function authRoutes(options: AuthRoutesOptions): Hono<AuthEnv> {
       secure: cookie.secure ?? isHttps(c, trustProxy),
     }) as const;
 
-  const startSession = (c: Context, session: Session, status: 200 | 201 = 200) => {
+  const startSession = async (c: Context<AuthEnv>, session: Session, status: 200 | 201 = 200) => {
     setCookie(c, cookie.name, session.token, { ...cookieOptions(c), maxAge: auth.settings.expiresSeconds });
-    return c.json(session, status);
+    const user = await shownUser(session.user, sessionSubject(c, session.user, tenantField));
+    return c.json({ ...session, user }, status);
   };
 
   /** The local user behind the request's credential; 401 without one. */
@@ -126,7 +142,7 @@ export function authRoutes(options: AuthRoutesOptions): Hono<AuthEnv> {
     if (authenticated.userId === undefined) return c.json({ user: authenticated.subject.user });
     const user = await auth.publicUser(authenticated.userId);
     if (!user) throw new UnauthorizedError("the user of this token no longer exists");
-    return c.json({ user });
+    return c.json({ user: await shownUser(user, authenticated.subject) });
   });
 
   /**

@@ -841,7 +841,7 @@ describe("examples/accounts: SnackBase's Security Model as a Citadel app (§13)"
    * `GET /api/auth/me` carries the viewer's ssn, which every data route hides from it. Remove `.fails` once the
    * auth routes shape the user by the caller's read rules on users.
    */
-  it.fails("the auth routes' user object hides what the users' field rules hide: no ssn in /api/auth/me or a login (9.4, 4.10)", async () => {
+  it("the auth routes' user object hides what the users' field rules hide: no ssn in /api/auth/me or a login (9.4, 4.10)", async () => {
     const me = await server.request("GET", "/api/auth/me", undefined, bearer(tokens.viewer));
     expect(me.status, me.text).toBe(200);
     expect(me.text).not.toContain(ssnOf("viewer"));
