@@ -1,7 +1,17 @@
 /** Placeholder binding (§4.4): `@user.<claim>` in a policy filter becomes the subject's value. */
-import { FALSE, type Filter, isPlaceholder, mapOperands, type Operand } from "../query/ast.js";
+import { FALSE, type Filter, isPlaceholder, mapOperands, type Operand, type Placeholder } from "../query/ast.js";
 
 const SCALAR = new Set(["string", "number", "boolean"]);
+
+/**
+ * The caller's value as the column compares it, or undefined when it cannot be: a number claim compares with a
+ * text column as its text, as both engines would; any other value of another type than the column's is none.
+ */
+function fitting(operand: Placeholder, v: unknown): Operand | undefined {
+  if (!SCALAR.has(typeof v)) return undefined;
+  if (!operand.expects || typeof v === operand.expects) return v as Operand;
+  return operand.expects === "string" && typeof v === "number" ? String(v) : undefined;
+}
 
 /**
  * Replace `@user.<claim>` with the subject's value. A policy filter with any placeholder that has no scalar
@@ -11,12 +21,12 @@ export function bindPlaceholders(filter: Filter, user: Record<string, unknown> |
   let unbound = false;
   const value = (operand: Operand): Operand => {
     if (!isPlaceholder(operand)) return operand;
-    const v = user?.[operand.placeholder.slice("user.".length)];
-    if (!SCALAR.has(typeof v)) {
+    const v = fitting(operand, user?.[operand.placeholder.slice("user.".length)]);
+    if (v === undefined) {
       unbound = true;
       return null;
     }
-    return v as Operand;
+    return v;
   };
   const bound = mapOperands(filter, value);
   return unbound ? FALSE : bound;
@@ -32,6 +42,6 @@ export function bindCallerValues(filter: Filter, caller: { user?: Record<string,
     if (!isPlaceholder(operand)) return operand;
     const name = operand.placeholder;
     const v = name === "context.account_id" ? caller.tenant : caller.user?.[name.slice("user.".length)];
-    return SCALAR.has(typeof v) ? (v as Operand) : null;
+    return fitting(operand, v) ?? null;
   });
 }

@@ -12,6 +12,12 @@ export type Comparison = (typeof COMPARISONS)[number];
 /** A value that is not known until request time, e.g. `@user.id` → `{ placeholder: "user.id" }`. */
 export interface Placeholder {
   placeholder: string;
+  /**
+   * what the column it is compared with holds: a caller's value of another type (a string claim against a
+   * number column) binds as no value, so the comparison is UNKNOWN on every engine instead of a PostgreSQL
+   * type error (500) or SQLite's cross-type comparison
+   */
+  expects?: "number" | "string" | "boolean";
 }
 
 /** A column of the enclosing row, inside an `exists` (`@row.team_id`, or the key a relation path follows). */

@@ -140,7 +140,12 @@ class WhereParser {
     const column = this.frame.reach?.owner;
     if (!column) return this.fail(path, `"${this.frame.reach?.entity ?? "this entity"}" has no owner relation`);
     if (value !== true && value !== false) this.fail(path, "expected true or false");
-    const owned: Filter = { kind: "compare", field: column, op: "$eq", value: { placeholder: "user.id" } };
+    const owned: Filter = {
+      kind: "compare",
+      field: column,
+      op: "$eq",
+      value: { placeholder: "user.id", expects: "number" },
+    };
     return value ? owned : not(owned);
   }
 
@@ -321,7 +326,9 @@ class WhereParser {
       return { outer: name };
     }
     if (this.options.placeholders && typeof value === "string" && value.startsWith("@"))
-      return { placeholder: value.slice(1) };
+      return isContextField(field)
+        ? { placeholder: value.slice(1) }
+        : { placeholder: value.slice(1), expects: comparedAs(field.type) };
     if (value === null && nullable) return null;
     if (isContextField(field)) {
       // a claim may hold any scalar; it is compared as SQL would (§4.3)

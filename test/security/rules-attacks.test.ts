@@ -376,3 +376,89 @@ describe("pathological rules (9.1, 2.3)", () => {
     expect(titled.status, titled.text).toBe(200);
   });
 });
+
+describe("rules fail closed (9.1, 4.12)", () => {
+  const closed: CreateAppInput = {
+    config: {
+      data: em(
+        {
+          docs: entity("docs", { title: text(), level: number(), status: text() }),
+          notes: entity("notes", { body: text() }),
+          users: entity("users", {}),
+        },
+        ({ docs, users }) => [relation(docs, "owner").manyToOne(users, { owner: true })],
+      ).toJSON(),
+      auth: {
+        enabled: true,
+        guard: { enabled: true },
+        roles: {
+          guest: {
+            is_default: true,
+            permissions: [
+              // NULL rows and a missing claim make these UNKNOWN: the allow does not hold there
+              { permission: "data.entity.read", policies: [{ effect: "allow", rule: "status != 'secret'" }] },
+              {
+                permission: "data.entity.read",
+                effect: "deny",
+                policies: [{ effect: "deny", rule: "not (user.id == null) and level > 1" }],
+              },
+            ],
+          },
+          user: {
+            permissions: [
+              {
+                permission: "data.entity.read",
+                policies: [
+                  { condition: { entity: "*" }, effect: "allow", rule: "user.id != null" },
+                  // a number column compared with a string claim: no row matches, never a type error
+                  { condition: { entity: "docs" }, effect: "filter", rule: "level != user.email or @owns_record()" },
+                ],
+              },
+              {
+                permission: "data.entity.read",
+                effect: "deny",
+                policies: [{ condition: { entity: "docs" }, effect: "deny", rule: "status in ['locked', 'x']" }],
+              },
+            ],
+          },
+        },
+      },
+    },
+  };
+  let b: Booted<void>;
+  beforeAll(async () => {
+    b = await boot(closed, {
+      users: { u: "user" },
+      rows: async (ctx, ids) => {
+        await ctx.app.module.data.create("docs", [
+          { title: "open", level: 1, status: "draft" },
+          { title: "no status", level: 1 },
+          { title: "secret", level: 1, status: "secret" },
+          { title: "high", level: 5, status: "draft" },
+          { title: "locked", level: 1, status: "locked", owner_id: ids.u },
+          { title: "mine", level: 1, status: "draft", owner_id: ids.u },
+        ]);
+        await ctx.app.module.data.create("notes", [{ body: "n" }]);
+      },
+    });
+  });
+  afterAll(async () => {
+    await b?.server.close();
+  });
+
+  it("4.12, 9.1: an allow whose rule is UNKNOWN on a row (NULL column, missing claim) does not hold there; a deny does", async () => {
+    const titles = async (who: string) => {
+      const res = await b.as(who, "GET", "/api/data/docs?sort=id");
+      expect(res.status, res.text).toBe(200);
+      return (res.body.data as Row[]).map((r) => r.title);
+    };
+    // guest: no user.id, so the deny's caller part is FALSE and only status decides; NULL status is not allowed
+    expect(await titles(ANON)).toEqual(["open", "high", "locked", "mine"]);
+    // user: the filter's "level != user.email" binds a string to a number column: UNKNOWN or FALSE, never a 500
+    expect(await titles("u")).toEqual(["mine"]);
+    const count = await b.as("u", "GET", "/api/data/docs/count");
+    expect(count.body.data.count).toBe(1);
+    // "*" reaches an entity present only for the wildcard
+    expect((await b.as("u", "GET", "/api/data/notes")).body.data).toHaveLength(1);
+  });
+});
