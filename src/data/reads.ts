@@ -68,7 +68,8 @@ async function page({ db, models }: Store, view: ReadableView, query: ListQuery,
   for (const k of query.sort) builder = builder.orderBy(sortTerm(dialect, rowFields, entity, k));
   if (query.offset > 0) builder = builder.offset(query.offset);
   const rows = await builder.limit(query.limit).execute();
-  for (const r of rows) hideUnshown(model.codec.decode(r), rowFields);
+  // hidden first: a value the caller may not read on a row is never decrypted (nor its failure reported, §4.10)
+  for (const r of rows) model.codec.decode(hideUnshown(r, rowFields));
   await expand(db, models, rows, query.with);
   return rows.map((r) => pick(r, [...output, ...query.with.map((w) => w.relation.name)]));
 }

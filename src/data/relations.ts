@@ -77,7 +77,7 @@ export async function expand(db: Db, models: Models, rows: Row[], specs: WithSpe
         .execute();
     }
 
-    for (const r of related) hideUnshown(model.codec.decode(r), view.scope.rowFields);
+    for (const r of related) model.codec.decode(hideUnshown(r, view.scope.rowFields));
     await expand(db, models, related, spec.with);
 
     const byParent = new Map<unknown, Row[]>();

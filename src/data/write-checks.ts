@@ -193,7 +193,7 @@ export async function readBack(trx: Db, model: EntityModel, ids: number[], read:
         entity,
       ).execute()
     : [];
-  const found = new Map(rows.map((r) => [r.id, hideUnshown(model.codec.decode(r), read?.rowFields)]));
+  const found = new Map(rows.map((r) => [r.id, model.codec.decode(hideUnshown(r, read?.rowFields))]));
   return ids.map((id) => (found.has(id) ? pick(found.get(id)!, readable) : { id }));
 }
 

@@ -314,6 +314,34 @@ describe("rules and field rules under attack (9, 10)", () => {
     }
     feed.close();
   });
+
+  it("10.1, 4.10: a value that fails its integrity check answers 409 only to callers who may read it on that row: a hidden one is neither decrypted nor named", async () => {
+    const id = b.rows["B high"]!;
+    const [{ ssn: original }] = (await dbRows(b.server, "select ssn from employees where id = ?", id)) as Row[] as [
+      Row,
+    ];
+    // another row's ciphertext of the same field: sealed under the same key and context, but not this value's
+    const [{ ssn: moved }] = (await dbRows(b.server, "select ssn from employees where id = ?", b.rows["A high"])) as [
+      Row,
+    ];
+    const tampered = `${String(moved).slice(0, -6)}AAAAAA`;
+    await dbRows(b.server, "update employees set ssn = ? where id = ?", tampered, id);
+    try {
+      for (const path of ["/api/data/employees", `/api/data/employees/${id}`, "/api/data/reviews?with=employee"]) {
+        const res = await b.as("a", "GET", path);
+        expect(res.status, `${path}: ${res.text}`).toBe(200);
+        const data = res.body.data;
+        const rows: Row[] = Array.isArray(data) ? data.map((r: Row) => r.employee ?? r) : [data];
+        for (const row of rows.filter((r) => r?.id === id)) expect(row).not.toHaveProperty("ssn");
+      }
+      const owner = await b.as("b", "GET", `/api/data/employees/${id}`);
+      expect(owner.status, owner.text).toBe(409);
+      expect(owner.body.error).toMatchObject({ code: "conflict", entity: "employees", field: "ssn", id });
+    } finally {
+      await dbRows(b.server, "update employees set ssn = ? where id = ?", original, id);
+    }
+    expect((await b.as("b", "GET", `/api/data/employees/${id}`)).body.data.ssn).toBe("9000");
+  });
 });
 
 describe("pathological rules (9.1, 2.3)", () => {
