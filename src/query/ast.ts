@@ -91,6 +91,8 @@ function truth(filter: Filter, wanted: boolean): Filter {
     case "isnull":
       return wanted ? filter : not(filter);
     case "in": {
+      // `x IN ()` is FALSE and `x NOT IN ()` TRUE, even for a NULL x (compile.ts)
+      if (filter.values.length === 0) return truth(filter.negated ? TRUE : FALSE, wanted);
       const known = filter.values.filter((v) => v !== null);
       const member: Filter = { kind: "in", field: filter.field, negated: false, values: known };
       const notNull: Filter = { kind: "isnull", field: filter.field, isNull: false };

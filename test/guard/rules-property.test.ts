@@ -470,8 +470,8 @@ describe("rules and field rules agree with the SPEC reference over HTTP (4.3, 4.
       ["y"],
     ));
 
-  // src/query/ast.ts `certainly` (uncommitted work of another change): `x not in []` is TRUE for NULL x too
-  it.fails("where on a field whose read rule is 'n not in []' sees every row, NULL n included (9.4, 2.2)", () =>
+  // src/query/ast.ts `certainly`: `x not in []` is TRUE for NULL x too
+  it("where on a field whose read rule is 'n not in []' sees every row, NULL n included (9.4, 2.2)", () =>
     runCase(
       {
         ...PLAIN,
