@@ -171,6 +171,8 @@ class RuleCompiler {
     if (comparedAs(inner.type) !== comparedAs(outer.type))
       this.fail(node, `"${field}" holds ${comparedAs(inner.type)}s and outer.${outerField} ${comparedAs(outer.type)}s`);
     if (inner.type === "json" || outer.type === "json") this.fail(node, "json fields cannot be compared");
+    // two ciphertexts of one value differ (§10.1): a comparison across rows would compare the ciphertexts
+    if (inner.encrypted || outer.encrypted) this.fail(node, "encrypted fields cannot be compared across rows");
     return { kind: "compare", field, op, value: { outer: outerField } };
   }
 

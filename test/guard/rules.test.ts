@@ -304,6 +304,40 @@ describe("rule errors at startup point at the line and column (9.1)", () => {
       await expect(withRule(text)).rejects.toThrow(path);
     });
 
+  it("exists(…) comparing an encrypted field with outer.<field> is a startup error: ciphertexts differ (9.1, 10.3)", async () => {
+    const vault = em(
+      { notes: entity("notes", { code: text().encrypted() }), pins: entity("pins", { code: text() }) },
+      () => [],
+    );
+    const start = (rule: string) =>
+      createApp({
+        connection: { url: ":memory:" },
+        config: {
+          data: vault.toJSON(),
+          auth: {
+            enabled: true,
+            jwt: { secret: "x".repeat(40) },
+            roles: {
+              user: {
+                permissions: [
+                  {
+                    permission: "data.entity.read",
+                    policies: [{ condition: { entity: "pins" }, effect: "allow", rule }],
+                  },
+                ],
+              },
+            },
+          },
+        },
+        options: { encryptionKeys: `k1:${Buffer.alloc(32, 7).toString("base64")}` },
+      });
+    await expect(start("exists(notes, code == outer.code)")).rejects.toThrow(
+      /encrypted fields cannot be compared across rows/,
+    );
+    const app = await start("exists(notes, id == outer.id)");
+    await app.close();
+  });
+
   it("@owns_record() on an entity without an owner relation is a startup error naming it (9.1, 4.14)", async () => {
     await expect(withRule("@owns_record()", "comments")).rejects.toThrow(/"comments" has no owner relation/);
   });
