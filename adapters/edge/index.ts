@@ -64,10 +64,13 @@ export function citadel<Env = Bindings>(options: EdgeOptions<Env>): EdgeWorker<E
   const build = async (env: Env): Promise<CitadelApp> => {
     const bindings = (env ?? {}) as Bindings;
     const { connection, config } = options;
+    const encryptionKeys = options.options?.encryptionKeys ?? text(bindings.CITADEL_ENCRYPTION_KEYS);
     return createApp({
       ...options,
       connection: typeof connection === "function" ? connection(env) : (connection ?? defaultConnection(bindings)),
       config: withSecret(typeof config === "function" ? config(env) : config, bindings),
+      // a worker's secrets are bindings, not process.env (§10.1)
+      options: { ...options.options, ...(encryptionKeys === undefined ? {} : { encryptionKeys }) },
       runtime,
     });
   };
