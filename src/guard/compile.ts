@@ -128,13 +128,14 @@ interface RoleTarget {
 
 /**
  * A policy's rule for every entity it can apply to. A rule written for named entities must fit each; one
- * written for every entity reaches none of the rows of an entity it does not fit, but must fit one.
+ * written for every entity reaches none of the rows of an entity it does not fit, but must fit one — unless it
+ * denies: a deny that skipped the entities it does not fit would fail open there, so it must fit them all.
  */
 function compileRules(
   rule: string | undefined,
   path: string,
   entities: string[],
-  strict: boolean,
+  strict: boolean | "deny",
   models: Models,
   target: RoleTarget,
 ): Map<string, Filter> {
@@ -155,6 +156,11 @@ function compileRules(
       out.set(entity, compileRule(rule, { reach: trustedReach(models, entity), ...target }));
     } catch (error) {
       if (!(error instanceof RuleError)) throw error;
+      if (strict === "deny")
+        throw new ConfigError(
+          path,
+          `a deny's rule must fit every entity it applies to (name them in the condition's entity); on ${entity}: ${error.message}`,
+        );
       if (strict) throw new ConfigError(path, `on ${entity}: ${error.message}`);
       firstError ??= error;
       out.set(entity, FALSE);
@@ -208,7 +214,8 @@ function policyTemplates(entry: PermissionObject, path: string, models: Models, 
     if (p.filter) checkPlaceholders(p.filter, `${at}.filter`);
     // a top-level `entity` (other than "*") says which entities the policy is written for: it must fit each
     const strict = p.condition !== undefined && "entity" in p.condition && p.condition.entity !== EVERY_ENTITY;
-    const rules = compileRules(p.rule, `${at}.rule`, possible, strict, models, target);
+    const denies = entry.effect === "deny" || p.effect === "deny";
+    const rules = compileRules(p.rule, `${at}.rule`, possible, denies ? "deny" : strict, models, target);
     return {
       path: at,
       description: p.description,

@@ -101,7 +101,9 @@ const app: CreateAppInput = {
               permission: "data.entity.read",
               policies: [
                 { condition: { entity: "*" }, effect: "allow" },
-                { condition: { entity: "*" }, effect: "deny", rule: "status == 'locked'" },
+                // a deny for every entity must fit every entity (9.3): this one names only the caller
+                { condition: { entity: "*" }, effect: "deny", rule: "user.email == 'banned@test.com'" },
+                { condition: { entity: "posts" }, effect: "deny", rule: "status == 'locked'" },
               ],
             },
           ],
@@ -244,7 +246,7 @@ describe("rule expressions as policies (9.1)", () => {
     expect(withComments.body.data.comments.map((c: { id: number }) => c.id)).toEqual([b.rows.onPub]);
   });
 
-  it('"*" as a condition\'s entity reaches every entity; a wildcard deny rule applies where its fields exist (9.3)', async () => {
+  it('"*" as a condition\'s entity reaches every entity, and a deny for every entity applies on each (9.3)', async () => {
     const posts = await b.as("auditor", "GET", "/api/data/posts");
     expect(posts.status, posts.text).toBe(200);
     expect(idsOf(posts)).not.toContain(b.rows.lockedA);
@@ -336,6 +338,36 @@ describe("rule errors at startup point at the line and column (9.1)", () => {
     );
     const app = await start("exists(notes, id == outer.id)");
     await app.close();
+  });
+
+  it("a deny whose rule does not fit every entity it applies to is a startup error, not a deny that skips them (9.1, 9.3)", async () => {
+    for (const condition of [undefined, { entity: "*" }, { entity: { $in: ["posts", "comments"] } }]) {
+      const start = createApp({
+        connection: { url: ":memory:" },
+        config: {
+          data: schema.toJSON(),
+          auth: {
+            enabled: true,
+            jwt: { secret: "x".repeat(40) },
+            roles: {
+              user: {
+                permissions: [
+                  "data.entity.read",
+                  {
+                    permission: "data.entity.read",
+                    effect: "deny",
+                    policies: [{ ...(condition ? { condition } : {}), rule: "status == 'locked'" }],
+                  },
+                ],
+              },
+            },
+          },
+        },
+      });
+      await expect(start, JSON.stringify(condition)).rejects.toThrow(
+        /a deny's rule must fit every entity it applies to.*on comments/,
+      );
+    }
   });
 
   it("@owns_record() on an entity without an owner relation is a startup error naming it (9.1, 4.14)", async () => {

@@ -428,7 +428,10 @@ describe("rules fail closed (9.1, 4.12)", () => {
               {
                 permission: "data.entity.read",
                 effect: "deny",
-                policies: [{ effect: "deny", rule: "not (user.id == null) and level > 1" }],
+                // a deny's rule must fit every entity it applies to (notes has no level): named here
+                policies: [
+                  { condition: { entity: "docs" }, effect: "deny", rule: "not (user.id == null) and level > 1" },
+                ],
               },
             ],
           },
