@@ -6,7 +6,7 @@
 import type { PermissionConfig, ValidatedConfig } from "../config/schema.js";
 import type { Models } from "../data/models.js";
 import { ConfigError } from "../errors.js";
-import { and, FALSE, type Filter, hasPlaceholders, TRUE } from "../query/ast.js";
+import { and, FALSE, type Filter, hasPlaceholders, someNode, TRUE } from "../query/ast.js";
 import { checkRuleSyntax, compileRule, RuleError } from "../query/rule.js";
 import { type FieldResolver, parseWhere, type Reach } from "../query/where.js";
 import { DATA_PERMISSIONS } from "./access.js";
@@ -319,6 +319,17 @@ function checkLenientFilters(templates: PolicyTemplate[], models: Models) {
   }
 }
 
+/**
+ * Whether deciding needs the request: a claim or context value (`@user.<claim>`, `@context.account_id`) or `id`
+ * (the route's row) to fold. A rule over the row alone is decided at startup; its caller values (placeholders)
+ * are bound per request all the same.
+ */
+const asksRequest = (filter: Filter | undefined) =>
+  filter !== undefined && someNode(filter, (n) => "field" in n && (n.field.startsWith("@") || n.field === "id"));
+
+const fieldRulesAsk = (rules: FieldRules | undefined) =>
+  [...(rules?.values() ?? [])].some((r) => asksRequest(r.read) || asksRequest(r.write));
+
 /** Compile every role; throws ConfigError naming the path of the first problem. */
 export function compileRoles(
   auth: ValidatedConfig["auth"],
@@ -369,12 +380,11 @@ export function compileRoles(
           hasPolicies: templates.length > 0,
           policies: policiesFor(templates, entity, models),
         }));
-        // field rules fold the caller's claims, so a rule with any is decided per request
         const fieldRules = entityRules.get(entity);
         const dynamic =
-          (fieldRules?.size ?? 0) > 0 ||
+          fieldRulesAsk(fieldRules) ||
           entries.some((e) =>
-            e.policies.some((p) => p.condition !== undefined || p.rule !== undefined || (p.fieldRules?.size ?? 0) > 0),
+            e.policies.some((p) => asksRequest(p.condition) || asksRequest(p.rule) || fieldRulesAsk(p.fieldRules)),
           );
         rules.set(ruleKey(role, permission, entity), {
           role,
