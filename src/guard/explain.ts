@@ -6,7 +6,7 @@ import { compileFilter } from "../query/compile.js";
 import { PERMISSIONS } from "./compile.js";
 import type { RequestContext } from "./conditions.js";
 import type { Decision, Guard } from "./guard.js";
-import { bindingOf, type Tenancy, type TenantBinding, tenantFilter } from "./tenancy.js";
+import { bindingOf, type Tenancy, type TenantBinding, tenantFilter, withinSubqueries } from "./tenancy.js";
 
 export interface Explanation {
   role: string | null;
@@ -95,7 +95,8 @@ export function explain(
   };
   if (decision.effect === "deny") return { ...base, decision: "deny", reason: decision.reason };
   // the same tenant filter the caller's Access ANDs in (tenancy.ts)
-  const filter = and(decision.filter, tenancy && binding ? tenantFilter(tenancy, entity, binding) : TRUE);
+  const scoped = (f: Filter) => (tenancy && binding ? withinSubqueries(tenancy, f, binding) : f);
+  const filter = and(scoped(decision.filter), tenancy && binding ? tenantFilter(tenancy, entity, binding) : TRUE);
   const unrestricted = filter.kind === "const" && filter.value;
   const sqlOf = (f: Filter) => {
     const compiled = db
@@ -106,7 +107,7 @@ export function explain(
     return { where: compiled.sql.slice(compiled.sql.indexOf(" where ") + " where ".length), compiled };
   };
   const { where, compiled } = sqlOf(filter);
-  const rowFields = decision.rowFields && [...decision.rowFields].map(([f, rule]) => [f, sqlOf(rule)] as const);
+  const rowFields = decision.rowFields && [...decision.rowFields].map(([f, rule]) => [f, sqlOf(scoped(rule))] as const);
   return {
     ...base,
     decision: unrestricted ? "allow" : "filter",

@@ -62,6 +62,29 @@ export function tenantFilter(tenancy: Tenancy, entity: string, binding: TenantBi
   return { kind: "compare", field: column, op: "$eq", value: binding.id };
 }
 
+/**
+ * §6.1, §9.1: a policy's filter and a rule's `exists(…)` or relation path are compiled once, trusted and
+ * unscoped (§4.13), so their subqueries would read every tenant's rows: a flag of account B would open a row
+ * of account A, and a caller could probe B's rows through its own. The caller's tenant goes into each
+ * subquery too, as into the query around it (explain shows it the same way).
+ */
+export function withinSubqueries(tenancy: Tenancy, filter: Filter, binding: TenantBinding): Filter {
+  switch (filter.kind) {
+    case "and":
+    case "or":
+      return { ...filter, items: filter.items.map((f) => withinSubqueries(tenancy, f, binding)) };
+    case "not":
+      return { ...filter, item: withinSubqueries(tenancy, filter.item, binding) };
+    case "exists":
+      return {
+        ...filter,
+        where: and(tenantFilter(tenancy, filter.table, binding), withinSubqueries(tenancy, filter.where, binding)),
+      };
+    default:
+      return filter;
+  }
+}
+
 /** What a bound caller may write of its account: what it is granted, less the values unique across accounts. */
 function writableOfTenant(tenancy: Tenancy, scope: Scope): ReadonlySet<string> {
   const granted = scope.fields ?? tenancy.tenantFields;
@@ -73,9 +96,11 @@ export function tenantAccess(access: Access, tenancy: Tenancy): Access {
   const binding = bindingOf(tenancy, access.subject);
   if (binding.kind === "all") return access;
   const id = binding.kind === "tenant" ? (binding.id as number) : undefined;
+  const subqueries = (f: Filter) => withinSubqueries(tenancy, f, binding);
   const within = (permission: DataPermission, entity: string, scope: Scope): Scope => ({
     ...scope,
-    filter: and(scope.filter, tenantFilter(tenancy, entity, binding)),
+    filter: and(subqueries(scope.filter), tenantFilter(tenancy, entity, binding)),
+    rowFields: scope.rowFields && new Map([...scope.rowFields].map(([f, rule]) => [f, subqueries(rule)] as const)),
     fields:
       entity === tenancy.entity && WRITE_PERMISSIONS.has(permission) ? writableOfTenant(tenancy, scope) : scope.fields,
     tenant: tenancy.scoped.has(entity)
