@@ -270,6 +270,20 @@ describe("rules under tenancy and API keys (5, 6, 8, 9)", () => {
     expect(res.text).not.toContain("carol-secret");
   });
 
+  it("4.15, 6.1: explain shows the tenant inside a rule's exists(…), as enforcement applies it", async () => {
+    const res = await server.request(
+      "GET",
+      `/api/system/explain?role=member&permission=${READ}&entity=docs&tenant=${A}`,
+      undefined,
+      as.root,
+    );
+    expect(res.status, res.text).toBe(200);
+    const inner = String(res.body.data?.where ?? res.body.where).split(/exists/i)[1] ?? "";
+    expect(inner, res.text).toMatch(
+      /^ \(select 1 as "one" from "flags" as "(\w+)" where \("\1"\."account_id" = (\?|\$\d+)/,
+    );
+  });
+
   it("8.2, 6.1, 9.1, 9.4: the feed sends no row another account's flag would open, leaves per-row fields out, and deletes a row that leaves the rule", async () => {
     const feed = await openFeed(server.url, "/api/data/docs/changes", as.alice);
     expect(feed.status, JSON.stringify(feed.body)).toBe(200);
