@@ -269,7 +269,7 @@ async function check(c: Case): Promise<void> {
 }
 
 describe("explain equals enforcement with rules and field rules (4.15, 9.1, 9.4)", () => {
-  it("property: for random rules and field rules, explain's decision, fields, row_fields and WHERE are what a list and a PATCH enforce", async () => {
+  it("property: for random rules and field rules, explain's decision, fields, row_fields and WHERE are what a list and an update by where: {id} enforce (4.15, 9.1, 9.4)", async () => {
     await fc.assert(fc.asyncProperty(caseArb, check), {
       numRuns: Number(process.env.EXPLAIN_RULES_PROPERTY_RUNS ?? 40),
     });
