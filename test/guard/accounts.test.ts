@@ -18,7 +18,17 @@ import { main } from "../../src/cli/main.js";
 import { bearer, login } from "../helpers/auth.js";
 import { startServer, type TestResponse, type TestServer } from "../helpers/server.js";
 import { parsePrometheus } from "../metrics/prometheus-text.js";
-import { expectForbidden, expectNotFound, idsOf, PASSWORD, q, type Row, sorted, testConfig } from "./helpers.js";
+import {
+  expectForbidden,
+  expectNotFound,
+  idsOf,
+  PASSWORD,
+  q,
+  type Row,
+  refusedWithout,
+  sorted,
+  testConfig,
+} from "./helpers.js";
 
 const READ = "data.entity.read";
 const CREATE = "data.entity.create";
@@ -119,12 +129,8 @@ describe("examples/accounts: SnackBase's Security Model as a Citadel app (§13)"
     accounts: await rows("SELECT id, name, slug FROM accounts ORDER BY id"),
     entries: await rows("SELECT count(*) AS n FROM citadel_audit WHERE action LIKE 'data.%'"),
   });
-  /** `attempt` is refused as `check` says, and the database (and the trail's data entries) is as it was. */
-  const refused = async (attempt: () => Promise<TestResponse>, check: (res: TestResponse) => void) => {
-    const before = await database();
-    check(await attempt());
-    expect(await database()).toEqual(before);
-  };
+  /** `attempt` is refused as `check` says and the database is as it was. */
+  const refused = refusedWithout(database);
   const post = async (owner: Person, title: string, status: string): Promise<number> => {
     const [row] = (await server.app.module.data.create("posts", [
       {

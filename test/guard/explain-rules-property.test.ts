@@ -11,7 +11,6 @@
  *   its `row_fields` SQL (the write rule) holds on the row; it never writes a row where one of these fails.
  */
 import fc from "fast-check";
-import { decodeJwt, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { ENGINE } from "../helpers/engines.js";
 import { startServer, type TestServer } from "../helpers/server.js";
@@ -20,6 +19,7 @@ import {
   ITEM_FIELDS,
   type ItemField,
   itemArb,
+  loginWithClaims,
   otherArb,
   printRule,
   ROLES,
@@ -182,21 +182,12 @@ async function boot(c: Case) {
   try {
     const callers: { role: string; claims: Record<string, unknown>; headers: Record<string, string> }[] = [];
     for (const [i, u] of c.users.entries()) {
-      const res = await server.request("POST", "/api/auth/password/login", {
-        email: `u${i}@test.com`,
-        password: PASSWORD,
-      });
-      expect(res.status, res.text).toBe(200);
-      const claims = decodeJwt(res.body.token);
-      // the same token with the case's extra claims (`user.dept`, …), signed with the app's secret
-      const token = await new SignJWT({ ...claims, ...u.claims })
-        .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-        .sign(new TextEncoder().encode(SECRET));
+      const { claims, headers } = await loginWithClaims(server, `u${i}@test.com`, PASSWORD, SECRET, u.claims);
       const role = ROLES[u.role]!;
       callers.push({
         role,
         claims: { id: claims.id, email: `u${i}@test.com`, role, ...u.claims },
-        headers: { authorization: `Bearer ${token}` },
+        headers,
       });
     }
     return { server, callers };

@@ -15,7 +15,6 @@ import { createApp } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import groups from "../../examples/groups/config.js";
 import { bearer } from "../helpers/auth.js";
-import type { TestResponse } from "../helpers/server.js";
 import {
   type Booted,
   boot,
@@ -24,7 +23,9 @@ import {
   expectNotFound,
   idsOf,
   insert,
+  principals,
   q,
+  refusedWithout,
   sorted,
   testConfig,
 } from "./helpers.js";
@@ -55,13 +56,7 @@ describe("examples/groups: bkend's Security Overview as Citadel groups (§13)", 
     "pk + a": () => ({ apikey: keys.pk, ...bearer(b.tokens.a) }),
     sk: () => ({ authorization: `Bearer ${keys.sk}` }),
   };
-  const as = (name: string, method: string, path: string, body?: unknown): Promise<TestResponse> =>
-    b.server.request(method, path, body, who[name]!());
-  const ok = async (name: string, method: string, path: string, body?: unknown) => {
-    const res = await as(name, method, path, body);
-    expect(res.status, `${method} ${path} as ${name}: ${res.text}`).toBeLessThan(300);
-    return res;
-  };
+  const { as, ok } = principals(() => b.server, who);
   /** Everything the database holds, to prove a refused write wrote nothing. */
   const database = async () => ({
     posts: await dbRows(b.server, "SELECT id, created_by_id, title, content FROM posts ORDER BY id"),
@@ -74,11 +69,7 @@ describe("examples/groups: bkend's Security Overview as Citadel groups (§13)", 
     keys: await dbRows(b.server, "SELECT id, revoked_at FROM citadel_api_keys ORDER BY id"),
   });
   /** `attempt` is refused as `check` says and the database is as it was. */
-  const refused = async (attempt: () => Promise<TestResponse>, check: (res: TestResponse) => void) => {
-    const before = await database();
-    check(await attempt());
-    expect(await database()).toEqual(before);
-  };
+  const refused = refusedWithout(database);
   /** A fresh post of `owner`'s, made by trusted code, for tests that change or delete one. */
   const postOf = async (owner: string, title: string): Promise<number> => {
     const [row] = (await b.server.app.module.data.create("posts", [

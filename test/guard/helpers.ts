@@ -141,3 +141,30 @@ export function scenarios<R>(get: () => Booted<R>, table: Scenario<R>[]) {
       for (const text of resolve(s.notExpected, b) ?? []) expect(res.text).not.toContain(text);
     });
 }
+
+/**
+ * Requests as named principals, each a function giving its headers (called per request: tokens and keys exist
+ * only once the app is booted); `ok` also asserts a 2xx.
+ */
+export function principals(server: () => TestServer, who: Record<string, () => Record<string, string>>) {
+  const as = (name: string, method: string, path: string, body?: unknown): Promise<TestResponse> =>
+    server().request(method, path, body, who[name]!());
+  const ok = async (name: string, method: string, path: string, body?: unknown) => {
+    const res = await as(name, method, path, body);
+    expect(res.status, `${method} ${path} as ${name}: ${res.text}`).toBeLessThan(300);
+    return res;
+  };
+  return { as, ok };
+}
+
+/**
+ * A refusal that changed nothing: `refused(attempt, check)` runs the attempt, checks its answer, and asserts that
+ * `snapshot` (everything the database holds that a write could change) is as it was before.
+ */
+export function refusedWithout(snapshot: () => Promise<unknown>) {
+  return async (attempt: () => Promise<TestResponse>, check: (res: TestResponse) => void): Promise<void> => {
+    const before = await snapshot();
+    check(await attempt());
+    expect(await snapshot()).toEqual(before);
+  };
+}

@@ -16,8 +16,19 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import rls from "../../examples/rls/config.js";
 import { bearer } from "../helpers/auth.js";
-import type { TestResponse } from "../helpers/server.js";
-import { type Booted, boot, dbRows, expectForbidden, expectNotFound, idsOf, insert, q, sorted } from "./helpers.js";
+import {
+  type Booted,
+  boot,
+  dbRows,
+  expectForbidden,
+  expectNotFound,
+  idsOf,
+  insert,
+  principals,
+  q,
+  refusedWithout,
+  sorted,
+} from "./helpers.js";
 
 type Ids = Record<"profileA" | "profileB" | "pubA" | "draftA" | "pubB" | "draftB", number>;
 
@@ -38,24 +49,14 @@ describe("examples/rls: basefyio's RLS page as Citadel policies (§13)", () => {
     "pk + a": () => ({ apikey: keys.pk, ...bearer(b.tokens.a) }),
     sk: () => ({ apikey: keys.sk }),
   };
-  const as = (name: string, method: string, path: string, body?: unknown): Promise<TestResponse> =>
-    b.server.request(method, path, body, who[name]!());
-  const ok = async (name: string, method: string, path: string, body?: unknown) => {
-    const res = await as(name, method, path, body);
-    expect(res.status, `${method} ${path} as ${name}: ${res.text}`).toBeLessThan(300);
-    return res;
-  };
+  const { as, ok } = principals(() => b.server, who);
   /** Everything the database holds, to prove a refused write wrote nothing. */
   const database = async () => ({
     profiles: await dbRows(b.server, "SELECT id, user_id, username, bio FROM profiles ORDER BY id"),
     posts: await dbRows(b.server, "SELECT id, author_id, title, content, published FROM posts ORDER BY id"),
   });
   /** `attempt` is refused as `check` says and the database is as it was. */
-  const refused = async (attempt: () => Promise<TestResponse>, check: (res: TestResponse) => void) => {
-    const before = await database();
-    check(await attempt());
-    expect(await database()).toEqual(before);
-  };
+  const refused = refusedWithout(database);
 
   beforeAll(async () => {
     b = await boot(rls, {

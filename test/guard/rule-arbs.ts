@@ -6,6 +6,9 @@
  */
 import { boolean, em, entity, enumm, number, relation, text } from "citadel";
 import fc from "fast-check";
+import { decodeJwt, type JWTPayload, SignJWT } from "jose";
+import { expect } from "vitest";
+import type { TestServer } from "../helpers/server.js";
 
 /** items (owned, text/number/boolean/enum, every field nullable) and others (each may point at an item). */
 export const ruleSchema = em(
@@ -467,3 +470,23 @@ export const claimsArb = fc.record(
   { dept: fc.constantFrom(...DEPTS), level: fc.constantFrom(...NUMBERS), flag: fc.boolean() },
   { requiredKeys: [] },
 );
+
+/**
+ * Log in, then sign the same token again with a case's extra claims (`user.dept`, …) under the app's `secret`:
+ * a caller whose claims, present or missing, the case chooses.
+ */
+export async function loginWithClaims(
+  server: TestServer,
+  email: string,
+  password: string,
+  secret: string,
+  extra: Record<string, unknown>,
+): Promise<{ claims: JWTPayload; headers: Record<string, string> }> {
+  const res = await server.request("POST", "/api/auth/password/login", { email, password });
+  expect(res.status, res.text).toBe(200);
+  const claims = decodeJwt(res.body.token);
+  const token = await new SignJWT({ ...claims, ...extra })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .sign(new TextEncoder().encode(secret));
+  return { claims, headers: { authorization: `Bearer ${token}` } };
+}

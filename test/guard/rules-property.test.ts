@@ -8,7 +8,6 @@
  * cannot read (on rows where the field's read rule fails) changes none of its where, sort and count answers.
  */
 import fc from "fast-check";
-import { decodeJwt, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { startServer, type TestServer } from "../helpers/server.js";
 import {
@@ -18,6 +17,7 @@ import {
   ITEM_FIELDS,
   type ItemField,
   itemArb,
+  loginWithClaims,
   otherArb,
   printRule,
   type Row,
@@ -267,22 +267,13 @@ async function boot(c: Case): Promise<{ server: TestServer; subjects: Subject[];
   try {
     const subjects: Subject[] = [{ name: "anonymous", caller: { role: ROLE_NAMES[0]! }, role: 0, headers: {} }];
     for (const [i, u] of c.users.entries()) {
-      const res = await server.request("POST", "/api/auth/password/login", {
-        email: `u${i}@test.com`,
-        password: PASSWORD,
-      });
-      expect(res.status, res.text).toBe(200);
-      // the same token with the case's extra claims (`user.dept`, …), signed with the app's secret
-      const claims = decodeJwt(res.body.token);
-      const token = await new SignJWT({ ...claims, ...u.claims })
-        .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-        .sign(new TextEncoder().encode(SECRET));
+      const { claims, headers } = await loginWithClaims(server, `u${i}@test.com`, PASSWORD, SECRET, u.claims);
       const role = ROLE_NAMES[u.role]!;
       subjects.push({
         name: `user ${i + 1} (${role}, ${JSON.stringify(u.claims)})`,
         caller: { role, user: { id: claims.id as number, role, ...u.claims } },
         role: u.role,
-        headers: { authorization: `Bearer ${token}` },
+        headers,
       });
     }
     return { server, subjects, tables: await readTables(server) };

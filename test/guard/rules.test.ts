@@ -1,5 +1,5 @@
 /** §9.1 rule expressions as policies, over HTTP: SnackBase's examples, caller folding, exists(…), fail-closed unknowns. */
-import { type CreateAppInput, createApp, em, entity, enumm, number, relation, text } from "citadel";
+import { type CitadelConfig, type CreateAppInput, createApp, em, entity, enumm, number, relation, text } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   ANON,
@@ -267,25 +267,19 @@ describe("rule expressions as policies (9.1)", () => {
   });
 });
 
+/** One entry of a role's `permissions`, as a config writes it. */
+type Permission = NonNullable<NonNullable<NonNullable<CitadelConfig["auth"]>["roles"]>[string]["permissions"]>[number];
+
 describe("rule errors at startup point at the line and column (9.1)", () => {
-  const withRule = (text: string, entity = "posts") =>
+  /** An app whose one role, `user`, has these permissions (over `data`, with an encryption key). */
+  const startWith = (permissions: Permission[], data = schema.toJSON()) =>
     createApp({
       connection: { url: ":memory:" },
-      config: {
-        data: schema.toJSON(),
-        auth: {
-          enabled: true,
-          jwt: { secret: "x".repeat(40) },
-          roles: {
-            user: {
-              permissions: [
-                { permission: "data.entity.read", policies: [{ condition: { entity }, effect: "allow", rule: text }] },
-              ],
-            },
-          },
-        },
-      },
+      config: { data, auth: { enabled: true, jwt: { secret: "x".repeat(40) }, roles: { user: { permissions } } } },
+      options: { encryptionKeys: `k1:${Buffer.alloc(32, 7).toString("base64")}` },
     });
+  const withRule = (text: string, entity = "posts") =>
+    startWith([{ permission: "data.entity.read", policies: [{ condition: { entity }, effect: "allow", rule: text }] }]);
   const path = "config.auth.roles.user.permissions[0].policies[0].rule";
 
   for (const [text, message] of [
@@ -312,27 +306,10 @@ describe("rule errors at startup point at the line and column (9.1)", () => {
       () => [],
     );
     const start = (rule: string) =>
-      createApp({
-        connection: { url: ":memory:" },
-        config: {
-          data: vault.toJSON(),
-          auth: {
-            enabled: true,
-            jwt: { secret: "x".repeat(40) },
-            roles: {
-              user: {
-                permissions: [
-                  {
-                    permission: "data.entity.read",
-                    policies: [{ condition: { entity: "pins" }, effect: "allow", rule }],
-                  },
-                ],
-              },
-            },
-          },
-        },
-        options: { encryptionKeys: `k1:${Buffer.alloc(32, 7).toString("base64")}` },
-      });
+      startWith(
+        [{ permission: "data.entity.read", policies: [{ condition: { entity: "pins" }, effect: "allow", rule }] }],
+        vault.toJSON(),
+      );
     await expect(start("exists(notes, code == outer.code)")).rejects.toThrow(
       /encrypted fields cannot be compared across rows/,
     );
@@ -342,28 +319,14 @@ describe("rule errors at startup point at the line and column (9.1)", () => {
 
   it("a deny whose rule does not fit every entity it applies to is a startup error, not a deny that skips them (9.1, 9.3)", async () => {
     for (const condition of [undefined, { entity: "*" }, { entity: { $in: ["posts", "comments"] } }]) {
-      const start = createApp({
-        connection: { url: ":memory:" },
-        config: {
-          data: schema.toJSON(),
-          auth: {
-            enabled: true,
-            jwt: { secret: "x".repeat(40) },
-            roles: {
-              user: {
-                permissions: [
-                  "data.entity.read",
-                  {
-                    permission: "data.entity.read",
-                    effect: "deny",
-                    policies: [{ ...(condition ? { condition } : {}), rule: "status == 'locked'" }],
-                  },
-                ],
-              },
-            },
-          },
+      const start = startWith([
+        "data.entity.read",
+        {
+          permission: "data.entity.read",
+          effect: "deny",
+          policies: [{ ...(condition ? { condition } : {}), rule: "status == 'locked'" }],
         },
-      });
+      ]);
       await expect(start, JSON.stringify(condition)).rejects.toThrow(
         /a deny's rule must fit every entity it applies to.*on comments/,
       );

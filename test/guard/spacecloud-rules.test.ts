@@ -18,7 +18,19 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import rules, * as kinds from "../../examples/rules/config.js";
 import { bearer } from "../helpers/auth.js";
 import type { TestResponse } from "../helpers/server.js";
-import { type Booted, boot, dbRows, expectForbidden, expectNotFound, idsOf, insert, q, sorted } from "./helpers.js";
+import {
+  type Booted,
+  boot,
+  dbRows,
+  expectForbidden,
+  expectNotFound,
+  idsOf,
+  insert,
+  principals,
+  q,
+  refusedWithout,
+  sorted,
+} from "./helpers.js";
 
 type Rows = Record<"announcement" | "p1" | "p2" | "p3" | "taskA1" | "taskB2" | "taskA3" | "taskB3", number>;
 
@@ -39,13 +51,7 @@ describe("examples/rules: Space Cloud's Securing your project as Citadel rules (
     admin: () => bearer(b.tokens.admin),
   };
   const EVERYONE = Object.keys(who);
-  const as = (name: string, method: string, path: string, body?: unknown): Promise<TestResponse> =>
-    b.server.request(method, path, body, who[name]!());
-  const ok = async (name: string, method: string, path: string, body?: unknown) => {
-    const res = await as(name, method, path, body);
-    expect(res.status, `${method} ${path} as ${name}: ${res.text}`).toBeLessThan(300);
-    return res;
-  };
+  const { as, ok } = principals(() => b.server, who);
   /** Everything the database holds, to prove a refused write wrote nothing. */
   const database = async () => ({
     announcements: await dbRows(b.server, "SELECT id, title, body FROM announcements ORDER BY id"),
@@ -55,11 +61,7 @@ describe("examples/rules: Space Cloud's Securing your project as Citadel rules (
     users: await dbRows(b.server, "SELECT id, email, role FROM users ORDER BY id"),
   });
   /** `attempt` is refused as `check` says and the database is as it was. */
-  const refused = async (attempt: () => Promise<TestResponse>, check: (res: TestResponse) => void) => {
-    const before = await database();
-    check(await attempt());
-    expect(await database()).toEqual(before);
-  };
+  const refused = refusedWithout(database);
   const forbidden = (permission: string, entity: string) => (res: TestResponse) =>
     expectForbidden(res, permission, entity);
 
