@@ -52,7 +52,7 @@ export function decodeEntry(row: RawRow): AuditEntry {
 }
 
 /** The columns of `citadel_audit`, in the order an INSERT lists them. */
-const COLUMNS = [
+export const COLUMNS = [
   "id",
   "at",
   "action",

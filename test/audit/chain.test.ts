@@ -8,7 +8,7 @@ import { serve as serveOnBun } from "citadel/adapter/bun";
 import { type ServerHandle, serve as serveOnNode } from "citadel/adapter/node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AuditEntry, entryHash, NO_ACTOR } from "../../src/audit/entry.js";
-import { decodeEntry, installAudit } from "../../src/audit/store.js";
+import { COLUMNS, decodeEntry, installAudit } from "../../src/audit/store.js";
 import { bearer, login } from "../helpers/auth.js";
 import { ENGINE } from "../helpers/engines.js";
 import { type Row, RUNTIME, startServer, type TestServer } from "../helpers/server.js";
@@ -25,22 +25,6 @@ const DROP_TRIGGERS =
         "drop trigger if exists citadel_audit_append_only_update",
         "drop trigger if exists citadel_audit_append_only_delete",
       ];
-
-const COLUMNS = [
-  "id",
-  "at",
-  "action",
-  "entity",
-  "row_id",
-  "account_id",
-  "actor",
-  "request_id",
-  "changes",
-  "reason",
-  "policy_hash",
-  "prev_hash",
-  "hash",
-];
 
 describe("the hash chain names the first entry that breaks it (7.3)", () => {
   let server: TestServer;

@@ -9,6 +9,7 @@ import {
   allowedOn,
   type Caller,
   defaultRole,
+  foldWhere,
   type Model,
   type PolicySpec,
   type RelationSpec,
@@ -16,12 +17,10 @@ import {
   type Row,
   readerOf,
   rowMatches,
-  type Scalar,
   type Schema,
   type Tables,
   type Where,
 } from "../guard/reference.js";
-import { evalWhere } from "../helpers/where-reference.js";
 
 const READ = "data.entity.read";
 
@@ -97,40 +96,6 @@ export function watches(
 // ---------- fields (§4.8) ----------
 
 /**
- * A condition folded without a row (the guard reference's `foldWhere`, which it does not export): TRUE, FALSE
- * or "row" (it depends on `id`, a predicate on the row on a route naming none). `certain`: where it is TRUE;
- * `possible`: where it is not FALSE (an unknown claim is possible, never certain).
- */
-type Fold = true | false | "row";
-const and3 = (xs: Fold[]): Fold => (xs.includes(false) ? false : xs.every((x) => x === true) ? true : "row");
-const or3 = (xs: Fold[]): Fold => (xs.includes(true) ? true : xs.every((x) => x === false) ? false : "row");
-const not3 = (x: Fold): Fold => (x === "row" ? "row" : !x);
-
-function fold(where: Where, ctx: { entity: string; user?: Record<string, Scalar> }): { certain: Fold; possible: Fold } {
-  const parts = Object.entries(where).map(([key, v]) => {
-    const items = () =>
-      (Array.isArray(v) ? v : Object.entries(v as object).map(([k, c]) => ({ [k]: c }))).map((c) =>
-        fold(c as Where, ctx),
-      );
-    if (key === "$and" || key === "$not") {
-      const xs = items();
-      const inner = { certain: and3(xs.map((x) => x.certain)), possible: and3(xs.map((x) => x.possible)) };
-      return key === "$and" ? inner : { certain: not3(inner.possible), possible: not3(inner.certain) };
-    }
-    if (key === "$or") {
-      const xs = items();
-      return { certain: or3(xs.map((x) => x.certain)), possible: or3(xs.map((x) => x.possible)) };
-    }
-    if (key === "id") return { certain: "row" as Fold, possible: "row" as Fold };
-    const truth = evalWhere({ [key]: v }, (k) =>
-      k === "entity" ? ctx.entity : k.startsWith("user.") ? (ctx.user?.[k.slice(5)] ?? null) : null,
-    );
-    return { certain: truth === true, possible: truth !== false };
-  });
-  return { certain: and3(parts.map((p) => p.certain)), possible: and3(parts.map((p) => p.possible)) };
-}
-
-/**
  * The fields of `visible` (every field but the hidden ones, §4.8) a subscriber reads on an entity. Each grant
  * of read that may apply to its stream restricts them by the field rules of its policies that may apply
  * (allowlists intersected, denylists removed, `id` always kept); several grants' restrictions all hold, since
@@ -143,7 +108,7 @@ export function readableFields(roles: Roles, caller: Caller, entity: string, vis
     if (typeof raw === "string" || raw.permission !== READ || raw.effect === "deny") continue;
     const folded = ((raw.policies ?? []) as FieldPolicy[]).map((p) => ({
       p,
-      ...(p.condition ? fold(p.condition, { entity, user: caller.user }) : { certain: true, possible: true }),
+      ...(p.condition ? foldWhere(p.condition, { entity, user: caller.user }) : { certain: true, possible: true }),
     }));
     const possible = folded.filter((f) => f.possible !== false);
     // an entry whose policies cannot match does not apply; one that grants no row restricts none

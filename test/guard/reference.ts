@@ -145,12 +145,13 @@ export function decide(roles: Roles, caller: Caller, permission: string, ctx: Co
  * fold constants only (as the guard's compiler does). `certain` is where it is TRUE, `possible` where it is
  * not FALSE.
  */
-type Fold = true | false | "row";
+export type Fold = true | false | "row";
 const and3 = (xs: Fold[]): Fold => (xs.includes(false) ? false : xs.every((x) => x === true) ? true : "row");
 const or3 = (xs: Fold[]): Fold => (xs.includes(true) ? true : xs.every((x) => x === false) ? false : "row");
 const not3 = (x: Fold): Fold => (x === "row" ? "row" : !x);
 
-function foldWhere(where: Where, ctx: Context): { certain: Fold; possible: Fold } {
+/** A condition folded without a row: where it is certainly TRUE, and where it is possibly TRUE (not FALSE). */
+export function foldWhere(where: Where, ctx: Context): { certain: Fold; possible: Fold } {
   const parts = Object.entries(where).map(([key, v]) => {
     const items = () =>
       (Array.isArray(v) ? v : Object.entries(v as object).map(([k, c]) => ({ [k]: c }))).map((c) =>
