@@ -142,7 +142,7 @@ describe("metrics under tenancy and the audit trail (7.5)", () => {
       }),
     ).toBe(1);
     const text = (await server.request("GET", "/api/system/metrics", undefined, as.secret)).text;
-    expect(text).not.toContain("987654");
+    expect(text).not.toContain("notes/987654");
     expect(text).not.toContain("nowhere");
   });
 
