@@ -65,8 +65,22 @@ describe("per-row field rules (9.4)", () => {
         const made = (await ctx.app.module.data.create("employees", [
           { name: "A", salary: 500, ssn: "ssn-111", author_ip: "10.0.0.1", user_id: ids.a, department_id: dept!.id },
           // two rows A cannot read the salary of, their ids in the reverse order of their salaries
-          { name: "B high", salary: 9000, ssn: "ssn-222", author_ip: "10.0.0.2", user_id: ids.b, department_id: dept!.id },
-          { name: "B low", salary: 100, ssn: "ssn-333", author_ip: "10.0.0.3", user_id: ids.b, department_id: dept!.id },
+          {
+            name: "B high",
+            salary: 9000,
+            ssn: "ssn-222",
+            author_ip: "10.0.0.2",
+            user_id: ids.b,
+            department_id: dept!.id,
+          },
+          {
+            name: "B low",
+            salary: 100,
+            ssn: "ssn-333",
+            author_ip: "10.0.0.3",
+            user_id: ids.b,
+            department_id: dept!.id,
+          },
         ])) as Row[];
         return { dept: dept!.id as number, own: made[0]!.id, high: made[1]!.id, low: made[2]!.id };
       },
