@@ -14,6 +14,7 @@ import { compileRoles } from "./guard/compile.js";
 import { type ExplainQuery, type Explanation, explain } from "./guard/explain.js";
 import { Guard } from "./guard/guard.js";
 import { policyIndexes } from "./guard/indexes.js";
+import { type AccessReport, accessReport } from "./guard/report.js";
 import { tenancyOf, tenantAccess } from "./guard/tenancy.js";
 import { httpApp } from "./http/app.js";
 import { TRUE } from "./query/ast.js";
@@ -71,6 +72,8 @@ export interface CitadelApp {
   readonly module: { data: DataModule; auth: AuthModule };
   /** What the configured roles decide for a role, permission and entity, and the SQL WHERE it adds. */
   explain(query: ExplainQuery): Explanation;
+  /** The static access report (§12.2): every role × entity × action, every field, and warnings. */
+  accessReport(): AccessReport;
   close(): Promise<void>;
 }
 
@@ -195,6 +198,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
     audit,
     module: { data: dataModule(engine), auth: auth ?? disabledAuth() },
     explain: (query) => explain(rolesGuard, db, new Set(models.keys()), query, tenancy),
+    accessReport: () => accessReport({ guard: rolesGuard, db, models, config, tenancy }),
     feed,
     close: async () => {
       await feed?.close();

@@ -12,6 +12,8 @@ export type { CitadelConfig } from "./config/schema.js";
 export type { ConnectionConfig, ConnectionTarget, Connector } from "./db/connection.js";
 export * from "./errors.js";
 export type { Subject } from "./guard/access.js";
+export type { ExplainQuery, Explanation } from "./guard/explain.js";
+export type { AccessReport, Action, Cell, FieldAccess, FieldGrant, Warning, WarningKind } from "./guard/report.js";
 export type { Filter } from "./query/ast.js";
 export type { Argon2, Argon2Options, Runtime } from "./runtime.js";
 export { Entity, em, entity, index, relation, Schema, type SchemaJSON } from "./schema/entity.js";

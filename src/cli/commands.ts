@@ -8,10 +8,12 @@ import type { Row } from "../data/codec.js";
 import { formatExplanation } from "../guard/explain.js";
 import { accountId, requireAccount } from "./accounts.js";
 import { AUDIT_COMMANDS } from "./audit.js";
+import { CHECK_COMMANDS } from "./check.js";
 import { ENCRYPTION_COMMANDS } from "./encryption.js";
 import type { CliIo } from "./io.js";
 import { openApp, print, withApp } from "./open.js";
 import { readPassword } from "./prompt.js";
+import { table } from "./table.js";
 import { UsageError } from "./usage.js";
 
 export { UsageError };
@@ -84,16 +86,6 @@ function userTable(users: Row[]): string {
   );
 }
 
-function table(columns: readonly string[], cells: string[][]): string {
-  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
-  const line = (row: readonly string[]) =>
-    row
-      .map((cell, i) => cell.padEnd(widths[i]!))
-      .join("  ")
-      .trimEnd();
-  return [line(columns), ...cells.map(line)].join("\n");
-}
-
 const APP = ["config", "db"] as const;
 
 /** The app's API keys module; an error that says how to turn it on when the config has keys off. */
@@ -145,7 +137,7 @@ export const COMMANDS: Command[] = [
     options: [...APP, "destructive"],
     required: ["config"],
     async run(values, io) {
-      const app = await openApp(values, io, values.destructive === true);
+      const app = await openApp(values, io, { destructive: values.destructive === true });
       await app.close();
       print(io, values.destructive ? "schema synced (destructive changes applied)" : "schema synced");
     },
@@ -168,6 +160,7 @@ export const COMMANDS: Command[] = [
         print(io, values.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation));
       }),
   },
+  ...CHECK_COMMANDS,
   {
     name: "user create",
     summary: "Create a user (password from stdin or a prompt)",

@@ -8,30 +8,50 @@ import { loadAppInput } from "./load.js";
 /** Write one line (or several) to standard output. */
 export const print = (io: CliIo, text: string) => io.stdout(`${text}\n`);
 
+export interface OpenHow {
+  /** apply schema changes that drop or rewrite columns (`sync --destructive`) */
+  destructive?: boolean;
+  /** a private in-memory database unless `--db` names one, without the config's seed: for static commands */
+  scratch?: boolean;
+}
+
 /**
  * The app of `--config`, on `--db` when given. The CLI issues no tokens, so a config without a JWT secret gets
  * the environment's `CITADEL_JWT_SECRET` or a throwaway one instead of refusing to start (§3.2).
  */
-export async function openApp(values: Values, io: CliIo, destructive = false): Promise<CitadelApp> {
+export async function openApp(values: Values, io: CliIo, how: OpenHow = {}): Promise<CitadelApp> {
   const input: CreateAppInput = await loadAppInput(values.config!);
   const config = input.config;
   const secret = config?.auth?.jwt?.secret || io.env.CITADEL_JWT_SECRET || randomBytes(48).toString("base64url");
+  const keys = input.options?.encryptionKeys ?? io.env.CITADEL_ENCRYPTION_KEYS;
+  const connection = values.db
+    ? { ...input.connection, url: values.db }
+    : how.scratch
+      ? { url: ":memory:" }
+      : input.connection;
   return createApp({
     ...input,
-    connection: values.db ? { ...input.connection, url: values.db } : input.connection,
+    connection,
     config: config?.auth ? { ...config, auth: { ...config.auth, jwt: { ...config.auth.jwt, secret } } } : config,
     options: {
       ...input.options,
-      destructive: destructive || input.options?.destructive,
-      encryptionKeys: input.options?.encryptionKeys ?? io.env.CITADEL_ENCRYPTION_KEYS,
+      ...(how.scratch ? { seed: undefined } : {}),
+      destructive: how.destructive || input.options?.destructive,
+      // a scratch database holds no value to decrypt: any key lets a config with encrypted fields start
+      encryptionKeys: keys ?? (how.scratch ? `scratch:${randomBytes(32).toString("base64")}` : undefined),
       log: input.options?.log ?? ((message, error) => io.stderr(`citadel: ${message}${error ? ` ${error}` : ""}\n`)),
     },
   });
 }
 
 /** Open the app, run `use` on it and close it, whatever happens. */
-export async function withApp(values: Values, io: CliIo, use: (app: CitadelApp) => Promise<void>): Promise<void> {
-  const app = await openApp(values, io);
+export async function withApp(
+  values: Values,
+  io: CliIo,
+  use: (app: CitadelApp) => Promise<void>,
+  how: OpenHow = {},
+): Promise<void> {
+  const app = await openApp(values, io, how);
   try {
     await use(app);
   } finally {

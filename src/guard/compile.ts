@@ -324,7 +324,7 @@ function checkLenientFilters(templates: PolicyTemplate[], models: Models) {
  * (the route's row) to fold. A rule over the row alone is decided at startup; its caller values (placeholders)
  * are bound per request all the same.
  */
-const asksRequest = (filter: Filter | undefined) =>
+export const asksRequest = (filter: Filter | undefined) =>
   filter !== undefined && someNode(filter, (n) => "field" in n && (n.field.startsWith("@") || n.field === "id"));
 
 const fieldRulesAsk = (rules: FieldRules | undefined) =>

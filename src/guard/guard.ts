@@ -8,7 +8,14 @@ import { ForbiddenError } from "../errors.js";
 import { and, type Filter, hasPlaceholders, not, or, TRUE } from "../query/ast.js";
 import { type Access, type DataPermission, type Scope, type Subject, WRITE_PERMISSIONS } from "./access.js";
 import { bindCallerValues, bindPlaceholders } from "./bind.js";
-import { type CompiledPolicy, type CompiledRoles, type FieldRules, type Rule, ruleKey } from "./compile.js";
+import {
+  asksRequest,
+  type CompiledPolicy,
+  type CompiledRoles,
+  type FieldRules,
+  type Rule,
+  ruleKey,
+} from "./compile.js";
 import { foldCondition, type RequestContext } from "./conditions.js";
 
 /** An allow entry as it applies to one request: the rows it reaches and its filter policies there. */
@@ -262,6 +269,30 @@ export class Guard {
     for (const entry of rule.entries)
       for (const p of entry.policies) for (const f of p.fieldRules?.keys() ?? []) names.add(f);
     return [...names];
+  }
+
+  /** The policies (config paths) that can apply to one role, permission and entity (§12.2). */
+  policyPaths(role: string, permission: string, entity: string): string[] {
+    const rule = this.compiled.rules.get(ruleKey(role, permission, entity));
+    return rule ? rule.entries.flatMap((e) => e.policies.map((p) => p.path)) : [];
+  }
+
+  /**
+   * What of one role, permission and entity is decided per request (§12.2): the policies whose condition or rule
+   * asks for the caller's claims or the row's id, and the fields whose field rule does.
+   */
+  perRequest(role: string, permission: string, entity: string): { policies: string[]; fields: string[] } {
+    const rule = this.compiled.rules.get(ruleKey(role, permission, entity));
+    if (!rule?.dynamic) return { policies: [], fields: [] };
+    const policies = rule.entries.flatMap((e) => e.policies);
+    const kind = permission === "data.entity.read" ? "read" : WRITE_PERMISSIONS.has(permission) ? "write" : undefined;
+    const fields = new Set<string>();
+    for (const rules of [rule.fieldRules, ...policies.map((p) => p.fieldRules)])
+      for (const [field, r] of rules ?? []) if (kind && asksRequest(r[kind])) fields.add(field);
+    return {
+      policies: policies.filter((p) => asksRequest(p.condition) || asksRequest(p.rule)).map((p) => p.path),
+      fields: [...fields],
+    };
   }
 
   /** Whether the subject holds a system permission such as `system.explain` (not tied to an entity). */

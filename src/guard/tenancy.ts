@@ -85,10 +85,14 @@ export function withinSubqueries(tenancy: Tenancy, filter: Filter, binding: Tena
   }
 }
 
+/** A field of the tenant entity whose values are unique across accounts: a bound caller may not write it (§6.3). */
+export const uniqueAcrossTenants = (tenancy: Tenancy, entity: string, field: string) =>
+  entity === tenancy.entity && tenancy.unique.has(field);
+
 /** What a bound caller may write of its account: what it is granted, less the values unique across accounts. */
 function writableOfTenant(tenancy: Tenancy, scope: Scope): ReadonlySet<string> {
   const granted = scope.fields ?? tenancy.tenantFields;
-  return new Set([...granted].filter((f) => !tenancy.unique.has(f)));
+  return new Set([...granted].filter((f) => !uniqueAcrossTenants(tenancy, tenancy.entity, f)));
 }
 
 /** The caller's Access with its tenant ANDed into every scope it hands out. */

@@ -16,7 +16,16 @@ interface Row {
   stderr?: string[];
 }
 
-const COMMANDS = ["sync", "explain", "user create", "user list", "user set-role", "user set-password", "user delete"];
+const COMMANDS = [
+  "sync",
+  "explain",
+  "check",
+  "user create",
+  "user list",
+  "user set-role",
+  "user set-password",
+  "user delete",
+];
 
 const TABLE: Row[] = [
   {

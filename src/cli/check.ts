@@ -1,0 +1,100 @@
+/**
+ * `citadel check` (12.2): the static access report — every role × entity × action, who reads and writes each
+ * field, and warnings (wide grants, roles that can write `role`, unreadable entities, policies that never apply).
+ * Static: it runs on a private in-memory database (the config's own is not opened) unless `--db` is given.
+ */
+import { ACTIONS, type AccessReport, type FieldAccess } from "../guard/report.js";
+import type { Command } from "./commands.js";
+import { print, withApp } from "./open.js";
+import { table } from "./table.js";
+
+const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+
+/** The report as a person reads it (the CLI's text output). */
+export function formatReport(report: AccessReport): string {
+  const out: string[] = [];
+  out.push(
+    report.default_role
+      ? `Callers without a token act as role "${report.default_role}".`
+      : "Callers without a token are refused everything (no role has is_default).",
+  );
+  if (report.tenancy)
+    out.push(
+      `Tenant isolation: ${report.tenancy.entities.join(", ")} are scoped by ${report.tenancy.field} on top of the ` +
+        `decisions below${report.tenancy.superadmin_role ? ` (except for role "${report.tenancy.superadmin_role}")` : ""}.`,
+    );
+  out.push(
+    "",
+    "Decisions (allow: every row; filter: the rows of the SQL below; deny: refused; ~: decided per request, shown for a caller whose conditions do not hold)",
+  );
+  const rows: string[][] = [];
+  const filters: string[] = [];
+  const perRequest: string[] = [];
+  for (const entity of report.entities)
+    report.roles.forEach((role, i) => {
+      const cells = ACTIONS.map((a) => {
+        const cell = report.decisions[role]![entity]![a];
+        if (cell.where !== undefined)
+          filters.push(`  ${role} ${a} ${entity}: ${cell.where}  -- ${JSON.stringify(cell.parameters)}`);
+        if (cell.per_request) perRequest.push(`  ${role} ${a} ${entity}: ${cell.per_request.join(", ")}`);
+        return `${cell.decision}${cell.per_request ? "~" : ""}`;
+      });
+      rows.push([i === 0 ? entity : "", role, ...cells]);
+    });
+  out.push(table(["entity", "role", ...ACTIONS], rows));
+  if (filters.length > 0) out.push("", "Filters", ...filters);
+  if (perRequest.length > 0)
+    out.push(
+      "",
+      "Decided per request (~): the policies whose condition or rule asks the caller or the row id",
+      ...perRequest,
+    );
+  out.push(
+    "",
+    "Fields (r read, c create, u update; * only on some rows, o only the caller's own user id, s set by the server; - none)",
+  );
+  const letter = (access: FieldAccess, l: string) =>
+    ({ all: l, some: `${l}*`, own: `${l}o`, server: `${l}s`, none: "-" })[access].padEnd(2);
+  for (const entity of report.entities) {
+    const fieldRows = Object.entries(report.fields[entity] ?? {}).map(([field, byRole]) => [
+      `  ${field}`,
+      ...report.roles.map((role) => {
+        const g = byRole[role]!;
+        return `${letter(g.read, "r")} ${letter(g.create, "c")} ${letter(g.update, "u")}`.trimEnd();
+      }),
+    ]);
+    out.push(table([entity, ...report.roles], fieldRows));
+  }
+  out.push("", report.warnings.length === 0 ? "No warnings." : `Warnings (${report.warnings.length})`);
+  for (const w of report.warnings) out.push(`  ${w.kind}: ${w.path ? `${w.path}: ` : ""}${w.message}`);
+  out.push(
+    "",
+    `${count(report.roles.length, "role", "roles")}, ${count(report.entities.length, "entity", "entities")} checked.`,
+  );
+  return out.join("\n");
+}
+
+export const CHECK_COMMANDS: Command[] = [
+  {
+    name: "check",
+    summary: "The static access report: every role × entity × action, who reads and writes each field, warnings",
+    details:
+      "Decisions come from the same path as explain and enforcement. Warnings: wide grants (a data permission\n" +
+      'without policies or for entity "*"), roles that can write users.role, entities no role can read, policies\n' +
+      "that never apply, secret keys that bypass the guard. The config's database is not opened: the report runs\n" +
+      "on a private in-memory one (SQL shown in SQLite's dialect) unless --db names one. Exit 0 with or without\n" +
+      "warnings; 1 when the config does not start.",
+    options: ["config", "db", "json"],
+    required: ["config"],
+    run: (values, io) =>
+      withApp(
+        values,
+        io,
+        async (app) => {
+          const report = app.accessReport();
+          print(io, values.json ? JSON.stringify(report, null, 2) : formatReport(report));
+        },
+        { scratch: true },
+      ),
+  },
+];

@@ -1,0 +1,243 @@
+/**
+ * The static access report (§12.2, `citadel check`): for every role × entity × action the decision explain
+ * gives (the one decision path, §4.15), for every field who may read and write it, and warnings a security
+ * review asks about first — wide grants, roles that can write `role`, unreadable entities, dead policies.
+ */
+import { guardEnforced, type ValidatedConfig } from "../config/schema.js";
+import type { Models } from "../data/models.js";
+import type { Db } from "../db/connection.js";
+import { DATA_PERMISSIONS, type DataPermission } from "./access.js";
+import { EVERY_ENTITY } from "./conditions.js";
+import { type Explanation, explain } from "./explain.js";
+import type { Guard } from "./guard.js";
+import { type Tenancy, uniqueAcrossTenants } from "./tenancy.js";
+
+export const ACTIONS = ["read", "create", "update", "delete"] as const;
+export type Action = (typeof ACTIONS)[number];
+const PERMISSION_OF = Object.fromEntries(ACTIONS.map((a, i) => [a, DATA_PERMISSIONS[i]!])) as Record<
+  Action,
+  DataPermission
+>;
+
+export interface Cell {
+  decision: Explanation["decision"];
+  /** deny: why */
+  reason?: string;
+  /** filter: the SQL the guard ANDs in, placeholders shown as `@user.…` */
+  where?: string;
+  parameters?: unknown[];
+  /** policies decided per request (on the caller's claims or the row's id): the decision shown assumes none hold */
+  per_request?: string[];
+}
+
+/**
+ * One role's access to one field: `all` rows, `some` (a field rule, §9.4), `own` (the owner column: only the
+ * caller's own user id, §4.14), `server` (the tenant column, set from the caller's account, §6.2), `none`.
+ */
+export type FieldAccess = "all" | "some" | "own" | "server" | "none";
+export type FieldGrant = Record<Action & ("read" | "create" | "update"), FieldAccess>;
+
+export type WarningKind = "guard-off" | "wide-grant" | "role-write" | "unreadable" | "never-applies" | "secret-keys";
+
+export interface Warning {
+  kind: WarningKind;
+  /** the config path it is about, when one */
+  path?: string;
+  message: string;
+}
+
+export interface AccessReport {
+  /** whether the guard enforces these decisions (§1.9); when not, every route is open */
+  enforced: boolean;
+  roles: string[];
+  /** the role callers without a token act as; null: they are refused everything */
+  default_role: string | null;
+  entities: string[];
+  /** role → entity → action → decision */
+  decisions: Record<string, Record<string, Record<Action, Cell>>>;
+  /** entity → field → role → access (hidden fields are never listed: no role reads them) */
+  fields: Record<string, Record<string, Record<string, FieldGrant>>>;
+  /** the tenant scope ANDed into every scoped entity's queries on top of the decisions (§6) */
+  tenancy?: { field: string; entities: string[]; superadmin_role: string | null };
+  warnings: Warning[];
+}
+
+export interface ReportInput {
+  guard: Guard;
+  db: Db;
+  models: Models;
+  config: ValidatedConfig;
+  tenancy?: Tenancy;
+}
+
+interface FieldFacts {
+  /** the API may write it at all (not id, created_at, ...) */
+  writable: boolean;
+  /** the tenant column of a tenant-bound role */
+  serverSet: boolean;
+  /** its field rule asks for the caller's claims or the row's id: explain (no caller) shows it folded away */
+  perRequest: boolean;
+}
+
+function fieldAccess(e: Explanation, field: string, facts: FieldFacts, action: Action): FieldAccess {
+  if (e.decision === "deny" || (action !== "read" && !facts.writable)) return "none";
+  if (action !== "read" && facts.serverSet) return "server";
+  if (facts.perRequest) return "some";
+  if (e.fields && !e.fields.includes(field)) return "none";
+  if (action !== "read" && e.owner === field) return "own";
+  return e.row_fields?.[field] !== undefined ? "some" : "all";
+}
+
+/** Wide grants (§9.3, §12.2): data permissions that reach every entity, present and future. */
+function wideGrants(config: ValidatedConfig, usersExist: boolean): Warning[] {
+  const out: Warning[] = [];
+  const every = usersExist ? "every entity, users included" : "every entity, present and future";
+  for (const [role, { permissions }] of Object.entries(config.auth.roles))
+    permissions.forEach((p, i) => {
+      const path = `config.auth.roles.${role}.permissions[${i}]`;
+      const entry = typeof p === "string" ? { permission: p, effect: "allow" as const, policies: undefined } : p;
+      if (entry.effect !== "allow" || !(DATA_PERMISSIONS as readonly string[]).includes(entry.permission)) return;
+      if (!entry.policies?.length)
+        out.push({
+          kind: "wide-grant",
+          path,
+          message: `"${entry.permission}" ${typeof p === "string" ? "as a string" : "without policies"} grants it on ${every}`,
+        });
+      entry.policies?.forEach((policy, j) => {
+        if (policy.effect !== "deny" && policy.condition?.entity === EVERY_ENTITY)
+          out.push({
+            kind: "wide-grant",
+            path: `${path}.policies[${j}]`,
+            message: `"${entry.permission}" for entity "*" reaches ${every}`,
+          });
+      });
+    });
+  return out;
+}
+
+/** Policies that reach no entity for their role: a condition or rule that cannot hold (e.g. `@has_role` of another). */
+function deadPolicies(config: ValidatedConfig, guard: Guard, entities: string[]): Warning[] {
+  const out: Warning[] = [];
+  for (const [role, { permissions }] of Object.entries(config.auth.roles)) {
+    const reached = new Set(
+      entities.flatMap((entity) =>
+        [...new Set(permissions.map((p) => (typeof p === "string" ? p : p.permission)))].flatMap((permission) =>
+          guard.policyPaths(role, permission, entity),
+        ),
+      ),
+    );
+    permissions.forEach((p, i) => {
+      if (typeof p === "string") return;
+      p.policies?.forEach((_, j) => {
+        const path = `config.auth.roles.${role}.permissions[${i}].policies[${j}]`;
+        if (!reached.has(path))
+          out.push({
+            kind: "never-applies",
+            path,
+            message: `never applies to role "${role}": its condition or rule holds on no entity for it`,
+          });
+      });
+    });
+  }
+  return out;
+}
+
+/** Build the report: every cell through explain, so it says what enforcement does. */
+export function accessReport({ guard, db, models, config, tenancy }: ReportInput): AccessReport {
+  const entities = [...models.keys()];
+  const roles = [...guard.roles];
+  const names = new Set(entities);
+  const decisions: AccessReport["decisions"] = {};
+  const fields: AccessReport["fields"] = Object.fromEntries(entities.map((e) => [e, {}]));
+  const warnings: Warning[] = [];
+  const enforced = guardEnforced(config);
+  if (!enforced)
+    warnings.push({
+      kind: "guard-off",
+      message:
+        roles.length === 0
+          ? "no roles are configured (config.auth.roles): every /api/data route is open to every caller"
+          : "the guard is disabled (config.auth.guard.enabled: false): the decisions below are not enforced",
+    });
+  for (const role of roles) {
+    decisions[role] = {};
+    for (const entity of entities) {
+      const explained = Object.fromEntries(
+        ACTIONS.map((a) => [a, explain(guard, db, names, { role, permission: PERMISSION_OF[a], entity })]),
+      ) as Record<Action, Explanation>;
+      decisions[role][entity] = Object.fromEntries(
+        ACTIONS.map((a) => {
+          const e = explained[a];
+          const perRequest = guard.perRequest(role, PERMISSION_OF[a], entity).policies;
+          const cell: Cell = {
+            decision: e.decision,
+            ...(e.reason ? { reason: e.reason } : {}),
+            ...(e.decision === "filter" ? { where: e.where, parameters: e.parameters } : {}),
+            ...(perRequest.length > 0 ? { per_request: perRequest } : {}),
+          };
+          return [a, cell];
+        }),
+      ) as Record<Action, Cell>;
+      const model = models.get(entity)!;
+      const bound = tenancy !== undefined && role !== tenancy.superadminRole;
+      const perRequestFields = (a: Action) => guard.perRequest(role, PERMISSION_OF[a], entity).fields;
+      const ruled = {
+        read: perRequestFields("read"),
+        create: perRequestFields("create"),
+        update: perRequestFields("update"),
+      };
+      for (const field of model.visibleFields) {
+        // a tenant-bound writer's account column is the server's, its account's unique values no one's (§6.2, §6.3)
+        const writable =
+          !model.entity.fields.get(field)!.system && !(bound && uniqueAcrossTenants(tenancy, entity, field));
+        const serverSet = bound && tenancy.scoped.has(entity) && field === tenancy.field;
+        const access = (a: "read" | "create" | "update") =>
+          fieldAccess(explained[a], field, { writable, serverSet, perRequest: ruled[a].includes(field) }, a);
+        fields[entity]![field] ??= {};
+        fields[entity]![field]![role] = { read: access("read"), create: access("create"), update: access("update") };
+      }
+    }
+  }
+  warnings.push(...wideGrants(config, names.has("users")));
+  if (names.has("users"))
+    for (const role of roles) {
+      const grant = fields.users?.role?.[role];
+      const ways = (["create", "update"] as const).filter((a) => grant && grant[a] !== "none");
+      if (ways.length > 0)
+        warnings.push({
+          kind: "role-write",
+          path: `config.auth.roles.${role}`,
+          message: `role "${role}" can write users.role (${ways.join(", ")}): it can give any user any role, its own included`,
+        });
+    }
+  for (const entity of entities)
+    if (roles.every((role) => decisions[role]![entity]!.read.decision === "deny"))
+      warnings.push({ kind: "unreadable", message: `no role can read entity "${entity}"` });
+  warnings.push(...deadPolicies(config, guard, entities));
+  const keys = config.auth.api_keys;
+  if (config.auth.enabled && keys.enabled && keys.secret_role === undefined)
+    warnings.push({
+      kind: "secret-keys",
+      path: "config.auth.api_keys.secret_role",
+      message:
+        "secret keys created without a role of their own bypass the guard (§5.1); set secret_role to give them one",
+    });
+  return {
+    enforced,
+    roles,
+    default_role: guard.defaultRole ?? null,
+    entities,
+    decisions,
+    fields,
+    ...(tenancy
+      ? {
+          tenancy: {
+            field: tenancy.field,
+            entities: entities.filter((e) => tenancy.scoped.has(e) || e === tenancy.entity),
+            superadmin_role: tenancy.superadminRole ?? null,
+          },
+        }
+      : {}),
+    warnings,
+  };
+}
