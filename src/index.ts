@@ -12,6 +12,7 @@ export type { CitadelConfig } from "./config/schema.js";
 export type { ConnectionConfig, ConnectionTarget, Connector } from "./db/connection.js";
 export * from "./errors.js";
 export type { Subject } from "./guard/access.js";
+export { type AccessChange, type AccessDiff, diffReports } from "./guard/diff.js";
 export type { ExplainQuery, Explanation } from "./guard/explain.js";
 export type { AccessReport, Action, Cell, FieldAccess, FieldGrant, Warning, WarningKind } from "./guard/report.js";
 export type { Filter } from "./query/ast.js";

@@ -6,9 +6,9 @@ import type { CitadelApp } from "../app.js";
 import type { ApiKeyInfo, ApiKeys, NewApiKey } from "../auth/index.js";
 import type { Row } from "../data/codec.js";
 import { formatExplanation } from "../guard/explain.js";
+import { ACCESS_COMMANDS } from "./access-report.js";
 import { accountId, requireAccount } from "./accounts.js";
 import { AUDIT_COMMANDS } from "./audit.js";
-import { CHECK_COMMANDS } from "./check.js";
 import { ENCRYPTION_COMMANDS } from "./encryption.js";
 import type { CliIo } from "./io.js";
 import { openApp, print, withApp } from "./open.js";
@@ -71,8 +71,14 @@ export interface Command {
   details?: string;
   options: OptionName[];
   required: OptionName[];
-  run(values: Values, io: CliIo): Promise<void>;
+  /** options it takes more than once (`diff --config old --config new`); every other one is a usage error */
+  repeatable?: OptionName[];
+  /** the exit code when it is an answer other than 0 (`diff`: 3, it widens); failures throw */
+  run(values: Values, io: CliIo, repeated: Repeated): Promise<number | undefined> | Promise<void>;
 }
+
+/** Every value of each option given on the command line, in order. */
+export type Repeated = ReadonlyMap<OptionName, string[]>;
 
 const label = (user: Row) => `#${user.id} ${user.email}`;
 const roleOf = (user: Row) => (typeof user.role === "string" ? `role ${user.role}` : "no role");
@@ -160,7 +166,7 @@ export const COMMANDS: Command[] = [
         print(io, values.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation));
       }),
   },
-  ...CHECK_COMMANDS,
+  ...ACCESS_COMMANDS,
   {
     name: "user create",
     summary: "Create a user (password from stdin or a prompt)",

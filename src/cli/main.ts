@@ -2,19 +2,28 @@
  * `citadel` (12.1), drivable in-process: `main(argv, io)` parses, runs one command from `commands.ts` and
  * returns the exit code: 0 done (including `--help`, `--version` and an explain that answers DENY),
  * 1 the command failed (unknown user or role, bad password, config error, refused sync, ...),
- * 2 the command line is wrong (no command, unknown command or option, missing option).
+ * 2 the command line is wrong (no command, unknown command or option, missing option), 3 `diff` found access
+ * the new config widens (a command's own answer, like 0).
  */
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type ParseArgsConfig, parseArgs } from "node:util";
-import { COMMANDS, type Command, OPTIONS, type OptionName, UsageError, type Values } from "./commands.js";
+import {
+  COMMANDS,
+  type Command,
+  OPTIONS,
+  type OptionName,
+  type Repeated,
+  UsageError,
+  type Values,
+} from "./commands.js";
 import type { CliIo } from "./io.js";
 
 export type { CliIo } from "./io.js";
 
 /** The exit codes (see the header). */
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+export const EXIT = { ok: 0, failed: 1, usage: 2, widens: 3 } as const;
 
 const GLOBAL = {
   help: { type: "boolean", short: "h" },
@@ -114,7 +123,7 @@ interface Parsed {
   values: Values & { help?: boolean; version?: boolean };
   words: string[];
   /** the options as written (`rawName` is `--role` or `-c`) */
-  options: { name: string; rawName: string }[];
+  options: { name: string; rawName: string; value?: string }[];
 }
 
 function parse(argv: string[]): Parsed {
@@ -129,7 +138,9 @@ function parse(argv: string[]): Parsed {
     return {
       values: parsed.values as Parsed["values"],
       words: parsed.positionals,
-      options: parsed.tokens.flatMap((t) => (t.kind === "option" ? [{ name: t.name, rawName: t.rawName }] : [])),
+      options: parsed.tokens.flatMap((t) =>
+        t.kind === "option" ? [{ name: t.name, rawName: t.rawName, value: t.value }] : [],
+      ),
     };
   } catch (error) {
     return parseError(error);
@@ -166,13 +177,18 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   }
   const usage = `Usage: ${synopsis(command)}\nRun \`citadel ${command.name} --help\` for details.`;
   const accepted = new Set<string>([...command.options, "help"]);
-  for (const option of options)
+  const given = new Map<string, string[]>();
+  for (const option of options) {
     if (!accepted.has(option.name)) throw new UsageError(`${command.name} does not take ${option.rawName}`, usage);
+    const seen = given.get(option.name) ?? [];
+    if (seen.length > 0 && !command.repeatable?.includes(option.name as OptionName))
+      throw new UsageError(`${option.rawName} is given more than once`, usage);
+    given.set(option.name, [...seen, option.value ?? ""]);
+  }
   for (const option of command.required)
     if (values[option] === undefined || values[option] === "")
       throw new UsageError(`${optionUsage(option, true)} is required`, usage);
-  await command.run(values, io);
-  return EXIT.ok;
+  return (await command.run(values, io, given as Repeated)) ?? EXIT.ok;
 }
 
 /** Run the CLI with `argv` (without node and the script) and return the exit code; writes only through `io`. */

@@ -1,12 +1,21 @@
 /**
- * `citadel check` (12.2): the static access report — every role × entity × action, who reads and writes each
- * field, and warnings (wide grants, roles that can write `role`, unreadable entities, policies that never apply).
- * Static: it runs on a private in-memory database (the config's own is not opened) unless `--db` is given.
+ * `citadel check` (12.2), the static access report — every role × entity × action, who reads and writes each
+ * field, warnings — and `citadel diff` (12.4), what a config change widens or narrows. Static: they run on a
+ * private in-memory database (the config's own is not opened) unless `--db` is given.
  */
+import type { CitadelApp } from "../app.js";
+import { type AccessChange, type AccessDiff, diffReports, needsReview } from "../guard/diff.js";
 import { ACTIONS, type AccessReport, type FieldAccess } from "../guard/report.js";
 import type { Command } from "./commands.js";
+import type { CliIo } from "./io.js";
 import { print, withApp } from "./open.js";
 import { table } from "./table.js";
+import { UsageError } from "./usage.js";
+
+/** Exit code of a diff that widens access or changes a filter: an answer for CI, not a failure. */
+export const WIDENS = 3;
+
+const warningLine = (w: AccessReport["warnings"][number]) => `  ${w.kind}: ${w.path ? `${w.path}: ` : ""}${w.message}`;
 
 const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
 
@@ -66,7 +75,7 @@ export function formatReport(report: AccessReport): string {
     out.push(table([entity, ...report.roles], fieldRows));
   }
   out.push("", report.warnings.length === 0 ? "No warnings." : `Warnings (${report.warnings.length})`);
-  for (const w of report.warnings) out.push(`  ${w.kind}: ${w.path ? `${w.path}: ` : ""}${w.message}`);
+  for (const w of report.warnings) out.push(warningLine(w));
   out.push(
     "",
     `${count(report.roles.length, "role", "roles")}, ${count(report.entities.length, "entity", "entities")} checked.`,
@@ -74,7 +83,51 @@ export function formatReport(report: AccessReport): string {
   return out.join("\n");
 }
 
-export const CHECK_COMMANDS: Command[] = [
+function changeLine(c: AccessChange): string {
+  const what = c.field ? `${c.action} ${c.entity}.${c.field}` : `${c.action} ${c.entity}`;
+  return `  role ${c.role}: ${what}: ${c.from} -> ${c.to}`;
+}
+
+/** The diff as a person reads it. */
+export function formatDiff(diff: AccessDiff): string {
+  const out: string[] = [];
+  const section = (title: string, lines: string[]) => {
+    if (lines.length > 0) out.push(`${title} (${lines.length})`, ...lines, "");
+  };
+  if (diff.default_role)
+    out.push(
+      `Callers without a token: role ${diff.default_role.from ?? "(none)"} -> ${diff.default_role.to ?? "(none)"}`,
+      "",
+    );
+  section("Widens", diff.widens.map(changeLine));
+  section("Narrows", diff.narrows.map(changeLine));
+  section(
+    "Changed (review: may widen)",
+    diff.changes.map((c) =>
+      c.where ? `${changeLine(c)}\n    was: ${c.where.from}\n    now: ${c.where.to}` : changeLine(c),
+    ),
+  );
+  section("New warnings", diff.new_warnings.map(warningLine));
+  if (!needsReview(diff)) out.push(diff.narrows.length > 0 ? "Nothing widens." : "No access changes.");
+  else out.push(`Access widens or a filter changed: exit ${WIDENS}.`);
+  return out.join("\n");
+}
+
+/** The report of one config file, on a scratch database. */
+async function reportOf(config: string, db: string | undefined, io: CliIo): Promise<AccessReport> {
+  let report: AccessReport | undefined;
+  await withApp(
+    { config, db },
+    io,
+    async (app: CitadelApp) => {
+      report = app.accessReport();
+    },
+    { scratch: true },
+  );
+  return report!;
+}
+
+export const ACCESS_COMMANDS: Command[] = [
   {
     name: "check",
     summary: "The static access report: every role × entity × action, who reads and writes each field, warnings",
@@ -96,5 +149,28 @@ export const CHECK_COMMANDS: Command[] = [
         },
         { scratch: true },
       ),
+  },
+  {
+    name: "diff",
+    summary: "What a config change widens or narrows, per role × entity × action × field (exit 3: it widens)",
+    details:
+      "citadel diff --config <old> --config <new>: both configs' access reports (as `citadel check` computes\n" +
+      "them), compared. A new role or entity widens by all it is granted; a filter whose SQL changed may widen\n" +
+      "or narrow and is listed for review. Exit 0: nothing widens; 3: something widens or a filter changed (a\n" +
+      "CI can require a review); 1: a config does not start.",
+    options: ["config", "json"],
+    required: ["config"],
+    repeatable: ["config"],
+    async run(values, io, repeated) {
+      const configs = repeated.get("config") ?? [];
+      if (configs.length !== 2)
+        throw new UsageError(
+          "diff takes two configs: --config <old> --config <new>",
+          "Usage: citadel diff --config <old> --config <new> [--json]",
+        );
+      const diff = diffReports(await reportOf(configs[0]!, undefined, io), await reportOf(configs[1]!, undefined, io));
+      print(io, values.json ? JSON.stringify(diff, null, 2) : formatDiff(diff));
+      return needsReview(diff) ? WIDENS : undefined;
+    },
   },
 ];
