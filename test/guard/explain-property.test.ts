@@ -81,6 +81,7 @@ const rows = [
 ];
 
 describe("explain equals enforcement (4.15)", () => {
+  // one server per run (on sqld a libSQL server process each): a generous timeout, never a measure
   it("property: for random roles, explain's decision, fields and WHERE are what a list enforces (4.15)", async () => {
     await fc.assert(
       fc.asyncProperty(roleArb, roleArb, async (a, b) => {
@@ -140,7 +141,7 @@ describe("explain equals enforcement (4.15)", () => {
       }),
       { numRuns: Number(process.env.EXPLAIN_PROPERTY_RUNS ?? 25) },
     );
-  });
+  }, 300_000);
 
   it("explain of an update on users leaves out role for a role without implicit_allow, as enforcement does (4.15, 3.6)", async () => {
     const server = await startServer({

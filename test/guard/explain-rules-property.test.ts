@@ -260,10 +260,11 @@ async function check(c: Case): Promise<void> {
 }
 
 describe("explain equals enforcement with rules and field rules (4.15, 9.1, 9.4)", () => {
+  // one server per run (on sqld a libSQL server process each): a generous timeout, never a measure
   it("property: for random rules and field rules, explain's decision, fields, row_fields and WHERE are what a list and an update by where: {id} enforce (4.15, 9.1, 9.4)", async () => {
     await fc.assert(fc.asyncProperty(caseArb, check), {
       // each run starts a server of its own: fewer on the server engines, whose part is the SQL's parity
       numRuns: Number(process.env.EXPLAIN_RULES_PROPERTY_RUNS ?? (ENGINE === "sqlite" ? 40 : 15)),
     });
-  });
+  }, 300_000);
 });

