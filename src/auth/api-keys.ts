@@ -95,6 +95,12 @@ export interface ApiKeysOptions {
 export interface KeyManager {
   actor: AuditActor;
   request_id: string | null;
+  /**
+   * Whether the manager may hand out a key acting as `role` (undefined: a secret key that bypasses the guard).
+   * A key is a principal of its own: managing keys must not mint more access than the manager has (§5.5).
+   * Absent for trusted code (the CLI, a secret key without a role).
+   */
+  mayActAs?: (role: string | undefined) => boolean;
 }
 
 /** The API keys module; creates its table. */
@@ -124,6 +130,23 @@ export async function createApiKeys({
       reason: `${key.kind} key ${JSON.stringify(key.name)}${key.tenant === null ? "" : ` of account ${key.tenant}`}`,
     });
 
+  /** The role a key acts as without a user token: its own, else its kind's (undefined: it bypasses the guard). */
+  const actsAs = (key: { kind: "publishable" | "secret"; role: string | null | undefined }) =>
+    key.role ?? (key.kind === "secret" ? secretRole : publishableRole);
+
+  /** 403 unless the manager may hand out a key acting as this one does (§5.5). */
+  function checkActsAs(key: { kind: "publishable" | "secret"; role: string | null | undefined }, by?: KeyManager) {
+    const role = actsAs(key);
+    if (!by?.mayActAs || by.mayActAs(role)) return;
+    throw new ForbiddenError(
+      MANAGE,
+      undefined,
+      role === undefined
+        ? "only a trusted caller or an implicit_allow role may hand out a secret key without a role: it bypasses the guard"
+        : `you may not hand out a key acting as the role "${role}": only your own role or the default role`,
+    );
+  }
+
   /** The key; another tenant's is as missing as one that does not exist. */
   async function find(id: number, within: number | undefined): Promise<StoredKey> {
     const key = Number.isSafeInteger(id) ? await store.byId(id) : undefined;
@@ -138,7 +161,7 @@ export async function createApiKeys({
       if (input.tenant !== null && input.tenant !== within)
         throw refuse("you may only create keys for your own account");
       // the role the key will act as, its own or the configured one for its kind (§5.1)
-      const role = input.role ?? (input.kind === "secret" ? secretRole : publishableRole);
+      const role = actsAs(input);
       if (role !== undefined && role === tenancy?.superadminRole)
         throw refuse(`only a superadmin may create a key acting as the role "${role}"`);
       return within;
@@ -185,6 +208,7 @@ export async function createApiKeys({
   return {
     async create(body, within, by) {
       const input = keyInput(body, settings, clock(), tenancy !== undefined);
+      checkActsAs(input, by);
       const created = await issue({ ...input, tenant: await tenantOf(input, within) });
       await note("key.create", created, by);
       return created;
@@ -198,6 +222,8 @@ export async function createApiKeys({
       if (old.revoked_at !== null) throw new ConflictError(`API key ${id} is revoked; create a new one`);
       if (old.replaced_by !== null)
         throw new ConflictError(`API key ${id} was already rotated; rotate its replacement ${old.replaced_by}`);
+      // a rotation hands out a new key acting as the old one: the same question as a creation
+      checkActsAs(old, by);
       const { name, kind, role, tenant, expires_at, allowed_origins, allowed_ips } = old;
       const rotated = await issue(
         { name, kind, role, tenant, expires_at, allowed_origins, allowed_ips },

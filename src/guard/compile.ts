@@ -72,6 +72,8 @@ export interface Rule {
 export interface CompiledRoles {
   rules: Map<string, Rule>;
   roles: ReadonlySet<string>;
+  /** the roles with implicit_allow: granted whatever no entry denies */
+  implicitAllow: ReadonlySet<string>;
   defaultRole: string | undefined;
 }
 
@@ -400,6 +402,7 @@ export function compileRoles(
   return {
     rules,
     roles: new Set(Object.keys(auth.roles)),
+    implicitAllow: new Set(Object.entries(auth.roles).flatMap(([name, r]) => (r.implicit_allow ? [name] : []))),
     defaultRole: defaults[0]?.[0],
   };
 }

@@ -201,6 +201,11 @@ export class Guard {
     return this.compiled.defaultRole;
   }
 
+  /** Whether a role has implicit_allow (granted whatever no entry denies, §4.3). */
+  implicitAllow(role: string | undefined): boolean {
+    return role !== undefined && this.compiled.implicitAllow.has(role);
+  }
+
   /** The configured role names. */
   get roles(): ReadonlySet<string> {
     return this.compiled.roles;

@@ -119,7 +119,13 @@ export function systemRoutes({
     /** Who manages the key, for the audit trail (the keys module records it). */
     const manager = (c: Context<SystemEnv>) => {
       const subject = c.get("subject");
-      return { actor: actorOf(subject), request_id: subject.request?.id ?? null };
+      // a key acts as a role: a manager hands out its own role or the default one (what a caller without a
+      // token has anyway), unless it is trusted or implicit_allow (§5.5)
+      const mayActAs = (role: string | undefined) =>
+        subject.trusted === true ||
+        guard?.implicitAllow(subject.role) === true ||
+        (role !== undefined && (role === subject.role || role === guard?.defaultRole));
+      return { actor: actorOf(subject), request_id: subject.request?.id ?? null, mayActAs };
     };
     routes.post("/keys", async (c) => {
       const within = requirePermission(c, manage);
