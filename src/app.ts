@@ -105,6 +105,17 @@ function openWarning(config: ValidatedConfig): string {
   return `WARNING: ${why}: every /api/data route is open to every caller, anonymous ones included`;
 }
 
+/**
+ * §3.3: what a registration may set of its own users row — what the role it registers with may update, through
+ * the guard's decision (no field rule that depends on the row: the row does not exist yet).
+ */
+function registrableFields(guard: Guard, role: string | undefined, visible: string[]) {
+  const decision = guard.decide(role, "data.entity.update", { entity: "users" });
+  if (decision.effect === "deny") return { fields: new Set<string>(), role };
+  const granted = visible.filter((f) => (decision.fields?.has(f) ?? true) && !decision.rowFields?.has(f));
+  return { fields: new Set(granted), role };
+}
+
 /** Build a Citadel app; throws ConfigError or DestructiveSyncError when it cannot start. */
 export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp> {
   const config = validateConfig(input.config ?? {});
@@ -161,6 +172,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
         tenancy: tenancy && { ...tenancy, model: models.get(tenancy.entity)! },
         events,
         record: trail && ((entry, trx) => trail.record(entry, trx)),
+        registrable: guard && registrableFields(guard, settings.defaultRoleRegister, models.get("users")!.visibleFields),
       }));
   } catch (error) {
     await db.destroy().catch(() => {});

@@ -104,6 +104,12 @@ export interface CreateAuthOptions {
   events: DataEvents;
   /** the audit trail's recorder (§7.1), when it is on: auth events, and trusted key management */
   record?: Recorder;
+  /**
+   * While the guard enforces: the users fields a registration may set besides email and password — those the
+   * role it registers with may update (§3.3) — and that role's name for the refusal. Undefined: any field that
+   * is not the role, hidden, system or a reference (the data routes are open anyway).
+   */
+  registrable?: { fields: ReadonlySet<string>; role: string | undefined };
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -171,6 +177,11 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
     if (!field) return "unknown field";
     if (field.system) return "is a system field and may not be set";
     if (field.hidden || field.type === "reference") return "may not be set at registration";
+    const { registrable } = options;
+    // a registrant sets only what its role could write on its own row afterwards: no mass assignment of
+    // fields such as `verified` that the app's policies keep for admins
+    if (registrable && !registrable.fields.has(name))
+      return `may not be set at registration: ${registrable.role === undefined ? "a user without a role" : `the role "${registrable.role}"`} may not update it (data.entity.update on users)`;
     return undefined;
   }
 
