@@ -172,7 +172,8 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
         tenancy: tenancy && { ...tenancy, model: models.get(tenancy.entity)! },
         events,
         record: trail && ((entry, trx) => trail.record(entry, trx)),
-        registrable: guard && registrableFields(guard, settings.defaultRoleRegister, models.get("users")!.visibleFields),
+        registrable:
+          guard && registrableFields(guard, settings.defaultRoleRegister, models.get("users")!.visibleFields),
       }));
   } catch (error) {
     await db.destroy().catch(() => {});

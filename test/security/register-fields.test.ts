@@ -13,8 +13,8 @@ const schema = em({
 
 const selfUpdate = (policy: Record<string, unknown>) => ({
   permission: "data.entity.update",
-  effect: "allow",
-  policies: [{ condition: { entity: "users" }, effect: "filter", filter: { id: "@user.id" }, ...policy }],
+  effect: "allow" as const,
+  policies: [{ condition: { entity: "users" }, effect: "filter" as const, filter: { id: "@user.id" }, ...policy }],
 });
 
 function config(registerAs: string): CitadelConfig {
