@@ -27,6 +27,17 @@ export function formatReport(report: AccessReport): string {
       ? `Callers without a token act as role "${report.default_role}".`
       : "Callers without a token are refused everything (no role has is_default).",
   );
+  const { registration, api_keys: keys } = report.principals;
+  out.push(
+    registration.open
+      ? `Registration is open: new users get ${registration.role ? `role "${registration.role}"` : "no role"}.`
+      : "Registration is closed.",
+  );
+  if (keys)
+    out.push(
+      `API keys${keys.require ? " (required on every request)" : ""}: publishable keys without a role act as ` +
+        `"${keys.publishable_role}", secret keys ${keys.secret_role ? `as "${keys.secret_role}"` : "bypass the guard"}.`,
+    );
   if (report.tenancy)
     out.push(
       `Tenant isolation: ${report.tenancy.entities.join(", ")} are scoped by ${report.tenancy.field} on top of the ` +
@@ -34,7 +45,7 @@ export function formatReport(report: AccessReport): string {
     );
   out.push(
     "",
-    "Decisions (allow: every row; filter: the rows of the SQL below; deny: refused; ~: decided per request, shown for a caller whose conditions do not hold)",
+    "Decisions (allow: every row; filter: the rows of the SQL below; deny: refused; ~: decided per request, shown is the most any caller could get)",
   );
   const rows: string[][] = [];
   const filters: string[] = [];
@@ -74,6 +85,8 @@ export function formatReport(report: AccessReport): string {
     ]);
     out.push(table([entity, ...report.roles], fieldRows));
   }
+  out.push("", "System permissions");
+  for (const role of report.roles) out.push(`  ${role}: ${report.system[role]!.join(", ") || "-"}`);
   out.push("", report.warnings.length === 0 ? "No warnings." : `Warnings (${report.warnings.length})`);
   for (const w of report.warnings) out.push(warningLine(w));
   out.push(
@@ -84,8 +97,14 @@ export function formatReport(report: AccessReport): string {
 }
 
 function changeLine(c: AccessChange): string {
-  const what = c.field ? `${c.action} ${c.entity}.${c.field}` : `${c.action} ${c.entity}`;
-  return `  role ${c.role}: ${what}: ${c.from} -> ${c.to}`;
+  const what = c.permission ?? (c.field ? `${c.action} ${c.entity}.${c.field}` : `${c.action} ${c.entity}`);
+  const lines = [`  role ${c.role}: ${what}: ${c.from} -> ${c.to}`];
+  if (c.where) lines.push(`    was: ${c.where.from}`, `    now: ${c.where.to}`);
+  if (c.per_request)
+    lines.push(
+      `    decided per request by: ${c.per_request.from.join(", ") || "-"} -> ${c.per_request.to.join(", ") || "-"}`,
+    );
+  return lines.join("\n");
 }
 
 /** The diff as a person reads it. */
@@ -94,22 +113,16 @@ export function formatDiff(diff: AccessDiff): string {
   const section = (title: string, lines: string[]) => {
     if (lines.length > 0) out.push(`${title} (${lines.length})`, ...lines, "");
   };
-  if (diff.default_role)
-    out.push(
-      `Callers without a token: role ${diff.default_role.from ?? "(none)"} -> ${diff.default_role.to ?? "(none)"}`,
-      "",
-    );
+  section(
+    "Settings changed (review)",
+    diff.settings.map((c) => `  ${c.setting}: ${c.from} -> ${c.to}`),
+  );
   section("Widens", diff.widens.map(changeLine));
   section("Narrows", diff.narrows.map(changeLine));
-  section(
-    "Changed (review: may widen)",
-    diff.changes.map((c) =>
-      c.where ? `${changeLine(c)}\n    was: ${c.where.from}\n    now: ${c.where.to}` : changeLine(c),
-    ),
-  );
+  section("Changed (review: may widen)", diff.changes.map(changeLine));
   section("New warnings", diff.new_warnings.map(warningLine));
-  if (!needsReview(diff)) out.push(diff.narrows.length > 0 ? "Nothing widens." : "No access changes.");
-  else out.push(`Access widens or a filter changed: exit ${WIDENS}.`);
+  if (needsReview(diff)) out.push(`Access widens or may widen: exit ${WIDENS}.`);
+  else out.push(diff.narrows.length > 0 ? "Nothing widens." : "No access changes.");
   return out.join("\n");
 }
 

@@ -22,6 +22,11 @@ export interface RequestContext {
   user?: Record<string, unknown>;
   /** the caller's tenant (§6), `context.account_id` in a rule */
   tenant?: number;
+  /**
+   * no caller is at hand (the access report, §12.2): every claim and the tenant are unknown, even to `is null`
+   * (a role's users may carry any claim), not missing
+   */
+  claimsUnknown?: boolean;
 }
 
 export const ENTITY_KEY = "@entity";
@@ -137,6 +142,7 @@ export function foldCondition(filter: Filter | undefined, ctx: RequestContext, i
         (inner || filter.field !== "id" || ctx.id === undefined || hasPlaceholders(filter))
       )
         return { certain: filter, possible: filter };
+      if (ctx.claimsUnknown && filter.field !== ENTITY_KEY && filter.field !== "id") return constant(null);
       return constant(evaluate(filter, (field) => claim(ctx, field)));
   }
 }

@@ -43,6 +43,11 @@ export interface ExplainQuery {
   tenant?: number;
   /** an API key to explain: its role and tenant replace `role` and `tenant` */
   key?: { id: number; kind: "publishable" | "secret"; role: string | undefined; tenant: number | null };
+  /**
+   * what the request does not tell (claims not given, the row's id) folded to the most any caller could get,
+   * as the access report shows it (§12.2); otherwise as enforcement folds it for a caller without them
+   */
+  widest?: boolean;
 }
 
 /** The binding explain shows: the given account, a key's, or any caller's (`@tenant`) — the same filter. */
@@ -83,7 +88,7 @@ export function explain(
   const decision: Decision =
     input.key && role === undefined && input.key.kind === "secret"
       ? { effect: "allow", filter: TRUE, matched: ["secret key without a role: the guard does not apply"] }
-      : guard.decide(role, permission, ctx);
+      : guard.decide(role, permission, ctx, undefined, input.widest);
   const binding = tenancy && explainedBinding(tenancy, role, input);
   const base = {
     role: role ?? (input.key ? null : (guard.defaultRole ?? null)),

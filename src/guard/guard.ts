@@ -76,7 +76,7 @@ function fieldsOf(policies: CompiledPolicy[], visible: string[]): ReadonlySet<st
  * §9.4: the field rules that bear on this permission — the entity's own and those of every policy that may
  * apply (like field lists, a policy's rules restrict every row) — each folded for the request, ANDed per field.
  */
-function foldFieldRules(rule: Rule, policies: FieldRules[], ctx: RequestContext): Map<string, Filter> {
+function foldFieldRules(rule: Rule, policies: FieldRules[], ctx: RequestContext, widest: boolean): Map<string, Filter> {
   const kind =
     rule.permission === "data.entity.read" ? "read" : WRITE_PERMISSIONS.has(rule.permission) ? "write" : undefined;
   const out = new Map<string, Filter>();
@@ -85,7 +85,7 @@ function foldFieldRules(rule: Rule, policies: FieldRules[], ctx: RequestContext)
     if (!rules) continue;
     for (const [field, r] of rules) {
       const text = r[kind];
-      if (text) out.set(field, and(out.get(field), foldCondition(text, ctx).certain));
+      if (text) out.set(field, and(out.get(field), foldCondition(text, ctx)[widest ? "possible" : "certain"]));
     }
   }
   return out;
@@ -95,15 +95,33 @@ function foldFieldRules(rule: Rule, policies: FieldRules[], ctx: RequestContext)
  * §4.3, §4.12: entries without policies always apply; any deny that possibly holds removes the rows it
  * reaches (all of them when it does not depend on the row); several grants are ORed, each the AND of its
  * filters. A condition on `id` is a condition on the row, so on routes naming no row it becomes a filter.
+ *
+ * `widest` folds what the request does not tell (claims, the row's id) for the access report (§12.2): the most
+ * any caller could get — an allow wherever it may hold, a deny only where it must, field lists and rules only
+ * where they must apply. Enforcement never uses it.
  */
-function evaluate(rule: Rule, ctx: RequestContext, visible: string[]): Verdict {
+function evaluate(rule: Rule, ctx: RequestContext, visible: string[], widest = false): Verdict {
   const grants: Grant[] = [];
   const denials: { where: Filter; path: string }[] = [];
   const matched: string[] = [];
   const restrictions: ReadonlySet<string>[] = [];
   const possibleRules: FieldRules[] = [];
   for (const entry of rule.entries) {
-    const folded = entry.policies.map((policy) => ({ policy, ...foldCondition(policy.condition, ctx) }));
+    const folded = entry.policies.map((policy) => {
+      const f = foldCondition(policy.condition, ctx);
+      const denies = entry.effect === "deny" || policy.effect === "deny";
+      return {
+        policy,
+        /** where its filter restricts the rows: where it certainly holds */
+        certain: f.certain,
+        /** where it grants */
+        grants: widest ? f.possible : f.certain,
+        /** whether it applies at all, and where a deny denies */
+        possible: widest && denies ? f.certain : f.possible,
+        /** whether its field list and field rules restrict every row */
+        restrictsFields: widest ? isTrue(f.certain) : !isFalse(f.possible),
+      };
+    });
     const possible = folded.filter((f) => !isFalse(f.possible));
     if (entry.hasPolicies && possible.length === 0) continue; // the entry does not apply
     matched.push(entry.path, ...possible.map((f) => f.policy.path));
@@ -113,27 +131,24 @@ function evaluate(rule: Rule, ctx: RequestContext, visible: string[]): Verdict {
       continue;
     }
     for (const f of possible) if (f.policy.effect === "deny") denials.push({ where: f.possible, path: f.policy.path });
-    const applies = entry.hasPolicies ? or(...folded.map((f) => f.certain)) : TRUE;
+    const applies = entry.hasPolicies ? or(...folded.map((f) => f.grants)) : TRUE;
     if (isFalse(applies)) continue;
     const filters = folded
       .filter((f) => f.policy.effect === "filter" && !isFalse(f.certain))
       .map((f) => ({
         where: f.certain,
         policy: f.policy,
-        rule: f.policy.rule && foldCondition(f.policy.rule, ctx).certain,
+        rule: f.policy.rule && foldCondition(f.policy.rule, ctx)[widest ? "possible" : "certain"],
       }));
     grants.push({ applies, filters });
     // Field rules cannot differ per row here, so every grant that may apply restricts all rows:
     // a grant with no field rule never lifts another grant's (§4.8).
-    const restriction = fieldsOf(
-      possible.filter((f) => f.policy.effect !== "deny").map((f) => f.policy),
-      visible,
-    );
+    const restricting = folded.filter((f) => f.restrictsFields && f.policy.effect !== "deny").map((f) => f.policy);
+    const restriction = fieldsOf(restricting, visible);
     if (restriction) restrictions.push(restriction);
-    for (const f of possible)
-      if (f.policy.effect !== "deny" && f.policy.fieldRules) possibleRules.push(f.policy.fieldRules);
+    for (const policy of restricting) if (policy.fieldRules) possibleRules.push(policy.fieldRules);
   }
-  const rowFields = foldFieldRules(rule, possibleRules, ctx);
+  const rowFields = foldFieldRules(rule, possibleRules, ctx, widest);
   const denial = denials.find((d) => isTrue(d.where));
   if (denial) return { effect: "deny", reason: `denied by ${denial.path}`, matched };
   if (grants.length === 0 && !rule.implicitAllow)
@@ -225,13 +240,14 @@ export class Guard {
    * The one decision path (§4.15): enforcement binds placeholders to the caller's claims, explain leaves
    * them as they are; everything else — matched policies, rows, fields — is the same computation.
    */
-  decide(role: string | undefined, permission: string, ctx: RequestContext, bind = unbound): Decision {
+  decide(role: string | undefined, permission: string, ctx: RequestContext, bind = unbound, widest = false): Decision {
     const rule = this.rule(role, permission, ctx.entity);
     if (typeof rule === "string") return { effect: "deny", reason: rule, matched: [] };
     const key = ruleKey(rule.role, permission, ctx.entity);
     const known = this.constant.get(key);
     if (known) return known;
-    const verdict = this.verdicts.get(key) ?? evaluate(rule, ctx, this.visible(ctx.entity));
+    const asked = widest && ctx.user === undefined ? { ...ctx, claimsUnknown: true } : ctx;
+    const verdict = this.verdicts.get(key) ?? evaluate(rule, asked, this.visible(ctx.entity), widest);
     return this.finish(rule, verdict, bind);
   }
 

@@ -7,6 +7,7 @@ import { guardEnforced, type ValidatedConfig } from "../config/schema.js";
 import type { Models } from "../data/models.js";
 import type { Db } from "../db/connection.js";
 import { DATA_PERMISSIONS, type DataPermission } from "./access.js";
+import { SYSTEM_PERMISSIONS } from "./compile.js";
 import { EVERY_ENTITY } from "./conditions.js";
 import { type Explanation, explain } from "./explain.js";
 import type { Guard } from "./guard.js";
@@ -14,6 +15,7 @@ import { type Tenancy, uniqueAcrossTenants } from "./tenancy.js";
 
 export const ACTIONS = ["read", "create", "update", "delete"] as const;
 export type Action = (typeof ACTIONS)[number];
+const FIELD_ACTIONS: FieldAction[] = ["read", "create", "update"];
 const PERMISSION_OF = Object.fromEntries(ACTIONS.map((a, i) => [a, DATA_PERMISSIONS[i]!])) as Record<
   Action,
   DataPermission
@@ -26,7 +28,10 @@ export interface Cell {
   /** filter: the SQL the guard ANDs in, placeholders shown as `@user.…` */
   where?: string;
   parameters?: unknown[];
-  /** policies decided per request (on the caller's claims or the row's id): the decision shown assumes none hold */
+  /**
+   * policies decided per request (on the caller's claims or the row's id): the decision shown is the most any
+   * caller could get (an allow that may hold holds, a deny that may not hold does not)
+   */
   per_request?: string[];
 }
 
@@ -35,7 +40,11 @@ export interface Cell {
  * caller's own user id, §4.14), `server` (the tenant column, set from the caller's account, §6.2), `none`.
  */
 export type FieldAccess = "all" | "some" | "own" | "server" | "none";
-export type FieldGrant = Record<Action & ("read" | "create" | "update"), FieldAccess>;
+export type FieldAction = Exclude<Action, "delete">;
+export type FieldGrant = Record<FieldAction, FieldAccess> & {
+  /** for `some`: the SQL saying on which rows its field rule holds (absent when it depends on the caller) */
+  rules?: Partial<Record<FieldAction, string>>;
+};
 
 export type WarningKind = "guard-off" | "wide-grant" | "role-write" | "unreadable" | "never-applies" | "secret-keys";
 
@@ -57,6 +66,15 @@ export interface AccessReport {
   decisions: Record<string, Record<string, Record<Action, Cell>>>;
   /** entity → field → role → access (hidden fields are never listed: no role reads them) */
   fields: Record<string, Record<string, Record<string, FieldGrant>>>;
+  /** role → the system permissions it holds (§4.2): explain, keys, audit, metrics, admin */
+  system: Record<string, string[]>;
+  /** who acts as which role without being a user of it */
+  principals: {
+    /** registration (§3.3): whether it is open, and the role new users get */
+    registration: { open: boolean; role: string | null };
+    /** API keys (§5.1): the roles keys without one of their own act as; secret_role null: they bypass the guard */
+    api_keys?: { require: boolean; publishable_role: string; secret_role: string | null };
+  };
   /** the tenant scope ANDed into every scoped entity's queries on top of the decisions (§6) */
   tenancy?: { field: string; entities: string[]; superadmin_role: string | null };
   warnings: Warning[];
@@ -75,7 +93,7 @@ interface FieldFacts {
   writable: boolean;
   /** the tenant column of a tenant-bound role */
   serverSet: boolean;
-  /** its field rule asks for the caller's claims or the row's id: explain (no caller) shows it folded away */
+  /** its field rule asks for the caller's claims or the row's id: it holds for some callers */
   perRequest: boolean;
 }
 
@@ -163,7 +181,10 @@ export function accessReport({ guard, db, models, config, tenancy }: ReportInput
     decisions[role] = {};
     for (const entity of entities) {
       const explained = Object.fromEntries(
-        ACTIONS.map((a) => [a, explain(guard, db, names, { role, permission: PERMISSION_OF[a], entity })]),
+        ACTIONS.map((a) => [
+          a,
+          explain(guard, db, names, { role, permission: PERMISSION_OF[a], entity, widest: true }),
+        ]),
       ) as Record<Action, Explanation>;
       decisions[role][entity] = Object.fromEntries(
         ACTIONS.map((a) => {
@@ -193,8 +214,16 @@ export function accessReport({ guard, db, models, config, tenancy }: ReportInput
         const serverSet = bound && tenancy.scoped.has(entity) && field === tenancy.field;
         const access = (a: "read" | "create" | "update") =>
           fieldAccess(explained[a], field, { writable, serverSet, perRequest: ruled[a].includes(field) }, a);
+        const grant: FieldGrant = { read: access("read"), create: access("create"), update: access("update") };
+        const rules = Object.fromEntries(
+          FIELD_ACTIONS.flatMap((a) => {
+            const where = grant[a] === "some" ? explained[a].row_fields?.[field] : undefined;
+            return where === undefined ? [] : [[a, where]];
+          }),
+        );
+        if (Object.keys(rules).length > 0) grant.rules = rules;
         fields[entity]![field] ??= {};
-        fields[entity]![field]![role] = { read: access("read"), create: access("create"), update: access("update") };
+        fields[entity]![field]![role] = grant;
       }
     }
   }
@@ -214,14 +243,30 @@ export function accessReport({ guard, db, models, config, tenancy }: ReportInput
     if (roles.every((role) => decisions[role]![entity]!.read.decision === "deny"))
       warnings.push({ kind: "unreadable", message: `no role can read entity "${entity}"` });
   warnings.push(...deadPolicies(config, guard, entities));
-  const keys = config.auth.api_keys;
-  if (config.auth.enabled && keys.enabled && keys.secret_role === undefined)
+  const keys = config.auth.enabled && config.auth.api_keys.enabled ? config.auth.api_keys : undefined;
+  if (keys?.secret_role === undefined && keys)
     warnings.push({
       kind: "secret-keys",
       path: "config.auth.api_keys.secret_role",
       message:
         "secret keys created without a role of their own bypass the guard (§5.1); set secret_role to give them one",
     });
+  if (keys && tenancy)
+    warnings.push({
+      kind: "secret-keys",
+      path: "config.tenancy",
+      message: "secret keys created without a tenant reach every account (§6.1); give each key its account",
+    });
+  // system permissions are decided like grantsSystem does: against any one entity
+  const any = entities[0];
+  const system = Object.fromEntries(
+    roles.map((role) => [
+      role,
+      any === undefined
+        ? []
+        : SYSTEM_PERMISSIONS.filter((p) => guard.decide(role, p, { entity: any }, undefined, true).effect === "allow"),
+    ]),
+  );
   return {
     enforced,
     roles,
@@ -229,6 +274,22 @@ export function accessReport({ guard, db, models, config, tenancy }: ReportInput
     entities,
     decisions,
     fields,
+    system,
+    principals: {
+      registration: {
+        open: config.auth.enabled && config.auth.allow_register && (!tenancy || tenancy.register !== "closed"),
+        role: config.auth.default_role_register ?? null,
+      },
+      ...(keys
+        ? {
+            api_keys: {
+              require: keys.require,
+              publishable_role: keys.publishable_role,
+              secret_role: keys.secret_role ?? null,
+            },
+          }
+        : {}),
+    },
     ...(tenancy
       ? {
           tenancy: {

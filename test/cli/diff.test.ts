@@ -122,7 +122,7 @@ describe("citadel diff (12.4)", () => {
     };
     const run = await diff(base, configWith(more));
     expect(run.code).toBe(3);
-    expect(run.stdout).toContain("Callers without a token: role reader -> guest");
+    expect(run.stdout).toContain("default role (callers without a token): reader -> guest");
     expect(run.stdout).toContain("role guest: read posts: deny -> allow");
     expect(run.stdout).toContain("role (no token): read posts: filter -> allow");
   });
