@@ -22,6 +22,7 @@ import { defaultRuntime, type Runtime } from "./runtime.js";
 import { compileSchema } from "./schema/compile.js";
 import type { SchemaJSON } from "./schema/entity.js";
 import { isSeeded, markSeeded, syncSchema } from "./schema/sync.js";
+import { CITADEL_VERSION } from "./version.js";
 
 export interface SeedContext {
   app: CitadelApp;
@@ -188,6 +189,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
     await db.destroy().catch(() => {});
     throw connectionProblem(opened, error) ?? error;
   }
+  let report: AccessReport | undefined;
   const hono = httpApp({
     config,
     db,
@@ -201,6 +203,11 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
     log: (e) => log("unexpected error", e),
     logLine: (line) => log(line),
     remoteAddress: runtime.remoteAddress,
+    accessReport: () => {
+      report ??= accessReport({ guard: rolesGuard, db, models, config, tenancy });
+      return report;
+    },
+    version: CITADEL_VERSION,
   });
 
   const app: CitadelApp = {
@@ -211,7 +218,10 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
     audit,
     module: { data: dataModule(engine), auth: auth ?? disabledAuth() },
     explain: (query) => explain(rolesGuard, db, new Set(models.keys()), query, tenancy),
-    accessReport: () => accessReport({ guard: rolesGuard, db, models, config, tenancy }),
+    accessReport: () => {
+      report ??= accessReport({ guard: rolesGuard, db, models, config, tenancy });
+      return report;
+    },
     feed,
     close: async () => {
       await feed?.close();

@@ -5,10 +5,8 @@
  * 2 the command line is wrong (no command, unknown command or option, missing option), 3 `diff` found access
  * the new config widens (a command's own answer, like 0).
  */
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { type ParseArgsConfig, parseArgs } from "node:util";
+import { CITADEL_VERSION } from "../version.js";
 import {
   COMMANDS,
   type Command,
@@ -36,21 +34,6 @@ const PARSE_OPTIONS: NonNullable<ParseArgsConfig["options"]> = {
     Object.entries(OPTIONS).map(([name, o]) => [name, { type: o.type, ...("short" in o ? { short: o.short } : {}) }]),
   ),
 };
-
-/** The version in citadel's package.json (the nearest one above this file, in src/ and in dist/ alike). */
-export function version(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const file = join(dir, "package.json");
-    if (existsSync(file)) {
-      const pkg = JSON.parse(readFileSync(file, "utf8")) as { version?: string };
-      if (pkg.version) return pkg.version;
-    }
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error("cannot find citadel's package.json");
-    dir = parent;
-  }
-}
 
 function optionUsage(name: OptionName, required: boolean): string {
   const o = OPTIONS[name];
@@ -158,7 +141,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   }
   const { values, words, options } = parse(argv);
   if (values.version) {
-    write(io, "stdout", version());
+    write(io, "stdout", CITADEL_VERSION);
     return EXIT.ok;
   }
   if (words[0] === "help" || values.help) {

@@ -10,6 +10,7 @@ import { NotFoundError } from "../errors.js";
 import type { FeedHub } from "../feed/index.js";
 import type { Access, Subject } from "../guard/access.js";
 import type { Guard } from "../guard/guard.js";
+import type { AccessReport } from "../guard/report.js";
 import type { Tenancy } from "../guard/tenancy.js";
 import { Monitor } from "../metrics/index.js";
 import type { Runtime } from "../runtime.js";
@@ -21,6 +22,7 @@ import { dataRoutes } from "./data-routes.js";
 import { type ErrorLogger, errorResponse } from "./errors.js";
 import { changesRoute } from "./feed-route.js";
 import { monitorMiddleware } from "./monitor.js";
+import { type OpenApiAudience, openApiDocument } from "./openapi.js";
 import { systemRoutes } from "./system-routes.js";
 
 export interface HttpAppParts {
@@ -42,6 +44,10 @@ export interface HttpAppParts {
   /** where one JSON line per denial and failed login goes (§7.5): the app's `log` option */
   logLine: (line: string) => void;
   remoteAddress: Runtime["remoteAddress"];
+  /** the static access report (§12.2), computed once when first asked: what the OpenAPI document follows */
+  accessReport(): AccessReport;
+  /** Citadel's version, for the OpenAPI document */
+  version: string;
 }
 
 export function httpApp(parts: HttpAppParts) {
@@ -116,6 +122,28 @@ export function httpApp(parts: HttpAppParts) {
         shownUser: (user, subject) => ownUser(db, accessFor(subject), guard, user),
       }),
     );
+  const documents = new Map<string, Record<string, unknown>>();
+  const features = {
+    auth: auth !== undefined,
+    register: auth !== undefined && config.auth.allow_register && tenancy?.register !== "closed",
+    feed: feed !== undefined,
+    apiKeys: apiKeys !== undefined,
+    audit: parts.audit !== undefined,
+  };
+  hono.get("/api/system/openapi.json", (c) => {
+    const subject = c.get("subject");
+    // the API as the caller may use it: a role's document, or all of it for a trusted caller or an open app
+    const audience: OpenApiAudience =
+      !guard || subject.trusted ? { kind: "all" } : { kind: "role", role: subject.role ?? guard.defaultRole ?? null };
+    const key = audience.kind === "all" ? "" : `role:${audience.role}`;
+    let document = documents.get(key);
+    if (!document) {
+      const input = { models: engine.models, config, report: parts.accessReport(), version: parts.version, features };
+      document = openApiDocument(input, audience);
+      documents.set(key, document);
+    }
+    return c.json(document);
+  });
   if (guard || apiKeys || parts.audit)
     hono.route(
       "/api/system",
