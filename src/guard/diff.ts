@@ -54,7 +54,6 @@ const DENIED: Cell = { decision: "deny" };
 const RANK: Record<Cell["decision"], number> = { deny: 0, filter: 1, allow: 2 };
 /** how much of a field a role reaches: own, server and some are each part of all, and not comparable */
 const FIELD_RANK: Record<FieldAccess, number> = { none: 0, own: 1, server: 1, some: 1, all: 2 };
-const FIELD_ACTIONS: FieldAction[] = ["read", "create", "update"];
 
 /** The caller without a token: its row is the default role's, compared like any role's. */
 const NO_TOKEN = "(no token)";

@@ -160,6 +160,27 @@ function deadPolicies(config: ValidatedConfig, guard: Guard, entities: string[])
   return out;
 }
 
+/** Each policy's config as written, by its path (`config.auth.roles.R.permissions[i].policies[j]`). */
+function policySources(config: ValidatedConfig): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [role, { permissions }] of Object.entries(config.auth.roles))
+    for (const [i, p] of permissions.entries())
+      for (const [j, policy] of (typeof p === "string" ? [] : (p.policies ?? [])).entries())
+        out.set(`config.auth.roles.${role}.permissions[${i}].policies[${j}]`, JSON.stringify(policy));
+  return out;
+}
+
+/** The texts of every field rule on one field for one role and action: the entity's and its policies'. */
+function fieldRuleText(config: ValidatedConfig, role: string, entity: string, field: string, action: FieldAction) {
+  const kind = action === "read" ? "read" : "write";
+  const texts: unknown[] = [config.data.entities?.[entity]?.config?.field_rules?.[field]?.[kind]];
+  for (const p of config.auth.roles[role]?.permissions ?? [])
+    if (typeof p !== "string" && p.permission === PERMISSION_OF[action])
+      for (const policy of p.policies ?? [])
+        if (policy.fields && !Array.isArray(policy.fields)) texts.push(policy.fields[field]?.[kind]);
+  return JSON.stringify(texts.filter((t) => t !== undefined));
+}
+
 /** Build the report: every cell through explain, so it says what enforcement does. */
 export function accessReport({ guard, db, models, config, tenancy }: ReportInput): AccessReport {
   const entities = [...models.keys()];
@@ -168,6 +189,7 @@ export function accessReport({ guard, db, models, config, tenancy }: ReportInput
   const decisions: AccessReport["decisions"] = {};
   const fields: AccessReport["fields"] = Object.fromEntries(entities.map((e) => [e, {}]));
   const warnings: Warning[] = [];
+  const sources = policySources(config);
   const enforced = guardEnforced(config);
   if (!enforced)
     warnings.push({
@@ -189,7 +211,10 @@ export function accessReport({ guard, db, models, config, tenancy }: ReportInput
       decisions[role][entity] = Object.fromEntries(
         ACTIONS.map((a) => {
           const e = explained[a];
-          const perRequest = guard.perRequest(role, PERMISSION_OF[a], entity).policies;
+          // with each policy's text: a diff sees one rewritten in place (its path stays the same)
+          const perRequest = guard
+            .perRequest(role, PERMISSION_OF[a], entity)
+            .policies.map((path) => `${path} ${sources.get(path) ?? ""}`.trimEnd());
           const cell: Cell = {
             decision: e.decision,
             ...(e.reason ? { reason: e.reason } : {}),
@@ -217,7 +242,11 @@ export function accessReport({ guard, db, models, config, tenancy }: ReportInput
         const grant: FieldGrant = { read: access("read"), create: access("create"), update: access("update") };
         const rules = Object.fromEntries(
           FIELD_ACTIONS.flatMap((a) => {
-            const where = grant[a] === "some" ? explained[a].row_fields?.[field] : undefined;
+            if (grant[a] !== "some") return [];
+            // a rule on the caller has no SQL to show: its text instead, so a diff sees it change
+            const where = ruled[a].includes(field)
+              ? `per caller: ${fieldRuleText(config, role, entity, field, a)}`
+              : explained[a].row_fields?.[field];
             return where === undefined ? [] : [[a, where]];
           }),
         );
@@ -277,7 +306,7 @@ export function accessReport({ guard, db, models, config, tenancy }: ReportInput
     system,
     principals: {
       registration: {
-        open: config.auth.enabled && config.auth.allow_register && (!tenancy || tenancy.register !== "closed"),
+        open: config.auth.enabled && config.auth.allow_register && tenancy?.register !== "closed",
         role: config.auth.default_role_register ?? null,
       },
       ...(keys

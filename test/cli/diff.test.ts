@@ -114,6 +114,51 @@ describe("citadel diff (12.4)", () => {
     );
   });
 
+  it("a policy on the caller's claims rewritten in place, or a field rule on them, is a change to review: exit 3", async () => {
+    const onClaims = (rule: string) => ({
+      ...structuredClone(BASE),
+      staff: {
+        permissions: [
+          {
+            permission: "data.entity.delete",
+            effect: "allow",
+            policies: [{ condition: { entity: "posts" }, effect: "allow", rule }],
+          },
+          postsFor({ effect: "allow", fields: { body: { read: rule } } }),
+        ],
+      },
+    });
+    const before = configWith(onClaims("user.email == 'boss@example.com'"));
+    const run = await diff(before, configWith(onClaims("user.id != null")), "--json");
+    expect(run.code, run.stdout).toBe(3);
+    const out = JSON.parse(run.stdout);
+    expect(out.widens).toEqual([]);
+    expect(out.changes).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          role: "staff",
+          entity: "posts",
+          action: "delete",
+          per_request: {
+            from: [expect.stringContaining("boss@example.com")],
+            to: [expect.stringContaining("user.id != null")],
+          },
+        }),
+        expect.objectContaining({
+          role: "staff",
+          entity: "posts",
+          action: "read",
+          field: "body",
+          from: "some",
+          to: "some",
+          where: { from: expect.stringContaining("boss@example.com"), to: expect.stringContaining("user.id != null") },
+        }),
+      ]),
+    );
+    // the same config again is no change
+    expect((await diff(before, configWith(onClaims("user.email == 'boss@example.com'")))).code).toBe(0);
+  });
+
   it("a new role widens by all it is granted; a new default role is said (12.4, 4.2)", async () => {
     const more = {
       ...structuredClone(BASE),

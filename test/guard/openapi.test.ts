@@ -14,7 +14,6 @@ type Doc = Record<string, any>;
 
 const USERS = { commenter: "commenter", author: "author", moderator: "moderator", admin: "admin" };
 const AS: Record<string, string> = { anonymous: ANON, ...USERS };
-const METHODS = ["get", "post", "patch", "delete"] as const;
 
 /** Every `$ref` in the document points at something it defines. */
 function danglingRefs(doc: Doc): string[] {
