@@ -78,6 +78,11 @@ export interface AuthModule {
   changePassword(userId: number, body: unknown, by?: Subject): Promise<Session>;
   /** Revoke every token of the user (logout, §4.11). */
   logout(userId: number, by?: Subject): Promise<void>;
+  /**
+   * A session for a user from trusted code, without a password: `citadel test` (§12.3) signs its principals in
+   * with it, with `claims` as an identity provider would add them (`department`, …; never id, email, role).
+   */
+  sessionOf(userId: number, claims?: Record<string, unknown>): Promise<Session>;
   /** Verify a token and the user behind it; throws UnauthorizedError (401). */
   authenticate(token: string): Promise<Authenticated>;
   /** The user as the API shows it (no hidden fields). */
@@ -223,7 +228,7 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
   /** The users' scope column (§6), which is also the tenant's claim in tokens; undefined without tenancy. */
   const tenantField = options.users.entity.tenantField;
 
-  async function session(user: UserRecord): Promise<Session> {
+  async function session(user: UserRecord, claims?: Record<string, unknown>): Promise<Session> {
     const tenant =
       tenantField !== undefined && user.tenant !== undefined ? { claim: tenantField, id: user.tenant } : undefined;
     const token = await tokens.sign({
@@ -232,14 +237,15 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
       role: user.role,
       version: user.token_version,
       tenant,
+      claims,
     });
     return { user: (await store.publicById(user.id))!, token };
   }
 
-  async function sessionFor(id: number): Promise<Session> {
+  async function sessionFor(id: number, claims?: Record<string, unknown>): Promise<Session> {
     const user = await store.byId(id);
     if (!user) throw new UnauthorizedError("the user no longer exists");
-    return session(user);
+    return session(user, claims);
   }
 
   // registering cannot lock anyone out of an account, so it keeps a plain limit per address and per email
@@ -383,6 +389,8 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
 
     logout: (userId, by) => updateUser(userId, by, "auth.logout", (trx) => store.revokeTokens(userId, trx)),
 
+    sessionOf: (userId, claims) => sessionFor(userId, claims),
+
     async authenticate(token) {
       const verified = await tokens.verify(token);
       if (verified.kind === "external") {
@@ -449,6 +457,7 @@ export function disabledAuth(): AuthModule {
     login: async () => off(),
     changePassword: async () => off(),
     logout: async () => off(),
+    sessionOf: async () => off(),
     authenticate: async () => off(),
     publicUser: async () => off(),
     strategies: () => off(),

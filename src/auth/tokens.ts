@@ -16,6 +16,8 @@ export interface TokenUser {
   version: number;
   /** the user's tenant as its claim (`account_id`, §6.1), when the user has one */
   tenant?: { claim: string; id: number } | undefined;
+  /** more claims, as an identity provider adds them (trusted code only); never the ones above */
+  claims?: Record<string, unknown>;
 }
 
 export type VerifiedToken =
@@ -78,7 +80,14 @@ export class TokenService {
   async sign(user: TokenUser): Promise<string> {
     const s = this.settings;
     const tenant = user.tenant ? { [user.tenant.claim]: user.tenant.id } : {};
-    return new SignJWT({ id: user.id, email: user.email, role: user.role, ...tenant, ver: user.version })
+    return new SignJWT({
+      ...user.claims,
+      id: user.id,
+      email: user.email,
+      role: user.role,
+      ...tenant,
+      ver: user.version,
+    })
       .setProtectedHeader({ alg: s.alg, typ: "JWT" })
       .setSubject(String(user.id))
       .setIssuer(s.issuer)

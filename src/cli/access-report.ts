@@ -174,7 +174,7 @@ export const ACCESS_COMMANDS: Command[] = [
     options: ["config", "json"],
     required: ["config"],
     repeatable: ["config"],
-    async run(values, io, repeated) {
+    async run(values, io, { repeated }) {
       const configs = repeated.get("config") ?? [];
       if (configs.length !== 2)
         throw new UsageError(

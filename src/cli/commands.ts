@@ -7,6 +7,7 @@ import type { ApiKeyInfo, ApiKeys, NewApiKey } from "../auth/index.js";
 import type { Row } from "../data/codec.js";
 import { formatExplanation } from "../guard/explain.js";
 import { ACCESS_COMMANDS } from "./access-report.js";
+import { TEST_COMMANDS } from "./access-tests.js";
 import { accountId, requireAccount } from "./accounts.js";
 import { AUDIT_COMMANDS } from "./audit.js";
 import { ENCRYPTION_COMMANDS } from "./encryption.js";
@@ -73,12 +74,17 @@ export interface Command {
   required: OptionName[];
   /** options it takes more than once (`diff --config old --config new`); every other one is a usage error */
   repeatable?: OptionName[];
-  /** the exit code when it is an answer other than 0 (`diff`: 3, it widens); failures throw */
-  run(values: Values, io: CliIo, repeated: Repeated): Promise<number | undefined> | Promise<void>;
+  /** a required argument after the options (`test --config app.ts <cases>`) */
+  argument?: { name: string; help: string };
+  /** the exit code when it is an answer other than 0 (`diff`: 3, it widens; `test`: 1, a case failed); failures throw */
+  run(values: Values, io: CliIo, given: Given): Promise<number | undefined> | Promise<void>;
 }
 
-/** Every value of each option given on the command line, in order. */
-export type Repeated = ReadonlyMap<OptionName, string[]>;
+/** What the command line holds besides the options' last values: every value of each option, the argument. */
+export interface Given {
+  repeated: ReadonlyMap<OptionName, string[]>;
+  argument?: string;
+}
 
 const label = (user: Row) => `#${user.id} ${user.email}`;
 const roleOf = (user: Row) => (typeof user.role === "string" ? `role ${user.role}` : "no role");
@@ -167,6 +173,7 @@ export const COMMANDS: Command[] = [
       }),
   },
   ...ACCESS_COMMANDS,
+  ...TEST_COMMANDS,
   {
     name: "user create",
     summary: "Create a user (password from stdin or a prompt)",

@@ -3,7 +3,7 @@
  * `createApp` input `{ connection, config, options }`, or a function returning it. A TypeScript file is
  * loaded through tsx when the CLI does not already run under it.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { CreateAppInput } from "../app.js";
@@ -48,4 +48,19 @@ export async function loadAppInput(file: string): Promise<CreateAppInput> {
       `--config: ${file} must export the app as its default export (or as \`app\`): { connection, config, options }`,
     );
   return input as CreateAppInput;
+}
+
+/** A data file for a command: JSON, or a module whose default export is the data (relative to the working directory). */
+export async function loadData(file: string, option: string): Promise<unknown> {
+  const path = resolve(file);
+  if (!existsSync(path)) throw new Error(`${option}: no such file: ${path}`);
+  if (path.endsWith(".json")) {
+    try {
+      return JSON.parse(readFileSync(path, "utf8"));
+    } catch (error) {
+      throw new Error(`${option}: ${file} is not valid JSON (${(error as Error).message})`);
+    }
+  }
+  const mod = await importModule(path);
+  return mod.default;
 }

@@ -7,15 +7,7 @@
  */
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import { CITADEL_VERSION } from "../version.js";
-import {
-  COMMANDS,
-  type Command,
-  OPTIONS,
-  type OptionName,
-  type Repeated,
-  UsageError,
-  type Values,
-} from "./commands.js";
+import { COMMANDS, type Command, type Given, OPTIONS, type OptionName, UsageError, type Values } from "./commands.js";
 import type { CliIo } from "./io.js";
 
 export type { CliIo } from "./io.js";
@@ -43,7 +35,8 @@ function optionUsage(name: OptionName, required: boolean): string {
 
 function synopsis(command: Command): string {
   const ordered = [...command.required, ...command.options.filter((o) => !command.required.includes(o))];
-  return `citadel ${command.name} ${ordered.map((o) => optionUsage(o, command.required.includes(o))).join(" ")}`;
+  const argument = command.argument ? ` <${command.argument.name}>` : "";
+  return `citadel ${command.name} ${ordered.map((o) => optionUsage(o, command.required.includes(o))).join(" ")}${argument}`;
 }
 
 function commandHelp(command: Command): string {
@@ -58,6 +51,9 @@ function commandHelp(command: Command): string {
     `${command.summary}.`,
     ...(command.details ? [command.details] : []),
     "",
+    ...(command.argument
+      ? ["Argument:", `  ${`<${command.argument.name}>`.padEnd(26)}${command.argument.help}`, ""]
+      : []),
     "Options:",
     ...rows,
     `  ${"--help, -h".padEnd(26)}show this help`,
@@ -152,7 +148,10 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     return EXIT.ok;
   }
   const name = words.join(" ");
-  const command = COMMANDS.find((c) => c.name === name);
+  // a command's own words, then its argument when it takes one
+  const command =
+    COMMANDS.find((c) => c.name === name) ??
+    COMMANDS.find((c) => c.argument !== undefined && c.name === words.slice(0, -1).join(" "));
   if (!command) {
     const group = helpFor(words);
     if (words.length > 0 && group) throw new UsageError(`"citadel ${name}" needs a command`, group);
@@ -171,7 +170,10 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   for (const option of command.required)
     if (values[option] === undefined || values[option] === "")
       throw new UsageError(`${optionUsage(option, true)} is required`, usage);
-  return (await command.run(values, io, given as Repeated)) ?? EXIT.ok;
+  const argument = command.argument && name !== command.name ? words.at(-1) : undefined;
+  if (command.argument && argument === undefined) throw new UsageError(`<${command.argument.name}> is required`, usage);
+  const repeated = given as Given["repeated"];
+  return (await command.run(values, io, { repeated, argument })) ?? EXIT.ok;
 }
 
 /** Run the CLI with `argv` (without node and the script) and return the exit code; writes only through `io`. */

@@ -55,8 +55,8 @@ export function deepestIssue(issue: v.BaseIssue<unknown>): { issue: v.BaseIssue<
 }
 
 /** `config.auth.roles.user.permissions[2]`: where an issue is, as the user wrote it. */
-export function pathOf(items: readonly v.IssuePathItem[] = []): string {
-  let path = "config";
+export function pathOf(items: readonly v.IssuePathItem[] = [], root = "config"): string {
+  let path = root;
   for (const item of items) {
     const key = (item as { key: unknown }).key;
     path += typeof key === "number" ? `[${key}]` : `.${String(key)}`;

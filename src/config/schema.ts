@@ -4,11 +4,11 @@ import { ConfigError } from "../errors.js";
 import { deepestIssue, pathOf, unknownKeyMessage } from "./messages.js";
 
 /** Every object of the config is strict: an unknown key is a startup error naming the nearest known one (§1.8). */
-const strict = <const E extends v.ObjectEntries>(entries: E) =>
+export const strict = <const E extends v.ObjectEntries>(entries: E) =>
   v.strictObject(entries, unknownKeyMessage(Object.keys(entries)));
 
 /** An enum whose error lists the allowed values. */
-const oneOf = <const T extends readonly string[]>(values: T) =>
+export const oneOf = <const T extends readonly string[]>(values: T) =>
   v.picklist(values, (issue) => `must be one of ${values.map((x) => `"${x}"`).join(", ")}; received ${issue.received}`);
 
 const FIELD_TYPES = ["text", "number", "boolean", "date", "enum", "json"] as const;

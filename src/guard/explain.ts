@@ -39,6 +39,8 @@ export interface ExplainQuery {
   entity?: string;
   /** token claims to match conditions against (placeholders stay unbound either way) */
   user?: Record<string, unknown>;
+  /** the row a route names (GET, PATCH, DELETE /:id): conditions on `id` fold to it */
+  id?: number;
   /** the caller's account (§6); unset: shown as `@tenant` */
   tenant?: number;
   /** an API key to explain: its role and tenant replace `role` and `tenant` */
@@ -83,7 +85,7 @@ export function explain(
     const known = guard.roles.size > 0 ? `configured roles: ${[...guard.roles].join(", ")}` : "no roles are configured";
     throw new BadRequestError(`role: unknown role "${role}" (${known})`);
   }
-  const ctx: RequestContext = { entity, user: input.user };
+  const ctx: RequestContext = { entity, user: input.user, id: input.id, tenant: input.tenant };
   // a secret key without a role bypasses the guard (§5.1); everything else is the role's decision
   const decision: Decision =
     input.key && role === undefined && input.key.kind === "secret"

@@ -161,7 +161,7 @@ function deadPolicies(config: ValidatedConfig, guard: Guard, entities: string[])
 }
 
 /** Each policy's config as written, by its path (`config.auth.roles.R.permissions[i].policies[j]`). */
-function policySources(config: ValidatedConfig): Map<string, string> {
+export function policySources(config: ValidatedConfig): Map<string, string> {
   const out = new Map<string, string>();
   for (const [role, { permissions }] of Object.entries(config.auth.roles))
     for (const [i, p] of permissions.entries())

@@ -20,6 +20,8 @@ const COMMANDS = [
   "sync",
   "explain",
   "check",
+  "diff",
+  "test",
   "user create",
   "user list",
   "user set-role",
