@@ -284,6 +284,8 @@ export const ConfigSchema = strict({
   audit: v.optional(audit, {}),
   feed: v.optional(feed, {}),
   server: v.optional(server, {}),
+  /** The admin page at /_admin (§12.6); off unless enabled. */
+  admin: v.optional(strict({ enabled: v.optional(v.boolean(), false) }), {}),
 });
 
 /** What users write. */

@@ -14,6 +14,7 @@ import type { AccessReport } from "../guard/report.js";
 import type { Tenancy } from "../guard/tenancy.js";
 import { Monitor } from "../metrics/index.js";
 import type { Runtime } from "../runtime.js";
+import { adminPage } from "./admin-page.js";
 import { httpAudit } from "./audit.js";
 import { type AuthVariables, subjectMiddleware } from "./auth-middleware.js";
 import { authRoutes, CREDENTIAL_FREE_PATHS } from "./auth-routes.js";
@@ -157,7 +158,10 @@ export function httpApp(parts: HttpAppParts) {
         monitor,
         limits,
         maxBodyBytes,
+        accessReport: parts.accessReport,
+        userById: auth && ((id) => auth.publicUser(id)),
       }),
     );
+  if (config.admin.enabled) hono.route("/_admin", adminPage());
   return hono;
 }

@@ -8,11 +8,13 @@ import { type Context, Hono } from "hono";
 import { type AuditTrail, actorOf } from "../audit/index.js";
 import { listEntries } from "../audit/query.js";
 import type { ApiKeys } from "../auth/index.js";
+import type { Row } from "../data/codec.js";
 import type { Db } from "../db/connection.js";
 import { ForbiddenError, fieldError, NotFoundError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
 import { explain } from "../guard/explain.js";
 import type { Guard } from "../guard/guard.js";
+import type { AccessReport } from "../guard/report.js";
 import { bindingOf, type Tenancy } from "../guard/tenancy.js";
 import { type Exporter, loadExporter, type Monitor } from "../metrics/index.js";
 import type { QueryLimits } from "../query/options.js";
@@ -36,6 +38,10 @@ export interface SystemRoutesOptions {
   monitor: Monitor;
   limits: QueryLimits;
   maxBodyBytes: number;
+  /** the static access report (§12.2), for the admin page's matrix under `system.admin` */
+  accessReport: () => AccessReport;
+  /** a user as the API shows it, to explain for (`?user=<id>`); undefined without auth */
+  userById?: (id: number) => Promise<Row | undefined>;
 }
 
 /** A key id from the path; anything but a positive integer is a key that does not exist. */
@@ -62,6 +68,8 @@ export function systemRoutes({
   monitor,
   limits,
   maxBodyBytes,
+  accessReport,
+  userById,
 }: SystemRoutesOptions): Hono<SystemEnv> {
   const routes = new Hono<SystemEnv>();
   /** Checks the permission; returns the caller's tenant (undefined: every tenant) for what it may see (§6). */
@@ -85,9 +93,31 @@ export function systemRoutes({
       const found = keyParam === undefined ? undefined : (await apiKeys?.list(within))?.find((k) => k.id === keyParam);
       if (keyParam !== undefined && !found) throw new NotFoundError(`no API key has the id ${keyParam}`);
       const key = found && { id: found.id, kind: found.kind, tenant: found.tenant, role: apiKeys!.subject(found).role };
-      const tenant = within ?? idParam(q.tenant, "tenant");
-      const query = { role: q.role, permission: q.permission, entity: q.entity, tenant, key };
+      // a user explained: its role, its account and the claims its token carries (a tenant admin: its own users)
+      const userParam = idParam(q.user, "user");
+      const user = userParam === undefined ? undefined : await userById?.(userParam);
+      const tenantOfUser = (u: Row) => (tenancy ? (u[tenancy.field] as number | null) : null);
+      if (userParam !== undefined && (!user || (within !== undefined && tenantOfUser(user) !== within)))
+        throw new NotFoundError(`no user has the id ${userParam}`);
+      const tenant = within ?? (user ? (tenantOfUser(user) ?? undefined) : idParam(q.tenant, "tenant"));
+      const role = user ? ((user.role as string | null) ?? undefined) : q.role;
+      const claims = user && { id: user.id, email: user.email, role: user.role };
+      const query = { role, permission: q.permission, entity: q.entity, tenant, key, user: claims };
       return c.json({ data: explain(guard, db, entities, query, tenancy) });
+    });
+
+  if (guard)
+    routes.get("/report", (c) => {
+      requirePermission(c, "system.admin");
+      return c.json({ data: accessReport() });
+    });
+
+  if (auditTrail)
+    routes.get("/audit/verify", async (c) => {
+      // the chain covers every account: a caller bound to one may not read its verdict (§6)
+      if (requirePermission(c, "system.audit.read") !== undefined)
+        throw new ForbiddenError("system.audit.read", undefined, "the audit chain covers every account");
+      return c.json({ data: await auditTrail.verify() });
     });
 
   if (auditTrail)
