@@ -14,10 +14,10 @@ import { compileRoles } from "./guard/compile.js";
 import { type ExplainQuery, type Explanation, explain } from "./guard/explain.js";
 import { Guard } from "./guard/guard.js";
 import { policyIndexes } from "./guard/indexes.js";
-import { type AccessReport, accessReport } from "./guard/report.js";
+import { type AccessReport, accessReport, roleView } from "./guard/report.js";
 import { tenancyOf, tenantAccess } from "./guard/tenancy.js";
 import { httpApp } from "./http/app.js";
-import { TRUE } from "./query/ast.js";
+import { fieldsOf, TRUE } from "./query/ast.js";
 import { defaultRuntime, type Runtime } from "./runtime.js";
 import { compileSchema } from "./schema/compile.js";
 import type { SchemaJSON } from "./schema/entity.js";
@@ -108,12 +108,16 @@ function openWarning(config: ValidatedConfig): string {
 
 /**
  * §3.3: what a registration may set of its own users row — what the role it registers with may update, through
- * the guard's decision (no field rule that depends on the row: the row does not exist yet).
+ * the guard's decision: not a field with a rule that depends on the row, nor one the update's filter names (the
+ * row does not exist yet, so neither can be checked on it: `verified: false` in a filter keeps `verified` out).
  */
 function registrableFields(guard: Guard, role: string | undefined, visible: string[]) {
   const decision = guard.decide(role, "data.entity.update", { entity: "users" });
   if (decision.effect === "deny") return { fields: new Set<string>(), role };
-  const granted = visible.filter((f) => (decision.fields?.has(f) ?? true) && !decision.rowFields?.has(f));
+  const filtered = fieldsOf(decision.filter);
+  const granted = visible.filter(
+    (f) => (decision.fields?.has(f) ?? true) && !decision.rowFields?.has(f) && !filtered.has(f),
+  );
   return { fields: new Set(granted), role };
 }
 
@@ -207,6 +211,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
       report ??= accessReport({ guard: rolesGuard, db, models, config, tenancy });
       return report;
     },
+    roleView: (role, widest) => roleView({ guard: rolesGuard, db, models, config, tenancy }, role, widest),
     version: CITADEL_VERSION,
   });
 

@@ -142,8 +142,8 @@ export async function createApiKeys({
       MANAGE,
       undefined,
       role === undefined
-        ? "only a trusted caller or an implicit_allow role may hand out a secret key without a role: it bypasses the guard"
-        : `you may not hand out a key acting as the role "${role}": only your own role or the default role`,
+        ? "only a trusted caller or a role granted everything (implicit_allow, nothing denied or narrowed) may hand out a secret key without a role: it bypasses the guard"
+        : `you may not hand out a key acting as the role "${role}": only your own role or the default role (another needs implicit_allow and users.role writable)`,
     );
   }
 

@@ -27,6 +27,8 @@ export interface RequestContext {
    * (a role's users may carry any claim), not missing
    */
   claimsUnknown?: boolean;
+  /** with `claimsUnknown`: the role decided for, which is `user.role` of every caller holding it */
+  knownRole?: string;
 }
 
 export const ENTITY_KEY = "@entity";
@@ -142,7 +144,10 @@ export function foldCondition(filter: Filter | undefined, ctx: RequestContext, i
         (inner || filter.field !== "id" || ctx.id === undefined || hasPlaceholders(filter))
       )
         return { certain: filter, possible: filter };
-      if (ctx.claimsUnknown && filter.field !== ENTITY_KEY && filter.field !== "id") return constant(null);
+      if (ctx.claimsUnknown && filter.field !== ENTITY_KEY && filter.field !== "id") {
+        if (filter.field !== "@user.role" || ctx.knownRole === undefined) return constant(null);
+        return constant(evaluate(filter, () => ctx.knownRole));
+      }
       return constant(evaluate(filter, (field) => claim(ctx, field)));
   }
 }

@@ -221,6 +221,36 @@ export class Guard {
     return role !== undefined && this.compiled.implicitAllow.has(role);
   }
 
+  /**
+   * Whether a role is granted everything with nothing held back: implicit_allow, no entry that denies or
+   * narrows (a filter, a rule, a field list), and no field rule that does not hold for it. Only such a role
+   * may hand out a key that bypasses the guard (§5.5): any other would escape its own limits through it.
+   */
+  unrestricted(role: string | undefined): boolean {
+    if (!this.implicitAllow(role)) return false;
+    const holds = (f: Filter | undefined) => f === undefined || isTrue(f);
+    for (const rule of this.compiled.rules.values()) {
+      if (rule.role !== role) continue;
+      for (const r of rule.fieldRules?.values() ?? []) if (!holds(r.read) || !holds(r.write)) return false;
+      for (const entry of rule.entries) {
+        if (entry.effect === "deny") return false;
+        for (const p of entry.policies)
+          if (p.effect !== "allow" || p.condition || p.fields || p.omit || p.fieldRules) return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Whether a role may give users other roles: implicit_allow (§3.6) with `users.role` left writable by its
+   * update on users. Handing out a key acting as another role is the same grant (§5.5).
+   */
+  grantsRoles(role: string | undefined): boolean {
+    if (!this.implicitAllow(role) || !this.models.has("users")) return false;
+    const d = this.decide(role, "data.entity.update", { entity: "users" });
+    return d.effect === "allow" && (d.fields?.has("role") ?? true) && !d.rowFields?.has("role");
+  }
+
   /** The configured role names. */
   get roles(): ReadonlySet<string> {
     return this.compiled.roles;
@@ -246,7 +276,7 @@ export class Guard {
     const key = ruleKey(rule.role, permission, ctx.entity);
     const known = this.constant.get(key);
     if (known) return known;
-    const asked = widest && ctx.user === undefined ? { ...ctx, claimsUnknown: true } : ctx;
+    const asked = widest && ctx.user === undefined ? { ...ctx, claimsUnknown: true, knownRole: rule.role } : ctx;
     const verdict = this.verdicts.get(key) ?? evaluate(rule, asked, this.visible(ctx.entity), widest);
     return this.finish(rule, verdict, bind);
   }

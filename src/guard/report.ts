@@ -6,6 +6,7 @@
 import { guardEnforced, type ValidatedConfig } from "../config/schema.js";
 import type { Models } from "../data/models.js";
 import type { Db } from "../db/connection.js";
+import { canHold } from "../query/evaluate.js";
 import { DATA_PERMISSIONS, type DataPermission } from "./access.js";
 import { SYSTEM_PERMISSIONS } from "./compile.js";
 import { EVERY_ENTITY } from "./conditions.js";
@@ -181,15 +182,102 @@ function fieldRuleText(config: ValidatedConfig, role: string, entity: string, fi
   return JSON.stringify(texts.filter((t) => t !== undefined));
 }
 
+/** What one role gets: per entity its decisions and fields, and its system permissions. */
+export interface RoleView {
+  decisions: Record<string, Record<Action, Cell>>;
+  /** entity → field → access */
+  fields: Record<string, Record<string, FieldGrant>>;
+  system: string[];
+}
+
+/**
+ * One role's view, every cell through explain: `widest` for the report (the most any caller holding the role
+ * could get); without it, what a caller holding the role without any claim gets (no token: a key, or nobody).
+ */
+export function roleView({ guard, db, models, config, tenancy }: ReportInput, role: string, widest: boolean): RoleView {
+  const names = new Set(models.keys());
+  const sources = policySources(config);
+  const decisions: RoleView["decisions"] = {};
+  const fields: RoleView["fields"] = {};
+  for (const entity of names) {
+    const explained = Object.fromEntries(
+      ACTIONS.map((a) => {
+        const e = explain(guard, db, names, { role, permission: PERMISSION_OF[a], entity, widest });
+        // without claims, a filter that needs one (a rule's `user.id`) reaches no row: as good as denied
+        if (widest || e.decision === "deny") return [a, e];
+        const scope = guard.find({ role }, PERMISSION_OF[a], entity);
+        return [a, scope && canHold(scope.filter) ? e : { ...e, decision: "deny", reason: "no row without claims" }];
+      }),
+    ) as Record<Action, Explanation>;
+    decisions[entity] = Object.fromEntries(
+      ACTIONS.map((a) => {
+        const e = explained[a];
+        // with each policy's text: a diff sees one rewritten in place (its path stays the same)
+        const perRequest = widest
+          ? guard
+              .perRequest(role, PERMISSION_OF[a], entity)
+              .policies.map((path) => `${path} ${sources.get(path) ?? ""}`.trimEnd())
+          : [];
+        const cell: Cell = {
+          decision: e.decision,
+          ...(e.reason ? { reason: e.reason } : {}),
+          ...(e.decision === "filter" ? { where: e.where, parameters: e.parameters } : {}),
+          ...(perRequest.length > 0 ? { per_request: perRequest } : {}),
+        };
+        return [a, cell];
+      }),
+    ) as Record<Action, Cell>;
+    const model = models.get(entity)!;
+    const bound = tenancy !== undefined && role !== tenancy.superadminRole;
+    // without claims a field rule on them is decided (explain folds it); at the widest it holds for some callers
+    const perRequestFields = (a: Action) => (widest ? guard.perRequest(role, PERMISSION_OF[a], entity).fields : []);
+    const ruled = {
+      read: perRequestFields("read"),
+      create: perRequestFields("create"),
+      update: perRequestFields("update"),
+    };
+    fields[entity] = {};
+    for (const field of model.visibleFields) {
+      // a tenant-bound writer's account column is the server's, its account's unique values no one's (§6.2, §6.3)
+      const writable =
+        !model.entity.fields.get(field)!.system && !(bound && uniqueAcrossTenants(tenancy, entity, field));
+      const serverSet = bound && tenancy.scoped.has(entity) && field === tenancy.field;
+      const access = (a: FieldAction) =>
+        fieldAccess(explained[a], field, { writable, serverSet, perRequest: ruled[a].includes(field) }, a);
+      const grant: FieldGrant = { read: access("read"), create: access("create"), update: access("update") };
+      const rules = Object.fromEntries(
+        FIELD_ACTIONS.flatMap((a) => {
+          if (grant[a] !== "some") return [];
+          // a rule on the caller has no SQL to show: its text instead, so a diff sees it change
+          const where = ruled[a].includes(field)
+            ? `per caller: ${fieldRuleText(config, role, entity, field, a)}`
+            : explained[a].row_fields?.[field];
+          return where === undefined ? [] : [[a, where]];
+        }),
+      );
+      if (Object.keys(rules).length > 0) grant.rules = rules;
+      fields[entity][field] = grant;
+    }
+  }
+  // system permissions are decided like grantsSystem does: against any one entity
+  const any = names.values().next().value;
+  const system =
+    any === undefined
+      ? []
+      : SYSTEM_PERMISSIONS.filter((p) => guard.decide(role, p, { entity: any }, undefined, widest).effect === "allow");
+  return { decisions, fields, system };
+}
+
 /** Build the report: every cell through explain, so it says what enforcement does. */
-export function accessReport({ guard, db, models, config, tenancy }: ReportInput): AccessReport {
+export function accessReport(input: ReportInput): AccessReport {
+  const { guard, models, config, tenancy } = input;
   const entities = [...models.keys()];
+  const system: Record<string, string[]> = {};
   const roles = [...guard.roles];
   const names = new Set(entities);
   const decisions: AccessReport["decisions"] = {};
   const fields: AccessReport["fields"] = Object.fromEntries(entities.map((e) => [e, {}]));
   const warnings: Warning[] = [];
-  const sources = policySources(config);
   const enforced = guardEnforced(config);
   if (!enforced)
     warnings.push({
@@ -200,61 +288,14 @@ export function accessReport({ guard, db, models, config, tenancy }: ReportInput
           : "the guard is disabled (config.auth.guard.enabled: false): the decisions below are not enforced",
     });
   for (const role of roles) {
-    decisions[role] = {};
-    for (const entity of entities) {
-      const explained = Object.fromEntries(
-        ACTIONS.map((a) => [
-          a,
-          explain(guard, db, names, { role, permission: PERMISSION_OF[a], entity, widest: true }),
-        ]),
-      ) as Record<Action, Explanation>;
-      decisions[role][entity] = Object.fromEntries(
-        ACTIONS.map((a) => {
-          const e = explained[a];
-          // with each policy's text: a diff sees one rewritten in place (its path stays the same)
-          const perRequest = guard
-            .perRequest(role, PERMISSION_OF[a], entity)
-            .policies.map((path) => `${path} ${sources.get(path) ?? ""}`.trimEnd());
-          const cell: Cell = {
-            decision: e.decision,
-            ...(e.reason ? { reason: e.reason } : {}),
-            ...(e.decision === "filter" ? { where: e.where, parameters: e.parameters } : {}),
-            ...(perRequest.length > 0 ? { per_request: perRequest } : {}),
-          };
-          return [a, cell];
-        }),
-      ) as Record<Action, Cell>;
-      const model = models.get(entity)!;
-      const bound = tenancy !== undefined && role !== tenancy.superadminRole;
-      const perRequestFields = (a: Action) => guard.perRequest(role, PERMISSION_OF[a], entity).fields;
-      const ruled = {
-        read: perRequestFields("read"),
-        create: perRequestFields("create"),
-        update: perRequestFields("update"),
-      };
-      for (const field of model.visibleFields) {
-        // a tenant-bound writer's account column is the server's, its account's unique values no one's (§6.2, §6.3)
-        const writable =
-          !model.entity.fields.get(field)!.system && !(bound && uniqueAcrossTenants(tenancy, entity, field));
-        const serverSet = bound && tenancy.scoped.has(entity) && field === tenancy.field;
-        const access = (a: "read" | "create" | "update") =>
-          fieldAccess(explained[a], field, { writable, serverSet, perRequest: ruled[a].includes(field) }, a);
-        const grant: FieldGrant = { read: access("read"), create: access("create"), update: access("update") };
-        const rules = Object.fromEntries(
-          FIELD_ACTIONS.flatMap((a) => {
-            if (grant[a] !== "some") return [];
-            // a rule on the caller has no SQL to show: its text instead, so a diff sees it change
-            const where = ruled[a].includes(field)
-              ? `per caller: ${fieldRuleText(config, role, entity, field, a)}`
-              : explained[a].row_fields?.[field];
-            return where === undefined ? [] : [[a, where]];
-          }),
-        );
-        if (Object.keys(rules).length > 0) grant.rules = rules;
+    const view = roleView(input, role, true);
+    decisions[role] = view.decisions;
+    for (const entity of entities)
+      for (const [field, grant] of Object.entries(view.fields[entity] ?? {})) {
         fields[entity]![field] ??= {};
         fields[entity]![field]![role] = grant;
       }
-    }
+    system[role] = view.system;
   }
   warnings.push(...wideGrants(config, names.has("users")));
   if (names.has("users"))
@@ -286,16 +327,6 @@ export function accessReport({ guard, db, models, config, tenancy }: ReportInput
       path: "config.tenancy",
       message: "secret keys created without a tenant reach every account (§6.1); give each key its account",
     });
-  // system permissions are decided like grantsSystem does: against any one entity
-  const any = entities[0];
-  const system = Object.fromEntries(
-    roles.map((role) => [
-      role,
-      any === undefined
-        ? []
-        : SYSTEM_PERMISSIONS.filter((p) => guard.decide(role, p, { entity: any }, undefined, true).effect === "allow"),
-    ]),
-  );
   return {
     enforced,
     roles,

@@ -10,7 +10,7 @@ import { NotFoundError } from "../errors.js";
 import type { FeedHub } from "../feed/index.js";
 import type { Access, Subject } from "../guard/access.js";
 import type { Guard } from "../guard/guard.js";
-import type { AccessReport } from "../guard/report.js";
+import type { AccessReport, RoleView } from "../guard/report.js";
 import type { Tenancy } from "../guard/tenancy.js";
 import { Monitor } from "../metrics/index.js";
 import type { Runtime } from "../runtime.js";
@@ -45,8 +45,10 @@ export interface HttpAppParts {
   /** where one JSON line per denial and failed login goes (§7.5): the app's `log` option */
   logLine: (line: string) => void;
   remoteAddress: Runtime["remoteAddress"];
-  /** the static access report (§12.2), computed once when first asked: what the OpenAPI document follows */
+  /** the static access report (§12.2), computed once when first asked (the admin page's matrix) */
   accessReport(): AccessReport;
+  /** one role's view (§12.2): at its widest, or for a caller without claims — what the OpenAPI document follows */
+  roleView(role: string, widest: boolean): RoleView;
   /** Citadel's version, for the OpenAPI document */
   version: string;
 }
@@ -133,14 +135,19 @@ export function httpApp(parts: HttpAppParts) {
   };
   hono.get("/api/system/openapi.json", (c) => {
     const subject = c.get("subject");
-    // the API as the caller may use it: a role's document, or all of it for a trusted caller or an open app
-    const audience: OpenApiAudience =
-      !guard || subject.trusted ? { kind: "all" } : { kind: "role", role: subject.role ?? guard.defaultRole ?? null };
-    const key = audience.kind === "all" ? "" : `role:${audience.role}`;
+    // the API as the caller may use it: all of it for a trusted caller or an open app, else its role's — at the
+    // widest for a user (any claims), exactly for a caller without claims (no token: a key, or nobody)
+    const all = !guard || subject.trusted === true;
+    const role = subject.role ?? guard?.defaultRole ?? null;
+    const claims = subject.user !== undefined;
+    const key = JSON.stringify(all ? ["all"] : [role, claims]);
     let document = documents.get(key);
     if (!document) {
-      const input = { models: engine.models, config, report: parts.accessReport(), version: parts.version, features };
-      document = openApiDocument(input, audience);
+      const known = role !== null && guard?.roles.has(role) === true;
+      const audience: OpenApiAudience = all
+        ? { kind: "all" }
+        : { kind: "role", role, view: known ? parts.roleView(role, claims) : undefined };
+      document = openApiDocument({ models: engine.models, config, version: parts.version, features }, audience);
       documents.set(key, document);
     }
     return c.json(document);

@@ -6,18 +6,20 @@
  */
 import type { ValidatedConfig } from "../config/schema.js";
 import type { Models } from "../data/models.js";
-import type { AccessReport, FieldAccess, FieldAction } from "../guard/report.js";
+import type { FieldAccess, FieldAction, RoleView } from "../guard/report.js";
 import type { CompiledField } from "../schema/compiled.js";
 
 type Json = Record<string, unknown>;
 
-/** Whose API the document describes: every operation (`all`), or one role's (null: no role, no data). */
-export type OpenApiAudience = { kind: "all" } | { kind: "role"; role: string | null };
+/**
+ * Whose API the document describes: every operation (`all`), or one role's — what its view (the guard's
+ * decisions, §12.2) gives it; no view (no role, a role the config does not know): no data at all.
+ */
+export type OpenApiAudience = { kind: "all" } | { kind: "role"; role: string | null; view: RoleView | undefined };
 
 export interface OpenApiInput {
   models: Models;
   config: ValidatedConfig;
-  report: AccessReport;
   version: string;
   /** the optional route groups that are on */
   features: { auth: boolean; register: boolean; feed: boolean; apiKeys: boolean; audit: boolean };
@@ -87,16 +89,20 @@ const ACTIONS = ["read", "create", "update", "delete"] as const;
 
 /** What the audience may do with each entity and field, from the report (or everything). */
 function accessOf(input: OpenApiInput, audience: OpenApiAudience) {
-  const { report, models } = input;
-  const role = audience.kind === "role" ? audience.role : undefined;
-  const may = (entity: string, action: (typeof ACTIONS)[number]) =>
-    audience.kind === "all" || (role !== null && report.decisions[role!]?.[entity]?.[action].decision !== "deny");
+  const { models } = input;
+  const view = audience.kind === "role" ? audience.view : undefined;
+  const may = (entity: string, action: (typeof ACTIONS)[number]) => {
+    if (audience.kind === "all") return true;
+    const decision = view?.decisions[entity]?.[action]?.decision;
+    return decision !== undefined && decision !== "deny";
+  };
   const field = (entity: string, name: string, action: FieldAction): FieldAccess => {
     if (audience.kind === "all")
       return action === "read" || !models.get(entity)!.entity.fields.get(name)!.system ? "all" : "none";
-    return role === null ? "none" : (report.fields[entity]?.[name]?.[role!]?.[action] ?? "none");
+    return view?.fields[entity]?.[name]?.[action] ?? "none";
   };
-  return { may, field };
+  const holds = (permission: string) => audience.kind === "all" || (view?.system.includes(permission) ?? false);
+  return { may, field, holds };
 }
 
 const errorResponses = (...codes: number[]) =>
@@ -105,7 +111,7 @@ const errorResponses = (...codes: number[]) =>
 /** Build the document for one audience. */
 export function openApiDocument(input: OpenApiInput, audience: OpenApiAudience): Json {
   const { models, config, features } = input;
-  const { may, field } = accessOf(input, audience);
+  const { may, field, holds } = accessOf(input, audience);
   const schemas: Json = {
     Error: {
       type: "object",
@@ -333,9 +339,6 @@ export function openApiDocument(input: OpenApiInput, audience: OpenApiAudience):
   }
 
   if (features.auth) authPaths(paths, features.register);
-  const holds = (permission: string) =>
-    audience.kind === "all" ||
-    (audience.role !== null && (input.report.system[audience.role] ?? []).includes(permission));
   systemPaths(paths, holds, features);
   paths["/api/system/openapi.json"] = {
     get: {

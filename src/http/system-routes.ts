@@ -149,12 +149,14 @@ export function systemRoutes({
     /** Who manages the key, for the audit trail (the keys module records it). */
     const manager = (c: Context<SystemEnv>) => {
       const subject = c.get("subject");
-      // a key acts as a role: a manager hands out its own role or the default one (what a caller without a
-      // token has anyway), unless it is trusted or implicit_allow (§5.5)
+      // a key acts as a role (§5.5): a manager hands out its own role or the default one (what a caller without
+      // a token has anyway), another role only if it may give users roles, and a key that bypasses the guard only
+      // if it is granted everything with nothing held back
       const mayActAs = (role: string | undefined) =>
         subject.trusted === true ||
-        guard?.implicitAllow(subject.role) === true ||
-        (role !== undefined && (role === subject.role || role === guard?.defaultRole));
+        (role === undefined
+          ? guard?.unrestricted(subject.role) === true
+          : role === subject.role || role === guard?.defaultRole || guard?.grantsRoles(subject.role) === true);
       return { actor: actorOf(subject), request_id: subject.request?.id ?? null, mayActAs };
     };
     routes.post("/keys", async (c) => {

@@ -97,3 +97,45 @@ export function evaluate(filter: Filter, lookup: Lookup): Truth {
       return null;
   }
 }
+
+/** Whether a filter can be TRUE and whether it can be FALSE for some row, in SQL's logic (NULL compares UNKNOWN). */
+function outcomes(filter: Filter): { canTrue: boolean; canFalse: boolean } {
+  const any = { canTrue: true, canFalse: true };
+  const unknown = { canTrue: false, canFalse: false };
+  switch (filter.kind) {
+    case "const":
+      return { canTrue: filter.value, canFalse: !filter.value };
+    case "and": {
+      const items = filter.items.map(outcomes);
+      return { canTrue: items.every((i) => i.canTrue), canFalse: items.some((i) => i.canFalse) };
+    }
+    case "or": {
+      const items = filter.items.map(outcomes);
+      return { canTrue: items.some((i) => i.canTrue), canFalse: items.every((i) => i.canFalse) };
+    }
+    case "not": {
+      const item = outcomes(filter.item);
+      return { canTrue: item.canFalse, canFalse: item.canTrue };
+    }
+    case "exists":
+      return { canTrue: outcomes(filter.where).canTrue, canFalse: true };
+    case "compare":
+      return filter.value === null ? unknown : any;
+    case "between":
+      return filter.low === null || filter.high === null ? unknown : any;
+    case "like":
+      return filter.pattern === null ? unknown : any;
+    case "in":
+      // as in SQL: `x IN ()` is false and `x NOT IN ()` true; a NULL among the values never makes IN true
+      if (filter.values.length === 0) return { canTrue: filter.negated, canFalse: !filter.negated };
+      return filter.values.every((v) => v === null) ? unknown : any;
+    case "isnull":
+      return any;
+  }
+}
+
+/**
+ * Whether some row could satisfy the filter: false when it is FALSE or UNKNOWN whatever the row holds — e.g. a
+ * rule comparing a column with a caller value the caller does not have (bound to NULL, §9.1).
+ */
+export const canHold = (filter: Filter): boolean => outcomes(filter).canTrue;
