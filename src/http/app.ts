@@ -11,7 +11,7 @@ import type { FeedHub } from "../feed/index.js";
 import type { Access, Subject } from "../guard/access.js";
 import type { Guard } from "../guard/guard.js";
 import type { AccessReport, RoleView } from "../guard/report.js";
-import type { Tenancy } from "../guard/tenancy.js";
+import { bindingOf, type Tenancy } from "../guard/tenancy.js";
 import { Monitor } from "../metrics/index.js";
 import type { Runtime } from "../runtime.js";
 import { adminPage } from "./admin-page.js";
@@ -140,13 +140,14 @@ export function httpApp(parts: HttpAppParts) {
     const all = !guard || subject.trusted === true;
     const role = subject.role ?? guard?.defaultRole ?? null;
     const claims = subject.user !== undefined;
-    const key = JSON.stringify(all ? ["all"] : [role, claims]);
+    const bound = tenancy !== undefined && bindingOf(tenancy, subject).kind !== "all";
+    const key = JSON.stringify(all ? ["all"] : [role, claims, bound]);
     let document = documents.get(key);
     if (!document) {
       const known = role !== null && guard?.roles.has(role) === true;
       const audience: OpenApiAudience = all
         ? { kind: "all" }
-        : { kind: "role", role, view: known ? parts.roleView(role, claims) : undefined };
+        : { kind: "role", role, view: known ? parts.roleView(role, claims) : undefined, bound };
       document = openApiDocument({ models: engine.models, config, version: parts.version, features }, audience);
       documents.set(key, document);
     }

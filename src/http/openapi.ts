@@ -15,7 +15,15 @@ type Json = Record<string, unknown>;
  * Whose API the document describes: every operation (`all`), or one role's — what its view (the guard's
  * decisions, §12.2) gives it; no view (no role, a role the config does not know): no data at all.
  */
-export type OpenApiAudience = { kind: "all" } | { kind: "role"; role: string | null; view: RoleView | undefined };
+export type OpenApiAudience =
+  | { kind: "all" }
+  | {
+      kind: "role";
+      role: string | null;
+      view: RoleView | undefined;
+      /** bound to one account (§6): the routes that cover every account (metrics, the chain's verdict) refuse it */
+      bound: boolean;
+    };
 
 export interface OpenApiInput {
   models: Models;
@@ -166,7 +174,11 @@ export function openApiDocument(input: OpenApiInput, audience: OpenApiAudience):
   for (const [entity, model] of models) {
     if (!ACTIONS.some((a) => may(entity, a))) continue;
     const visible = model.visibleFields.map((name) => [name, model.entity.fields.get(name)!] as const);
-    const shaped = (action: FieldAction) => visible.filter(([name]) => field(entity, name, action) !== "none");
+    // a field the server sets (the tenant column of a bound caller) is not the caller's to send: 400 if it does
+    const shaped = (action: FieldAction) =>
+      visible.filter(
+        ([name]) => !["none", ...(action === "read" ? [] : ["server"])].includes(field(entity, name, action)),
+      );
     schemas[entity] = {
       type: "object",
       properties: Object.fromEntries(shaped("read").map(([name, f]) => [name, fieldSchema(f)])),
@@ -339,7 +351,7 @@ export function openApiDocument(input: OpenApiInput, audience: OpenApiAudience):
   }
 
   if (features.auth) authPaths(paths, features.register);
-  systemPaths(paths, holds, features);
+  systemPaths(paths, holds, features, audience.kind === "role" && audience.bound);
   paths["/api/system/openapi.json"] = {
     get: {
       tags: ["system"],
@@ -438,7 +450,12 @@ function authPaths(paths: Json, register: boolean) {
 }
 
 /** `/api/system` (§4.2): the routes of the system permissions the audience holds. */
-function systemPaths(paths: Json, holds: (permission: string) => boolean, features: OpenApiInput["features"]) {
+function systemPaths(
+  paths: Json,
+  holds: (permission: string) => boolean,
+  features: OpenApiInput["features"],
+  bound: boolean,
+) {
   const op = (summary: string, operationId: string, permission: string, extra: Json) => ({
     tags: ["system"],
     summary: `${summary} (needs ${permission})`,
@@ -487,7 +504,19 @@ function systemPaths(paths: Json, holds: (permission: string) => boolean, featur
         responses: { "200": ok("the entries"), ...errorResponses(400, 401, 403) },
       }),
     };
-  if (holds("system.metrics.read"))
+  if (features.audit && holds("system.audit.read") && !bound)
+    paths["/api/system/audit/verify"] = {
+      get: op("Verify the audit trail's hash chain", "audit_verify", "system.audit.read", {
+        responses: { "200": ok("the verdict: ok, entries, the first broken entry"), ...errorResponses(401, 403) },
+      }),
+    };
+  if (holds("system.admin"))
+    paths["/api/system/report"] = {
+      get: op("The static access report (citadel check)", "report", "system.admin", {
+        responses: { "200": ok("the report"), ...errorResponses(401, 403) },
+      }),
+    };
+  if (holds("system.metrics.read") && !bound)
     paths["/api/system/metrics"] = {
       get: op("Prometheus metrics", "metrics", "system.metrics.read", {
         responses: {

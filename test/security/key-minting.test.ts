@@ -70,13 +70,17 @@ describe("a key manager cannot mint more access than it has (5.5)", () => {
     expect(anon.status, anon.text).toBe(200);
   });
 
-  it("cannot rotate an admin's key to obtain it; the key keeps working and is not replaced", async () => {
+  it("cannot rotate an admin's key to obtain it, nor revoke it; the key keeps working and is not replaced", async () => {
     const key = await createKey(server, admin, { name: "backend", kind: "secret" });
     const res = await server.request("POST", `/api/system/keys/${key.id}/rotate`, {}, keymaster);
     expect(res.status, res.text).toBe(403);
     expect(res.text).not.toContain("sk_");
     const listed = await server.request("GET", "/api/system/keys", undefined, admin);
     expect(listed.body.data.find((k: { id: number }) => k.id === key.id)).toMatchObject({ replaced_by: null });
+    expect((await server.request("GET", "/api/data/users", undefined, apikey(key.key))).status).toBe(200);
+    // nor take it away: a manager revokes only keys it could have handed out
+    const revoke = await server.request("DELETE", `/api/system/keys/${key.id}`, undefined, keymaster);
+    expect(revoke.status, revoke.text).toBe(403);
     expect((await server.request("GET", "/api/data/users", undefined, apikey(key.key))).status).toBe(200);
   });
 
