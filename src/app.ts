@@ -193,7 +193,13 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
     await db.destroy().catch(() => {});
     throw connectionProblem(opened, error) ?? error;
   }
+  const reportInput = { guard: rolesGuard, db, models, config, tenancy };
   let report: AccessReport | undefined;
+  /** The access report (§12.2), computed once when first asked: the config does not change while the app runs. */
+  const cachedReport = () => {
+    report ??= accessReport(reportInput);
+    return report;
+  };
   const hono = httpApp({
     config,
     db,
@@ -207,11 +213,8 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
     log: (e) => log("unexpected error", e),
     logLine: (line) => log(line),
     remoteAddress: runtime.remoteAddress,
-    accessReport: () => {
-      report ??= accessReport({ guard: rolesGuard, db, models, config, tenancy });
-      return report;
-    },
-    roleView: (role, widest) => roleView({ guard: rolesGuard, db, models, config, tenancy }, role, widest),
+    accessReport: cachedReport,
+    roleView: (role, widest) => roleView(reportInput, role, widest),
     version: CITADEL_VERSION,
   });
 
@@ -223,10 +226,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
     audit,
     module: { data: dataModule(engine), auth: auth ?? disabledAuth() },
     explain: (query) => explain(rolesGuard, db, new Set(models.keys()), query, tenancy),
-    accessReport: () => {
-      report ??= accessReport({ guard: rolesGuard, db, models, config, tenancy });
-      return report;
-    },
+    accessReport: cachedReport,
     feed,
     close: async () => {
       await feed?.close();

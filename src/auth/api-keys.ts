@@ -98,7 +98,8 @@ export interface KeyManager {
   /**
    * Whether the manager may hand out a key acting as `role` (undefined: a secret key that bypasses the guard).
    * A key is a principal of its own: managing keys must not mint more access than the manager has (§5.5).
-   * Absent for trusted code (the CLI, a secret key without a role).
+   * Absent for trusted code that passes no manager (the CLI); the HTTP routes always set it, and it answers true
+   * for a trusted caller (a secret key without a role).
    */
   mayActAs?: (role: string | undefined) => boolean;
 }

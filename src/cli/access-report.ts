@@ -12,7 +12,10 @@ import { print, withApp } from "./open.js";
 import { table } from "./table.js";
 import { UsageError } from "./usage.js";
 
-/** Exit code of a diff that widens access or changes a filter: an answer for CI, not a failure. */
+/**
+ * Exit code of a diff that widens access or may (a changed filter, field rule or setting, a new warning): an
+ * answer for CI, not a failure.
+ */
 export const WIDENS = 3;
 
 const warningLine = (w: AccessReport["warnings"][number]) => `  ${w.kind}: ${w.path ? `${w.path}: ` : ""}${w.message}`;
@@ -126,7 +129,7 @@ export function formatDiff(diff: AccessDiff): string {
   return out.join("\n");
 }
 
-/** The report of one config file, on a scratch database. */
+/** The report of one config file, on a scratch database unless `db` names one. */
 async function reportOf(config: string, db: string | undefined, io: CliIo): Promise<AccessReport> {
   let report: AccessReport | undefined;
   await withApp(
@@ -152,16 +155,10 @@ export const ACCESS_COMMANDS: Command[] = [
       "warnings; 1 when the config does not start.",
     options: ["config", "db", "json"],
     required: ["config"],
-    run: (values, io) =>
-      withApp(
-        values,
-        io,
-        async (app) => {
-          const report = app.accessReport();
-          print(io, values.json ? JSON.stringify(report, null, 2) : formatReport(report));
-        },
-        { scratch: true },
-      ),
+    async run(values, io) {
+      const report = await reportOf(values.config!, values.db, io);
+      print(io, values.json ? JSON.stringify(report, null, 2) : formatReport(report));
+    },
   },
   {
     name: "diff",
@@ -169,8 +166,8 @@ export const ACCESS_COMMANDS: Command[] = [
     details:
       "citadel diff --config <old> --config <new>: both configs' access reports (as `citadel check` computes\n" +
       "them), compared. A new role or entity widens by all it is granted; a filter whose SQL changed may widen\n" +
-      "or narrow and is listed for review. Exit 0: nothing widens; 3: something widens or a filter changed (a\n" +
-      "CI can require a review); 1: a config does not start.",
+      "or narrow and is listed for review. Exit 0: nothing widens; 3: something widens or may (a changed filter,\n" +
+      "field rule or setting, a new warning: a CI can require a review); 1: a config does not start.",
     options: ["config", "json"],
     required: ["config"],
     repeatable: ["config"],

@@ -3,17 +3,18 @@
  * returns the exit code: 0 done (including `--help`, `--version` and an explain that answers DENY),
  * 1 the command failed (unknown user or role, bad password, config error, refused sync, ...),
  * 2 the command line is wrong (no command, unknown command or option, missing option), 3 `diff` found access
- * the new config widens (a command's own answer, like 0).
+ * the new config widens or may widen (a command's own answer, like 0).
  */
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import { CITADEL_VERSION } from "../version.js";
+import { WIDENS } from "./access-report.js";
 import { COMMANDS, type Command, type Given, OPTIONS, type OptionName, UsageError, type Values } from "./commands.js";
 import type { CliIo } from "./io.js";
 
 export type { CliIo } from "./io.js";
 
 /** The exit codes (see the header). */
-export const EXIT = { ok: 0, failed: 1, usage: 2, widens: 3 } as const;
+export const EXIT = { ok: 0, failed: 1, usage: 2, widens: WIDENS } as const;
 
 const GLOBAL = {
   help: { type: "boolean", short: "h" },

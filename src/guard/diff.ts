@@ -91,6 +91,7 @@ function settingsOf(report: AccessReport): Record<string, string> {
   };
 }
 
+/** Compare the access reports of an old and a new config: what widens, narrows or changes, and the settings. */
 export function diffReports(before: AccessReport, after: AccessReport): AccessDiff {
   const out: AccessDiff = { widens: [], narrows: [], changes: [], settings: [], new_warnings: [] };
   const sort = (change: AccessChange, from: number, to: number) => {

@@ -217,7 +217,7 @@ export class Guard {
   }
 
   /** Whether a role has implicit_allow (granted whatever no entry denies, §4.3). */
-  implicitAllow(role: string | undefined): boolean {
+  private implicitAllow(role: string | undefined): boolean {
     return role !== undefined && this.compiled.implicitAllow.has(role);
   }
 

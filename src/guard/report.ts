@@ -30,8 +30,9 @@ export interface Cell {
   where?: string;
   parameters?: unknown[];
   /**
-   * policies decided per request (on the caller's claims or the row's id): the decision shown is the most any
-   * caller could get (an allow that may hold holds, a deny that may not hold does not)
+   * policies decided per request (on the caller's claims or the row's id), each as its config path and its text:
+   * the decision shown is the most any caller could get (an allow that may hold holds, a deny that may not hold
+   * does not)
    */
   per_request?: string[];
 }
@@ -43,7 +44,10 @@ export interface Cell {
 export type FieldAccess = "all" | "some" | "own" | "server" | "none";
 export type FieldAction = Exclude<Action, "delete">;
 export type FieldGrant = Record<FieldAction, FieldAccess> & {
-  /** for `some`: the SQL saying on which rows its field rule holds (absent when it depends on the caller) */
+  /**
+   * for `some`: the SQL saying on which rows its field rule holds; for a rule that depends on the caller,
+   * `per caller: ` and the rules' texts (no SQL to show, but a diff sees them change)
+   */
   rules?: Partial<Record<FieldAction, string>>;
 };
 

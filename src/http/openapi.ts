@@ -6,7 +6,7 @@
  */
 import type { ValidatedConfig } from "../config/schema.js";
 import type { Models } from "../data/models.js";
-import type { FieldAccess, FieldAction, RoleView } from "../guard/report.js";
+import { ACTIONS, type Action, type FieldAccess, type FieldAction, type RoleView } from "../guard/report.js";
 import type { CompiledField } from "../schema/compiled.js";
 
 type Json = Record<string, unknown>;
@@ -93,13 +93,11 @@ function fieldSchema(field: CompiledField): Json {
   };
 }
 
-const ACTIONS = ["read", "create", "update", "delete"] as const;
-
 /** What the audience may do with each entity and field, from the report (or everything). */
 function accessOf(input: OpenApiInput, audience: OpenApiAudience) {
   const { models } = input;
   const view = audience.kind === "role" ? audience.view : undefined;
-  const may = (entity: string, action: (typeof ACTIONS)[number]) => {
+  const may = (entity: string, action: Action) => {
     if (audience.kind === "all") return true;
     const decision = view?.decisions[entity]?.[action]?.decision;
     return decision !== undefined && decision !== "deny";
