@@ -136,15 +136,19 @@ export async function createApiKeys({
     key.role ?? (key.kind === "secret" ? secretRole : publishableRole);
 
   /** 403 unless the manager may hand out a key acting as this one does (§5.5). */
-  function checkActsAs(key: { kind: "publishable" | "secret"; role: string | null | undefined }, by?: KeyManager) {
+  function checkActsAs(
+    key: { kind: "publishable" | "secret"; role: string | null | undefined },
+    by: KeyManager | undefined,
+    verb = "hand out",
+  ) {
     const role = actsAs(key);
     if (!by?.mayActAs || by.mayActAs(role)) return;
     throw new ForbiddenError(
       MANAGE,
       undefined,
       role === undefined
-        ? "only a trusted caller or a role granted everything (implicit_allow, nothing denied or narrowed) may hand out a secret key without a role: it bypasses the guard"
-        : `you may not hand out a key acting as the role "${role}": only your own role or the default role (another needs implicit_allow and users.role writable)`,
+        ? `only a trusted caller or a role granted everything (implicit_allow, nothing denied or narrowed) may ${verb} a secret key without a role: it bypasses the guard`
+        : `you may not ${verb} a key acting as the role "${role}": only your own role or the default role (another needs implicit_allow and users.role writable)`,
     );
   }
 
@@ -236,7 +240,7 @@ export async function createApiKeys({
 
     async revoke(id, within, by) {
       // a manager takes away only keys it could have handed out: not the backend's key that bypasses the guard
-      checkActsAs(await find(id, within), by);
+      checkActsAs(await find(id, within), by, "revoke");
       await store.revoke(id, iso(clock()));
       const revoked = shown((await store.byId(id))!);
       await note("key.revoke", revoked, by);

@@ -231,6 +231,11 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
   async function session(user: UserRecord, claims?: Record<string, unknown>): Promise<Session> {
     const tenant =
       tenantField !== undefined && user.tenant !== undefined ? { claim: tenantField, id: user.tenant } : undefined;
+    // the account claim is the user's own or none: never one of the extra claims (§6.1)
+    if (claims && tenantField !== undefined && tenantField in claims) {
+      const { [tenantField]: _, ...rest } = claims;
+      claims = rest;
+    }
     const token = await tokens.sign({
       id: user.id,
       email: user.email,

@@ -151,7 +151,8 @@ export const ACCESS_COMMANDS: Command[] = [
       "Decisions come from the same path as explain and enforcement. Warnings: wide grants (a data permission\n" +
       'without policies or for entity "*"), roles that can write users.role, entities no role can read, policies\n' +
       "that never apply, secret keys that bypass the guard. The config's database is not opened: the report runs\n" +
-      "on a private in-memory one (SQL shown in SQLite's dialect) unless --db names one. Exit 0 with or without\n" +
+      "on a private in-memory one (SQL shown in SQLite's dialect) unless --db names one (whose schema is then\n" +
+      "synced first, as `citadel sync` does). Exit 0 with or without\n" +
       "warnings; 1 when the config does not start.",
     options: ["config", "db", "json"],
     required: ["config"],

@@ -226,7 +226,7 @@ export class Guard {
    * narrows (a filter, a rule, a field list), and no field rule that does not hold for it. Only such a role
    * may hand out a key that bypasses the guard (§5.5): any other would escape its own limits through it.
    */
-  unrestricted(role: string | undefined): boolean {
+  private unrestricted(role: string | undefined): boolean {
     if (!this.implicitAllow(role)) return false;
     const holds = (f: Filter | undefined) => f === undefined || isTrue(f);
     for (const rule of this.compiled.rules.values()) {
@@ -245,10 +245,21 @@ export class Guard {
    * Whether a role may give users other roles: implicit_allow (§3.6) with `users.role` left writable by its
    * update on users. Handing out a key acting as another role is the same grant (§5.5).
    */
-  grantsRoles(role: string | undefined): boolean {
+  private grantsRoles(role: string | undefined): boolean {
     if (!this.implicitAllow(role) || !this.models.has("users")) return false;
     const d = this.decide(role, "data.entity.update", { entity: "users" });
     return d.effect === "allow" && (d.fields?.has("role") ?? true) && !d.rowFields?.has("role");
+  }
+
+  /**
+   * §5.5: whether a subject may hand out (create, rotate or revoke) a key acting as `role` — undefined: a secret
+   * key that bypasses the guard. Its own role and the default one (what a caller without a token has anyway)
+   * always; another role if it may give users roles; a bypassing key only if it is granted everything.
+   */
+  mayHandOutKey(subject: Subject, role: string | undefined): boolean {
+    if (subject.trusted) return true;
+    if (role === undefined) return this.unrestricted(subject.role);
+    return role === subject.role || role === this.defaultRole || this.grantsRoles(subject.role);
   }
 
   /** The configured role names. */

@@ -105,8 +105,9 @@ interface FieldFacts {
 function fieldAccess(e: Explanation, field: string, facts: FieldFacts, action: Action): FieldAccess {
   if (e.decision === "deny" || (action !== "read" && !facts.writable)) return "none";
   if (action !== "read" && facts.serverSet) return "server";
-  if (facts.perRequest) return "some";
+  // left out at the widest (a field list, a rule that holds for no caller): for every caller
   if (e.fields && !e.fields.includes(field)) return "none";
+  if (facts.perRequest) return "some";
   if (action !== "read" && e.owner === field) return "own";
   return e.row_fields?.[field] !== undefined ? "some" : "all";
 }

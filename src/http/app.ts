@@ -132,6 +132,7 @@ export function httpApp(parts: HttpAppParts) {
     feed: feed !== undefined,
     apiKeys: apiKeys !== undefined,
     audit: parts.audit !== undefined,
+    guard: guard !== undefined,
   };
   hono.get("/api/system/openapi.json", (c) => {
     const subject = c.get("subject");
@@ -141,13 +142,14 @@ export function httpApp(parts: HttpAppParts) {
     const role = subject.role ?? guard?.defaultRole ?? null;
     const claims = subject.user !== undefined;
     const bound = tenancy !== undefined && bindingOf(tenancy, subject).kind !== "all";
-    const key = JSON.stringify(all ? ["all"] : [role, claims, bound]);
+    const known = role !== null && guard?.roles.has(role) === true;
+    // one document per configured role: a role the config does not know (an identity provider's) gets none
+    const key = JSON.stringify(all ? ["all", subject.trusted === true] : [known ? role : null, claims, bound]);
     let document = documents.get(key);
     if (!document) {
-      const known = role !== null && guard?.roles.has(role) === true;
       const audience: OpenApiAudience = all
-        ? { kind: "all" }
-        : { kind: "role", role, view: known ? parts.roleView(role, claims) : undefined, bound };
+        ? { kind: "all", system: subject.trusted === true }
+        : { kind: "role", role, view: known ? parts.roleView(role!, claims) : undefined, bound };
       document = openApiDocument({ models: engine.models, config, version: parts.version, features }, audience);
       documents.set(key, document);
     }

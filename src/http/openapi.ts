@@ -16,7 +16,8 @@ type Json = Record<string, unknown>;
  * decisions, §12.2) gives it; no view (no role, a role the config does not know): no data at all.
  */
 export type OpenApiAudience =
-  | { kind: "all" }
+  /** every data route; the system routes too for a trusted caller (with the guard off nobody else holds them) */
+  | { kind: "all"; system: boolean }
   | {
       kind: "role";
       role: string | null;
@@ -30,7 +31,7 @@ export interface OpenApiInput {
   config: ValidatedConfig;
   version: string;
   /** the optional route groups that are on */
-  features: { auth: boolean; register: boolean; feed: boolean; apiKeys: boolean; audit: boolean };
+  features: { auth: boolean; register: boolean; feed: boolean; apiKeys: boolean; audit: boolean; guard: boolean };
 }
 
 const ERROR_CODES = [
@@ -107,7 +108,8 @@ function accessOf(input: OpenApiInput, audience: OpenApiAudience) {
       return action === "read" || !models.get(entity)!.entity.fields.get(name)!.system ? "all" : "none";
     return view?.fields[entity]?.[name]?.[action] ?? "none";
   };
-  const holds = (permission: string) => audience.kind === "all" || (view?.system.includes(permission) ?? false);
+  const holds = (permission: string) =>
+    audience.kind === "all" ? audience.system : (view?.system.includes(permission) ?? false);
   return { may, field, holds };
 }
 
@@ -461,10 +463,12 @@ function systemPaths(
     ...extra,
   });
   const ok = (description: string) => ({ description, content: json({ type: "object" }) });
-  if (holds("system.explain"))
+  // explain and the report need the guard; metrics need the system routes, there with the guard, keys or audit
+  const system = features.guard || features.apiKeys || features.audit;
+  if (features.guard && holds("system.explain"))
     paths["/api/system/explain"] = {
       get: op("What the guard decides for a role, permission and entity, and its SQL", "explain", "system.explain", {
-        parameters: ["role", "permission", "entity", "tenant", "key"].map((name) => ({
+        parameters: ["role", "user", "permission", "entity", "tenant", "key"].map((name) => ({
           name,
           in: "query",
           schema: { type: "string" },
@@ -508,13 +512,13 @@ function systemPaths(
         responses: { "200": ok("the verdict: ok, entries, the first broken entry"), ...errorResponses(401, 403) },
       }),
     };
-  if (holds("system.admin"))
+  if (features.guard && holds("system.admin"))
     paths["/api/system/report"] = {
       get: op("The static access report (citadel check)", "report", "system.admin", {
         responses: { "200": ok("the report"), ...errorResponses(401, 403) },
       }),
     };
-  if (holds("system.metrics.read") && !bound)
+  if (system && holds("system.metrics.read") && !bound)
     paths["/api/system/metrics"] = {
       get: op("Prometheus metrics", "metrics", "system.metrics.read", {
         responses: {

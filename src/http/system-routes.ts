@@ -149,14 +149,9 @@ export function systemRoutes({
     /** Who manages the key, for the audit trail (the keys module records it). */
     const manager = (c: Context<SystemEnv>) => {
       const subject = c.get("subject");
-      // a key acts as a role (§5.5): a manager hands out its own role or the default one (what a caller without
-      // a token has anyway), another role only if it may give users roles, and a key that bypasses the guard only
-      // if it is granted everything with nothing held back
+      // a key is a principal: the guard says which keys a manager may hand out (§5.5)
       const mayActAs = (role: string | undefined) =>
-        subject.trusted === true ||
-        (role === undefined
-          ? guard?.unrestricted(subject.role) === true
-          : role === subject.role || role === guard?.defaultRole || guard?.grantsRoles(subject.role) === true);
+        guard ? guard.mayHandOutKey(subject, role) : subject.trusted === true;
       return { actor: actorOf(subject), request_id: subject.request?.id ?? null, mayActAs };
     };
     routes.post("/keys", async (c) => {

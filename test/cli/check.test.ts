@@ -278,6 +278,35 @@ describe("check's warnings (12.2)", () => {
     expect(kinds(none.warnings, "guard-off")[0]!.message).toContain("every /api/data route is open");
   });
 
+  it("a field a field list leaves out is read by no caller, whatever a field rule on claims says (12.2, 4.8, 9.4)", async () => {
+    const report = await reportOf(
+      {
+        roles: {
+          ...CLEAN,
+          staff: {
+            permissions: [
+              { permission: READ, policies: [{ condition: { entity: "posts" }, effect: "allow", fields: ["title"] }] },
+            ],
+          },
+        },
+      },
+      {
+        data: {
+          ...schema.toJSON(),
+          entities: {
+            ...schema.toJSON().entities,
+            posts: {
+              ...schema.toJSON().entities!.posts!,
+              config: { field_rules: { author_id: { read: "user.department == 'x'" } } },
+            },
+          },
+        },
+      } as Partial<CitadelConfig>,
+    );
+    expect(report.fields.posts!.author_id!.staff!.read).toBe("none");
+    expect(report.fields.posts!.author_id!.reader!.read).toBe("some");
+  });
+
   it("a decision that depends on the caller's claims is marked per request, with its policy, at its widest (12.2, 4.12)", async () => {
     const report = await reportOf({
       roles: {

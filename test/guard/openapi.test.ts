@@ -7,6 +7,7 @@ import { Validator } from "@seriousme/openapi-schema-validator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import blog from "../../examples/blog/config.js";
 import { createKey } from "../auth/api-keys-fixture.js";
+import { startServer } from "../helpers/server.js";
 import { ANON, type Booted, boot, insert } from "./helpers.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: an OpenAPI document is arbitrary JSON
@@ -132,6 +133,20 @@ describe("the OpenAPI document (12.5)", () => {
     for (const role of ["anonymous", "commenter", "author", "moderator"]) {
       const system = Object.keys(docs[role]!.paths).filter((p) => p.startsWith("/api/system/"));
       expect(system, role).toEqual(["/api/system/openapi.json"]);
+    }
+  });
+
+  it("with the guard off every caller gets every data route, and no system route it would be refused (12.5, 1.9)", async () => {
+    const open = await startServer({ ...blog.config, auth: { ...blog.config!.auth, guard: { enabled: false } } });
+    try {
+      const doc = (await open.request("GET", "/api/system/openapi.json")).body;
+      await expectValid(doc);
+      expect(doc.paths["/api/data/users"].delete).toBeDefined();
+      expect(Object.keys(doc.paths).filter((p) => p.startsWith("/api/system/"))).toEqual(["/api/system/openapi.json"]);
+      for (const path of ["/api/system/explain", "/api/system/report"])
+        expect((await open.request("GET", path)).status, path).not.toBe(200);
+    } finally {
+      await open.close();
     }
   });
 
