@@ -72,20 +72,35 @@ function fieldsOf(policies: CompiledPolicy[], visible: string[]): ReadonlySet<st
   );
 }
 
+/** Field rules of a policy that may apply, and the rows it reaches when its condition depends on the row. */
+interface PolicyFieldRules {
+  rules: FieldRules;
+  /** where its condition possibly holds; undefined: every row (a condition that does not depend on the row) */
+  where?: Filter;
+}
+
 /**
  * §9.4: the field rules that bear on this permission — the entity's own and those of every policy that may
- * apply (like field lists, a policy's rules restrict every row) — each folded for the request, ANDed per field.
+ * apply — each folded for the request, ANDed per field. A policy whose condition depends on the row restricts
+ * only the rows it may reach (§4.12): its rule holds wherever its condition certainly does not.
  */
-function foldFieldRules(rule: Rule, policies: FieldRules[], ctx: RequestContext, widest: boolean): Map<string, Filter> {
+function foldFieldRules(
+  rule: Rule,
+  policies: PolicyFieldRules[],
+  ctx: RequestContext,
+  widest: boolean,
+): Map<string, Filter> {
   const kind =
     rule.permission === "data.entity.read" ? "read" : WRITE_PERMISSIONS.has(rule.permission) ? "write" : undefined;
   const out = new Map<string, Filter>();
   if (!kind) return out;
-  for (const rules of [rule.fieldRules, ...policies]) {
+  for (const { rules, where } of [{ rules: rule.fieldRules }, ...policies]) {
     if (!rules) continue;
     for (const [field, r] of rules) {
       const text = r[kind];
-      if (text) out.set(field, and(out.get(field), foldCondition(text, ctx)[widest ? "possible" : "certain"]));
+      if (!text) continue;
+      const holds = foldCondition(text, ctx)[widest ? "possible" : "certain"];
+      out.set(field, and(out.get(field), where ? or(not(where), holds) : holds));
     }
   }
   return out;
@@ -105,7 +120,9 @@ function evaluate(rule: Rule, ctx: RequestContext, visible: string[], widest = f
   const denials: { where: Filter; path: string }[] = [];
   const matched: string[] = [];
   const restrictions: ReadonlySet<string>[] = [];
-  const possibleRules: FieldRules[] = [];
+  /** fields hidden by a policy whose condition depends on the row: hidden only where it possibly holds */
+  const rowHidden: { field: string; where: Filter }[] = [];
+  const possibleRules: PolicyFieldRules[] = [];
   for (const entry of rule.entries) {
     const folded = entry.policies.map((policy) => {
       const f = foldCondition(policy.condition, ctx);
@@ -118,7 +135,7 @@ function evaluate(rule: Rule, ctx: RequestContext, visible: string[], widest = f
         grants: widest ? f.possible : f.certain,
         /** whether it applies at all, and where a deny denies */
         possible: widest && denies ? f.certain : f.possible,
-        /** whether its field list and field rules restrict every row */
+        /** whether its field list and field rules restrict fields (every row, or the rows it may reach) */
         restrictsFields: widest ? isTrue(f.certain) : !isFalse(f.possible),
       };
     });
@@ -141,14 +158,27 @@ function evaluate(rule: Rule, ctx: RequestContext, visible: string[], widest = f
         rule: f.policy.rule && foldCondition(f.policy.rule, ctx)[widest ? "possible" : "certain"],
       }));
     grants.push({ applies, filters });
-    // Field rules cannot differ per row here, so every grant that may apply restricts all rows:
-    // a grant with no field rule never lifts another grant's (§4.8).
-    const restricting = folded.filter((f) => f.restrictsFields && f.policy.effect !== "deny").map((f) => f.policy);
-    const restriction = fieldsOf(restricting, visible);
+    // Every grant that may apply restricts fields, and a grant with no field rule never lifts another
+    // grant's (§4.8). A policy whose condition does not depend on the row restricts every row; one whose
+    // condition does (`id` on a route naming no row) restricts the rows it may reach, as read-one of each
+    // would (§4.12), through per-row field rules (§9.4). The access report keeps whole rows.
+    const restricting = folded.filter((f) => f.restrictsFields && f.policy.effect !== "deny");
+    const perRow = (f: (typeof folded)[number]) => !widest && f.possible.kind !== "const";
+    const restriction = fieldsOf(
+      restricting.filter((f) => !perRow(f)).map((f) => f.policy),
+      visible,
+    );
     if (restriction) restrictions.push(restriction);
-    for (const policy of restricting) if (policy.fieldRules) possibleRules.push(policy.fieldRules);
+    for (const f of restricting) {
+      const where = perRow(f) ? f.possible : undefined;
+      if (f.policy.fieldRules) possibleRules.push({ rules: f.policy.fieldRules, where });
+      if (!where) continue;
+      const shown = fieldsOf([f.policy], visible);
+      if (shown) for (const field of visible) if (!shown.has(field)) rowHidden.push({ field, where });
+    }
   }
   const rowFields = foldFieldRules(rule, possibleRules, ctx, widest);
+  for (const { field, where } of rowHidden) rowFields.set(field, and(rowFields.get(field), not(where)));
   const denial = denials.find((d) => isTrue(d.where));
   if (denial) return { effect: "deny", reason: `denied by ${denial.path}`, matched };
   if (grants.length === 0 && !rule.implicitAllow)

@@ -8,10 +8,12 @@ import { isDeepStrictEqual } from "node:util";
 import {
   allowedOn,
   type Caller,
+  conditionMatches,
   defaultRole,
   foldWhere,
   type Model,
   type PolicySpec,
+  type Reader,
   type RelationSpec,
   type Roles,
   type Row,
@@ -62,13 +64,14 @@ const inTenant = (tenant: Binding, row: Row) => tenant === "all" || (tenant !== 
 
 /**
  * The subscriber's reads at one state of the tables, for the hops of its where: an entity it may read at all,
- * and the rows of it inside its read permission and its tenant.
+ * the rows of it inside its read permission and its tenant, and the fields of each row it may read (§9.4).
  */
-export function readerFor(m: Model, tables: Tables, s: Subscriber) {
+export function readerFor(m: Model, tables: Tables, s: Subscriber): Reader {
   const base = readerOf(m, tables, s.caller);
   return {
     canRead: base.canRead,
     sees: (entity: string, row: Row) => inTenant(s.tenant, row) && base.sees(entity, row),
+    shows: showsOf(m.roles, s.caller),
   };
 }
 
@@ -81,7 +84,7 @@ export function watches(
   m: Model,
   tables: Tables,
   s: Subscriber,
-  reader: ReturnType<typeof readerFor>,
+  reader: Reader,
   entity: string,
   where: Where | undefined,
   image: Row,
@@ -93,17 +96,28 @@ export function watches(
   );
 }
 
-// ---------- fields (§4.8) ----------
+// ---------- fields (§4.8, §4.12, §9.4) ----------
 
 /**
- * The fields of `visible` (every field but the hidden ones, §4.8) a subscriber reads on an entity. Each grant
- * of read that may apply to its stream restricts them by the field rules of its policies that may apply
- * (allowlists intersected, denylists removed, `id` always kept); several grants' restrictions all hold, since
- * a stream is not one row: a grant without field rules never lifts another's. Fails closed on an unknown claim.
+ * What one policy hides of an entity's fields, and on which rows: every row when its condition does not depend
+ * on the row, else the rows its condition may reach (`condition` with the row's `id`, §4.12), as read-one of
+ * each row would.
  */
-export function readableFields(roles: Roles, caller: Caller, entity: string, visible: readonly string[]): string[] {
+interface Restriction {
+  hides(field: string): boolean;
+  /** the rows it restricts: undefined, every row; else those where this condition is not FALSE */
+  rows?: Where;
+}
+
+/**
+ * The restrictions of fields on an entity: each policy of a grant of read that may apply (an entry whose
+ * policies cannot match does not apply; one that grants no row restricts none) hides what its allowlist does not
+ * keep and what its denylist names (`id` always kept); all of them hold, since a grant without field rules never
+ * lifts another's. Fails closed on an unknown claim.
+ */
+function restrictionsOf(roles: Roles, caller: Caller, entity: string): Restriction[] {
   const role = roles[caller.role ?? defaultRole(roles) ?? ""];
-  const restrictions: ((field: string) => boolean)[] = [];
+  const out: Restriction[] = [];
   for (const raw of role?.permissions ?? []) {
     if (typeof raw === "string" || raw.permission !== READ || raw.effect === "deny") continue;
     const folded = ((raw.policies ?? []) as FieldPolicy[]).map((p) => ({
@@ -111,33 +125,64 @@ export function readableFields(roles: Roles, caller: Caller, entity: string, vis
       ...(p.condition ? foldWhere(p.condition, { entity, user: caller.user }) : { certain: true, possible: true }),
     }));
     const possible = folded.filter((f) => f.possible !== false);
-    // an entry whose policies cannot match does not apply; one that grants no row restricts none
     if (possible.length === 0 || folded.every((f) => f.certain === false)) continue;
-    const rules = possible.map((f) => f.p).filter((p) => p.effect !== "deny");
-    const allow = rules.filter((p) => p.fields);
-    const omit = rules.filter((p) => p.omit);
-    if (allow.length > 0 || omit.length > 0)
-      restrictions.push(
-        (f) => f === "id" || (allow.every((p) => p.fields!.includes(f)) && !omit.some((p) => p.omit!.includes(f))),
-      );
+    for (const { p, possible: reach } of possible) {
+      if (p.effect === "deny" || (!p.fields && !p.omit)) continue;
+      out.push({
+        hides: (f) => f !== "id" && ((p.fields !== undefined && !p.fields.includes(f)) || p.omit?.includes(f) === true),
+        ...(reach === true ? {} : { rows: p.condition }),
+      });
+    }
   }
-  return visible.filter((f) => restrictions.every((r) => r(f)));
+  return out;
 }
 
 /**
- * The schema as one caller's where may name it (§4.8, §4.13): a field it may not read on an entity is as hidden
- * there, and a relation whose key it may not read (on either side) is as absent, since following it would tell
- * the key; naming either is 400. `visible(entity)`: every field but the hidden ones. For a where's problems only.
+ * The fields of `visible` (every field but the hidden ones, §4.8) a subscriber reads on every row of an entity:
+ * what an event may carry, since the feed judges rows, not fields (a field readable only on some rows is left
+ * out, §9.4), and the relation keys its where may follow.
+ */
+export function readableFields(roles: Roles, caller: Caller, entity: string, visible: readonly string[]): string[] {
+  const restrictions = restrictionsOf(roles, caller, entity);
+  return visible.filter((f) => restrictions.every((r) => !r.hides(f)));
+}
+
+/** The fields of `visible` a subscriber reads on some row at least: those no row-independent policy hides. */
+function fieldsOnSomeRows(roles: Roles, caller: Caller, entity: string, visible: readonly string[]): string[] {
+  const restrictions = restrictionsOf(roles, caller, entity).filter((r) => r.rows === undefined);
+  return visible.filter((f) => restrictions.every((r) => !r.hides(f)));
+}
+
+/** Whether a caller reads a field on a row (§4.12, §9.4): no policy that may reach the row hides it. */
+function showsOf(roles: Roles, caller: Caller) {
+  const memo = new Map<string, Restriction[]>();
+  return (entity: string, row: Row, field: string): boolean => {
+    if (!memo.has(entity)) memo.set(entity, restrictionsOf(roles, caller, entity));
+    const ctx = { entity, id: row.id, user: caller.user };
+    return memo
+      .get(entity)!
+      .every((r) => !r.hides(field) || (r.rows !== undefined && !conditionMatches(r.rows, ctx, true)));
+  };
+}
+
+/**
+ * The schema as one caller's where may name it (§4.8, §4.13, §9.4): a field it may not read on any row of an
+ * entity is as hidden there; one it may read only on some rows is named freely but matched only there
+ * (`Reader.shows`) and not as `@row.<field>`; a relation whose key it may not read on every row (on either
+ * side) is as absent, since following it would tell the key; naming either is 400. `visible(entity)`: every
+ * field but the hidden ones. For a where's problems only.
  */
 export function schemaFor(m: Model, caller: Caller, visible: (entity: string) => readonly string[]): Schema {
   const readable = (entity: string) => readableFields(m.roles, caller, entity, visible(entity));
+  const named = (entity: string) => fieldsOnSomeRows(m.roles, caller, entity, visible(entity));
   const followable = (entity: string, rel: RelationSpec) =>
     rel.link.kind === "junction" || readable(rel.link.kind === "local" ? entity : rel.target).includes(rel.link.column);
   return Object.fromEntries(
     Object.entries(m.schema).map(([entity, spec]) => {
       const relations = Object.entries(spec.relations ?? {}).filter(([, rel]) => followable(entity, rel));
-      const hidden = spec.fields.filter((f) => !readable(entity).includes(f));
-      return [entity, { ...spec, hidden, relations: Object.fromEntries(relations) }];
+      const hidden = spec.fields.filter((f) => !named(entity).includes(f));
+      const rowRuled = named(entity).filter((f) => !readable(entity).includes(f));
+      return [entity, { ...spec, hidden, rowRuled, relations: Object.fromEntries(relations) }];
     }),
   );
 }

@@ -270,6 +270,7 @@ async function openStreams(
       }
       const fields = readableFields(m.roles, sub.caller, entity, visibleOf(entity, c.tenancy));
       if (fields.length < visibleOf(entity, c.tenancy).length) tally("stream with field rules");
+      if ((schema[entity]!.rowRuled ?? []).length > 0) tally("stream with a field readable on some rows only");
       streams.push({ sub, entity, where, probe, feed, fields, expected: [], decided: new Map() });
     }),
   );

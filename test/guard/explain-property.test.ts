@@ -1,8 +1,8 @@
 /**
  * §4.15 one decision path: for random roles, what `explain` reports — the decision, the fields and the SQL
- * WHERE — is what enforcement applies over HTTP: a deny is a 403, the fields are the fields a list returns,
- * and running explain's WHERE (its `@user.*` parameters given the caller's claims) selects exactly the rows
- * the caller's list returns.
+ * WHERE — is what enforcement applies over HTTP: a deny is a 403, the fields are the fields a list returns
+ * (each of `row_fields` only on the rows where its SQL holds), and running explain's WHERE (its `@user.*`
+ * parameters given the caller's claims) selects exactly the rows the caller's list returns.
  */
 import { boolean, em, entity, enumm, number } from "citadel";
 import fc from "fast-check";
@@ -125,15 +125,31 @@ describe("explain equals enforcement (4.15)", () => {
             }
             expect(res.status, what).toBe(200);
             const listed = res.body.data.map((r: { id: number }) => r.id);
-            const params = (explained.parameters ?? []).map((p) =>
-              typeof p === "string" && p.startsWith("@user.") ? claims[p.slice(6) as keyof typeof claims] : p,
-            );
+            const bound = (parameters: readonly unknown[]) =>
+              parameters.map((p) =>
+                typeof p === "string" && p.startsWith("@user.") ? claims[p.slice(6) as keyof typeof claims] : p,
+              );
+            const params = bound(explained.parameters ?? []);
             const selected = (
               await server.rows(`select id from docs where ${explained.where} order by id`, ...params)
             ).map((r) => r.id);
             expect(selected, what).toEqual(listed);
+            // a field of `row_fields` is shown only on the rows where its SQL holds (a policy conditioned on
+            // `id` restricts the rows it may reach, 4.12, 9.4)
             const fields = explained.fields ?? FIELDS;
-            for (const row of res.body.data) expect(Object.keys(row).sort(), what).toEqual([...fields].sort());
+            const shownOn = new Map<string, Set<number>>();
+            for (const [field, text] of Object.entries(explained.row_fields ?? {})) {
+              const at = text.lastIndexOf(" -- ");
+              const ids = await server.rows(
+                `select id from docs where ${text.slice(0, at)} order by id`,
+                ...bound(JSON.parse(text.slice(at + 4))),
+              );
+              shownOn.set(field, new Set(ids.map((r) => Number(r.id))));
+            }
+            for (const row of res.body.data) {
+              const shown = fields.filter((f) => !shownOn.has(f) || shownOn.get(f)!.has(row.id));
+              expect(Object.keys(row).sort(), `row ${row.id}: ${what}`).toEqual([...shown].sort());
+            }
           }
         } finally {
           await server.close();

@@ -235,11 +235,19 @@ export interface Model {
   schema: Schema;
 }
 
+/** What a caller may read: entities, rows, and (when some are readable only on some rows, §9.4) fields of rows. */
+export interface Reader {
+  canRead(entity: string): boolean;
+  sees(entity: string, row: Row): boolean;
+  /** whether a caller's where sees a field of a row (only where it may read it); every field when absent */
+  shows?(entity: string, row: Row, field: string): boolean;
+}
+
 /**
  * What a caller may read, as a lookup for relation hops (§4.13, §4.5): an entity it may read at all (not
  * refused for every row), and each row of it inside its read permission. Memoized for one state of the tables.
  */
-export function readerOf(m: Model, tables: Tables, caller: Caller) {
+export function readerOf(m: Model, tables: Tables, caller: Caller): Reader {
   const rows = new Map<string, boolean>();
   const entities = new Map<string, boolean>();
   return {
@@ -259,12 +267,13 @@ export function readerOf(m: Model, tables: Tables, caller: Caller) {
 export function rowMatches(
   m: Model,
   tables: Tables,
-  reader: ReturnType<typeof readerOf>,
+  reader: Reader,
   entity: string,
   row: Row,
   where: Where | undefined,
 ): boolean {
-  return where === undefined || holds(where, { schema: m.schema, tables, sees: reader.sees }, entity, row) === true;
+  const world = { schema: m.schema, tables, sees: reader.sees, ...(reader.shows ? { shows: reader.shows } : {}) };
+  return where === undefined || holds(where, world, entity, row) === true;
 }
 
 export interface ListAnswer {

@@ -29,6 +29,11 @@ export interface EntitySpec {
   fields: readonly string[];
   /** fields never readable through the data API (§4.8) */
   hidden?: readonly string[];
+  /**
+   * fields a caller may read only on some rows (§9.4, §4.12): a where may name them (matched only where they
+   * are readable, `World.shows`) but not as `@row.<field>`, whose value a subquery would compare on every row
+   */
+  rowRuled?: readonly string[];
   relations?: Record<string, RelationSpec>;
 }
 export type Schema = Record<string, EntitySpec>;
@@ -60,6 +65,8 @@ export interface World {
   schema: Schema;
   tables: Tables;
   sees(entity: string, row: Row): boolean;
+  /** whether a caller's where sees a field of a row (§9.4: only where it may read it); every field when absent */
+  shows?(entity: string, row: Row, field: string): boolean;
 }
 interface Frame {
   entity: string;
@@ -78,6 +85,7 @@ function truth(where: Where, world: World, frame: Frame): Tri {
     hop: (key, value) => hop(key, value, world, frame),
     operand: (v) =>
       typeof v === "string" && v.startsWith("@row.") && frame.outer ? (frame.outer.row[v.slice(5)] ?? NULL) : v,
+    ...(world.shows ? { shown: (key: string) => world.shows!(frame.entity, frame.row, key) } : {}),
   };
   return evalWhere(where, env);
 }
@@ -107,6 +115,8 @@ function hop(key: string, value: unknown, world: World, frame: Frame): Tri | und
 /** What a where may name: a policy's filter every field and entity, a caller's where what it may read. */
 interface Reach {
   field(entity: string, name: string): boolean;
+  /** what `@row.<field>` may name of the outer row; `field` when absent */
+  outerField?(entity: string, name: string): boolean;
   entity(name: string): boolean;
   /** whether `@row.<field>` outside any subquery is an error (policy) rather than literal text (caller) */
   strictRow: boolean;
@@ -147,7 +157,7 @@ function problem(
         if (typeof o !== "string" || !o.startsWith("@row.")) continue;
         if (outer === undefined && !reach.strictRow) continue; // a caller's literal text
         if (!outer) return `${at}: ${o} names the outer row outside $exists or a relation`;
-        if (!schema[outer]!.fields.includes(o.slice(5)) || !reach.field(outer, o.slice(5)))
+        if (!schema[outer]!.fields.includes(o.slice(5)) || !(reach.outerField ?? reach.field)(outer, o.slice(5)))
           return `${at}: unknown field in ${o}`;
       }
     } else {
@@ -175,8 +185,9 @@ export function fits(schema: Schema, where: Where, entity: string): boolean {
 }
 
 /**
- * Why a caller's where is 400, or undefined (§2.3, §4.8, §4.13): it may name only fields it may read (never a
- * hidden one) and follow only relations and `$exists` into entities it may read at all.
+ * Why a caller's where is 400, or undefined (§2.3, §4.8, §4.13, §9.4): it may name only fields it may read
+ * (never a hidden one; as `@row.<field>`, none it may read only on some rows) and follow only relations and
+ * `$exists` into entities it may read at all.
  */
 export function callerWhereProblem(
   schema: Schema,
@@ -184,8 +195,10 @@ export function callerWhereProblem(
   entity: string,
   canRead: (entity: string) => boolean,
 ): string | undefined {
+  const field = (e: string, name: string) => !(schema[e]!.hidden ?? []).includes(name);
   const reach: Reach = {
-    field: (e, name) => !(schema[e]!.hidden ?? []).includes(name),
+    field,
+    outerField: (e, name) => field(e, name) && !(schema[e]!.rowRuled ?? []).includes(name),
     entity: (e) => canRead(e),
     strictRow: false,
   };

@@ -168,15 +168,24 @@ function expectedFor(c: Case, tables: Tables, caller: RuleCaller, roleIndex: num
   const none = { status: 403 as const, rows: new Map(), removed: new Set<ItemField>() };
   const granted = r.effect === "filter" || foldRule(r.rule, caller, id).certain !== false;
   if (!granted || (r.deny && foldRule(r.deny, caller, id).possible === true)) return none;
-  const rulesOf = (f: ItemField) => [c.entityRules[f], r.fields[f]].filter((x): x is Rule => x !== undefined);
-  const removed = new Set(ITEM_FIELDS.filter((f) => rulesOf(f).some((x) => foldRule(x, caller).certain === false)));
+  // an allow whose rule depends on the row is a condition on the row (§4.12): its field rules bind only the rows
+  // it may reach, as read-one of each row would; elsewhere they hold (rule' = NOT possible OR rule, §9.4)
+  const perRow = r.effect === "allow" && foldRule(r.rule, caller, id).possible === "row";
+  const wholeRulesOf = (f: ItemField) => [c.entityRules[f], perRow ? undefined : r.fields[f]];
+  const removed = new Set(
+    ITEM_FIELDS.filter((f) => wholeRulesOf(f).some((x) => x !== undefined && foldRule(x, caller).certain === false)),
+  );
   const rows = new Map<number, Set<ItemField>>();
   for (const row of tables.items) {
     const env = { caller, tables, row };
     if (evalRule(r.rule, env).certain !== true) continue;
     if (r.deny && evalRule(r.deny, env).possible !== false) continue;
+    // (a row the allow grants is one it reaches; a second grant would show rows it does not)
+    const reaches = !perRow || evalRule(r.rule, env).possible !== false;
+    const holds = (x: Rule | undefined, binds: boolean) =>
+      x === undefined || !binds || evalRule(x, env).certain === true;
     const shown = ITEM_FIELDS.filter(
-      (f) => !removed.has(f) && rulesOf(f).every((x) => evalRule(x, env).certain === true),
+      (f) => !removed.has(f) && holds(c.entityRules[f], true) && holds(r.fields[f], reaches),
     );
     rows.set(row.id, new Set(shown));
   }

@@ -25,6 +25,11 @@ export interface Env {
   hop?(key: string, value: unknown): Tri | undefined;
   /** an operand as the database sees it, e.g. `@row.<field>` → that column of the enclosing row */
   operand?(value: unknown): unknown;
+  /**
+   * whether the caller may read a field on the current row (§9.4): a field's condition on a row where it is
+   * hidden is FALSE (not UNKNOWN: the where cannot see the value there). Every field when absent.
+   */
+  shown?(key: string): boolean;
 }
 
 /**
@@ -111,6 +116,7 @@ export function evalWhere(where: Where, lookup: ((key: string) => Scalar) | Env)
       if (key === "$not") return not3(and3(groupItems(v, env)));
       const hop = env.hop?.(key, v);
       if (hop !== undefined) return hop;
+      if (env.shown && !env.shown(key)) return false;
       const x = env.get(key);
       if (v === null) return x === null;
       if (Array.isArray(v)) return op(x, "$in", bind(v));
