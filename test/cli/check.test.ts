@@ -8,7 +8,6 @@ import { join } from "node:path";
 import {
   type AccessReport,
   type CitadelConfig,
-  createApp,
   em,
   entity,
   relation,
@@ -17,7 +16,8 @@ import {
   type WarningKind,
 } from "citadel";
 import { describe, expect, it } from "vitest";
-import { BLOG, cli, ROOT, tempDir } from "./helpers.js";
+import { reportOf as reportFor } from "../helpers/report.js";
+import { BLOG, blogOnFile, cli, tempDir } from "./helpers.js";
 
 const { dir } = tempDir("citadel-cli-check-");
 
@@ -56,12 +56,7 @@ describe("citadel check (12.2)", () => {
 
   it("is static: the config's own database is not opened or created", async () => {
     const file = join(dir, "app.db");
-    const config = join(dir, "static.config.ts");
-    writeFileSync(
-      config,
-      `import blog from ${JSON.stringify(join(ROOT, "examples/blog/config.ts"))};\n` +
-        `export default { ...blog, connection: { url: ${JSON.stringify(`file:${file}`)} } };\n`,
-    );
+    const config = blogOnFile(dir, file);
     const run = await cli(["check", "--config", config]);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain("5 roles, 3 entities checked.");
@@ -97,22 +92,14 @@ const schema = em(
 
 const READ = "data.entity.read";
 
-async function reportOf(auth: Record<string, unknown>, extra: Partial<CitadelConfig> = {}): Promise<AccessReport> {
-  const app = await createApp({
-    connection: { url: ":memory:" },
+const reportOf = (auth: Record<string, unknown>, extra: Partial<CitadelConfig> = {}) =>
+  reportFor({
     config: {
       data: schema.toJSON(),
       auth: { enabled: true, jwt: { secret: "a-check-test-secret-of-at-least-32-bytes!" }, ...auth },
       ...extra,
     } as CitadelConfig,
-    options: { log: () => {} },
   });
-  try {
-    return app.accessReport();
-  } finally {
-    await app.close();
-  }
-}
 
 const kinds = (warnings: Warning[], kind: WarningKind) => warnings.filter((w) => w.kind === kind);
 

@@ -1,5 +1,5 @@
 /** The CLI test kit (12.1): run `main(argv, io)` in-process with strings for stdin, prompt answers and env. */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -53,4 +53,18 @@ export function tempDir(prefix: string) {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   return { dir, db: (name: string) => `file:${join(dir, name)}` };
+}
+
+/**
+ * A config module in `dir` that is the blog example on the SQLite file `dbFile`: for commands that must never
+ * open the config's own database (check, test).
+ */
+export function blogOnFile(dir: string, dbFile: string): string {
+  const config = join(dir, `blog-on-${Date.now()}-${Math.random().toString(36).slice(2)}.config.ts`);
+  writeFileSync(
+    config,
+    `import blog from ${JSON.stringify(join(ROOT, "examples/blog/config.ts"))};\n` +
+      `export default { ...blog, connection: { url: ${JSON.stringify(`file:${dbFile}`)} } };\n`,
+  );
+  return config;
 }

@@ -7,7 +7,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { em, entity, relation, text } from "citadel";
 import { describe, expect, it } from "vitest";
-import { BLOG, cli, ROOT, tempDir } from "./helpers.js";
+import { BLOG, blogOnFile, cli, ROOT, tempDir } from "./helpers.js";
 
 const { dir } = tempDir("citadel-cli-test-");
 const BLOG_CASES = join(ROOT, "examples/blog/access-tests.json");
@@ -204,11 +204,7 @@ describe("citadel test (12.3)", () => {
 
   it("never opens the config's own database", async () => {
     const db = join(dir, "app.db");
-    const config = file(
-      `import blog from ${JSON.stringify(join(ROOT, "examples/blog/config.ts"))};\n` +
-        `export default { ...blog, connection: { url: ${JSON.stringify(`file:${db}`)} } };\n`,
-      "ts",
-    );
+    const config = blogOnFile(dir, db);
     const run = await cli(["test", "--config", config, BLOG_CASES]);
     expect(run.code, run.stderr).toBe(0);
     expect(existsSync(db)).toBe(false);

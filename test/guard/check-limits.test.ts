@@ -21,6 +21,7 @@ import {
 } from "citadel";
 import { afterEach, describe, expect, it } from "vitest";
 import { needsReview } from "../../src/guard/diff.js";
+import { reportOf } from "../helpers/report.js";
 import { type Booted, boot, idsOf, insert, type Row } from "./helpers.js";
 
 const READ = "data.entity.read";
@@ -49,6 +50,16 @@ const BASE_ROLES = {
   admin: { implicit_allow: true, permissions: [] },
 };
 
+/** The shared roles plus `member` with these permissions. */
+const members = (...permissions: unknown[]) => ({ ...BASE_ROLES, member: { permissions } });
+
+/** A deny of one permission on posts where `condition` (beside the entity) holds. */
+const denyOnPosts = (permission: string, condition: Record<string, unknown>) => ({
+  permission,
+  effect: "deny",
+  policies: [{ condition: { entity: "posts", ...condition }, effect: "deny" }],
+});
+
 type Auth = Record<string, unknown>;
 const appOf = (auth: Auth, extra: Partial<CitadelConfig> = {}): CreateAppInput => ({
   config: {
@@ -57,16 +68,6 @@ const appOf = (auth: Auth, extra: Partial<CitadelConfig> = {}): CreateAppInput =
     ...extra,
   } as CitadelConfig,
 });
-
-/** The static report of a config, on a private in-memory database (as `citadel check` runs it). */
-async function reportOf(input: CreateAppInput): Promise<AccessReport> {
-  const app = await createApp({ ...input, connection: { url: ":memory:" }, options: { log: () => {} } });
-  try {
-    return app.accessReport();
-  } finally {
-    await app.close();
-  }
-}
 
 /** Fields of an entity the report says `role` may read on at least some rows. */
 const readableIn = (report: AccessReport, entity: string, role: string) =>
@@ -99,19 +100,7 @@ describe("citadel check never reports less than enforcement allows (12.2)", () =
   it("a deny conditioned on a claim is reported as not denying the role (decided per request), and a member without that claim reads posts and their body (12.2, 4.12)", async () => {
     // a blocklist: members read posts, except the one member whose email is listed
     const auth = {
-      roles: {
-        ...BASE_ROLES,
-        member: {
-          permissions: [
-            onPosts(READ),
-            {
-              permission: READ,
-              effect: "deny",
-              policies: [{ condition: { entity: "posts", "user.email": "mallory@test.com" }, effect: "deny" }],
-            },
-          ],
-        },
-      },
+      roles: members(onPosts(READ), denyOnPosts(READ, { "user.email": "mallory@test.com" })),
     };
     const b = await serve(appOf(auth), { alice: "member", mallory: "member" });
     const report = b.server.app.accessReport();
@@ -133,19 +122,14 @@ describe("citadel check never reports less than enforcement allows (12.2)", () =
 
   it("an allow conditioned on a claim (Space Cloud 'authenticated') is reported per request with the fields a signed-in member reads (12.2, 9.2)", async () => {
     const auth = {
-      roles: {
-        ...BASE_ROLES,
-        member: {
-          permissions: [
-            onPosts(READ, {
-              condition: { entity: "posts" },
-              effect: "allow",
-              rule: "user.id != null",
-              omit: ["status"],
-            }),
-          ],
-        },
-      },
+      roles: members(
+        onPosts(READ, {
+          condition: { entity: "posts" },
+          effect: "allow",
+          rule: "user.id != null",
+          omit: ["status"],
+        }),
+      ),
     };
     const b = await serve(appOf(auth), { alice: "member" });
     const report = b.server.app.accessReport();
@@ -169,22 +153,17 @@ describe("citadel check never reports less than enforcement allows (12.2)", () =
   it("a field list on a policy conditioned on a claim is not reported as hiding the field from the role, which members without that claim read (12.2, 4.8, 4.12)", async () => {
     // interns see only titles; every other member sees everything
     const auth = {
-      roles: {
-        ...BASE_ROLES,
-        member: {
-          permissions: [
-            onPosts(
-              READ,
-              { condition: { entity: "posts" }, effect: "allow" },
-              {
-                condition: { entity: "posts", "user.email": "intern@test.com" },
-                effect: "allow",
-                fields: ["title"],
-              },
-            ),
-          ],
-        },
-      },
+      roles: members(
+        onPosts(
+          READ,
+          { condition: { entity: "posts" }, effect: "allow" },
+          {
+            condition: { entity: "posts", "user.email": "intern@test.com" },
+            effect: "allow",
+            fields: ["title"],
+          },
+        ),
+      ),
     };
     const b = await serve(appOf(auth), { alice: "member", intern: "member" });
     const report = b.server.app.accessReport();
@@ -201,15 +180,10 @@ describe("citadel check never reports less than enforcement allows (12.2)", () =
     // "post 1 shows and takes its title only": the field list restricts that row, not the others
     const idPolicy = { condition: { entity: "posts", id: 1 }, effect: "allow", fields: ["title"] };
     const auth = {
-      roles: {
-        ...BASE_ROLES,
-        member: {
-          permissions: [
-            onPosts(READ, { condition: { entity: "posts" }, effect: "allow" }, idPolicy),
-            onPosts(UPDATE, { condition: { entity: "posts" }, effect: "allow" }, idPolicy),
-          ],
-        },
-      },
+      roles: members(
+        onPosts(READ, { condition: { entity: "posts" }, effect: "allow" }, idPolicy),
+        onPosts(UPDATE, { condition: { entity: "posts" }, effect: "allow" }, idPolicy),
+      ),
     };
     const b = await serve(appOf(auth), { alice: "member" });
     expect(b.rows.one).toBe(1);
@@ -248,7 +222,7 @@ describe("citadel check never reports less than enforcement allows (12.2)", () =
     const auth = {
       allow_register: true,
       default_role_register: "member",
-      roles: { ...BASE_ROLES, member: { permissions: [onPosts(READ)] } },
+      roles: members(onPosts(READ)),
     };
     const b = await serve(appOf(auth), {});
     const report = b.server.app.accessReport();
@@ -344,7 +318,7 @@ describe("citadel check never reports less than enforcement allows (12.2)", () =
 
   it("/api/auth/me returns the caller's own users row without its hidden fields, by design, while the report's users fields say what the data API gives the role: nothing (3, 4.8, 12.2)", async () => {
     // admins keep notes about each user; members may not read users through the data API
-    const auth = { roles: { ...BASE_ROLES, member: { permissions: [onPosts(READ)] } } };
+    const auth = { roles: members(onPosts(READ)) };
     const b = await serve(appOf(auth), { alice: "member" });
     const report = b.server.app.accessReport();
     expect(report.decisions.member!.users!.read.decision).toBe("deny");
@@ -479,8 +453,6 @@ describe("citadel check and diff with tenancy (12.2, 12.4, 6)", () => {
 });
 
 describe("citadel diff asks for review (exit 3) on each of these widenings (12.4)", () => {
-  const members = (...permissions: unknown[]) => ({ ...BASE_ROLES, member: { permissions } });
-
   it("a new grant conditioned on a claim (rule: user.id != null) asks for review (12.4, 9.2)", async () => {
     const before = await reportOf(appOf({ roles: members(onPosts(CREATE)) }));
     const after = await reportOf(
@@ -499,11 +471,7 @@ describe("citadel diff asks for review (exit 3) on each of these widenings (12.4
     const before = await reportOf(appOf({ roles: members(onPosts(CREATE)) }));
     const after = await reportOf(
       appOf({
-        roles: members(onPosts(CREATE), onPosts(DELETE), {
-          permission: DELETE,
-          effect: "deny",
-          policies: [{ condition: { entity: "posts", "user.email": "mallory@test.com" }, effect: "deny" }],
-        }),
+        roles: members(onPosts(CREATE), onPosts(DELETE), denyOnPosts(DELETE, { "user.email": "mallory@test.com" })),
       }),
     );
     const diff = diffReports(before, after);
@@ -580,19 +548,7 @@ describe("citadel diff asks for review (exit 3) on each of these widenings (12.4
 describe("citadel check on row conditions, privileged and owner fields (12.2)", () => {
   it("a deny conditioned on id is reported as a filter excluding that row; lists omit it and read-one refuses it (12.2, 4.12)", async () => {
     const auth = {
-      roles: {
-        ...BASE_ROLES,
-        member: {
-          permissions: [
-            onPosts(READ),
-            {
-              permission: READ,
-              effect: "deny",
-              policies: [{ condition: { entity: "posts", id: 1 }, effect: "deny" }],
-            },
-          ],
-        },
-      },
+      roles: members(onPosts(READ), denyOnPosts(READ, { id: 1 })),
     };
     const b = await serve(appOf(auth), { alice: "member" });
     expect(b.rows.one).toBe(1);
@@ -638,7 +594,7 @@ describe("citadel check on row conditions, privileged and owner fields (12.2)", 
   });
 
   it("an owner column is reported 'own' for updates, and an update naming another user is 403 (12.2, 4.14)", async () => {
-    const auth = { roles: { ...BASE_ROLES, member: { permissions: [onPosts(READ), onPosts(UPDATE)] } } };
+    const auth = { roles: members(onPosts(READ), onPosts(UPDATE)) };
     const b = await serve(appOf(auth), { alice: "member" });
     expect(b.server.app.accessReport().fields.posts!.author_id!.member!.update).toBe("own");
     const res = await b.as("alice", "PATCH", `/api/data/posts/${b.rows.one}`, { author_id: b.ids.admin });

@@ -8,7 +8,7 @@
  * an update filter) now hold its fix.
  */
 import { randomBytes } from "node:crypto";
-import { boolean, type CitadelConfig, createApp, em, entity, relation, text } from "citadel";
+import { boolean, type CitadelApp, type CitadelConfig, createApp, em, entity, relation, text } from "citadel";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import rulesApp from "../../examples/rules/config.js";
@@ -38,6 +38,18 @@ const vaultSchema = em(
   },
   ({ posts, vault, users }) => [relation(posts, "author").manyToOne(users), relation(vault, "keeper").manyToOne(users)],
 );
+
+type ServerOptions = Parameters<typeof startServer>[1];
+/** A server of the vault schema with the test auth settings and these (config.auth) changes. */
+const vaultServer = (auth: Record<string, unknown>, options?: ServerOptions) =>
+  startServer({ data: vaultSchema.toJSON(), auth: { ...TEST_AUTH, ...auth } } as CitadelConfig, options);
+/** Users `<name>@test.com` with the test password and these roles, from a seed. */
+async function seedUsers(app: CitadelApp, roles: Record<string, string>) {
+  for (const [name, role] of Object.entries(roles))
+    await app.module.auth.createUser({ email: `${name}@test.com`, password: PASSWORD, role });
+}
+/** The bearer header of `<name>@test.com`, signed in with the test password. */
+const signIn = async (server: TestServer, name: string) => bearer(await login(server, `${name}@test.com`, PASSWORD));
 
 const readPublishedPosts = {
   permission: "data.entity.read",
@@ -87,40 +99,29 @@ describe("the OpenAPI document tells a caller only what its role reaches (12.5)"
     let server: TestServer;
     let noDefault: TestServer;
     beforeAll(async () => {
-      server = await startServer(
+      server = await vaultServer(
         {
-          data: vaultSchema.toJSON(),
-          auth: {
-            ...TEST_AUTH,
-            roles: {
-              anonymous: { is_default: true, permissions: [readPublishedPosts] },
-              member: { permissions: [readPublishedPosts] },
-              admin: { implicit_allow: true },
-            },
+          roles: {
+            anonymous: { is_default: true, permissions: [readPublishedPosts] },
+            member: { permissions: [readPublishedPosts] },
+            admin: { implicit_allow: true },
           },
         },
         {
           options: {
             seed: async ({ app }) => {
-              await app.module.auth.createUser({ email: "root@test.com", password: PASSWORD, role: "admin" });
-              await app.module.auth.createUser({ email: "ghost@test.com", password: PASSWORD, role: "member" });
+              await seedUsers(app, { root: "admin", ghost: "member" });
             },
           },
         },
       );
       // no default role: callers without a token are refused every data route (4.1)
-      noDefault = await startServer(
-        {
-          data: vaultSchema.toJSON(),
-          auth: {
-            ...TEST_AUTH,
-            roles: { null: { permissions: ["data.entity.read"] }, admin: { implicit_allow: true } },
-          },
-        },
+      noDefault = await vaultServer(
+        { roles: { null: { permissions: ["data.entity.read"] }, admin: { implicit_allow: true } } },
         {
           options: {
             seed: async ({ app }) => {
-              await app.module.auth.createUser({ email: "null@test.com", password: PASSWORD, role: "null" });
+              await seedUsers(app, { null: "null" });
             },
           },
         },
@@ -132,13 +133,13 @@ describe("the OpenAPI document tells a caller only what its role reaches (12.5)"
     });
 
     it("a user whose role is not configured (an admin wrote users.role) is told no data route (12.5, 4.1)", async () => {
-      const admin = bearer(await login(server, "root@test.com", PASSWORD));
+      const admin = await signIn(server, "root");
       const users = await server.request("GET", "/api/data/users", undefined, admin);
       const ghost = users.body.data.find((u: Doc) => u.email === "ghost@test.com");
       // §3.6: an implicit_allow role may change a user's role; nothing checks that it names a configured role
       const changed = await server.request("PATCH", `/api/data/users/${ghost.id}`, { role: "ghost" }, admin);
       expect(changed.status, changed.text).toBe(200);
-      const token = bearer(await login(server, "ghost@test.com", PASSWORD));
+      const token = await signIn(server, "ghost");
       // the guard refuses this caller everything...
       for (const entity of ["posts", "vault", "users"])
         expect((await server.request("GET", `/api/data/${entity}`, undefined, token)).status).toBe(403);
@@ -149,13 +150,13 @@ describe("the OpenAPI document tells a caller only what its role reaches (12.5)"
     });
 
     it("a user whose role is named after an Object.prototype member gets a document, never a 500 (12.5, 2.1)", async () => {
-      const admin = bearer(await login(server, "root@test.com", PASSWORD));
+      const admin = await signIn(server, "root");
       const users = await server.request("GET", "/api/data/users", undefined, admin);
       const ghost = users.body.data.find((u: Doc) => u.email === "ghost@test.com");
       for (const role of ["constructor", "__proto__", "toString"]) {
         const changed = await server.request("PATCH", `/api/data/users/${ghost.id}`, { role }, admin);
         expect(changed.status, changed.text).toBe(200);
-        const token = bearer(await login(server, "ghost@test.com", PASSWORD));
+        const token = await signIn(server, "ghost");
         expect((await server.request("GET", "/api/data/posts", undefined, token)).status).toBe(403);
         const doc = await server.request("GET", OPENAPI, undefined, token);
         expect(doc.status, `${role}: ${doc.text}`).toBe(200);
@@ -264,8 +265,7 @@ describe("the OpenAPI document tells a caller only what its role reaches (12.5)"
           },
         },
       );
-      for (const role of ["clerk", "single", "banned", "admin"])
-        tokens[role] = bearer(await login(server, `${role}@test.com`, PASSWORD));
+      for (const role of ["clerk", "single", "banned", "admin"]) tokens[role] = await signIn(server, role);
       tokens.anonymous = {};
     });
     afterAll(async () => {
@@ -337,13 +337,9 @@ describe("the OpenAPI document tells a caller only what its role reaches (12.5)"
   });
 
   it("with require: true, the document needs a valid key like every /api route (12.5, 5.1)", async () => {
-    const server = await startServer({
-      data: vaultSchema.toJSON(),
-      auth: {
-        ...TEST_AUTH,
-        api_keys: { enabled: true, require: true },
-        roles: { anonymous: { is_default: true, permissions: [readPublishedPosts] }, admin: { implicit_allow: true } },
-      },
+    const server = await vaultServer({
+      api_keys: { enabled: true, require: true },
+      roles: { anonymous: { is_default: true, permissions: [readPublishedPosts] }, admin: { implicit_allow: true } },
     });
     try {
       const res = await server.request("GET", OPENAPI);
@@ -392,43 +388,38 @@ describe("key management never mints more access than the manager has (5.5)", ()
   let ops: Record<string, string>;
   let keymaster: Record<string, string>;
   beforeAll(async () => {
-    server = await startServer(
+    server = await vaultServer(
       {
-        data: vaultSchema.toJSON(),
-        auth: {
-          ...TEST_AUTH,
-          api_keys: { enabled: true, publishable_role: "reader" },
-          roles: {
-            anonymous: { is_default: true, permissions: [readPublishedPosts] },
-            reader: { permissions: ["data.entity.read"] },
-            keymaster: { permissions: ["system.keys.manage", readPublishedPosts] },
-            // everything (4.7) but the vault, and it may not change users (so not its own role, 3.6)
-            ops: {
-              implicit_allow: true,
-              permissions: [
-                {
-                  permission: "data.entity.read",
-                  policies: [{ condition: { entity: "vault" }, effect: "deny" }],
-                },
-                { permission: "data.entity.update", policies: [{ condition: { entity: "users" }, effect: "deny" }] },
-              ],
-            },
-            admin: { implicit_allow: true },
+        api_keys: { enabled: true, publishable_role: "reader" },
+        roles: {
+          anonymous: { is_default: true, permissions: [readPublishedPosts] },
+          reader: { permissions: ["data.entity.read"] },
+          keymaster: { permissions: ["system.keys.manage", readPublishedPosts] },
+          // everything (4.7) but the vault, and it may not change users (so not its own role, 3.6)
+          ops: {
+            implicit_allow: true,
+            permissions: [
+              {
+                permission: "data.entity.read",
+                policies: [{ condition: { entity: "vault" }, effect: "deny" }],
+              },
+              { permission: "data.entity.update", policies: [{ condition: { entity: "users" }, effect: "deny" }] },
+            ],
           },
+          admin: { implicit_allow: true },
         },
       },
       {
         options: {
           seed: async ({ app }) => {
-            await app.module.auth.createUser({ email: "ops@test.com", password: PASSWORD, role: "ops" });
-            await app.module.auth.createUser({ email: "km@test.com", password: PASSWORD, role: "keymaster" });
+            await seedUsers(app, { ops: "ops", km: "keymaster" });
             await app.module.data.create("vault", { code: "launch-1234" });
           },
         },
       },
     );
-    ops = bearer(await login(server, "ops@test.com", PASSWORD));
-    keymaster = bearer(await login(server, "km@test.com", PASSWORD));
+    ops = await signIn(server, "ops");
+    keymaster = await signIn(server, "km");
   });
   afterAll(async () => {
     await server?.close();
@@ -687,21 +678,17 @@ describe("extra token claims come from trusted code only (3.2, 12.3)", () => {
   });
 
   it("register and login bodies add no claim to the token (3.2, 3.3)", async () => {
-    const server = await startServer({
-      data: vaultSchema.toJSON(),
-      auth: {
-        ...TEST_AUTH,
-        allow_register: true,
-        default_role_register: "member",
-        roles: {
-          member: {
-            permissions: [
-              {
-                permission: "data.entity.read",
-                policies: [{ condition: { "user.department": "it" }, effect: "allow" }],
-              },
-            ],
-          },
+    const server = await vaultServer({
+      allow_register: true,
+      default_role_register: "member",
+      roles: {
+        member: {
+          permissions: [
+            {
+              permission: "data.entity.read",
+              policies: [{ condition: { "user.department": "it" }, effect: "allow" }],
+            },
+          ],
         },
       },
     });
@@ -751,51 +738,46 @@ describe("the report's widest mode never decides a request (12.2, 4.15)", () => 
   let admin: Record<string, string>;
   let staff: Record<string, string>;
   beforeAll(async () => {
-    server = await startServer(
+    server = await vaultServer(
       {
-        data: vaultSchema.toJSON(),
-        auth: {
-          ...TEST_AUTH,
-          api_keys: { enabled: true },
-          roles: {
-            anonymous: {
-              is_default: true,
-              permissions: [
-                readPublishedPosts,
-                {
-                  permission: "data.entity.read",
-                  policies: [{ condition: { entity: "vault", "user.department": "it" }, effect: "allow" }],
-                },
-              ],
-            },
-            staff: {
-              permissions: [
-                {
-                  permission: "data.entity.read",
-                  policies: [
-                    { condition: { entity: "vault", "user.department": "it" }, effect: "allow" },
-                    { condition: { entity: "posts" }, effect: "allow", rule: "user.role == 'admin'" },
-                  ],
-                },
-              ],
-            },
-            admin: { implicit_allow: true },
+        api_keys: { enabled: true },
+        roles: {
+          anonymous: {
+            is_default: true,
+            permissions: [
+              readPublishedPosts,
+              {
+                permission: "data.entity.read",
+                policies: [{ condition: { entity: "vault", "user.department": "it" }, effect: "allow" }],
+              },
+            ],
           },
+          staff: {
+            permissions: [
+              {
+                permission: "data.entity.read",
+                policies: [
+                  { condition: { entity: "vault", "user.department": "it" }, effect: "allow" },
+                  { condition: { entity: "posts" }, effect: "allow", rule: "user.role == 'admin'" },
+                ],
+              },
+            ],
+          },
+          admin: { implicit_allow: true },
         },
       },
       {
         options: {
           seed: async ({ app }) => {
-            await app.module.auth.createUser({ email: "root@test.com", password: PASSWORD, role: "admin" });
-            await app.module.auth.createUser({ email: "staff@test.com", password: PASSWORD, role: "staff" });
+            await seedUsers(app, { root: "admin", staff: "staff" });
             await app.module.data.create("vault", { code: "launch-1234" });
             await app.module.data.create("posts", { title: "p", published: true });
           },
         },
       },
     );
-    admin = bearer(await login(server, "root@test.com", PASSWORD));
-    staff = bearer(await login(server, "staff@test.com", PASSWORD));
+    admin = await signIn(server, "root");
+    staff = await signIn(server, "staff");
   });
   afterAll(async () => {
     await server?.close();
