@@ -21,6 +21,7 @@ import {
 } from "citadel";
 import { afterEach, describe, expect, it } from "vitest";
 import { needsReview } from "../../src/guard/diff.js";
+import { register } from "../helpers/auth.js";
 import { reportOf } from "../helpers/report.js";
 import { type Booted, boot, idsOf, insert, type Row } from "./helpers.js";
 
@@ -533,13 +534,9 @@ describe("citadel diff asks for review (exit 3) on each of these widenings (12.4
     const afterApp = appOf({ roles, allow_register: true, default_role_register: "admin" });
     const after = await reportOf(afterApp);
     const b = await serve(afterApp, {});
-    const reg = await b.server.request("POST", "/api/auth/password/register", {
-      email: "eve@test.com",
-      password: "pass1234",
-    });
-    expect(reg.status, reg.text).toBe(201);
-    expect(reg.body.user.role).toBe("admin");
-    const del = await b.as(reg.body.token, "DELETE", `/api/data/posts/${b.rows.one}`);
+    const reg = await register(b.server, "eve@test.com", "pass1234");
+    expect(reg.user.role).toBe("admin");
+    const del = await b.as(reg.token, "DELETE", `/api/data/posts/${b.rows.one}`);
     expect(del.status, del.text).toBe(200);
     expect(needsReview(diffReports(before, after)), "anyone on the internet now registers as admin").toBe(true);
   });

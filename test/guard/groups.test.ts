@@ -14,7 +14,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { createApp } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import groups from "../../examples/groups/config.js";
-import { bearer } from "../helpers/auth.js";
+import { bearer, login, register } from "../helpers/auth.js";
 import {
   type Booted,
   boot,
@@ -168,21 +168,13 @@ describe("examples/groups: bkend's Security Overview as Citadel groups (§13)", 
     });
 
     it('"JWT Tokens: issued when a user signs in": registering gives a token of the user group, signing in another (3, bkend: user)', async () => {
-      const reg = await b.server.request("POST", "/api/auth/password/register", {
-        email: "carol@test.com",
-        password: "carol-password",
-      });
-      expect(reg.status, reg.text).toBe(201);
-      expect(reg.body.user).toMatchObject({ email: "carol@test.com", role: "user" });
-      const login = await b.server.request("POST", "/api/auth/password/login", {
-        email: "carol@test.com",
-        password: "carol-password",
-      });
-      expect(login.status, login.text).toBe(200);
-      for (const token of [reg.body.token, login.body.token]) {
-        const created = await b.server.request("POST", "/api/data/posts", { title: "carol's" }, bearer(token));
+      const reg = await register(b.server, "carol@test.com", "carol-password");
+      expect(reg.user).toMatchObject({ email: "carol@test.com", role: "user" });
+      const token = await login(b.server, "carol@test.com", "carol-password");
+      for (const t of [reg.token, token]) {
+        const created = await b.server.request("POST", "/api/data/posts", { title: "carol's" }, bearer(t));
         expect(created.status, created.text).toBe(201);
-        expect(created.body.data.created_by_id).toBe(reg.body.user.id);
+        expect(created.body.data.created_by_id).toBe(reg.user.id);
       }
     });
 

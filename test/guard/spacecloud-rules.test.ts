@@ -16,7 +16,7 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import rules, * as kinds from "../../examples/rules/config.js";
-import { bearer } from "../helpers/auth.js";
+import { bearer, login, register } from "../helpers/auth.js";
 import type { TestResponse } from "../helpers/server.js";
 import {
   type Booted,
@@ -136,21 +136,13 @@ describe("examples/rules: Space Cloud's Securing your project as Citadel rules (
     });
 
     it('"Every module (except user management) performs authentication": registering and signing in need no token (3)', async () => {
-      const reg = await b.server.request("POST", "/api/auth/password/register", {
-        email: "carol@test.com",
-        password: "carol-password",
-      });
-      expect(reg.status, reg.text).toBe(201);
-      expect(reg.body.user).toMatchObject({ email: "carol@test.com", role: "user" });
-      const login = await b.server.request("POST", "/api/auth/password/login", {
-        email: "carol@test.com",
-        password: "carol-password",
-      });
-      expect(login.status, login.text).toBe(200);
+      const reg = await register(b.server, "carol@test.com", "carol-password");
+      expect(reg.user).toMatchObject({ email: "carol@test.com", role: "user" });
+      const token = await login(b.server, "carol@test.com", "carol-password");
       // carol is authenticated (she reads members) but a member of nothing (no project, no task)
-      const members = await b.server.request("GET", "/api/data/members", undefined, bearer(login.body.token));
+      const members = await b.server.request("GET", "/api/data/members", undefined, bearer(token));
       expect(members.status, members.text).toBe(200);
-      const projects = await b.server.request("GET", "/api/data/projects", undefined, bearer(login.body.token));
+      const projects = await b.server.request("GET", "/api/data/projects", undefined, bearer(token));
       expect(idsOf(projects)).toEqual([]);
     });
 
