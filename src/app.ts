@@ -126,7 +126,12 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   const config = validateConfig(input.config ?? {});
   const log = input.options?.log ?? ((message, error) => console.error(`citadel: ${message}`, error ?? ""));
   const settings = config.auth.enabled ? authSettings(config) : undefined;
-  const schema = compileSchema(config.data as SchemaJSON, config.auth.enabled, config.tenancy);
+  const schema = compileSchema(
+    config.data as SchemaJSON,
+    config.auth.enabled,
+    config.tenancy,
+    Object.keys(config.auth.roles),
+  );
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
   const keys = input.options?.encryptionKeys;
   attachKeyring(schema, keys ?? env?.[KEYS_ENV], keys === undefined ? KEYS_ENV : "options.encryptionKeys");

@@ -193,12 +193,22 @@ function checkRenames(fields: Map<string, CompiledField>, path: string) {
   }
 }
 
-function mergeUsers(declared: EntityJSON | undefined): EntityJSON {
-  if (!declared) return BUILTIN_USERS;
-  for (const name of Object.keys(declared.fields))
+/**
+ * The users entity: the built-in fields plus the app's. With roles configured, `role` takes only their names
+ * (a 400 naming them, on every write path), stored as text as before, so adding a role needs no migration.
+ */
+function mergeUsers(declared: EntityJSON | undefined, roles: readonly string[]): EntityJSON {
+  const builtin: EntityJSON["fields"] =
+    roles.length === 0
+      ? BUILTIN_USERS.fields
+      : {
+          ...BUILTIN_USERS.fields,
+          role: { type: "enum", config: { options: { type: "strings", values: [...roles] } } },
+        };
+  for (const name of Object.keys(declared?.fields ?? {}))
     if (name in BUILTIN_USERS.fields)
       throw new ConfigError(`config.data.entities.users.fields.${name}`, `"${name}" is a built-in users field`);
-  return { ...declared, fields: { ...BUILTIN_USERS.fields, ...declared.fields } };
+  return { ...(declared ?? BUILTIN_USERS), fields: { ...builtin, ...declared?.fields } };
 }
 
 function addRelation(entity: CompiledEntity, relation: CompiledRelation, path: string) {
@@ -211,12 +221,17 @@ function addRelation(entity: CompiledEntity, relation: CompiledRelation, path: s
 }
 
 /**
- * Compile the schema; `withUsers` adds the built-in users entity (auth enabled), `tenancy` the tenant entity
- * and the scope column of every scoped entity (§6).
+ * Compile the schema; `withUsers` adds the built-in users entity (auth enabled) whose `role` is one of
+ * `roles` when any are configured, `tenancy` the tenant entity and the scope column of every scoped entity (§6).
  */
-export function compileSchema(json: SchemaJSON, withUsers: boolean, tenancy?: TenancyConfig): CompiledSchema {
+export function compileSchema(
+  json: SchemaJSON,
+  withUsers: boolean,
+  tenancy?: TenancyConfig,
+  roles: readonly string[] = [],
+): CompiledSchema {
   const entityJSON = { ...json.entities };
-  if (withUsers || entityJSON.users) entityJSON.users = mergeUsers(entityJSON.users);
+  if (withUsers || entityJSON.users) entityJSON.users = mergeUsers(entityJSON.users, roles);
   if (tenancy?.enabled) {
     checkName(tenancy.entity, "config.tenancy.entity", "entity");
     if (tenancy.entity === "users") throw new ConfigError("config.tenancy.entity", "users cannot be the tenant entity");

@@ -12,7 +12,6 @@ import {
   boolean,
   type CitadelConfig,
   type CreateAppInput,
-  createApp,
   diffReports,
   em,
   entity,
