@@ -2,9 +2,12 @@
  * What every server adapter does the same way (node, bun): build the app, listen, report a failed start once,
  * close in order. Each adapter brings its runtime and how to listen; nothing here imports a server library.
  */
+import { checkAppInput } from "../src/config/input.js";
 import { type CitadelApp, createApp, type Runtime, type ServeOptions } from "../src/index.js";
 
 export const DEFAULT_PORT = 7654;
+/** What `serve` takes beside createApp's input. */
+const SERVE_KEYS = ["port", "hostname", "quiet"];
 
 export interface ServerHandle {
   /** Resolves once the app is built and listening; rejects when it cannot start (bad config, …). */
@@ -64,7 +67,9 @@ export function serveWith(
   } as unknown as ServerHandle;
   handle.ready = (async () => {
     checkRuntime();
-    const app = await createApp({ ...options, runtime: options.runtime ?? runtime });
+    checkAppInput(options, SERVE_KEYS, "serve");
+    const { connection, config, options: appOptions } = options;
+    const app = await createApp({ connection, config, options: appOptions, runtime: options.runtime ?? runtime });
     handle.app = app;
     try {
       listener = await listen(app, portFrom(options), options.hostname);

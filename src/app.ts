@@ -1,6 +1,7 @@
 /** `createApp`: validate config → compile schema → connect → sync → assemble the HTTP app. Once, at startup. */
 import { AuditTrail } from "./audit/index.js";
 import { type AuthModule, authSettings, createAuth, disabledAuth, type RateLimitStore } from "./auth/index.js";
+import { checkAppInput } from "./config/input.js";
 import { type CitadelConfig, guardEnforced, type ValidatedConfig, validateConfig } from "./config/schema.js";
 import type { Row } from "./data/codec.js";
 import { DataEngine } from "./data/engine.js";
@@ -99,8 +100,9 @@ function dataModule(engine: DataEngine): DataModule {
 
 /** Said at every start while no guard enforces: a config that forgot it must not look secure (§1.9). */
 function openWarning(config: ValidatedConfig): string {
-  const why =
-    config.auth.guard.enabled === false
+  const why = !config.auth.enabled
+    ? "auth is not enabled (config.auth.enabled)"
+    : config.auth.guard.enabled === false
       ? "the guard is disabled (config.auth.guard.enabled: false)"
       : "no roles are configured (config.auth.roles)";
   return `WARNING: ${why}: every /api/data route is open to every caller, anonymous ones included`;
@@ -123,6 +125,7 @@ function registrableFields(guard: Guard, role: string | undefined, visible: stri
 
 /** Build a Citadel app; throws ConfigError or DestructiveSyncError when it cannot start. */
 export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp> {
+  checkAppInput(input);
   const config = validateConfig(input.config ?? {});
   const log = input.options?.log ?? ((message, error) => console.error(`citadel: ${message}`, error ?? ""));
   const settings = config.auth.enabled ? authSettings(config) : undefined;
@@ -147,7 +150,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   schema.indices.push(...policyIndexes(schema, roles));
   const rolesGuard = new Guard(roles, models);
   const guard = guardEnforced(config) ? rolesGuard : undefined;
-  if (!guard && (config.auth.enabled || config.auth.guard.enabled === false)) log(openWarning(config));
+  if (!guard && models.size > 0) log(openWarning(config));
   // the tenant scope wraps whatever the guard grants, and holds with the guard off too (§6.1)
   const accessFor = (subject: Subject): Access => {
     const access = guard && !subject.trusted ? guardedAccess(guard, subject) : openAccess(subject);

@@ -3,6 +3,8 @@
  * Workers and other Fetch API runtimes. The app is built on the first request, when the bindings (`env`) that
  * name the database and hold the JWT secret arrive; no business logic here.
  */
+
+import { refuseUnknownKeys } from "../../src/config/input.js";
 import {
   type CitadelApp,
   type CitadelConfig,
@@ -38,6 +40,9 @@ export interface EdgeWorker<Env = Bindings> {
   app(env: Env): Promise<CitadelApp>;
 }
 
+/** What `citadel()` takes; anything else is a misspelling (§1.8). */
+const EDGE_KEYS = ["connection", "config", "options", "wasm", "clientAddressHeader"];
+
 const text = (value: unknown) => (typeof value === "string" && value !== "" ? value : undefined);
 
 function defaultConnection(env: Bindings): ConnectionConfig {
@@ -55,6 +60,8 @@ function withSecret(config: CitadelConfig | undefined, env: Bindings): CitadelCo
 
 /** A module worker serving Citadel; `export default citadel({ config })`. */
 export function citadel<Env = Bindings>(options: EdgeOptions<Env>): EdgeWorker<Env> {
+  // connection and config may be functions of the bindings: createApp checks what they return
+  refuseUnknownKeys(options, EDGE_KEYS, "citadel");
   const runtime = edgeRuntime({
     wasm: options.wasm ?? hashWasmModules,
     clientAddressHeader: options.clientAddressHeader,
@@ -66,7 +73,6 @@ export function citadel<Env = Bindings>(options: EdgeOptions<Env>): EdgeWorker<E
     const { connection, config } = options;
     const encryptionKeys = options.options?.encryptionKeys ?? text(bindings.CITADEL_ENCRYPTION_KEYS);
     return createApp({
-      ...options,
       connection: typeof connection === "function" ? connection(env) : (connection ?? defaultConnection(bindings)),
       config: withSecret(typeof config === "function" ? config(env) : config, bindings),
       // a worker's secrets are bindings, not process.env (§10.1)

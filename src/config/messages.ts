@@ -25,15 +25,19 @@ export function nearestKey(key: string, known: readonly string[]): string | unde
   return best !== undefined && (bestDistance <= Math.max(2, Math.floor(key.length / 3)) || prefix) ? best : undefined;
 }
 
+/** "unknown key `x` (did you mean `y`?)", or the known keys when none is near. */
+export function unknownKey(key: string, keys: readonly string[]): string {
+  const near = nearestKey(key, keys);
+  const hint = near ? ` (did you mean \`${near}\`?)` : ` (known keys: ${keys.map((k) => `\`${k}\``).join(", ")})`;
+  return `unknown key \`${key}\`${hint}`;
+}
+
 /** The message of an object schema that knows `keys`: unknown keys name the nearest known one. */
 export function unknownKeyMessage(keys: readonly string[]) {
-  return (issue: v.BaseIssue<unknown>): string => {
-    if (issue.expected !== "never") return `expected an object but received ${issue.received}`;
-    const key = String(issue.input);
-    const near = nearestKey(key, keys);
-    const hint = near ? ` (did you mean \`${near}\`?)` : ` (known keys: ${keys.map((k) => `\`${k}\``).join(", ")})`;
-    return `unknown key \`${key}\`${hint}`;
-  };
+  return (issue: v.BaseIssue<unknown>): string =>
+    issue.expected === "never"
+      ? unknownKey(String(issue.input), keys)
+      : `expected an object but received ${issue.received}`;
 }
 
 /**

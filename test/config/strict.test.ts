@@ -1,5 +1,6 @@
 /** §1.8 strict config and §1.9 secure by default, through createApp and HTTP. */
-import { type CitadelConfig, createApp, em, entity, relation, text } from "citadel";
+import { type CitadelConfig, type CreateAppInput, createApp, em, entity, relation, text } from "citadel";
+import { serve } from "citadel/adapter/node";
 import { describe, expect, it } from "vitest";
 import { startServer } from "../helpers/server.js";
 
@@ -106,6 +107,33 @@ describe("strict config (1.8)", () => {
   });
 });
 
+describe("what createApp and serve take beside the config is strict too (1.8)", () => {
+  // a misspelled url would open file:data.db in the working directory: servers meant to share a database would not
+  const inputs: [string, unknown, string][] = [
+    ["connection.ulr", { connection: { ulr: ":memory:" } }, "connection: unknown key `ulr` (did you mean `url`?)"],
+    ["connection.pool.mx", { connection: { url: ":memory:", pool: { mx: 5 } } }, "connection.pool: unknown key `mx`"],
+    ["options.sed", { connection: { url: ":memory:" }, options: { sed: () => {} } }, "did you mean `seed`?"],
+    ["a top-level confg", { connection: { url: ":memory:" }, confg: {} }, "createApp: unknown key `confg`"],
+    ["a connection string", { connection: ":memory:" }, "connection: expected an object"],
+  ];
+  it.each(inputs)("%s is a startup error naming it", async (_, input, message) => {
+    const started = createApp(input as CreateAppInput).then((app) => app.close());
+    await expect(started).rejects.toThrow(message);
+  });
+
+  it("serve names a misspelled option, and knows its own (port, hostname, quiet)", async () => {
+    const input = { connection: { url: ":memory:" }, prot: 8080, quiet: true } as unknown as Parameters<
+      typeof serve
+    >[0];
+    const handle = serve(input);
+    await expect(handle.ready).rejects.toThrow("serve: unknown key `prot` (did you mean `port`?)");
+    process.exitCode = 0;
+    const ok = serve({ connection: { url: ":memory:" }, port: 0, hostname: "127.0.0.1", quiet: true });
+    await ok.ready;
+    await ok.close();
+  });
+});
+
 describe("secure by default (1.9)", () => {
   it("with roles and no guard key, the guard enforces: anonymous cannot make itself admin (1.9)", async () => {
     const server = await startServer(base());
@@ -143,6 +171,18 @@ describe("secure by default (1.9)", () => {
     const again = await startServer(base({ guard: { enabled: false } }), { dir: undefined, options: { log } });
     await again.close();
     expect(logged.filter((m) => m.includes("guard is disabled"))).toHaveLength(2);
+  });
+
+  it("a config without auth serves its entities open and says so at every start (1.9)", async () => {
+    const logged: string[] = [];
+    const app = await createApp({
+      connection: { url: ":memory:" },
+      config: { data: schema.toJSON() },
+      options: { log: (m) => logged.push(m) },
+    });
+    await app.close();
+    expect(logged).toEqual([expect.stringContaining("auth is not enabled (config.auth.enabled)")]);
+    expect(logged[0]).toContain("every /api/data route is open");
   });
 
   it("a config with roles and the guard on prints no such warning (1.9)", async () => {
