@@ -448,12 +448,12 @@ describe("queryParams: bknd's unencoded query strings (§2)", () => {
     expect(get('where={"a":"&b"')).toEqual({ where: ['{"a":"'], 'b"': [""] });
   });
 
+  // No clock: rescanning the rest for each piece would be 200,000² steps, far past the test's timeout on any
+  // machine, where one scan is a few milliseconds.
   it("scans a value that never closes once, however many pieces follow (§2.3)", () => {
-    const pieces = Array.from({ length: 20_000 }, (_, i) => `k${i}=${"x".repeat(20)}`).join("&");
-    const started = performance.now();
+    const pieces = Array.from({ length: 200_000 }, (_, i) => `k${i}=${"x".repeat(20)}`).join("&");
     const params = get(`where={"a":"&${pieces}`);
     expect(params.where).toEqual(['{"a":"']);
-    expect(params.k19999).toEqual(["x".repeat(20)]);
-    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(params.k199999).toEqual(["x".repeat(20)]);
   });
 });

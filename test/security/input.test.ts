@@ -138,14 +138,10 @@ describe("deep, wide and large inputs", () => {
     expect(res.status, res.text).toBe(400);
   });
 
-  it("one relation named many times in with is refused or costs no more than once", async () => {
-    const started = performance.now();
+  it("one relation named many times in with is refused before any of it is read", async () => {
     const res = await b.as(ANON, "POST", "/api/data/projects/query", { with: Array(100_000).fill("tasks") });
-    const elapsed = performance.now() - started;
-    expect(
-      res.status === 400 || elapsed < 2_000,
-      `an anonymous request with 100,000 duplicate with entries answered ${res.status} after ${elapsed.toFixed(0)} ms`,
-    ).toBe(true);
+    expect(res.status, res.text).toBe(400);
+    expect(res.body.error.message).toMatch(/relations per request|named twice/);
   });
 });
 
