@@ -104,7 +104,8 @@ describe("audit trail (7)", () => {
     await auth.users.setPassword("eve@a.test", `${PASSWORD}-2`);
     const eve = await auth.users.delete("eve@a.test");
     const key = await auth.apiKeys!.create({ name: "cli", kind: "secret" });
-    await auth.apiKeys!.revoke(key.id);
+    const rotated = await auth.apiKeys!.rotate(key.id, { grace_seconds: 0 });
+    await auth.apiKeys!.revoke(rotated.id);
     const mine = await entries({ entity: "users", row_id: eve.id });
     // each change of the row is one data.* entry (7.2), beside the auth event it is
     expect(mine.map((e) => e.action)).toEqual([
@@ -125,13 +126,15 @@ describe("audit trail (7)", () => {
     expect(mine[5]!.changes.email).toEqual(["eve@a.test", null]);
     for (const entry of mine)
       expect(entry.actor).toEqual({ user_id: null, role: null, key_id: null, account_id: null, ip: null });
-    const keys = await entries({ entity: "citadel_api_keys", row_id: key.id });
-    expect(keys.map((e) => [e.action, e.actor.user_id])).toEqual([
-      ["key.create", null],
-      ["key.revoke", null],
+    const keys = await entries({ entity: "citadel_api_keys", row_id: { $in: [key.id, rotated.id] } });
+    // the rotation is recorded on the key it hands out, which is then revoked
+    expect(keys.map((e) => [e.action, e.row_id, e.actor.user_id])).toEqual([
+      ["key.create", key.id, null],
+      ["key.rotate", rotated.id, null],
+      ["key.revoke", rotated.id, null],
     ]);
     const text = JSON.stringify([...mine, ...keys]);
-    for (const secret of [PASSWORD, key.key, "$argon2"]) expect(text).not.toContain(secret);
+    for (const secret of [PASSWORD, key.key, rotated.key, "$argon2"]) expect(text).not.toContain(secret);
   });
 
   it("a failed login keeps the email tried, never other text; a refused key-and-user pair names both", async () => {
