@@ -62,12 +62,35 @@ export interface Message {
 
 const inTenant = (tenant: Binding, row: Row) => tenant === "all" || (tenant !== null && row.account_id === tenant);
 
+const scopedTables = new WeakMap<Tables, Map<Binding, Tables>>();
+
+/**
+ * The tables as a subscriber bound to a tenant reads them (§6.1): every entity's rows of its tenant only (none
+ * when it has none), junction tables whole. A policy filter is trusted as written (§4.13), yet its relation
+ * hops and `$exists` are reads of scoped entities like any other: a row of another account, or a user without
+ * one (root), must neither open nor close a row to this subscriber, or the feed would tell it about the other
+ * account (the product ANDs the tenant into each subquery, `withinSubqueries` in src/guard/tenancy.ts).
+ */
+function tablesFor(m: Model, tables: Tables, tenant: Binding): Tables {
+  if (tenant === "all") return tables;
+  const memo = scopedTables.get(tables) ?? new Map<Binding, Tables>();
+  scopedTables.set(tables, memo);
+  if (!memo.has(tenant)) {
+    const scoped = ([name, rows]: [string, Row[]]) => [
+      name,
+      name in m.schema ? rows.filter((r) => inTenant(tenant, r)) : rows,
+    ];
+    memo.set(tenant, Object.fromEntries(Object.entries(tables).map(scoped)));
+  }
+  return memo.get(tenant)!;
+}
+
 /**
  * The subscriber's reads at one state of the tables, for the hops of its where: an entity it may read at all,
  * the rows of it inside its read permission and its tenant, and the fields of each row it may read (§9.4).
  */
 export function readerFor(m: Model, tables: Tables, s: Subscriber): Reader {
-  const base = readerOf(m, tables, s.caller);
+  const base = readerOf(m, tablesFor(m, tables, s.tenant), s.caller);
   return {
     canRead: base.canRead,
     sees: (entity: string, row: Row) => inTenant(s.tenant, row) && base.sees(entity, row),
@@ -77,8 +100,9 @@ export function readerFor(m: Model, tables: Tables, s: Subscriber): Reader {
 
 /**
  * Whether a row image lies inside what the subscriber watches, with the tables as they are when the event is
- * sent: its tenant, its read permission on that row (a policy filter's hops reach every row: trusted, §4.13),
- * and its where. (The reader's memo is by id, so images, which share ids with rows, are never put through it.)
+ * sent: its tenant, its read permission on that row (a policy filter's hops reach the rows of the subscriber's
+ * tenant: trusted, §4.13, yet scoped, §6.1), and its where. (The reader's memo is by id, so images, which share
+ * ids with rows, are never put through it.)
  */
 export function watches(
   m: Model,
@@ -89,10 +113,11 @@ export function watches(
   where: Where | undefined,
   image: Row,
 ): boolean {
+  const scoped = tablesFor(m, tables, s.tenant);
   return (
     inTenant(s.tenant, image) &&
-    allowedOn(m, tables, s.caller, READ, entity, image) &&
-    rowMatches(m, tables, reader, entity, image, where)
+    allowedOn(m, scoped, s.caller, READ, entity, image) &&
+    rowMatches(m, scoped, reader, entity, image, where)
   );
 }
 
