@@ -67,6 +67,10 @@ it("random methods, paths, query strings, bodies and headers never answer 500 (2
         expect(text, what).not.toMatch(/SQLITE|select .* from|\bat .*\.(ts|js):\d+/i);
       },
     ),
-    { numRuns: 1500 },
+    // HTTP_FUZZ_SEED replays a run, HTTP_FUZZ_RUNS makes it longer
+    {
+      numRuns: Number(process.env.HTTP_FUZZ_RUNS ?? 1500),
+      ...(process.env.HTTP_FUZZ_SEED ? { seed: Number(process.env.HTTP_FUZZ_SEED) } : {}),
+    },
   );
 });

@@ -9,6 +9,12 @@ import { startServer, type TestServer } from "../helpers/server.js";
 import { evalWhere, type Where } from "../helpers/where-reference.js";
 import { expectNoLeak, q } from "./fixtures.js";
 
+/** `WHERE_PROPERTY_SEED` replays a run, `WHERE_PROPERTY_RUNS` sets every property's runs (longer runs). */
+const replay = {
+  ...(process.env.WHERE_PROPERTY_SEED ? { seed: Number(process.env.WHERE_PROPERTY_SEED) } : {}),
+};
+const runs = (n: number) => Number(process.env.WHERE_PROPERTY_RUNS ?? n);
+
 const config = { data: em({ items: entity("items", { n: number(), s: text(), b: boolean() }) }).toJSON() };
 
 type Row = { id: number; n: number | null; s: string | null; b: boolean | null };
@@ -124,7 +130,8 @@ describe("where matches SQL three-valued logic (property)", () => {
         }
       }),
       {
-        numRuns: 150,
+        numRuns: runs(150),
+        ...replay,
         examples: [
           [{ $not: { n: { $in: [] } } }],
           [{ $not: { s: { $nin: [] } } }],
@@ -145,7 +152,7 @@ describe("where matches SQL three-valued logic (property)", () => {
         if (res.status === 400) expect(res.body?.error?.code).toBe("bad_request");
         expectNoLeak(res);
       }),
-      { numRuns: 100 },
+      { numRuns: runs(100), ...replay },
     );
   });
 
@@ -156,7 +163,7 @@ describe("where matches SQL three-valued logic (property)", () => {
         expect([200, 400], `${raw} -> ${res.text}`).toContain(res.status);
         expectNoLeak(res);
       }),
-      { numRuns: 60 },
+      { numRuns: runs(60), ...replay },
     );
   });
 });

@@ -155,7 +155,10 @@ describe("explain equals enforcement (4.15)", () => {
           await server.close();
         }
       }),
-      { numRuns: Number(process.env.EXPLAIN_PROPERTY_RUNS ?? 25) },
+      {
+        numRuns: Number(process.env.EXPLAIN_PROPERTY_RUNS ?? 25),
+        ...(process.env.EXPLAIN_PROPERTY_SEED ? { seed: Number(process.env.EXPLAIN_PROPERTY_SEED) } : {}),
+      },
     );
   }, 300_000);
 
