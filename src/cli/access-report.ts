@@ -41,6 +41,13 @@ export function formatReport(report: AccessReport): string {
       `API keys${keys.require ? " (required on every request)" : ""}: publishable keys without a role act as ` +
         `"${keys.publishable_role}", secret keys ${keys.secret_role ? `as "${keys.secret_role}"` : "bypass the guard"}.`,
     );
+  const { external_tokens: idp, browser_origins: origins } = report.principals;
+  if (idp)
+    out.push(
+      `Tokens of ${idp.issuer} (keys from ${idp.jwks_url}, audience "${idp.audience}") are trusted: their users act ` +
+        `as the role their "${idp.role_claim}" claim names.`,
+    );
+  if (origins.length > 0) out.push(`Pages of ${origins.join(", ")} may call the API with a visitor's cookie (CORS).`);
   if (report.tenancy)
     out.push(
       `Tenant isolation: ${report.tenancy.entities.join(", ")} are scoped by ${report.tenancy.field} on top of the ` +

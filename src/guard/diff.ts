@@ -77,9 +77,15 @@ const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
 
 /** The settings a reviewer must see change, as text. */
 function settingsOf(report: AccessReport): Record<string, string> {
-  const { registration, api_keys: keys } = report.principals;
+  const { registration, api_keys: keys, external_tokens: idp, browser_origins: origins } = report.principals;
   const text = (v: unknown) => (v === null || v === undefined ? "(none)" : String(v));
   return {
+    // a new or re-pointed identity provider decides who acts as which role as much as registration does
+    "external tokens (JWKS)": idp
+      ? `${idp.jwks_url}, issuer ${idp.issuer}, audience ${idp.audience}, role from claim "${idp.role_claim}"`
+      : "(none)",
+    "browser origins sending the cookie (CORS)": origins.length > 0 ? origins.join(", ") : "(same origin only)",
+    "client address from X-Forwarded-For": String(report.principals.trust_proxy),
     "guard enforces": String(report.enforced),
     "default role (callers without a token)": text(report.default_role),
     registration: registration.open ? `open, role ${text(registration.role)}` : "closed",

@@ -79,6 +79,12 @@ export interface AccessReport {
     registration: { open: boolean; role: string | null };
     /** API keys (§5.1): the roles keys without one of their own act as; secret_role null: they bypass the guard */
     api_keys?: { require: boolean; publishable_role: string; secret_role: string | null };
+    /** an identity provider whose tokens are trusted (§3.2): its users act as the role its `role_claim` names */
+    external_tokens?: { jwks_url: string; issuer: string; audience: string; role_claim: string };
+    /** the other origins whose pages may call the API with the visitor's cookie (§3.7); empty: same origin only */
+    browser_origins: string[];
+    /** whether the client address (secret keys' allowed IPs, rate limits) is read from X-Forwarded-For */
+    trust_proxy: boolean;
   };
   /** the tenant scope ANDed into every scoped entity's queries on top of the decisions (§6) */
   tenancy?: { field: string; entities: string[]; superadmin_role: string | null };
@@ -319,6 +325,7 @@ export function accessReport(input: ReportInput): AccessReport {
       warnings.push({ kind: "unreadable", message: `no role can read entity "${entity}"` });
   warnings.push(...deadPolicies(config, guard, entities));
   const keys = config.auth.enabled && config.auth.api_keys.enabled ? config.auth.api_keys : undefined;
+  const jwks = config.auth.enabled ? config.auth.jwt.jwks : undefined;
   if (keys?.secret_role === undefined && keys)
     warnings.push({
       kind: "secret-keys",
@@ -354,6 +361,18 @@ export function accessReport(input: ReportInput): AccessReport {
             },
           }
         : {}),
+      ...(jwks
+        ? {
+            external_tokens: {
+              jwks_url: jwks.url,
+              issuer: jwks.issuer,
+              audience: jwks.audience,
+              role_claim: jwks.role_claim,
+            },
+          }
+        : {}),
+      browser_origins: [config.server.cors.origin ?? []].flat(),
+      trust_proxy: config.server.trust_proxy,
     },
     ...(tenancy
       ? {

@@ -39,11 +39,17 @@ const BASE = {
 
 let n = 0;
 /** A config module with these roles, written to the temp directory; returns its path. */
-function configWith(roles: Record<string, unknown>, entities = schema): string {
+function configWith(
+  roles: Record<string, unknown>,
+  entities = schema,
+  more: { jwt?: Record<string, unknown>; server?: Record<string, unknown> } = {},
+): string {
   const file = join(dir, `config-${n++}.ts`);
+  const jwt = { secret: "a-diff-test-secret-of-at-least-32-bytes!!", ...more.jwt };
   const config = {
     data: entities,
-    auth: { enabled: true, jwt: { secret: "a-diff-test-secret-of-at-least-32-bytes!!" }, roles },
+    auth: { enabled: true, jwt, roles },
+    ...(more.server ? { server: more.server } : {}),
   };
   writeFileSync(file, `export default { config: ${JSON.stringify(config)} };\n`);
   return file;
@@ -187,6 +193,30 @@ describe("citadel diff (12.4)", () => {
     const run = await diff(base, configWith(withNotes, entities));
     expect(run.code).toBe(3);
     expect(run.stdout).toContain("Widens (1)\n  role writer: read notes: deny -> allow");
+  });
+
+  it("a trusted identity provider, a re-pointed one, or a new cookie origin is a setting to review: exit 3 (12.4, 3.2, 3.7)", async () => {
+    const idp = { url: "https://idp.example.com/jwks", issuer: "https://idp.example.com/", audience: "app" };
+    const trusting = configWith(BASE, schema, { jwt: { jwks: idp } });
+    const added = await diff(base, trusting);
+    expect(added.code, added.stdout).toBe(3);
+    expect(added.stdout).toContain(
+      'external tokens (JWKS): (none) -> https://idp.example.com/jwks, issuer https://idp.example.com/, audience app, role from claim "role"',
+    );
+    const repointed = await diff(
+      trusting,
+      configWith(BASE, schema, { jwt: { jwks: { ...idp, role_claim: "groups" } } }),
+    );
+    expect(repointed.code).toBe(3);
+    expect(repointed.stdout).toContain('role from claim "groups"');
+    const cors = await diff(base, configWith(BASE, schema, { server: { cors: { origin: ["https://evil.example"] } } }));
+    expect(cors.code).toBe(3);
+    expect(cors.stdout).toContain(
+      "browser origins sending the cookie (CORS): (same origin only) -> https://evil.example",
+    );
+    // and check says both
+    const check = await cli(["check", "--config", trusting]);
+    expect(check.stdout).toContain("Tokens of https://idp.example.com/ (keys from https://idp.example.com/jwks");
   });
 
   it("the command line: two configs exactly; --config twice is only for diff; a broken config is exit 1", async () => {
