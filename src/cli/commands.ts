@@ -13,7 +13,9 @@ import { AUDIT_COMMANDS } from "./audit.js";
 import { ENCRYPTION_COMMANDS } from "./encryption.js";
 import type { CliIo } from "./io.js";
 import { openApp, print, withApp } from "./open.js";
+import { OPENAPI_COMMANDS } from "./openapi.js";
 import { readPassword } from "./prompt.js";
+import { SERVE_COMMANDS } from "./serve.js";
 import { table } from "./table.js";
 import { UsageError } from "./usage.js";
 
@@ -50,6 +52,8 @@ export const OPTIONS = {
     help: "an account (config.tenancy): the key's, or the caller's to explain",
   },
   account: { type: "string", arg: "<id>", help: "the account (config.tenancy) the user belongs to" },
+  port: { type: "string", arg: "<n>", help: "the port to listen on (0: any free port; default $PORT, else 7654)" },
+  hostname: { type: "string", arg: "<host>", help: "the address to listen on, e.g. 127.0.0.1 (default: all)" },
   json: { type: "boolean", help: "print JSON instead of text" },
   lines: { type: "string", short: "n", arg: "<N>", help: "how many entries, the latest (default 20)" },
   follow: { type: "boolean", short: "f", help: "keep printing new entries as they are written (Ctrl-C stops)" },
@@ -142,6 +146,7 @@ const printKey = (io: CliIo, verb: string, key: NewApiKey) =>
 
 /** Every command, in the order `citadel --help` lists them. */
 export const COMMANDS: Command[] = [
+  ...SERVE_COMMANDS,
   {
     name: "sync",
     summary: "Sync the database schema with the config",
@@ -174,6 +179,7 @@ export const COMMANDS: Command[] = [
   },
   ...ACCESS_COMMANDS,
   ...TEST_COMMANDS,
+  ...OPENAPI_COMMANDS,
   {
     name: "user create",
     summary: "Create a user (password from stdin or a prompt)",

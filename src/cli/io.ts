@@ -16,8 +16,14 @@ export interface CliIo {
   prompt(question: string): Promise<string>;
   /** The environment, e.g. `CITADEL_JWT_SECRET`; never written to. */
   env: Readonly<Record<string, string | undefined>>;
-  /** Stops a command that runs until stopped (`audit tail --follow`); the process itself just ends on Ctrl-C. */
+  /** Stops a command that runs until stopped (`serve`, `audit tail --follow`); tests abort it themselves. */
   signal?: AbortSignal;
+  /**
+   * Turn the process's Ctrl-C (SIGINT) and SIGTERM into an abort of `signal`, so `serve` closes cleanly; a second
+   * one ends the process as usual. Only the process's io has it, and only `serve` asks: on every other command
+   * Ctrl-C ends the process at once.
+   */
+  stopOnSignals?(): void;
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
@@ -56,6 +62,7 @@ function promptHidden(question: string): Promise<string> {
 
 /** The real process: its streams, its terminal and its environment. */
 export function processIo(): CliIo {
+  const stop = new AbortController();
   return {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
@@ -63,5 +70,14 @@ export function processIo(): CliIo {
     stdin: async () => (process.stdin.isTTY ? undefined : readAll(process.stdin)),
     prompt: promptHidden,
     env: process.env,
+    signal: stop.signal,
+    stopOnSignals() {
+      const names = ["SIGINT", "SIGTERM"] as const;
+      const onSignal = (name: NodeJS.Signals) => {
+        for (const other of names) process.off(other, onSignal);
+        stop.abort(name);
+      };
+      for (const name of names) process.on(name, onSignal);
+    },
   };
 }
