@@ -45,6 +45,8 @@ interface Frame {
   hops: number;
   /** whether `@row.<field>` may name the outer row (not across a junction table, two subqueries deep) */
   rowRefs: boolean;
+  /** the rules of the fields readable only on some rows that this entity's where names (§9.4), by field */
+  seen: Map<string, Filter>;
 }
 
 /** Relation hops and `$exists` subqueries nest at most this deep (§4.13). */
@@ -89,7 +91,13 @@ class WhereParser {
     resolve: FieldResolver,
     private readonly options: ParseOptions,
   ) {
-    this.frame = { resolve, reach: options.reach, hops: 0, rowRefs: false };
+    this.frame = { resolve, reach: options.reach, hops: 0, rowRefs: false, seen: new Map() };
+  }
+
+  /** The whole where on the outermost entity's rows, under the rules of the fields it names there. */
+  where(input: unknown, path: string): Filter {
+    const where = this.conditions(input, path, 0);
+    return and(...this.frame.seen.values(), where);
   }
 
   fail(path: string, problem: string): never {
@@ -127,9 +135,10 @@ class WhereParser {
   private inside(reach: Reach, input: unknown, path: string, depth: number, rowRefs = true): Filter {
     if (this.frame.hops >= MAX_HOPS) this.fail(path, `relations and $exists nest at most ${MAX_HOPS} deep`);
     const outer = this.frame;
-    this.frame = { resolve: reach.resolve, reach, outer, hops: outer.hops + 1, rowRefs };
+    this.frame = { resolve: reach.resolve, reach, outer, hops: outer.hops + 1, rowRefs, seen: new Map() };
     try {
-      return and(reach.scope, this.conditions(input, path, depth + 1));
+      const where = this.conditions(input, path, depth + 1);
+      return and(reach.scope, ...this.frame.seen.values(), where);
     } finally {
       this.frame = outer;
     }
@@ -198,25 +207,39 @@ class WhereParser {
       if (path_) return path_;
       return this.fail(path, `unknown field "${name}"`);
     }
-    // a field readable only on some rows is matched only there: elsewhere the where cannot see its value (§9.4).
-    // Only where its rule is TRUE: an UNKNOWN rule (a NULL owner, an anonymous caller) under a $not or $every
-    // would otherwise leave the row's match to the hidden value alone
-    const rule = this.frame.reach?.fieldRule?.(field.name);
-    const seen = rule && certainly(rule);
-    // the rule's values are bound again each time the field is named: they count against the where's bound
-    if (seen) {
-      mapOperands(seen, (operand) => {
-        if (!isOuterRef(operand)) this.values++;
-        return operand;
-      });
-      if (this.values > MAX_VALUES)
-        this.fail(path, `more than ${MAX_VALUES} values in one where (with those of the rule of "${field.name}")`);
-    }
-    if (Array.isArray(value)) return and(seen, this.operator(field, "$in", value, path));
-    if (!isObject(value)) return and(seen, this.operator(field, "$eq", value, path));
+    this.see(field.name, path);
+    if (Array.isArray(value)) return this.operator(field, "$in", value, path);
+    if (!isObject(value)) return this.operator(field, "$eq", value, path);
     const entries = Object.entries(value);
     if (entries.length === 0) this.fail(path, "expected at least one operator");
-    return and(seen, ...entries.map(([op, v]) => this.operator(field, op, v, `${path}.${op}`)));
+    return and(...entries.map(([op, v]) => this.operator(field, op, v, `${path}.${op}`)));
+  }
+
+  /**
+   * A field readable only on some rows (§9.4) is seen by the where only where its rule holds: its rule is ANDed
+   * with the whole where of this entity (`where`, `inside`), not with each comparison. Guarding each comparison
+   * (`rule AND salary < 100`) leaves the where's structure free to undo the guard: under a $not, or a $or
+   * with another field, it selects the rows where the rule fails, the hidden ones. Around the whole where, no
+   * $not, $or or nesting inside it reaches those rows, and what it answers is a subset of the rows where the
+   * field is readable, on which the value is the caller's to see anyway. Each entity of the where keeps its own:
+   * a relation path or `$exists` is a where on another entity's rows, so the rules of the fields it names there
+   * (that entity's, under the caller's read permission on it) go inside its subquery, where those rows are.
+   * Only where the rule is TRUE: an UNKNOWN rule (a NULL owner, an anonymous caller) under a NOT around this
+   * hop ($none, $every, a $not around a relation path or $exists) would leave the match to the hidden value.
+   */
+  private see(name: string, path: string): void {
+    const { seen, reach } = this.frame;
+    const rule = seen.has(name) ? undefined : reach?.fieldRule?.(name);
+    if (!rule) return;
+    const holds = certainly(rule);
+    seen.set(name, holds);
+    // the rule is bound once for each entity of the where that names the field: its values count against the bound
+    mapOperands(holds, (operand) => {
+      if (!isOuterRef(operand)) this.values++;
+      return operand;
+    });
+    if (this.values > MAX_VALUES)
+      this.fail(path, `more than ${MAX_VALUES} values in one where (with those of the rule of "${name}")`);
   }
 
   private operator(field: CompiledField, op: string, value: unknown, path: string): Filter {
@@ -378,5 +401,5 @@ export const comparedAs = (type: ColumnType) => {
 export function parseWhere(input: unknown, resolve: FieldResolver, options: ParseOptions = {}): Filter {
   const parser = new WhereParser(resolve, options);
   if (input === undefined || input === null) return and();
-  return parser.conditions(input, options.path ?? "where", 0);
+  return parser.where(input, options.path ?? "where");
 }

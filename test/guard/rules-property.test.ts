@@ -192,9 +192,10 @@ function expectedFor(c: Case, tables: Tables, caller: RuleCaller, roleIndex: num
   return { status: 200, rows, removed };
 }
 
-const and3 = (a: Tri, b: Tri): Tri => (a === false || b === false ? false : a === null || b === null ? null : true);
-
-/** A caller's where on one field: SQL's logic on the value, and FALSE on rows where the field is hidden (§9.4). */
+/**
+ * A caller's where on one field: SQL's logic on the value, and FALSE on rows where the field is hidden, under a
+ * `$not` too (§9.4).
+ */
 function whereHolds(w: Where, row: Row, shown: boolean): Tri {
   const v = row[w.field] ?? null;
   const cmp = (x: Scalar, y: Scalar, test: (a: number | string, b: number | string) => boolean): Tri =>
@@ -233,8 +234,9 @@ function whereHolds(w: Where, row: Row, shown: boolean): Tri {
     default:
       leaf = (v === null) === Boolean(w.value);
   }
-  const seen = and3(shown, leaf);
-  return w.not ? (seen === null ? null : !seen) : seen;
+  // the where sees the field only where it is shown, whether or not it negates the comparison
+  if (!shown) return false;
+  return w.not ? (leaf === null ? null : !leaf) : leaf;
 }
 
 const whereJSON = (w: Where) => {

@@ -26,8 +26,9 @@ export interface Env {
   /** an operand as the database sees it, e.g. `@row.<field>` → that column of the enclosing row */
   operand?(value: unknown): unknown;
   /**
-   * whether the caller may read a field on the current row (§9.4): a field's condition on a row where it is
-   * hidden is FALSE (not UNKNOWN: the where cannot see the value there). Every field when absent.
+   * whether the caller may read a field on the current row (§9.4): a where that names a field anywhere (under
+   * `$not`, `$or`, at any depth) is FALSE on a row where that field is hidden, whatever the rest of it says.
+   * Every field when absent.
    */
   shown?(key: string): boolean;
 }
@@ -99,24 +100,32 @@ function op(x: Scalar, name: string, v: unknown): Tri {
   return compare(x, name, v as string | number | boolean);
 }
 
-function groupItems(v: unknown, env: Env): Tri[] {
-  if (Array.isArray(v)) return v.map((c) => evalWhere(c as Where, env));
-  return Object.entries(v as object).map(([k, c]) => evalWhere({ [k]: c }, env));
+function groupItems(v: unknown, env: Env, named: Set<string>): Tri[] {
+  if (Array.isArray(v)) return v.map((c) => evaluate(c as Where, env, named));
+  return Object.entries(v as object).map(([k, c]) => evaluate({ [k]: c }, env, named));
 }
 
 /** Evaluate a where object over any key → value lookup (a row, or a request context), or a fuller `Env`. */
 export function evalWhere(where: Where, lookup: ((key: string) => Scalar) | Env): Tri {
   const env: Env = typeof lookup === "function" ? { get: lookup } : lookup;
+  const named = new Set<string>();
+  const truth = evaluate(where, env, named);
+  // §9.4: the where sees only rows where every field it names is readable (a hop's fields are its own business)
+  return env.shown && [...named].some((key) => !env.shown!(key)) ? false : truth;
+}
+
+/** The truth of a where on the current row, collecting the fields it names in `named`. */
+function evaluate(where: Where, env: Env, named: Set<string>): Tri {
   const bind = (v: unknown): unknown =>
     Array.isArray(v) ? v.map(bind) : env.operand && (typeof v === "string" || v === null) ? env.operand(v) : v;
   return and3(
     Object.entries(where).map(([key, v]): Tri => {
-      if (key === "$and") return and3(groupItems(v, env));
-      if (key === "$or") return or3(groupItems(v, env));
-      if (key === "$not") return not3(and3(groupItems(v, env)));
+      if (key === "$and") return and3(groupItems(v, env, named));
+      if (key === "$or") return or3(groupItems(v, env, named));
+      if (key === "$not") return not3(and3(groupItems(v, env, named)));
       const hop = env.hop?.(key, v);
       if (hop !== undefined) return hop;
-      if (env.shown && !env.shown(key)) return false;
+      named.add(key);
       const x = env.get(key);
       if (v === null) return x === null;
       if (Array.isArray(v)) return op(x, "$in", bind(v));
