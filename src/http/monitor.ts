@@ -1,27 +1,33 @@
 /**
  * Monitoring's HTTP side (§7.5): after each request, what it was (the matched route and status), whether it
  * was refused (401, 403) or rate limited (429), whether it named a privileged field or another tenant's
- * account, and one structured JSON line per denial and failed login. Observing never changes the answer.
+ * account or row, and one structured JSON line per denial and failed login. Observing never changes the
+ * answer, and never fails on what a client sent: that is the client's error, not the server's.
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
 import { actorOf } from "../audit/index.js";
+import type { DataEngine } from "../data/engine.js";
+import { countRows } from "../data/write-checks.js";
+import { Saturated } from "../db/bounded-driver.js";
 import { CitadelError, ForbiddenError, ValidationError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
 import { PERMISSIONS } from "../guard/compile.js";
-import { bindingOf, type Tenancy } from "../guard/tenancy.js";
+import { bindingOf, type Tenancy, type TenantBinding } from "../guard/tenancy.js";
 import {
   idsNamedBy,
   idsOfWhere,
+  idsWrittenTo,
   namesAnotherTenant,
   refusedFields,
   refusedOwner,
+  rowOutsideTenant,
   writtenFields,
 } from "../metrics/incidents.js";
 import type { Monitor } from "../metrics/monitor.js";
 import { bodyRead, readJson } from "./body.js";
 import { ACTION_OF, denialOf, LOGIN_PATH } from "./denials.js";
-import { queryParams } from "./query-string.js";
+import { type QueryParams, queryParams } from "./query-string.js";
 
 export interface HttpMonitorOptions {
   monitor: Monitor;
@@ -42,6 +48,8 @@ const WRITES = new Set(["POST", "PATCH", "PUT"]);
 /** Hono's method of `use()` middleware: never the route that answers. */
 const MIDDLEWARE_METHOD = "ALL";
 const MAX_MESSAGE = 300;
+/** A row id as a data route takes it (data-routes.ts): anything else was answered 404 before any lookup. */
+const ROW_ID = /^[1-9]\d{0,15}$/;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -77,11 +85,44 @@ function json(value: unknown): unknown {
   }
 }
 
+/**
+ * The query string as the routes read it. One they refused (400: a NUL, a lone surrogate) is read as plain
+ * text instead, for what its `where` named: a client's bad input is no failure of monitoring.
+ */
+function queryOf(url: string): QueryParams {
+  try {
+    return queryParams(url);
+  } catch {
+    const params: QueryParams = new Map();
+    try {
+      for (const [name, value] of new URL(url).searchParams) {
+        const values = params.get(name);
+        if (values) values.push(value);
+        else params.set(name, [value]);
+      }
+    } catch {
+      // not a URL: nothing named
+    }
+    return params;
+  }
+}
+
 /** The where a data route's body carries: the body itself (count, exists, delete many) or its `where`. */
 function whereInBody(method: string, route: string, params: Record<string, string>, body: unknown): unknown {
   if (route.endsWith("/fn/count") || route.endsWith("/fn/exists") || (method === "DELETE" && !params.id)) return body;
   if (route.endsWith("/query") || (method === "PATCH" && !params.id))
     return isObject(body) ? json(body.where) : undefined;
+  return undefined;
+}
+
+/** The `with` a query's body carries (a list's nested wheres). */
+const withInBody = (route: string, body: unknown): unknown =>
+  route.endsWith("/query") && isObject(body) ? json(body.with) : undefined;
+
+/** The rows a write's body sets: a create's row or rows, an update's row, an update-many's `update`. */
+function rowsInBody(method: string, route: string, params: Record<string, string>, body: unknown): unknown {
+  if (method === "POST" && route.endsWith("/:entity")) return body;
+  if (method === "PATCH") return params.id ? body : isObject(body) ? body.update : undefined;
   return undefined;
 }
 
@@ -119,25 +160,59 @@ export function monitorMiddleware(options: HttpMonitorOptions): MiddlewareHandle
     );
   };
 
-  /** §6.5: a caller bound to one account (or none) naming another account by path, where, `with` or body. */
-  const crossesTenants = (c: Context, route: string, params: Record<string, string>, body: unknown): boolean => {
-    const subject: Subject | undefined = c.get("subject");
-    if (!tenancy || !subject || !route.startsWith(DATA_PREFIX)) return false;
-    const binding = bindingOf(tenancy, subject);
-    if (binding.kind === "all") return false;
+  /**
+   * §6.5: a caller bound to one account (or none) naming another account by path, where, `with` or body. Only
+   * the parts the route reads are walked, each on its own budget (incidents.ts), the where first: padding
+   * beside them, or nesting deeper than any where, cannot hide them.
+   */
+  const crossesTenants = (
+    c: Context,
+    tenancy: Tenancy,
+    binding: TenantBinding,
+    route: string,
+    params: Record<string, string>,
+    body: unknown,
+  ): boolean => {
     const own = binding.kind === "tenant" ? Number(binding.id) : undefined;
-    const query = queryParams(c.req.url);
+    const { field } = tenancy;
+    const query = queryOf(c.req.url);
     const where = json(query.get("where")?.[0]);
-    const ids = [
-      ...idsNamedBy(where, tenancy.field),
-      ...idsNamedBy(json(query.get("with")?.[0]), tenancy.field),
-      ...idsNamedBy(body, tenancy.field),
+    const bodyWhere = whereInBody(c.req.method, route, params, body);
+    const parts: (() => number[])[] = [
+      () => idsNamedBy(where, field),
+      () => idsNamedBy(bodyWhere, field),
+      () => idsNamedBy(json(query.get("with")?.[0]), field),
+      () => idsNamedBy(withInBody(route, body), field),
+      () => idsWrittenTo(rowsInBody(c.req.method, route, params, body), field),
     ];
-    if (params.entity === tenancy.entity) {
-      if (params.id !== undefined && /^\d{1,16}$/.test(params.id)) ids.push(Number(params.id));
-      ids.push(...idsOfWhere(where), ...idsOfWhere(whereInBody(c.req.method, route, params, body)));
-    }
-    return namesAnotherTenant(ids, own);
+    if (params.entity === tenancy.entity)
+      parts.push(
+        () => (params.id !== undefined && /^\d{1,16}$/.test(params.id) ? [Number(params.id)] : []),
+        () => idsOfWhere(where),
+        () => idsOfWhere(bodyWhere),
+      );
+    return parts.some((part) => namesAnotherTenant(part(), own));
+  };
+
+  /**
+   * §6.5, §4.10: a row of another account named by id in the path (read, related rows, update, delete) is
+   * answered 404, as a missing row is. Whether the row the caller's lookup missed is another account's is asked
+   * only then, once, trusted, and after the answer has gone (Monitor.later): the answer is the same whatever
+   * the row, and waits for nothing. The question is the lookup's own tenant filter, negated (incidents.ts).
+   */
+  const probePath = (c: Context, tenancy: Tenancy, binding: TenantBinding, params: Record<string, string>) => {
+    const engine: DataEngine | undefined = c.get("engine");
+    const { entity, id } = params;
+    if (!engine || entity === undefined || id === undefined || !ROW_ID.test(id) || !entities.has(entity)) return;
+    const outside = rowOutsideTenant(tenancy, binding, entity, Number(id));
+    if (!outside) return;
+    monitor.later(
+      async () => {
+        if ((await countRows(engine.db, entity, outside)) > 0) monitor.crossTenantAttempts++;
+      },
+      // a database too busy for the check drops it, as Monitor.later drops a flood's
+      (error) => (error instanceof Saturated ? undefined : options.logError(error)),
+    );
   };
 
   /** A 401 or 403: a failed login, or a denial counted by its labels; either way one log line. */
@@ -180,7 +255,13 @@ export function monitorMiddleware(options: HttpMonitorOptions): MiddlewareHandle
     if (body === undefined && refusedWrite && (entity === "users" || tenancy?.scoped.has(entity)))
       body = await readJson(c, maxBodyBytes).catch(() => undefined);
     if (error && refusedWrite && escalates(error, entity, body)) monitor.escalationAttempts++;
-    if (crossesTenants(c, answering.path, params, body)) monitor.crossTenantAttempts++;
+
+    const subject: Subject | undefined = c.get("subject");
+    if (!tenancy || !subject) return;
+    const binding = bindingOf(tenancy, subject);
+    if (binding.kind === "all") return;
+    if (crossesTenants(c, tenancy, binding, answering.path, params, body)) monitor.crossTenantAttempts++;
+    else if (status === 404) probePath(c, tenancy, binding, params);
   };
 
   return async (c, next) => {
@@ -188,7 +269,8 @@ export function monitorMiddleware(options: HttpMonitorOptions): MiddlewareHandle
     try {
       await observe(c);
     } catch (error) {
-      options.logError(error);
+      // a client's bad input is answered as such (4xx), never logged as the server's failure
+      if (!(error instanceof CitadelError && error.status < 500)) options.logError(error);
     }
   };
 }

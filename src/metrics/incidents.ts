@@ -1,14 +1,52 @@
 /**
  * Which requests are incidents (§7.5): escalation attempts (writes naming privileged fields) and cross-tenant
- * attempts (a where or body naming another tenant's account, §6.5). Pure functions over what the request sent
- * and how it was answered; the HTTP layer gathers both.
+ * attempts (a where, body or path naming another tenant's account or rows, §6.5). Pure functions over what the
+ * request sent and how it was answered; the HTTP layer gathers both, and asks the one question of the database
+ * (`rowOutsideTenant`) after the answer has gone.
  */
+
+import { type Tenancy, type TenantBinding, tenantFilter } from "../guard/tenancy.js";
+import { and, certainly, type Filter, not } from "../query/ast.js";
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
-/** A JSON value walked at most this far: a where is bounded (500 nodes) by its parser, a body by its size. */
+/**
+ * A JSON value is walked at most this far, breadth first and without recursion, so no input can make a walk
+ * throw or run long: MAX_NODES values (a where is bounded by its parser to 500 conditions and 5,000 values, a
+ * body by its size) and MAX_DEPTH levels (a where's parser takes 8, each a few JSON levels deep). The caller
+ * walks each part a request uses on its own budget (monitor.ts), so padding elsewhere cannot spend it.
+ */
 const MAX_NODES = 10_000;
+const MAX_DEPTH = 64;
 const COMBINATORS = new Set(["$and", "$or", "$not"]);
+
+/** What is left of one walk: values it may still visit. */
+type Budget = { nodes: number };
+const budget = (): Budget => ({ nodes: MAX_NODES });
+
+/**
+ * Visit `root` and what `visit` adds under it, level by level (shallow before deep), within the budget and
+ * MAX_DEPTH levels. `add` answers false once the budget is spent: the visitor stops there.
+ */
+function breadthFirst(
+  root: unknown,
+  left: Budget,
+  visit: (value: unknown, add: (child: unknown) => boolean) => void,
+): void {
+  if (--left.nodes < 0) return;
+  let level: unknown[] = [root];
+  for (let depth = 0; level.length > 0; depth++) {
+    const next: unknown[] = [];
+    const add = (child: unknown): boolean => {
+      if (depth >= MAX_DEPTH || left.nodes <= 0) return false;
+      left.nodes--;
+      next.push(child);
+      return true;
+    };
+    for (const value of level) visit(value, add);
+    level = next;
+  }
+}
 
 /** An id as a where or body may spell it: a number, or a string of digits. */
 function idOf(value: unknown): number | undefined {
@@ -18,12 +56,14 @@ function idOf(value: unknown): number | undefined {
 }
 
 /** Every id under `value`: a scalar, a list (`$in`) or an operator object (`{ $eq: 2 }`, `{ $nin: [2] }`). */
-function idsUnder(value: unknown, out: number[], budget: { nodes: number }): void {
-  if (--budget.nodes < 0) return;
-  const id = idOf(value);
-  if (id !== undefined) out.push(id);
-  else if (Array.isArray(value)) for (const v of value) idsUnder(v, out, budget);
-  else if (isObject(value)) for (const v of Object.values(value)) idsUnder(v, out, budget);
+function idsUnder(value: unknown, out: number[], left: Budget): void {
+  breadthFirst(value, left, (v, add) => {
+    const id = idOf(v);
+    if (id !== undefined) out.push(id);
+    else if (Array.isArray(v)) {
+      for (const item of v) if (!add(item)) return;
+    } else if (isObject(v)) for (const key in v) if (!add(v[key])) return;
+  });
 }
 
 /**
@@ -32,23 +72,23 @@ function idsUnder(value: unknown, out: number[], budget: { nodes: number }): voi
  */
 function idsNamed(value: unknown, names: (key: string) => boolean, descends: (key: string) => boolean): number[] {
   const out: number[] = [];
-  const budget = { nodes: MAX_NODES };
-  const walk = (v: unknown): void => {
-    if (--budget.nodes < 0) return;
-    if (Array.isArray(v)) for (const item of v) walk(item);
-    else if (isObject(v))
-      for (const [key, inner] of Object.entries(v)) {
-        if (names(key)) idsUnder(inner, out, budget);
-        else if (descends(key)) walk(inner);
+  const left = budget();
+  breadthFirst(value, left, (v, add) => {
+    if (Array.isArray(v)) {
+      for (const item of v) if (!add(item)) return;
+    } else if (isObject(v))
+      for (const key in v) {
+        if (left.nodes <= 0) return;
+        if (names(key)) idsUnder(v[key], out, left);
+        else if (descends(key) && !add(v[key])) return;
       }
-  };
-  walk(value);
+  });
   return out;
 }
 
 /**
- * The account ids a JSON value names through `field` (the tenant scope column) at any depth: in a where, a
- * relation's nested where or `$exists`, and in the rows of a write alike.
+ * The account ids a where names through `field` (the tenant scope column) at any depth: at its top level, in
+ * a relation's nested where or `$exists`, and in the nested wheres of a `with`.
  */
 export const idsNamedBy = (value: unknown, field: string): number[] =>
   idsNamed(
@@ -64,6 +104,39 @@ export const idsOfWhere = (where: unknown): number[] =>
     (key) => key === "id",
     (key) => COMBINATORS.has(key),
   );
+
+/**
+ * The account ids the rows of a write set through `field`: a row's own key, of each row of a list. A value
+ * nested in a row (a JSON field's) names no account.
+ */
+export function idsWrittenTo(rows: unknown, field: string): number[] {
+  const out: number[] = [];
+  const left = budget();
+  for (const row of Array.isArray(rows) ? rows : [rows]) {
+    if (--left.nodes < 0) break;
+    if (isObject(row) && Object.hasOwn(row, field)) idsUnder(row[field], out, left);
+  }
+  return out;
+}
+
+/**
+ * The row `id` of `entity` if the caller's tenant is what hides it: outside the very filter its lookup ANDed
+ * (tenancy.ts), so a row its own account hides by policy is not one. Undefined when the caller's tenant hides
+ * nothing there: a caller of every account, an entity no tenant scopes, or the tenant entity, whose ids a path
+ * names outright (`idsOfWhere`, monitor.ts).
+ */
+export function rowOutsideTenant(
+  tenancy: Tenancy,
+  binding: TenantBinding,
+  entity: string,
+  id: number,
+): Filter | undefined {
+  if (binding.kind === "all" || !tenancy.scoped.has(entity)) return undefined;
+  return and(
+    { kind: "compare", field: "id", op: "$eq", value: id },
+    not(certainly(tenantFilter(tenancy, entity, binding))),
+  );
+}
 
 /** Whether any named account is not the caller's own (`own` undefined: a caller bound to no account). */
 export const namesAnotherTenant = (ids: readonly number[], own: number | undefined): boolean =>

@@ -2,7 +2,7 @@
  * Monitoring (§7.5): the counters (monitor.ts), what counts as an incident (incidents.ts), and the Prometheus
  * exporter (prometheus.ts), loaded on first use and only where prom-client runs.
  */
-import type { Monitor } from "./monitor.js";
+import { type Monitor, runsNodeModules } from "./monitor.js";
 
 export { type DenialLabels, type DenialReason, Monitor, type MonitorSources } from "./monitor.js";
 
@@ -17,16 +17,6 @@ export interface Exporter {
  * modules at load, and an edge worker must neither carry nor load them (as src/runtime.ts does for drivers).
  */
 const PROMETHEUS = "./prometheus.js";
-
-/** Node, or Bun (which runs Node's modules); not workerd, whose nodejs_compat has no `cluster` or `perf_hooks`. */
-function runsNodeModules(): boolean {
-  const { navigator, process } = globalThis as {
-    navigator?: { userAgent?: string };
-    process?: { release?: { name?: string } };
-  };
-  if (navigator?.userAgent === "Cloudflare-Workers") return false;
-  return "Bun" in globalThis || process?.release?.name === "node";
-}
 
 /** The app's Prometheus exporter, or undefined on a runtime without Node's modules (an edge worker). */
 export async function loadExporter(monitor: Monitor): Promise<Exporter | undefined> {

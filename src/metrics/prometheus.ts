@@ -99,5 +99,12 @@ export function prometheusExporter(monitor: Monitor): Exporter {
       for (const [reason, value] of Object.entries(monitor.feed.ended)) this.inc({ reason }, value);
     },
   });
-  return { contentType: register.contentType, metrics: () => register.metrics() };
+  return {
+    contentType: register.contentType,
+    // the counts as of this scrape's request: checks still running for earlier answers are waited for
+    metrics: async () => {
+      await monitor.settled();
+      return register.metrics();
+    },
+  };
 }
