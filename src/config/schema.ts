@@ -276,6 +276,12 @@ export const ConfigSchema = strict({
       max_limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1000),
       // at most 20,000: a `with` level binds one key per parent row, under SQLite's 32,766 (query/options.ts)
       max_rows_per_request: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(20_000)), 10_000),
+      // at most 64 MiB: an answer is one JSON string (V8's longest is 2^29 - 24 characters), and a stored byte may
+      // take six characters there (`\u0001`)
+      max_response_bytes: v.optional(
+        v.pipe(v.number(), v.integer(), v.minValue(1024), v.maxValue(67_108_864)),
+        16_777_216,
+      ),
     }),
     {},
   ),

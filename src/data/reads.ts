@@ -2,17 +2,22 @@
  * Reads under a caller's view. Only the scoped accessor (scoped.ts) calls these: it builds every view from the
  * guard's answer, so the scope a read ANDs into its SQL is always the caller's own.
  */
+import { type SelectQueryBuilder, sql } from "kysely";
 import { type Db, dialectOf } from "../db/connection.js";
 import { NotFoundError } from "../errors.js";
 import { and, FALSE, type Filter } from "../query/ast.js";
 import { withFilter } from "../query/compile.js";
 import type { ListQuery, ReadableView, Scope } from "../query/options.js";
 import type { CompiledRelation } from "../schema/compiled.js";
+import { ByteBudget, levelWorst, MEASURED_ID, measure, rowCost, storedBytes } from "./byte-budget.js";
 import type { Row } from "./codec.js";
 import { hideUnshown, shownFlags, sortTerm } from "./field-rules.js";
 import type { Models } from "./models.js";
-import { columnsFor, expand, pick } from "./relations.js";
+import { columnsFor, expand, pick, withWorst } from "./relations.js";
 import { byId, countRows, readableFields } from "./write-checks.js";
+
+// biome-ignore lint/suspicious/noExplicitAny: tables are only known at runtime
+type AnySelect = SelectQueryBuilder<any, any, any>;
 
 /** What a read runs on: the connection or a transaction, and the entity models. */
 export interface Store {
@@ -50,28 +55,56 @@ export function viewOf(
   };
 }
 
-/** The rows of one page, decoded, expanded (`with`) and shaped to what the caller may read. */
-async function page({ db, models }: Store, view: ReadableView, query: ListQuery, filter: Filter): Promise<Row[]> {
+/**
+ * The rows of a page as one scoped query: the filter, the caller's order, offset and limit. `select` picks the
+ * columns, so the byte budget measures exactly the rows the page reads.
+ */
+function pageRows(db: Db, view: ReadableView, query: ListQuery, filter: Filter, select: (q: AnySelect) => AnySelect) {
+  const entity = view.entity.name;
+  const dialect = dialectOf(db);
+  let builder = withFilter(select(db.selectFrom(entity)), filter, entity);
+  for (const k of query.sort) builder = builder.orderBy(sortTerm(dialect, view.scope.rowFields, entity, k));
+  if (query.offset > 0) builder = builder.offset(query.offset);
+  return builder.limit(query.limit);
+}
+
+/**
+ * The rows of one page, decoded, expanded (`with`) and shaped to what the caller may read. Under the byte budget
+ * (§2.3) the page and each `with` level are measured before they are read, unless they fit at their worst;
+ * past the budget the read is 400 naming it (`limit` for the page alone). A read of one row (`one`) counts
+ * that row once read, as a write bounds it, and measures only its `with` levels before reading them.
+ */
+async function page(
+  { db, models }: Store,
+  view: ReadableView,
+  query: ListQuery,
+  filter: Filter,
+  one = false,
+): Promise<Row[]> {
   const entity = view.entity.name;
   const model = models.get(entity)!;
   const output = query.select ?? readableFields(model, view.scope);
   const { rowFields } = view.scope;
-  let builder = withFilter(
-    db
-      .selectFrom(entity)
-      .select(columnsFor(output, query.with).map((c) => `${entity}.${c}`))
-      .select(shownFlags(rowFields, output, entity)),
-    filter,
-    entity,
-  );
-  const dialect = dialectOf(db);
-  for (const k of query.sort) builder = builder.orderBy(sortTerm(dialect, rowFields, entity, k));
-  if (query.offset > 0) builder = builder.offset(query.offset);
-  const rows = await builder.limit(query.limit).execute();
-  // hidden first: a value the caller may not read on a row is never decrypted (nor its failure reported, §4.10)
-  for (const r of rows) model.codec.decode(hideUnshown(r, rowFields));
-  await expand(db, models, rows, query.with);
-  return rows.map((r) => pick(r, [...output, ...query.with.map((w) => w.relation.name)]));
+  const columns = columnsFor(output, query.with);
+  const relations = query.with.map((w) => w.relation.name);
+  const cost = rowCost(view.entity, columns, relations);
+  const worst = levelWorst(query.limit, cost);
+  const budget = ByteBudget.of(query.maxResponseBytes, [worst, ...withWorst(models, query.with, query.limit)]);
+  if (budget && !one) {
+    const ids = pageRows(db, view, query, filter, (q) => q.select(sql.ref(`${entity}.id`).as(MEASURED_ID)));
+    const [measured] = await measure(db, entity, ids, cost, rowFields);
+    budget.spend(worst, measured?.bytes ?? 0, { path: "limit", rows: measured?.rows });
+  }
+  const rows = await pageRows(db, view, query, filter, (q) =>
+    q.select(columns.map((c) => `${entity}.${c}`)).select(shownFlags(rowFields, output, entity)),
+  ).execute();
+  // hidden first: a value the caller may not read on a row is never decrypted (nor its failure reported, §4.10),
+  // nor counted
+  for (const r of rows) hideUnshown(r, rowFields);
+  if (budget && one) budget.spend(worst, storedBytes(rows, cost), { path: "select", rows: 1 });
+  for (const r of rows) model.codec.decode(r);
+  await expand(db, models, rows, query.with, budget, { at: "with", rows: query.limit });
+  return rows.map((r) => pick(r, [...output, ...relations]));
 }
 
 /**
@@ -108,13 +141,15 @@ export async function readOne(
   store: Store,
   view: ReadableView,
   id: number,
-  query: Pick<ListQuery, "select" | "with">,
+  query: Pick<ListQuery, "select" | "with" | "maxResponseBytes">,
 ): Promise<Row> {
+  const { select, maxResponseBytes } = query;
   const [row] = await page(
     store,
     view,
-    { where: and(), sort: [], select: query.select, with: query.with, limit: 1, offset: 0, count: false },
+    { where: and(), sort: [], select, with: query.with, limit: 1, offset: 0, count: false, maxResponseBytes },
     and(view.scope.filter, byId(id)),
+    true,
   );
   if (!row) throw new NotFoundError();
   return row;

@@ -151,6 +151,11 @@ export interface Dialect {
   /** The most values one statement may bind. */
   readonly maxBindValues: number;
   /**
+   * The bytes a text column's value takes as stored (NULL for NULL), read without loading the value itself:
+   * the byte budget of a read measures its rows with it before fetching them (data/byte-budget.ts).
+   */
+  byteLength(column: string): RawBuilder<number>;
+  /**
    * Where the engine puts NULLs in an ascending sort when the SQL does not say. Citadel's order is `NULLS_ASCENDING`
    * (SQLite's); a dialect whose engine differs must make the sort say so (NULLS FIRST ascending, NULLS LAST descending).
    */

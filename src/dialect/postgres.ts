@@ -212,6 +212,8 @@ export const postgres: Dialect = {
   },
   locksRows: true,
   maxBindValues: MAX_BIND_VALUES,
+  // the size of a TOASTed value comes from its pointer, without detoasting it (text and json are text columns)
+  byteLength: (column) => sql<number>`octet_length(${sql.ref(column)})`,
   nullsAscending: "last",
   classifyError,
   describeStartupError(error) {

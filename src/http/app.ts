@@ -72,6 +72,7 @@ export function httpApp(parts: HttpAppParts) {
     defaultLimit: config.data.default_limit,
     maxLimit: config.data.max_limit,
     maxRowsPerRequest: config.data.max_rows_per_request,
+    maxResponseBytes: config.data.max_response_bytes,
   };
   const origin = config.server.cors.origin;
   const corsOrigins = origin === undefined ? [] : Array.isArray(origin) ? origin : [origin];

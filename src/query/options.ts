@@ -53,6 +53,8 @@ export interface ListQuery {
   offset: number;
   /** whether the list answers its totals (`meta.count`, `meta.total`); false costs the page's query alone (§2.5) */
   count: boolean;
+  /** the byte budget of the page and every `with` level together (§2.3); undefined for trusted in-process reads */
+  maxResponseBytes?: number;
 }
 
 /** The raw inputs, as strings from a URL or values from a JSON body. */
@@ -74,6 +76,12 @@ export interface QueryLimits {
    * (§2.3, `config.data.max_rows_per_request`). Undefined only for trusted in-process reads.
    */
   maxRowsPerRequest?: number;
+  /**
+   * The most bytes one request may answer over its page and every `with` level, as stored (§2.3,
+   * `config.data.max_response_bytes`), checked by data/byte-budget.ts before the rows are read. Undefined only
+   * for trusted in-process reads.
+   */
+  maxResponseBytes?: number;
 }
 
 /** What a caller may name on one entity: readable fields, and a way to ask about related entities. */
@@ -351,6 +359,7 @@ export function parseListQuery(view: ReadableView, raw: RawListQuery, limits: Qu
     limit,
     offset: integer(raw.offset, "offset", 0),
     count: flag(raw.count, "count", true),
+    maxResponseBytes: limits.maxResponseBytes,
   };
   checkRowBudget(query, budget.rows, limits);
   return query;
