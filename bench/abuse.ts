@@ -1,6 +1,7 @@
 /**
  * `npm run bench:abuse`: the worst request of each kind an anonymous caller may send (§2.3), just at each bound
- * and past it, against a real server holding 100 projects × 100 tasks. Prints, per kind, the status, the
+ * and past it, against a real server holding 100 projects × 100 tasks and 560 docs of 1 MB (the byte budget's
+ * worst case: rows each within the body limit, too large together). Prints, per kind, the status, the
  * response size, the slowest round trip and the longest event-loop stall over a few runs. Server and client
  * share one process here, so the stall is the time every other client of this server would wait; the round
  * trip also includes loopback and reading the body. Both must stay in milliseconds.
@@ -15,6 +16,9 @@ import { tempDb } from "./lib.js";
 
 const PROJECTS = 100;
 const TASKS_PER_PROJECT = 100;
+/** The audit's huge rows: each written within the body limit, hundreds of megabytes together. */
+const DOCS = Number(process.env.BENCH_DOCS ?? 560);
+const DOC = "d".repeat(1_000_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const SECRET = "bench-secret-that-is-at-least-32-bytes-long";
 
@@ -22,8 +26,12 @@ const schema = em(
   {
     projects: entity("projects", { name: text().required(), budget: number(), public: boolean(), notes: text() }),
     tasks: entity("tasks", { title: text().required(), done: boolean(), points: number(), body: text() }),
+    docs: entity("docs", { title: text().required(), body: text() }),
   },
-  ({ projects, tasks }) => [relation(tasks, "project").manyToOne(projects)],
+  ({ projects, tasks, docs }) => [
+    relation(tasks, "project").manyToOne(projects),
+    relation(docs, "project").manyToOne(projects),
+  ],
 );
 
 const config: CitadelConfig = {
@@ -63,6 +71,11 @@ async function start() {
         body: LONG,
         project_id: p,
       })),
+    );
+  for (let d = 0; d < DOCS; d += 20)
+    await data.create(
+      "docs",
+      Array.from({ length: Math.min(20, DOCS - d) }, (_, i) => ({ title: `Doc ${d + i}`, body: DOC, project_id: 1 })),
     );
   return server;
 }
@@ -162,6 +175,33 @@ const cases: Case[] = [
     name: "4 levels",
     ...query("projects", { with: { tasks: { with: { project: { with: { tasks: { with: { project: {} } } } } } } } }),
   },
+
+  {
+    kind: "bytes",
+    name: "16 docs of 1 MB = 16 MB (at the 16 MiB budget)",
+    path: "/api/data/docs?limit=16",
+  },
+  { kind: "bytes", name: "17 docs of 1 MB", path: "/api/data/docs?limit=17" },
+  {
+    kind: "bytes",
+    name: `${DOCS} docs of 1 MB, limit 1000 (the audit's 500 after 7 s)`,
+    path: "/api/data/docs?limit=1000",
+  },
+  {
+    kind: "bytes",
+    name: `${DOCS} docs of 1 MB, limit 1000, sorted by a column after the body`,
+    path: "/api/data/docs?limit=1000&sort=-updated_at&count=false",
+  },
+  {
+    kind: "bytes",
+    name: `1 project with ${DOCS} docs of 1 MB`,
+    path: `/api/data/projects?limit=1&with=${q({ docs: { limit: 1000 } })}`,
+  },
+  {
+    kind: "bytes",
+    name: "9 docs → project → 9 docs: 9 MB + 9 × 9 MB",
+    path: `/api/data/docs?limit=9&with=${q({ project: { with: { docs: { limit: 9 } } } })}`,
+  },
 ];
 
 interface Result {
@@ -188,7 +228,9 @@ async function send(url: string, c: Case): Promise<Result> {
 
 const server = await start();
 console.log(`\nabuse: the worst anonymous request of each kind (§2.3), slowest of ${RUNS} runs`);
-console.log(`${PROJECTS} projects × ${TASKS_PER_PROJECT} tasks, texts of ${LONG.length} characters, guard on`);
+console.log(
+  `${PROJECTS} projects × ${TASKS_PER_PROJECT} tasks, texts of ${LONG.length} characters, ${DOCS} docs of ${DOC.length} bytes, guard on`,
+);
 console.log(
   `${"kind".padEnd(8)} ${"request".padEnd(62)} ${"status".padStart(6)} ${"bytes".padStart(10)} ${"ms".padStart(8)} ${"stall ms".padStart(9)}`,
 );
