@@ -12,7 +12,7 @@
  * | members | authenticated | match (admin) | match (admin) | match (admin), or match (a user leaves: her own row) |
  * | projects | or (match: admin, or query: a member) | match (admin) | match (admin) | match (admin) |
  * | tasks | query (a member of its project) | and (match: the author is the caller, and query: a member) | and (the same, before and after the write) | deny |
- * | users | — (not in the config: denied) | — | — | — |
+ * | users | match (admin: `id` and `email`) | — | — | — |
  *
  * What Citadel does differently, and why:
  * - `allow` grants the operation without a user, but does not switch authentication off: a token that fails
@@ -31,6 +31,9 @@
  *   the way `force`/`remove` do (a rule only allows or refuses), except an owner relation filling its column
  *   on create (§4.14), which this example does not use: `tasks.author_id` is written by the client and
  *   checked by the `and` rule's match.
+ * - `users` is Citadel's auth table, not one of the page's: apart from it, a table with no rule is denied. Admins
+ *   read its `id` and `email`, because a membership names a user, and a write may name only rows its caller can
+ *   read (any other is answered as a missing row, §4.17); everyone else names only themselves.
  */
 import { boolean, type CreateAppInput, em, entity, relation, text } from "citadel";
 
@@ -72,6 +75,14 @@ export const matchRole = {
   rule: "user.role == 'admin'",
 };
 
+/** match, on the caller: admins see who there is to add to a project (the users a membership may name, §4.17). */
+export const matchUsers = {
+  condition: { entity: "users" },
+  effect: "allow" as const,
+  rule: "user.role == 'admin'",
+  fields: ["id", "email"],
+};
+
 /** match, on the row and the caller: a user leaves a project, i.e. deletes her own membership and no one else's. */
 export const match = { condition: { entity: "members" }, effect: "allow" as const, rule: "user_id == user.id" };
 
@@ -102,7 +113,7 @@ export const or = {
 
 /** The rules of every table and operation, as Space Cloud keeps them: one list, whoever asks. */
 export const rules = [
-  { permission: READ, policies: [allow, authenticated, or, query] },
+  { permission: READ, policies: [allow, authenticated, or, query, matchUsers] },
   { permission: CREATE, policies: [matchRole, and] },
   { permission: UPDATE, policies: [matchRole, and] },
   { permission: DELETE, policies: [matchRole, match, deny] },

@@ -210,19 +210,21 @@ function writtenKeys(model: EntityModel, rows: Row[]): { target: string; keys: n
 }
 
 /**
- * A written key may only point at a row the caller can read (when it can read that entity at all); a row
- * it cannot read gets the same answer as a missing one, so a write can neither reveal nor link to hidden
- * rows, e.g. a task attached to someone else's private project (§4.10, §4.17).
+ * A written key may only point at a row the caller can read; a row it cannot read gets the same answer as a
+ * missing one, so a write can neither reveal nor link to hidden rows, e.g. a task attached to someone else's
+ * private project (§4.10, §4.17). Of an entity the caller cannot read at all every row is hidden: any key
+ * into it is a missing row, whether that row exists, has a one-to-one partner already or not. The caller's
+ * own user is never hidden from it (its token names it, and dies with it, §4.11): the owner key the server
+ * sets (§4.14) and a key the caller sets to itself are written whatever it may read of users.
  */
 export async function checkReferences(trx: Db, model: EntityModel, rows: Row[], scopes: WriteScopes): Promise<void> {
   for (const { target, keys } of writtenKeys(model, rows)) {
-    // An entity the caller cannot read at all (e.g. users, for an owner key) is left to the write check,
-    // which runs first, and to the foreign key; only rows it partly sees must be among the visible ones.
-    // Its tenant still bounds it: a key into another tenant is a missing row (§6.2).
+    const others = target === "users" ? keys.filter((key) => key !== scopes.userId) : keys;
+    if (others.length === 0) continue;
+    // the read scope carries the tenant (§6.2): a key into another tenant is a missing row too
     const scope = scopes.readOf(target);
-    const reachable = scope ? scope.filter : scopes.boundaryOf(target);
-    if (!scope && unrestricted(reachable)) continue;
-    if ((await countRows(trx, target, and(reachable, byIds(keys)))) !== keys.length) throw brokenReference();
+    if (!scope || (await countRows(trx, target, and(scope.filter, byIds(others)))) !== others.length)
+      throw brokenReference();
   }
 }
 

@@ -45,17 +45,16 @@ export async function inTransaction<T>(db: Db, work: (trx: Db) => Promise<T>): P
 
 /**
  * §4.17, what a write answers when it meets a row the caller cannot read, case by case:
- * - a reference to a hidden row of an entity the caller partly reads: the reference check's 409, the body a
- *   missing row gets (the foreign key's), and only after the write check;
- * - a reference into an entity the caller cannot read at all: the write check first, so an owner key the
- *   filter binds is 403 whether that user exists or not; where no filter binds it, linking is what the
- *   permission grants, and a missing row keeps the foreign key's 409;
+ * - a reference to a hidden row: the reference check's 409, the body a missing row gets (the foreign key's),
+ *   and only after the write check, so a key the filter binds is 403 whether that row exists or not. Of an
+ *   entity the caller cannot read at all every row is hidden, but for the caller's own user (the owner key
+ *   the server sets, §4.14, or the caller's own id): any other key is the 409 of a missing row;
  * - a unique value held by a hidden row: every check that does not depend on hidden rows answers first
  *   (`write` below); a write that passes them all gets the collision's 409, the same body as for a readable
  *   row. That a taken value is refused cannot be hidden: the value is unique across all rows;
  * - a one-to-one is both: the reference check runs before the collision is reported, so a hidden user with a
  *   profile, one without and a missing user all get the reference's 409.
- * For the first two, foreign keys are checked at commit, after the write check and the reference check.
+ * For references, foreign keys are checked at commit, after the write check and the reference check.
  */
 const deferForeignKeys = (trx: Db) => dialectOf(trx).deferForeignKeys(trx);
 

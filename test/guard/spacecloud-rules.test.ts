@@ -155,15 +155,29 @@ describe("examples/rules: Space Cloud's Securing your project as Citadel rules (
   });
 
   describe('"Access to any database not specified in the configuration file is denied by default"', () => {
-    it("users has no rule: every principal, the admin too, is 403 on it, and writes change nothing (4.3, 4.9)", async () => {
+    it("users has no rule but the admins' read: every other principal is 403 on it, and writes change nothing (4.3, 4.9)", async () => {
       for (const name of EVERYONE) {
-        expectForbidden(await as(name, "GET", "/api/data/users"), READ, "users");
-        expectForbidden(await as(name, "GET", `/api/data/users/${b.ids.a}`), READ, "users");
+        if (name !== "admin") {
+          expectForbidden(await as(name, "GET", "/api/data/users"), READ, "users");
+          expectForbidden(await as(name, "GET", `/api/data/users/${b.ids.a}`), READ, "users");
+        }
         await refused(
           () => as(name, "PATCH", `/api/data/users/${b.ids.a}`, { role: "admin" }),
           (res) => expect({ name, status: res.status }).toEqual({ name, status: 403 }),
         );
       }
+    });
+
+    it("the admin reads users' id and email, the users a membership may name (4.8, 4.17)", async () => {
+      const users = await ok("admin", "GET", "/api/data/users");
+      expect(users.body.data).toEqual(
+        expect.arrayContaining(["admin", "a", "b"].map((name) => ({ id: b.ids[name], email: `${name}@test.com` }))),
+      );
+      for (const user of users.body.data) expect(Object.keys(user).sort()).toEqual(["email", "id"]);
+      await refused(
+        () => as("admin", "POST", "/api/data/members", { project_id: b.rows.p1, user_id: 999_999 }),
+        (res) => expect(res.status).toBe(409),
+      );
     });
   });
 

@@ -154,18 +154,27 @@ describe("Step 6: public and owner access", () => {
     });
   });
 
-  it("Step 6: create has no filter here, so a post credited to B is allowed; A's answer is only its id when A cannot read it (4.6, 4.10)", async () => {
-    const hidden = await b.as("a", "POST", "/api/data/posts", { title: "gift draft", author_id: b.ids.b });
-    expect(hidden.status, hidden.text).toBe(201);
-    expect(hidden.body.data).toEqual({ id: expect.any(Number) });
-    expectNotFound(await b.as("a", "GET", `/api/data/posts/${hidden.body.data.id}`));
-    const shown = await b.as("a", "POST", "/api/data/posts", {
+  it("Step 6: create has no filter, but A cannot read users: a post credited to B answers like one credited to a missing user, her own is written (4.6, 4.17)", async () => {
+    const before = await authors();
+    const hidden = await b.as("a", "POST", "/api/data/posts", {
       title: "gift",
       status: "published",
       author_id: b.ids.b,
     });
-    expect(shown.status, shown.text).toBe(201);
-    expect(shown.body.data).toMatchObject({ title: "gift", status: "published", author_id: b.ids.b });
+    const missing = await b.as("a", "POST", "/api/data/posts", {
+      title: "gift",
+      status: "published",
+      author_id: 999999,
+    });
+    expect(hidden.status, hidden.text).toBe(409);
+    expect(hidden.text).toBe(missing.text);
+    expect(await authors()).toEqual(before);
+    const own = await b.as("a", "POST", "/api/data/posts", { title: "own draft", author_id: b.ids.a });
+    expect(own.status, own.text).toBe(201);
+    expect(own.body.data).toMatchObject({ title: "own draft", status: "draft", author_id: b.ids.a });
+    const anonymous = await b.as("a", "POST", "/api/data/posts", { title: "unsigned" });
+    expect(anonymous.status, anonymous.text).toBe(201);
+    expect(anonymous.body.data).toEqual({ id: expect.any(Number) });
   });
 
   it("Step 6: user A cannot delete: the same 403 for a hidden and a nonexistent row (4.9, 4.10)", async () => {

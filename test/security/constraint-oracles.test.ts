@@ -14,13 +14,16 @@ const schema = em(
     profiles: entity("profiles", { bio: text() }),
     seats: entity("seats", { label: text().required(), tier: text().default("gold") }),
     users: entity("users", { nickname: text() }),
+    notes: entity("notes", { title: text().required() }),
   },
-  ({ workspaces, docs, profiles, seats, users }) => [
+  ({ workspaces, docs, profiles, seats, users, notes }) => [
     relation(workspaces, "owner").manyToOne(users),
     relation(docs, "workspace").manyToOne(workspaces),
     relation(docs, "owner").manyToOne(users),
     relation(profiles, "user").oneToOne(users),
     index(seats).on(["label", "tier"], true),
+    relation(notes, "author").manyToOne(users, { owner: true }),
+    relation(notes, "assignee").manyToOne(users, { inversedBy: "assigned" }),
   ],
 );
 
@@ -30,6 +33,10 @@ const ownRows = (entities: string[]) => ({
   effect: "filter" as const,
   filter: own,
 });
+
+/** the guest's own notes (the owner relation) and its own profile (by bio: it may not point at the guest) */
+const guestNotes = { condition: { entity: "notes" }, effect: "filter" as const, filter: { $owner: true } };
+const guestProfiles = { condition: { entity: "profiles" }, effect: "filter" as const, filter: { bio: "gus" } };
 
 const app: CreateAppInput = {
   config: {
@@ -66,11 +73,19 @@ const app: CreateAppInput = {
             },
           ],
         },
-        // creates its own docs but cannot read users at all
+        // cannot read users at all: creates its own docs, and notes and profiles naming any user (the probe of
+        // the audit: a plain allow on a one-to-one to an entity the caller cannot read)
         guest: {
           permissions: [
-            { permission: "data.entity.read", policies: [ownRows(["workspaces", "docs"])] },
-            { permission: "data.entity.create", policies: [ownRows(["docs"])] },
+            {
+              permission: "data.entity.read",
+              policies: [ownRows(["workspaces", "docs"]), guestNotes, guestProfiles],
+            },
+            {
+              permission: "data.entity.create",
+              policies: [ownRows(["docs"]), { condition: { entity: { $in: ["notes", "profiles"] } }, effect: "allow" }],
+            },
+            { permission: "data.entity.update", policies: [guestNotes, guestProfiles] },
           ],
         },
         admin: { implicit_allow: true },
@@ -80,10 +95,14 @@ const app: CreateAppInput = {
 };
 
 const USERS = { alice: "member", bob: "member", carol: "member", gus: "guest", root: "admin" };
-/** users 1..5 in the order above; workspaces: 1 alice's, 2 bob's; profiles: 1 alice's, 2 bob's (carol has none). */
-const ID = { alice: 1, bob: 2, carol: 3, gus: 4 } as const;
+/**
+ * users 1..5 in the order above; workspaces: 1 alice's, 2 bob's; profiles: 1 alice's, 2 bob's (carol has none),
+ * 3 gus's (linked to no user); notes: 1 gus's, assigned to no one.
+ */
+const ID = { alice: 1, bob: 2, carol: 3, gus: 4, root: 5 } as const;
 const W = { alice: 1, bob: 2 } as const;
-const PROFILE = { alice: 1 } as const;
+const PROFILE = { alice: 1, gus: 3 } as const;
+const NOTE = { gus: 1 } as const;
 const MISSING = 999;
 
 let b: Booted<void>;
@@ -98,14 +117,18 @@ beforeAll(async () => {
       await insert(ctx, "profiles", [
         { bio: "alice", user_id: ids.alice },
         { bio: "bob", user_id: ids.bob },
+        { bio: "gus", user_id: null },
       ]);
+      await insert(ctx, "notes", [{ title: "gus's", author_id: ids.gus }]);
     },
   });
 });
 afterAll(() => b.server.close());
 
 const snapshot = () =>
-  Promise.all(["workspaces", "docs", "profiles"].map((t) => dbRows(b.server, `SELECT * FROM ${t} ORDER BY id`)));
+  Promise.all(
+    ["workspaces", "docs", "profiles", "notes"].map((t) => dbRows(b.server, `SELECT * FROM ${t} ORDER BY id`)),
+  );
 
 /** Both requests answer byte-identical bodies with the same status, and neither writes anything. */
 async function same(
@@ -280,5 +303,69 @@ describe("what the caller may do still works (4.17)", () => {
     await b.as("root", "DELETE", `/api/data/docs/${doc.body.data.id}`);
     await b.as("root", "DELETE", `/api/data/workspaces/${res.body.data.id}`);
     await b.as("root", "DELETE", `/api/data/profiles/${profile.body.data.id}`);
+  });
+});
+
+/**
+ * A caller that cannot read the target entity at all (the guest, on users) sees none of its rows: every key it
+ * sends answers as a missing row does (4.17), whatever the other checks allow. Only its own user is not hidden
+ * from it, and the keys the server sets (the owner, 4.14) are not the caller's to answer for.
+ */
+describe("references into an entity the caller cannot read at all (4.17)", () => {
+  /** A hidden user with rows of its own, one without, and a missing one: one 409, byte for byte, nothing written. */
+  async function allMissing(method: string, path: string, body: (user: number) => unknown): Promise<void> {
+    const withRows = await same("gus", method, path, body(ID.bob), body(MISSING));
+    const without = await same("gus", method, path, body(ID.carol), body(MISSING));
+    expect(withRows).toEqual(without);
+    expect(withRows.status).toBe(409);
+    expect(JSON.parse(withRows.text).error.code).toBe("conflict");
+  }
+
+  it("a note assigned to a hidden user answers like one assigned to a missing user (4.17)", async () => {
+    await allMissing("POST", "/api/data/notes", (user) => ({ title: "t", assignee_id: user }));
+    await allMissing("POST", "/api/data/notes", (user) => [{ title: "fine" }, { title: "t", assignee_id: user }]);
+  });
+
+  it("assigning a note to a hidden user answers like assigning it to a missing user (4.17)", async () => {
+    await allMissing("PATCH", `/api/data/notes/${NOTE.gus}`, (user) => ({ assignee_id: user }));
+    await allMissing("PATCH", "/api/data/notes", (user) => ({
+      update: { assignee_id: user },
+      where: { id: NOTE.gus },
+    }));
+  });
+
+  it("a profile for a hidden user with a profile, one without and a missing user answer alike (4.17)", async () => {
+    await allMissing("POST", "/api/data/profiles", (user) => ({ bio: "x", user_id: user }));
+    await allMissing("POST", "/api/data/profiles", (user) => ({ bio: "gus", user_id: user }));
+  });
+
+  it("pointing a profile at a hidden user with a profile, one without or a missing user answers alike (4.17)", async () => {
+    await allMissing("PATCH", `/api/data/profiles/${PROFILE.gus}`, (user) => ({ user_id: user }));
+    await allMissing("PATCH", "/api/data/profiles", (user) => ({
+      update: { user_id: user },
+      where: { id: PROFILE.gus },
+    }));
+  });
+
+  it("the owner the server sets, the caller's own user and a trusted caller's keys are still written (4.14)", async () => {
+    const own = await b.as("gus", "POST", "/api/data/notes", { title: "mine" });
+    expect(own.status, own.text).toBe(201);
+    expect(own.body.data).toMatchObject({ title: "mine", author_id: ID.gus, assignee_id: null });
+    const self = await b.as("gus", "PATCH", `/api/data/notes/${own.body.data.id}`, {
+      author_id: ID.gus,
+      assignee_id: ID.gus,
+    });
+    expect(self.status, self.text).toBe(200);
+    expect(self.body.data).toMatchObject({ author_id: ID.gus, assignee_id: ID.gus });
+    const doc = await b.as("gus", "POST", "/api/data/docs", { title: "d", owner_id: ID.gus });
+    expect(doc.status, doc.text).toBe(201);
+    const profile = await b.as("gus", "PATCH", `/api/data/profiles/${PROFILE.gus}`, { user_id: ID.gus });
+    expect(profile.status, profile.text).toBe(200);
+    const root = await b.as("root", "POST", "/api/data/notes", { title: "r", author_id: ID.gus, assignee_id: ID.bob });
+    expect(root.status, root.text).toBe(201);
+    expect(root.body.data).toMatchObject({ author_id: ID.gus, assignee_id: ID.bob });
+    await b.as("root", "PATCH", `/api/data/profiles/${PROFILE.gus}`, { user_id: null });
+    for (const note of [own, root]) await b.as("root", "DELETE", `/api/data/notes/${note.body.data.id}`);
+    await b.as("root", "DELETE", `/api/data/docs/${doc.body.data.id}`);
   });
 });
