@@ -15,9 +15,10 @@ import { expressionBuilder, type SelectQueryBuilder, sql } from "kysely";
 import { type Db, dialectOf } from "../db/connection.js";
 import { BadRequestError } from "../errors.js";
 import type { Filter } from "../query/ast.js";
-import { compileFilter } from "../query/compile.js";
+import { compileFilter, withFilter } from "../query/compile.js";
 import type { CompiledEntity, CompiledField } from "../schema/compiled.js";
 import type { Row } from "./codec.js";
+import { hideUnshown, type RowFields, shownFlags, shownOn } from "./field-rules.js";
 
 /** The column a measured query names each row's id by: the rows are joined back to their table by it. */
 export const MEASURED_ID = "__id";
@@ -225,6 +226,14 @@ export class ByteBudget {
     return this.unbounded === 0 && this.spent + this.finite <= this.max;
   }
 
+  /**
+   * What each of `values` values may take of what is left for them to be read with their rows at once: the
+   * page reads larger ones only once their sizes are known to fit (`readOversized`).
+   */
+  shareOf(values: number): number {
+    return Math.floor((this.max - this.spent) / Math.max(1, values));
+  }
+
   copiesOf(row: Row): number {
     return this.copies.get(row) ?? 1;
   }
@@ -249,4 +258,73 @@ export class ByteBudget {
         : `the page and the with levels up to ${at} hold ${n(this.spent)} bytes`;
     throw new BadRequestError(`${path}: ${what} as stored; ${bound}`, { path, bytes: this.spent, max: this.max });
   }
+}
+
+const lengthOf = (column: string) => `__bytes_${column}`;
+
+/**
+ * The measured columns of a page read in the page's own query (§2.3): each value whose stored size is within
+ * `share` is read, every one's size is read beside it (octet_length: from the record, not the value). So what
+ * the query loads is at most the budget, whatever the rows hold, and a page of ordinary rows costs no query
+ * more; `pageBytes` then counts the page and `readOversized` reads the values past their share.
+ */
+export function cappedColumns(db: Db, entity: string, cost: RowCost, share: number) {
+  const dialect = dialectOf(db);
+  return cost.measured.flatMap((c) => {
+    const length = dialect.byteLength(`${entity}.${c}`);
+    return [sql`case when ${length} <= ${share} then ${sql.ref(`${entity}.${c}`)} end`.as(c), length.as(lengthOf(c))];
+  });
+}
+
+/** The bytes of a page read with `cappedColumns`, counting only the values the caller may read (§9.4). */
+export function pageBytes(rows: Row[], cost: RowCost, rowFields: RowFields): number {
+  let bytes = 0;
+  for (const row of rows) {
+    bytes += cost.fixed;
+    for (const c of cost.measured) if (shownOn(row, rowFields, c)) bytes += Number(row[lengthOf(c)] ?? 0);
+  }
+  return bytes;
+}
+
+/**
+ * Read the values of a page past their share (their sizes fit the budget: `pageBytes` was spent first), by id
+ * under the page's own filter and rules: a row no longer readable meanwhile is left out, a value no longer
+ * shown stays hidden. Returns the page.
+ */
+export async function readOversized(
+  db: Db,
+  entity: string,
+  filter: Filter,
+  rows: Row[],
+  cost: RowCost,
+  share: number,
+  rowFields: RowFields,
+): Promise<Row[]> {
+  const over = new Map<unknown, string[]>();
+  for (const row of rows) {
+    const columns = cost.measured.filter((c) => shownOn(row, rowFields, c) && Number(row[lengthOf(c)] ?? 0) > share);
+    if (columns.length > 0) over.set(row[MEASURED_ID], columns);
+    // the sizes stay on the row: the page keeps only its output fields (a delete here costs every row its shape)
+  }
+  if (over.size === 0) return rows;
+  const wanted = [...new Set([...over.values()].flat())];
+  const query = db
+    .selectFrom(entity)
+    .select([sql.ref(`${entity}.id`).as(MEASURED_ID), ...wanted.map((c) => `${entity}.${c}`)])
+    .select(shownFlags(rowFields, wanted, entity))
+    .where(`${entity}.id`, "in", [...over.keys()] as number[]);
+  const fetched = new Map(
+    (await withFilter(query, filter, entity).execute()).map((r: Row) => [r[MEASURED_ID], hideUnshown(r, rowFields)]),
+  );
+  return rows.filter((row) => {
+    const columns = over.get(row[MEASURED_ID]);
+    if (!columns) return true;
+    const now = fetched.get(row[MEASURED_ID]);
+    if (!now) return false;
+    for (const c of columns) {
+      if (c in now) row[c] = now[c];
+      else delete row[c];
+    }
+    return true;
+  });
 }

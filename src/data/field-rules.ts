@@ -12,7 +12,7 @@ import { compileFilter } from "../query/compile.js";
 import type { Scope, SortKey } from "../query/options.js";
 import type { Row } from "./codec.js";
 
-type RowFields = ReadonlyMap<string, Filter> | undefined;
+export type RowFields = ReadonlyMap<string, Filter> | undefined;
 
 const flagOf = (field: string) => `__shown_${field}`;
 
@@ -29,6 +29,10 @@ export function shownFlags(rowFields: RowFields, output: string[], table: string
     .filter((f) => rowFields.has(f))
     .map((f) => sql<number>`case when ${holds(rowFields.get(f)!, table)} then 1 else 0 end`.as(flagOf(f)));
 }
+
+/** Whether a row read with `shownFlags` shows `field` (its flag not yet removed by `hideUnshown`). */
+export const shownOn = (row: Row, rowFields: RowFields, field: string): boolean =>
+  !rowFields?.has(field) || Number(row[flagOf(field)]) === 1;
 
 /** Remove from a row the values its flags say the caller may not read (absent, not null: §9.4). */
 export function hideUnshown(row: Row, rowFields: RowFields): Row {

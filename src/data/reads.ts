@@ -9,7 +9,16 @@ import { and, FALSE, type Filter } from "../query/ast.js";
 import { withFilter } from "../query/compile.js";
 import type { ListQuery, ReadableView, Scope } from "../query/options.js";
 import type { CompiledRelation } from "../schema/compiled.js";
-import { ByteBudget, levelWorst, MEASURED_ID, measure, rowCost, storedBytes } from "./byte-budget.js";
+import {
+  ByteBudget,
+  cappedColumns,
+  levelWorst,
+  MEASURED_ID,
+  pageBytes,
+  readOversized,
+  rowCost,
+  storedBytes,
+} from "./byte-budget.js";
 import type { Row } from "./codec.js";
 import { hideUnshown, shownFlags, sortTerm } from "./field-rules.js";
 import type { Models } from "./models.js";
@@ -90,14 +99,18 @@ async function page(
   const cost = rowCost(view.entity, columns, relations);
   const worst = levelWorst(query.limit, cost);
   const budget = ByteBudget.of(query.maxResponseBytes, [worst, ...withWorst(models, query.with, query.limit)]);
-  if (budget && !one) {
-    const ids = pageRows(db, view, query, filter, (q) => q.select(sql.ref(`${entity}.id`).as(MEASURED_ID)));
-    const [measured] = await measure(db, entity, ids, cost, rowFields);
-    budget.spend(worst, measured?.bytes ?? 0, { path: "limit", rows: measured?.rows });
-  }
-  const rows = await pageRows(db, view, query, filter, (q) =>
-    q.select(columns.map((c) => `${entity}.${c}`)).select(shownFlags(rowFields, output, entity)),
+  // a page that could pass the budget reads each value within its share, and every value's size (§2.3)
+  const measuring = budget !== undefined && !one;
+  const share = measuring ? budget.shareOf(query.limit * cost.measured.length) : 0;
+  const plain = measuring ? columns.filter((c) => !cost.measured.includes(c)) : columns;
+  const sized = measuring ? [sql.ref(`${entity}.id`).as(MEASURED_ID), ...cappedColumns(db, entity, cost, share)] : [];
+  let rows = await pageRows(db, view, query, filter, (q) =>
+    q.select([...plain.map((c) => `${entity}.${c}`), ...sized, ...shownFlags(rowFields, output, entity)]),
   ).execute();
+  if (measuring) {
+    budget.spend(worst, pageBytes(rows, cost, rowFields), { path: "limit", rows: rows.length });
+    rows = await readOversized(db, entity, filter, rows, cost, share, rowFields);
+  }
   // hidden first: a value the caller may not read on a row is never decrypted (nor its failure reported, §4.10),
   // nor counted
   for (const r of rows) hideUnshown(r, rowFields);

@@ -71,6 +71,23 @@ describe("a page over the byte budget (§2.3)", () => {
     expect(narrow.body.data).toHaveLength(10);
   });
 
+  it("values larger than their share of a page that fits are read whole, by a second query (§2.3)", async () => {
+    // limit 10: each title may take a tenth of the budget with the page's own query; these three take more
+    const where = q({ id: { $in: [5, 6, 7] } });
+    const res = await b.as(ANON, "GET", `/api/data/tasks?limit=10&sort=-id&where=${where}`);
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.data.map((t: { id: number; title: string }) => [t.id, t.title])).toEqual([
+      [7, BIG],
+      [6, BIG],
+      [5, BIG],
+    ]);
+    expect(Object.keys(res.body.data[0]).sort()).toEqual(
+      Object.keys(res.body.data[0])
+        .filter((k) => !k.startsWith("__"))
+        .sort(),
+    );
+  });
+
   it("a reference route and a read-one are bounded the same way", async () => {
     const ref = await b.as(ANON, "GET", `/api/data/projects/${P.alicePublic}/tasks?limit=10`);
     expectOverBudget(ref, "limit", /^limit: the 9 rows of this page hold/);
