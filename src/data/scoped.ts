@@ -84,7 +84,6 @@ export class ScopedData {
       write: this.require(permission, entity, id),
       read: this.access.find(READ, entity, id),
       readOf: (target) => this.access.find(READ, target),
-      boundaryOf: (target) => this.access.boundary?.(target) ?? TRUE,
       actor: this.access.subject,
       events: this.engine.events,
     };

@@ -32,8 +32,6 @@ export interface WriteScopes {
   read: Scope | undefined;
   /** the caller's read scope of another entity, for the rows a write links to */
   readOf(entity: string): Scope | undefined;
-  /** the rows of another entity the caller may ever reach (its tenant, §6): links stay inside them */
-  boundaryOf(entity: string): Filter;
   /** who writes, for the mutation events */
   actor: Subject;
   events: DataEvents;

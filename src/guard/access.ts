@@ -1,6 +1,5 @@
 /** What the data engine asks the guard: may this subject do this to this entity, and within which rows/fields. */
 import { ForbiddenError } from "../errors.js";
-import type { Filter } from "../query/ast.js";
 import type { Scope } from "../query/options.js";
 import type { Guard } from "./guard.js";
 
@@ -44,11 +43,6 @@ export interface Access {
    * to name (§4.16); absent means the subject's own role.
    */
   readonly role?: string;
-  /**
-   * The rows of an entity the caller may ever reach whatever it is granted: its tenant (§6); TRUE or absent
-   * when unscoped. A write's links into an entity the caller cannot read must stay inside it.
-   */
-  boundary?(entity: string): Filter;
 }
 
 /** How refusals name the caller (§4.16): `role "member"`, never a claim or a policy's path. */

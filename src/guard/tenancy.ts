@@ -119,7 +119,6 @@ export function tenantAccess(access: Access, tenancy: Tenancy): Access {
       return scope && within(permission, entity, scope);
     },
     require: (permission, entity, rowId) => within(permission, entity, access.require(permission, entity, rowId)),
-    boundary: (entity) => tenantFilter(tenancy, entity, binding),
   };
 }
 
