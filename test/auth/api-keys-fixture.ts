@@ -63,12 +63,16 @@ export function expectInvalidKey(res: TestResponse) {
 export const apikey = (key: string) => ({ apikey: key });
 
 /** Create a key as `headers` (an admin's Authorization); fails the test unless it answers 201 with the key. */
+/** `POST /api/system/keys` as `headers`' caller, whatever it answers. */
+export const mintKey = (server: TestServer, headers: Record<string, string>, body: Record<string, unknown>) =>
+  server.request("POST", "/api/system/keys", body, headers);
+
 export async function createKey(
   server: TestServer,
   headers: Record<string, string>,
   body: Record<string, unknown>,
 ): Promise<{ id: number; key: string; prefix: string }> {
-  const res = await server.request("POST", "/api/system/keys", body, headers);
+  const res = await mintKey(server, headers, body);
   expect(res.status, res.text).toBe(201);
   expect(res.body.data.key).toMatch(/^(pk|sk)_[a-z0-9]+_[0-9A-Za-z]{55}$/);
   return res.body.data;

@@ -1,7 +1,7 @@
 /** §9.4 per-row field rules over HTTP: hidden per row in SQL, where/sort/count see the value only where the rule holds. */
-import { type CreateAppInput, em, entity, number, relation, text } from "citadel";
+import { em, entity, number, relation, text } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Booted, boot, dbRows, expectForbidden, q, type Row } from "./helpers.js";
+import { type Booted, boot, dbRows, expectForbidden, guardedApp, q, type Row } from "./helpers.js";
 
 const schema = em(
   {
@@ -24,29 +24,20 @@ const schema = em(
   ],
 );
 
-const app: CreateAppInput = {
-  config: {
-    data: schema.toJSON(),
-    auth: {
-      enabled: true,
-      guard: { enabled: true },
-      roles: {
-        user: {
-          permissions: [
-            {
-              permission: "data.entity.read",
-              effect: "allow",
-              // SnackBase: `author_ip: { read: "@has_role('admin')" }` — a user never reads it
-              policies: [{ effect: "allow", fields: { author_ip: { read: "@has_role('admin')" } } }],
-            },
-            "data.entity.update",
-          ],
-        },
-        admin: { permissions: ["data.entity.read", "data.entity.update", "data.entity.create", "system.explain"] },
+const app = guardedApp(schema, {
+  user: {
+    permissions: [
+      {
+        permission: "data.entity.read",
+        effect: "allow",
+        // SnackBase: `author_ip: { read: "@has_role('admin')" }` — a user never reads it
+        policies: [{ effect: "allow", fields: { author_ip: { read: "@has_role('admin')" } } }],
       },
-    },
+      "data.entity.update",
+    ],
   },
-};
+  admin: { permissions: ["data.entity.read", "data.entity.update", "data.entity.create", "system.explain"] },
+});
 
 interface Rows {
   dept: number;

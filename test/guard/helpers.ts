@@ -16,6 +16,27 @@ export const ANON = "anon";
 // biome-ignore lint/suspicious/noExplicitAny: rows are arbitrary JSON
 export type Row = Record<string, any>;
 
+type Roles = NonNullable<NonNullable<CitadelConfig["auth"]>["roles"]>;
+
+/**
+ * An app of `schema` with auth on and these roles, so the guard enforces them (§1.9); `config` adds the rest
+ * (feed, data limits). `boot` then gives it the test-only auth settings.
+ */
+export function guardedApp(
+  schema: { toJSON(): unknown },
+  roles: Roles,
+  config: Omit<CitadelConfig, "data" | "auth"> = {},
+): CreateAppInput {
+  return { config: { data: schema.toJSON() as CitadelConfig["data"], ...config, auth: { enabled: true, roles } } };
+}
+
+/** Guests read, users read and write everything, admins bypass: for apps whose rules sit in field rules. */
+export const READ_WRITE_ROLES: Roles = {
+  guest: { is_default: true, permissions: ["data.entity.read"] },
+  user: { permissions: ["data.entity.read", "data.entity.create", "data.entity.update", "data.entity.delete"] },
+  admin: { implicit_allow: true },
+};
+
 /** The example's config, changed only so tests can run: fixed JWT secret, cheap argon2, loose rate limits. */
 export function testConfig(config: CitadelConfig | undefined): CitadelConfig {
   const auth = config?.auth ?? {};

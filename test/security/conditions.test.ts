@@ -3,10 +3,9 @@
  * route (list, count, exists, with, reference routes, writes to many rows), exactly as read-one treats it; a
  * condition on a claim the caller lacks is unknown: an unknown deny applies, an unknown allow does not.
  */
-import type { CreateAppInput } from "citadel";
 import { boolean as bool, em, entity, relation, text } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ANON, type Booted, boot, dbRows, insert, q } from "../guard/helpers.js";
+import { ANON, type Booted, boot, dbRows, guardedApp, insert, q } from "../guard/helpers.js";
 
 const schema = em(
   {
@@ -21,63 +20,55 @@ const schema = em(
 );
 
 const READ = "data.entity.read";
-const app: CreateAppInput = {
-  config: {
-    data: schema.toJSON(),
-    auth: {
-      enabled: true,
-      roles: {
-        anonymous: {
-          is_default: true,
-          permissions: [
-            {
-              permission: READ,
-              policies: [
-                // post 1 is only readable while published; every other post is readable
-                { condition: { entity: "posts", id: 1 }, effect: "filter", filter: { published: true } },
-                { condition: { entity: "posts", id: { $ne: 1 } }, effect: "allow" },
-                { condition: { entity: "comments" }, effect: "allow" },
-              ],
-            },
-          ],
-        },
-        editor: {
-          permissions: [
-            READ,
-            {
-              permission: "data.entity.update",
-              policies: [
-                { condition: { entity: "posts", id: 1 }, effect: "filter", filter: { published: true } },
-                { condition: { entity: "posts", id: { $ne: 1 } }, effect: "allow" },
-              ],
-            },
-            {
-              permission: "data.entity.delete",
-              policies: [
-                { condition: { entity: "posts" }, effect: "allow" },
-                // deny on posts 2 and 3: only those rows leave the delete-many scope
-                { condition: { entity: "posts", id: { $in: [2, 3] } }, effect: "deny" },
-              ],
-            },
-          ],
-        },
-        staff: {
-          permissions: [
-            READ,
-            // a deny conditioned on a claim the token lacks (no `department` claim) applies: fail closed
-            { permission: READ, effect: "deny", policies: [{ condition: { "user.department": { $ne: "finance" } } }] },
-          ],
-        },
-        clerk: {
-          permissions: [
-            // an allow conditioned on a missing claim does not apply
-            { permission: READ, policies: [{ condition: { "user.department": "finance" }, effect: "allow" }] },
-          ],
-        },
+const app = guardedApp(schema, {
+  anonymous: {
+    is_default: true,
+    permissions: [
+      {
+        permission: READ,
+        policies: [
+          // post 1 is only readable while published; every other post is readable
+          { condition: { entity: "posts", id: 1 }, effect: "filter", filter: { published: true } },
+          { condition: { entity: "posts", id: { $ne: 1 } }, effect: "allow" },
+          { condition: { entity: "comments" }, effect: "allow" },
+        ],
       },
-    },
+    ],
   },
-};
+  editor: {
+    permissions: [
+      READ,
+      {
+        permission: "data.entity.update",
+        policies: [
+          { condition: { entity: "posts", id: 1 }, effect: "filter", filter: { published: true } },
+          { condition: { entity: "posts", id: { $ne: 1 } }, effect: "allow" },
+        ],
+      },
+      {
+        permission: "data.entity.delete",
+        policies: [
+          { condition: { entity: "posts" }, effect: "allow" },
+          // deny on posts 2 and 3: only those rows leave the delete-many scope
+          { condition: { entity: "posts", id: { $in: [2, 3] } }, effect: "deny" },
+        ],
+      },
+    ],
+  },
+  staff: {
+    permissions: [
+      READ,
+      // a deny conditioned on a claim the token lacks (no `department` claim) applies: fail closed
+      { permission: READ, effect: "deny", policies: [{ condition: { "user.department": { $ne: "finance" } } }] },
+    ],
+  },
+  clerk: {
+    permissions: [
+      // an allow conditioned on a missing claim does not apply
+      { permission: READ, policies: [{ condition: { "user.department": "finance" }, effect: "allow" }] },
+    ],
+  },
+});
 
 let b: Booted<void>;
 beforeAll(async () => {

@@ -9,9 +9,9 @@
  * differ only in their salaries (9000, 100, NULL), so a probe is an oracle exactly when it tells them apart,
  * or answers otherwise once their salaries are shuffled.
  */
-import { type CreateAppInput, em, entity, number, relation, text } from "citadel";
+import { em, entity, number, relation, text } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ANON, type Booted, boot, dbRows, q, type Row } from "../guard/helpers.js";
+import { ANON, type Booted, boot, dbRows, guardedApp, q, READ_WRITE_ROLES, type Row } from "../guard/helpers.js";
 import { bearer } from "../helpers/auth.js";
 import { openFeed } from "../helpers/sse.js";
 
@@ -31,24 +31,8 @@ const schema = em(
   ],
 );
 
-const app: CreateAppInput = {
-  config: {
-    data: schema.toJSON(),
-    feed: { poll_ms: 50 },
-    auth: {
-      enabled: true,
-      guard: { enabled: true },
-      roles: {
-        // anonymous: @owns_record() is UNKNOWN on every row, never TRUE
-        guest: { is_default: true, permissions: ["data.entity.read"] },
-        user: {
-          permissions: ["data.entity.read", "data.entity.create", "data.entity.update", "data.entity.delete"],
-        },
-        admin: { implicit_allow: true },
-      },
-    },
-  },
-};
+// anonymous: @owns_record() is UNKNOWN on every row, never TRUE
+const app = guardedApp(schema, READ_WRITE_ROLES, { feed: { poll_ms: 50 } });
 
 /** b's rows, whose salaries a and anonymous callers may not read. */
 const HIDDEN = ["B high", "B low", "B none"];

@@ -6,7 +6,7 @@
  */
 import type { CitadelConfig } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { apikey, createKey, keysConfig, PASSWORD } from "../auth/api-keys-fixture.js";
+import { apikey, createKey, keysConfig, mintKey, PASSWORD } from "../auth/api-keys-fixture.js";
 import { bearer, login } from "../helpers/auth.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 
@@ -48,7 +48,7 @@ describe("a key manager cannot mint more access than it has (5.5)", () => {
   ] as const)
     it(`refuses ${what}: 403, nothing created`, async () => {
       const before = await keyCount();
-      const res = await server.request("POST", "/api/system/keys", body, keymaster);
+      const res = await mintKey(server, keymaster, body);
       expect(res.status, res.text).toBe(403);
       expect(res.body.error).toMatchObject({ code: "forbidden", permission: "system.keys.manage" });
       expect(res.body.error.message).toContain(message);
@@ -56,15 +56,10 @@ describe("a key manager cannot mint more access than it has (5.5)", () => {
     });
 
   it("hands out keys acting as its own role or the default role", async () => {
-    const own = await server.request(
-      "POST",
-      "/api/system/keys",
-      { name: "own", kind: "secret", role: "keymaster" },
-      keymaster,
-    );
+    const own = await mintKey(server, keymaster, { name: "own", kind: "secret", role: "keymaster" });
     expect(own.status, own.text).toBe(201);
     // a publishable key without a role acts as publishable_role: the default role "anonymous" here
-    const web = await server.request("POST", "/api/system/keys", { name: "web", kind: "publishable" }, keymaster);
+    const web = await mintKey(server, keymaster, { name: "web", kind: "publishable" });
     expect(web.status, web.text).toBe(201);
     const anon = await server.request("GET", "/api/data/posts", undefined, apikey(web.body.data.key));
     expect(anon.status, anon.text).toBe(200);

@@ -3,10 +3,9 @@
  * naming another user is 403 (unless implicit_allow), callers without a user get no owner, and `$owner: true`
  * in a policy filter means "the owner column equals @user.id".
  */
-import type { CreateAppInput } from "citadel";
 import { createApp, em, entity, relation, text } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ANON, type Booted, boot, dbRows } from "../guard/helpers.js";
+import { ANON, type Booted, boot, dbRows, guardedApp } from "../guard/helpers.js";
 
 const schema = em(
   { notes: entity("notes", { body: text().required() }), users: entity("users", {}) },
@@ -14,25 +13,17 @@ const schema = em(
 );
 
 const mine = { effect: "filter" as const, filter: { $owner: true } };
-const app: CreateAppInput = {
-  config: {
-    data: schema.toJSON(),
-    auth: {
-      enabled: true,
-      roles: {
-        anonymous: { is_default: true, permissions: ["data.entity.create"] },
-        member: {
-          permissions: [
-            { permission: "data.entity.read", policies: [{ condition: { entity: "notes" }, ...mine }] },
-            { permission: "data.entity.create", policies: [{ condition: { entity: "notes" }, effect: "allow" }] },
-            { permission: "data.entity.update", policies: [{ condition: { entity: "notes" }, ...mine }] },
-          ],
-        },
-        admin: { implicit_allow: true },
-      },
-    },
+const app = guardedApp(schema, {
+  anonymous: { is_default: true, permissions: ["data.entity.create"] },
+  member: {
+    permissions: [
+      { permission: "data.entity.read", policies: [{ condition: { entity: "notes" }, ...mine }] },
+      { permission: "data.entity.create", policies: [{ condition: { entity: "notes" }, effect: "allow" }] },
+      { permission: "data.entity.update", policies: [{ condition: { entity: "notes" }, ...mine }] },
+    ],
   },
-};
+  admin: { implicit_allow: true },
+});
 
 let b: Booted<void>;
 beforeAll(async () => {

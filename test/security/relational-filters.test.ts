@@ -3,10 +3,9 @@
  * `$exists` with `@row.<field>`, in policy filters (trusted) and in callers' where (each hop under the
  * caller's own read permission: its filter inside the subquery, its field rules on the names used).
  */
-import type { CreateAppInput } from "citadel";
 import { boolean, em, entity, relation, text } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ANON, type Booted, boot, insert, q } from "../guard/helpers.js";
+import { ANON, type Booted, boot, guardedApp, insert, q } from "../guard/helpers.js";
 
 const schema = em(
   {
@@ -29,48 +28,40 @@ const schema = em(
 const READ = "data.entity.read";
 const memberOfTeam = { $exists: { entity: "members", where: { team_id: "@row.team_id", user_id: "@user.id" } } };
 
-const app: CreateAppInput = {
-  config: {
-    data: schema.toJSON(),
-    auth: {
-      enabled: true,
-      roles: {
-        anonymous: {
-          is_default: true,
-          permissions: [
-            {
-              permission: READ,
-              policies: [
-                // anonymous: public notes, and comments on public notes only (a relation path in a policy filter)
-                { condition: { entity: "notes" }, effect: "filter", filter: { private: false }, omit: ["code"] },
-                { condition: { entity: "comments" }, effect: "filter", filter: { "note.private": false } },
-                { condition: { entity: "tags" }, effect: "allow" },
-                { condition: { entity: "teams" }, effect: "allow" },
-              ],
-            },
-          ],
-        },
-        user: {
-          permissions: [
-            {
-              permission: READ,
-              policies: [
-                // notes of teams the caller is a member of ($exists with @row), public ones for everyone
-                {
-                  condition: { entity: "notes" },
-                  effect: "filter",
-                  filter: { $or: [{ private: false }, memberOfTeam] },
-                },
-                { condition: { entity: "members" }, effect: "filter", filter: { user_id: "@user.id" } },
-                { condition: { entity: { $in: ["comments", "tags", "teams"] } }, effect: "allow" },
-              ],
-            },
-          ],
-        },
+const app = guardedApp(schema, {
+  anonymous: {
+    is_default: true,
+    permissions: [
+      {
+        permission: READ,
+        policies: [
+          // anonymous: public notes, and comments on public notes only (a relation path in a policy filter)
+          { condition: { entity: "notes" }, effect: "filter", filter: { private: false }, omit: ["code"] },
+          { condition: { entity: "comments" }, effect: "filter", filter: { "note.private": false } },
+          { condition: { entity: "tags" }, effect: "allow" },
+          { condition: { entity: "teams" }, effect: "allow" },
+        ],
       },
-    },
+    ],
   },
-};
+  user: {
+    permissions: [
+      {
+        permission: READ,
+        policies: [
+          // notes of teams the caller is a member of ($exists with @row), public ones for everyone
+          {
+            condition: { entity: "notes" },
+            effect: "filter",
+            filter: { $or: [{ private: false }, memberOfTeam] },
+          },
+          { condition: { entity: "members" }, effect: "filter", filter: { user_id: "@user.id" } },
+          { condition: { entity: { $in: ["comments", "tags", "teams"] } }, effect: "allow" },
+        ],
+      },
+    ],
+  },
+});
 
 let b: Booted<void>;
 beforeAll(async () => {

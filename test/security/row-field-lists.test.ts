@@ -5,10 +5,9 @@
  * write to many rows is refused when it would write it on one of them, and `explain` reports the rule as a
  * per-row field rule. Read-one and a write to one row treat each row exactly alike.
  */
-import type { CreateAppInput } from "citadel";
 import { em, entity, number, text } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ANON, type Booted, boot, dbRows, insert, q } from "../guard/helpers.js";
+import { ANON, type Booted, boot, dbRows, guardedApp, insert, q } from "../guard/helpers.js";
 
 const schema = em({
   posts: entity("posts", { title: text().required(), body: text(), rank: number({ integer: true }) }),
@@ -19,37 +18,29 @@ const READ = "data.entity.read";
 const UPDATE = "data.entity.update";
 /** post 1 shows (and lets write) only its title; every other post is whole */
 const onlyTitleOfPost1 = { condition: { entity: "posts", id: 1 }, effect: "allow" as const, fields: ["title"] };
-const app: CreateAppInput = {
-  config: {
-    data: schema.toJSON(),
-    auth: {
-      enabled: true,
-      roles: {
-        writer: {
-          is_default: true,
-          permissions: [
-            READ,
-            { permission: READ, policies: [onlyTitleOfPost1] },
-            UPDATE,
-            { permission: UPDATE, policies: [onlyTitleOfPost1] },
-            {
-              permission: READ,
-              policies: [
-                // a field rule on a policy conditioned on the row: `body` of note 2 only for a finance caller
-                {
-                  condition: { entity: "notes", id: 2 },
-                  effect: "allow",
-                  fields: { body: { read: "user.department == 'finance'" } },
-                },
-              ],
-            },
-          ],
-        },
-        admin: { implicit_allow: true },
+const app = guardedApp(schema, {
+  writer: {
+    is_default: true,
+    permissions: [
+      READ,
+      { permission: READ, policies: [onlyTitleOfPost1] },
+      UPDATE,
+      { permission: UPDATE, policies: [onlyTitleOfPost1] },
+      {
+        permission: READ,
+        policies: [
+          // a field rule on a policy conditioned on the row: `body` of note 2 only for a finance caller
+          {
+            condition: { entity: "notes", id: 2 },
+            effect: "allow",
+            fields: { body: { read: "user.department == 'finance'" } },
+          },
+        ],
       },
-    },
+    ],
   },
-};
+  admin: { implicit_allow: true },
+});
 
 const BODIES = ["secret one", "body two", "body three"];
 let b: Booted<void>;

@@ -10,7 +10,17 @@
 import { randomBytes } from "node:crypto";
 import { type CreateAppInput, em, entity, number, relation, text } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ANON, type Booted, boot, dbRows, expectForbidden, q, type Row } from "../guard/helpers.js";
+import {
+  ANON,
+  type Booted,
+  boot,
+  dbRows,
+  expectForbidden,
+  guardedApp,
+  q,
+  READ_WRITE_ROLES,
+  type Row,
+} from "../guard/helpers.js";
 import { bearer } from "../helpers/auth.js";
 import { openFeed } from "../helpers/sse.js";
 
@@ -41,23 +51,7 @@ const schema = em(
   ],
 );
 
-const app: CreateAppInput = {
-  config: {
-    data: schema.toJSON(),
-    feed: { poll_ms: 50 },
-    auth: {
-      enabled: true,
-      guard: { enabled: true },
-      roles: {
-        guest: { is_default: true, permissions: ["data.entity.read"] },
-        user: {
-          permissions: ["data.entity.read", "data.entity.create", "data.entity.update", "data.entity.delete"],
-        },
-        admin: { implicit_allow: true },
-      },
-    },
-  },
-};
+const app = guardedApp(schema, READ_WRITE_ROLES, { feed: { poll_ms: 50 } });
 
 /** Pairs of rows that differ only in their hidden values, by who owns them. */
 const PAIRS = { a: ["A high", "A low"], b: ["B high", "B low"], nobody: ["nobody high", "nobody low"] };

@@ -12,6 +12,7 @@ import { boolean, type CitadelApp, type CitadelConfig, createApp, em, entity, re
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import rulesApp from "../../examples/rules/config.js";
+import { mintKey } from "../auth/api-keys-fixture.js";
 import { ANON, type Booted, boot } from "../guard/helpers.js";
 import { bearer, login } from "../helpers/auth.js";
 import { startServer, type TestResponse, type TestServer } from "../helpers/server.js";
@@ -431,7 +432,7 @@ describe("key management never mints more access than the manager has (5.5)", ()
   it("an implicit_allow role denied the vault cannot mint a guard-bypassing secret key (5.5, 4.7)", async () => {
     const own = await server.request("GET", "/api/data/vault", undefined, ops);
     expect(own.status, own.text).toBe(403);
-    const minted = await server.request("POST", "/api/system/keys", { name: "escape", kind: "secret" }, ops);
+    const minted = await mintKey(server, ops, { name: "escape", kind: "secret" });
     const read =
       minted.status === 201
         ? await server.request("GET", "/api/data/vault", undefined, { apikey: minted.body.data.key })
@@ -441,29 +442,19 @@ describe("key management never mints more access than the manager has (5.5)", ()
   });
 
   it("an implicit_allow role with denies cannot mint a key acting as admin (5.5, 4.7)", async () => {
-    const minted = await server.request(
-      "POST",
-      "/api/system/keys",
-      { name: "escape", kind: "publishable", role: "admin" },
-      ops,
-    );
+    const minted = await mintKey(server, ops, { name: "escape", kind: "publishable", role: "admin" });
     expect(minted.status, minted.text).toBe(403);
   });
 
   it("a manager cannot hand out a publishable key without a role when publishable_role is not its own or the default (5.5, 5.1)", async () => {
-    const res = await server.request("POST", "/api/system/keys", { name: "web", kind: "publishable" }, keymaster);
+    const res = await mintKey(server, keymaster, { name: "web", kind: "publishable" });
     expect(res.status, res.text).toBe(403);
     expect(res.body.error.message).toContain('"reader"');
-    const own = await server.request(
-      "POST",
-      "/api/system/keys",
-      { name: "web", kind: "publishable", role: "anonymous" },
-      keymaster,
-    );
+    const own = await mintKey(server, keymaster, { name: "web", kind: "publishable", role: "anonymous" });
     expect(own.status, own.text).toBe(201);
     // and it cannot rotate a key acting as publishable_role either
     // made by trusted code: ops (implicit_allow, but with denies) may not hand it out either
-    const byOps = await server.request("POST", "/api/system/keys", { name: "reader web", kind: "publishable" }, ops);
+    const byOps = await mintKey(server, ops, { name: "reader web", kind: "publishable" });
     expect(byOps.status, byOps.text).toBe(403);
     const made = await server.app.module.auth.apiKeys!.create({ name: "reader web", kind: "publishable" });
     const rotated = await server.request("POST", `/api/system/keys/${made.id}/rotate`, {}, keymaster);
