@@ -77,8 +77,8 @@ export const MAX_PATTERN = 1000;
 
 const ORDERED_TYPES: ColumnType[] = ["primary", "reference", "number", "text", "enum", "date", "timestamp"];
 const STRING_TYPES: ColumnType[] = ["text", "enum", "date", "timestamp"];
-/** What a searchable encrypted field takes (§10.3): equality, through its blind index. */
-const ENCRYPTED_OPERATORS = new Set(["$eq", "$ne", "$in", "$nin", "$notin"]);
+/** What a searchable encrypted field takes (§10.3): `$eq` and `$in`, through its blind index. */
+const ENCRYPTED_OPERATORS = new Set(["$eq", "$in"]);
 const FIELD_OPERATORS = new Set([...COMPARISONS, "$in", "$nin", "$notin", "$like", "$ilike", "$isnull", "$between"]);
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -301,11 +301,11 @@ class WhereParser {
       return this.fail(
         path,
         index
-          ? `"${field.name}" is encrypted: only $eq, $ne, $in and $nin compare it`
+          ? `"${field.name}" is encrypted: only $eq and $in compare it`
           : `"${field.name}" is encrypted and not searchable: it cannot be filtered`,
       );
-    const single = op === "$eq" || op === "$ne";
-    if (single && value === null) return { kind: "isnull", field: field.name, isNull: op === "$eq" };
+    const single = op === "$eq";
+    if (single && value === null) return { kind: "isnull", field: field.name, isNull: true };
     const list = single ? [value] : value;
     if (!Array.isArray(list)) return this.fail(path, "expected an array");
     if (list.length > MAX_LIST) this.fail(path, `at most ${MAX_LIST} values`);
@@ -319,7 +319,7 @@ class WhereParser {
       if (this.values > MAX_VALUES) this.fail(at, `more than ${MAX_VALUES} values in one where`);
       return contexts.flatMap((c) => keyring.digests(v, c));
     });
-    return { kind: "in", field: index, negated: op !== "$eq" && op !== "$in", values };
+    return { kind: "in", field: index, negated: false, values };
   }
 
   private ordered(field: CompiledField, path: string) {

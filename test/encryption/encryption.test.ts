@@ -87,7 +87,7 @@ describe("encryption at rest (10)", () => {
     for (const r of stored) expect(r.notes).toMatch(STORED);
   });
 
-  it("$eq, $in, $ne and $nin on a searchable field find rows through the blind index (10.3)", async () => {
+  it("$eq and $in on a searchable field find rows through the blind index (10.3)", async () => {
     await create({ name: "Sam", ssn: "999-00-1111" });
     await create({ name: "Kim", ssn: "999-00-2222" });
     const eq = await list("patients", `where=${q({ ssn: "999-00-1111" })}`);
@@ -95,10 +95,6 @@ describe("encryption at rest (10)", () => {
     expect(eq.body.data.map((r: Row) => r.name)).toEqual(["Sam"]);
     const inList = await list("patients", `where=${q({ ssn: { $in: ["999-00-1111", "999-00-2222", "nope"] } })}`);
     expect(inList.body.data.map((r: Row) => r.name).sort()).toEqual(["Kim", "Sam"]);
-    const ne = await list("patients", `where=${q({ ssn: { $ne: "999-00-1111" }, name: { $in: ["Sam", "Kim"] } })}`);
-    expect(ne.body.data.map((r: Row) => r.name)).toEqual(["Kim"]);
-    const nin = await list("patients", `where=${q({ ssn: { $nin: ["999-00-2222"] }, name: { $in: ["Sam", "Kim"] } })}`);
-    expect(nin.body.data.map((r: Row) => r.name)).toEqual(["Sam"]);
     const count = await server.request("GET", `/api/data/patients/count?where=${q({ ssn: "999-00-2222" })}`);
     expect(count.body.data.count).toBe(1);
     const exists = await server.request("POST", "/api/data/entity/patients/fn/exists", { ssn: "999-00-2222" });
@@ -113,6 +109,8 @@ describe("encryption at rest (10)", () => {
   const refusals: [string, string, string][] = [
     ["$like on a searchable field", "patients", `where=${q({ ssn: { $like: "999*" } })}`],
     ["$gt on a searchable field", "patients", `where=${q({ ssn: { $gt: "1" } })}`],
+    ["$ne on a searchable field", "patients", `where=${q({ ssn: { $ne: "999-00-1111" } })}`],
+    ["$nin on a searchable field", "patients", `where=${q({ ssn: { $nin: ["999-00-1111"] } })}`],
     ["a non-searchable field", "patients", `where=${q({ notes: "allergic" })}`],
     ["$isnull on a non-searchable field", "patients", `where=${q({ notes: { $isnull: true } })}`],
     ["a json field", "patients", `where=${q({ chart: { $isnull: false } })}`],

@@ -120,8 +120,8 @@ describe("rules and field rules under attack (9, 10)", () => {
     { $not: { $and: [{ salary: 9000 }, { name: { $ne: "none" } }] } },
     { $not: { $not: { $not: { salary: 9000 } } } },
     { $not: { ssn: "9000" } },
-    { ssn: { $ne: "9000" } },
-    { ssn: { $nin: ["9000"] } },
+    { $not: { ssn: { $eq: "9000" } } },
+    { $or: [{ $not: { ssn: { $in: ["9000"] } } }, { name: "none" }] },
     { $not: { ssn: { $in: ["100"] } } },
   ];
 
