@@ -21,7 +21,7 @@ import {
   namesAnotherTenant,
   refusedFields,
   refusedOwner,
-  rowOutsideTenant,
+  rowsOutsideTenant,
   writtenFields,
 } from "../metrics/incidents.js";
 import type { Monitor } from "../metrics/monitor.js";
@@ -50,6 +50,8 @@ const MIDDLEWARE_METHOD = "ALL";
 const MAX_MESSAGE = 300;
 /** A row id as a data route takes it (data-routes.ts): anything else was answered 404 before any lookup. */
 const ROW_ID = /^[1-9]\d{0,15}$/;
+/** The keys of one related entity a refused write is probed for (a bulk create may name thousands). */
+const MAX_PROBED_REFERENCES = 100;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -195,17 +197,15 @@ export function monitorMiddleware(options: HttpMonitorOptions): MiddlewareHandle
   };
 
   /**
-   * §6.5, §4.10: a row of another account named by id in the path (read, related rows, update, delete) is
-   * answered 404, as a missing row is. Whether the row the caller's lookup missed is another account's is asked
-   * only then, once, trusted, and after the answer has gone (Monitor.later): the answer is the same whatever
-   * the row, and waits for nothing. The question is the lookup's own tenant filter, negated (incidents.ts).
+   * Whether a row of another account was what a request named, when the answer cannot tell (§6.5): it is
+   * asked only then, once, trusted, and after the answer has gone (Monitor.later), so the answer is the same
+   * whatever the rows, and waits for nothing. The question is the lookup's own tenant filter, negated
+   * (incidents.ts).
    */
-  const probePath = (c: Context, tenancy: Tenancy, binding: TenantBinding, params: Record<string, string>) => {
+  const probeRows = (c: Context, tenancy: Tenancy, binding: TenantBinding, entity: string, ids: number[]) => {
     const engine: DataEngine | undefined = c.get("engine");
-    const { entity, id } = params;
-    if (!engine || entity === undefined || id === undefined || !ROW_ID.test(id) || !entities.has(entity)) return;
-    const outside = rowOutsideTenant(tenancy, binding, entity, Number(id));
-    if (!outside) return;
+    const outside = engine && rowsOutsideTenant(tenancy, binding, entity, ids);
+    if (!engine || !outside) return;
     monitor.later(
       async () => {
         if ((await countRows(engine.db, entity, outside)) > 0) monitor.crossTenantAttempts++;
@@ -213,6 +213,31 @@ export function monitorMiddleware(options: HttpMonitorOptions): MiddlewareHandle
       // a database too busy for the check drops it, as Monitor.later drops a flood's
       (error) => (error instanceof Saturated ? undefined : options.logError(error)),
     );
+  };
+
+  /** §6.5, §4.10: a row of another account named by id in the path (read, related rows, update, delete): a 404. */
+  const probePath = (c: Context, tenancy: Tenancy, binding: TenantBinding, params: Record<string, string>) => {
+    const { entity, id } = params;
+    if (entity === undefined || id === undefined || !ROW_ID.test(id) || !entities.has(entity)) return;
+    probeRows(c, tenancy, binding, entity, [Number(id)]);
+  };
+
+  /**
+   * §6.5, §4.17: a write whose references name rows of another account is refused as one naming missing rows
+   * (409). The keys it wrote are probed per related entity, the first MAX_PROBED_REFERENCES of each.
+   */
+  const probeReferences = (c: Context, tenancy: Tenancy, binding: TenantBinding, entity: string, rows: unknown) => {
+    const engine: DataEngine | undefined = c.get("engine");
+    if (!engine || !entities.has(entity)) return;
+    const named = new Map<string, Set<number>>();
+    for (const relation of engine.model(entity).entity.relations.values()) {
+      if (relation.path.kind !== "local") continue;
+      const ids = named.get(relation.target) ?? new Set<number>();
+      for (const id of idsWrittenTo(rows, relation.path.column))
+        if (ids.size < MAX_PROBED_REFERENCES && ROW_ID.test(String(id))) ids.add(id);
+      named.set(relation.target, ids);
+    }
+    for (const [target, ids] of named) probeRows(c, tenancy, binding, target, [...ids]);
   };
 
   /** A 401 or 403: a failed login, or a denial counted by its labels; either way one log line. */
@@ -262,6 +287,8 @@ export function monitorMiddleware(options: HttpMonitorOptions): MiddlewareHandle
     if (binding.kind === "all") return;
     if (crossesTenants(c, tenancy, binding, answering.path, params, body)) monitor.crossTenantAttempts++;
     else if (status === 404) probePath(c, tenancy, binding, params);
+    else if (status === 409 && WRITES.has(c.req.method))
+      probeReferences(c, tenancy, binding, entity, rowsInBody(c.req.method, answering.path, params, body));
   };
 
   return async (c, next) => {

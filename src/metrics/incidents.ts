@@ -2,7 +2,7 @@
  * Which requests are incidents (§7.5): escalation attempts (writes naming privileged fields) and cross-tenant
  * attempts (a where, body or path naming another tenant's account or rows, §6.5). Pure functions over what the
  * request sent and how it was answered; the HTTP layer gathers both, and asks the one question of the database
- * (`rowOutsideTenant`) after the answer has gone.
+ * (`rowsOutsideTenant`) after the answer has gone.
  */
 
 import { type Tenancy, type TenantBinding, tenantFilter } from "../guard/tenancy.js";
@@ -120,20 +120,20 @@ export function idsWrittenTo(rows: unknown, field: string): number[] {
 }
 
 /**
- * The row `id` of `entity` if the caller's tenant is what hides it: outside the very filter its lookup ANDed
+ * The rows `ids` of `entity` that the caller's tenant is what hides: outside the very filter its lookup ANDed
  * (tenancy.ts), so a row its own account hides by policy is not one. Undefined when the caller's tenant hides
  * nothing there: a caller of every account, an entity no tenant scopes, or the tenant entity, whose ids a path
  * names outright (`idsOfWhere`, monitor.ts).
  */
-export function rowOutsideTenant(
+export function rowsOutsideTenant(
   tenancy: Tenancy,
   binding: TenantBinding,
   entity: string,
-  id: number,
+  ids: readonly number[],
 ): Filter | undefined {
-  if (binding.kind === "all" || !tenancy.scoped.has(entity)) return undefined;
+  if (binding.kind === "all" || !tenancy.scoped.has(entity) || ids.length === 0) return undefined;
   return and(
-    { kind: "compare", field: "id", op: "$eq", value: id },
+    { kind: "in", field: "id", negated: false, values: [...ids] },
     not(certainly(tenantFilter(tenancy, entity, binding))),
   );
 }

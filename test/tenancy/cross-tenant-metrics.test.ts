@@ -151,6 +151,36 @@ describe("cross-tenant attempts by path, padding, nesting and refused query stri
     expect((await moved("GET", `/api/data/accounts/${ids.B}`, undefined, as.adam, 404)).by).toBe(1);
   });
 
+  it("counts a write whose reference names another account's row (409 as for a missing row, 4.17)", async () => {
+    const { carolNote, aliceNote } = ids;
+    const refused: [string, string, unknown][] = [
+      ["POST", "/api/data/comments", { body: "hi", note_id: carolNote }],
+      [
+        "POST",
+        "/api/data/comments",
+        [
+          { body: "mine", note_id: aliceNote },
+          { body: "theirs", note_id: carolNote },
+        ],
+      ],
+    ];
+    const before = await server.rows(`SELECT count(*) AS n FROM comments`);
+    for (const [method, path, body] of refused) {
+      const { by, res } = await moved(method, path, body, as.adam, 409);
+      expect(by, `${method} ${path} ${JSON.stringify(body)}`).toBe(1);
+      const missing = await send(method, path, { body: "hi", note_id: 987_654 }, as.adam, 409);
+      expect(res.text).toBe(missing.text);
+    }
+    const { res: own } = await moved("POST", "/api/data/comments", { body: "ok", note_id: aliceNote }, as.adam, 201);
+    const created = own.body.data.id as number;
+    const repoint = (note: number) => moved("PATCH", `/api/data/comments/${created}`, { note_id: note }, as.adam, 409);
+    expect((await repoint(carolNote)).by).toBe(1);
+    expect((await repoint(987_654)).by).toBe(0);
+    // nothing of the refused writes was stored
+    const after = await server.rows(`SELECT count(*) AS n FROM comments`);
+    expect(Number(after[0]!.n)).toBe(Number(before[0]!.n) + 1);
+  });
+
   it("counts a where that padding precedes in the body (b)", async () => {
     const pad = Array.from({ length: 10_001 }, () => 0);
     const where = { account_id: ids.B };
