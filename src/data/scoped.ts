@@ -35,8 +35,10 @@ const READ = "data.entity.read";
 export interface Watch {
   entity: string;
   filter: Filter;
-  /** the fields an event shows: those the caller may read */
+  /** the fields an event may show: those the caller may read, on every row or on some */
   fields: readonly string[];
+  /** those of `fields` it may read only on some rows (§9.4), each with its rule: the rows where it may */
+  rowFields: readonly (readonly [string, Filter])[];
 }
 
 /** What a caller without read permission may name in a where: the id alone. */
@@ -153,15 +155,18 @@ export class ScopedData {
 
   /**
    * What a change-feed subscriber may see of an entity (§8.2): the rows of its read scope (its tenant's, §6)
-   * that its where names, checked on each event when it is sent, and the fields it reads.
+   * that its where names, checked on each event when it is sent, and the fields it reads, those readable only
+   * on some rows (§9.4) checked on each image the same way.
    */
   watch(entity: string, where: unknown): Watch {
     const view = this.view(entity);
+    const fields = readableFields(this.engine.model(entity), view.scope);
+    const rules = view.scope.rowFields;
     return {
       entity,
       filter: and(view.scope.filter, parseWhereInput(view, where)),
-      // a field readable only on some rows is left out of events: the feed judges rows, not fields (§9.4)
-      fields: readableFields(this.engine.model(entity), view.scope).filter((f) => !view.scope.rowFields?.has(f)),
+      fields,
+      rowFields: rules ? fields.filter((f) => rules.has(f)).map((f) => [f, rules.get(f)!] as const) : [],
     };
   }
 

@@ -2,7 +2,7 @@
  * The change feed of one server (§8): it follows the outbox, not its memory, so several servers on one
  * database deliver the same events. While anyone subscribes, it reads the events after the last one it saw
  * (every `poll_ms`, and at once after a local commit), decides in SQL which subscribers may see each row image
- * now, and queues what each may see, shaped to its fields. A subscriber that resumes from an older event
+ * now, and which fields of it, and queues what each may see. A subscriber that resumes from an older event
  * catches up from the outbox on its own, as fast as it reads.
  */
 import type { ValidatedConfig } from "../config/schema.js";
@@ -14,7 +14,7 @@ import type { FeedCounts } from "../metrics/monitor.js";
 import type { EventIds } from "./event-ids.js";
 import { eventsAfter, type OutboxEvent, oldestKept, outboxHead, pruneOutbox } from "./outbox.js";
 import { type Credentials, type EndReason, type FeedMessage, Subscription, type Watch } from "./subscription.js";
-import { followsRelations, holds } from "./visibility.js";
+import { followsRelations, sightsOf } from "./visibility.js";
 
 /** Events read from the outbox at a time (each holds a row before and after: bounded memory). */
 const BATCH = 100;
@@ -51,11 +51,27 @@ function actionFor(before: boolean, after: boolean): "create" | "update" | "dele
   return before ? "delete" : undefined;
 }
 
-/** The message of an event for a set of readable fields; undefined for an update of none of them. */
-function messageFor(event: OutboxEvent, id: string, fields: readonly string[], action: "create" | "update" | "delete") {
-  const record = pick(action === "delete" ? event.before! : event.after!, fields);
-  // a change to fields it cannot read is no event: it would tell that something hidden changed
-  if (action === "update" && JSON.stringify(record) === JSON.stringify(pick(event.before!, fields))) return undefined;
+/** The fields a subscriber reads on the row before and after an event (§9.4: some only on some rows). */
+interface Shown {
+  before: readonly string[];
+  after: readonly string[];
+}
+
+/** A stream's fields less those hidden on each image (none, for a stream without row fields). */
+function shownFields(fields: readonly string[], hidden: { before: string[]; after: string[] }): Shown {
+  const less = (off: string[]) => (off.length === 0 ? fields : fields.filter((f) => !off.includes(f)));
+  return { before: less(hidden.before), after: less(hidden.after) };
+}
+
+/**
+ * The message of an event, showing of each image the fields readable on it; undefined for an update that
+ * changes nothing readable: what was readable before is compared with what is readable after.
+ */
+function messageFor(event: OutboxEvent, id: string, shown: Shown, action: "create" | "update" | "delete") {
+  const record = action === "delete" ? pick(event.before!, shown.before) : pick(event.after!, shown.after);
+  // a change to fields it cannot read (on either image) is no event: it would tell that something hidden changed
+  if (action === "update" && JSON.stringify(record) === JSON.stringify(pick(event.before!, shown.before)))
+    return undefined;
   const data = { action, entity: event.entity, id: event.id, record, at: event.at };
   return { event: action, id, data: JSON.stringify(data) } satisfies FeedMessage;
 }
@@ -112,7 +128,7 @@ export class FeedHub {
     try {
       const head = await outboxHead(this.db);
       const { cursor, reset } = await this.resumeAt(input.lastEventId, head, input.watch);
-      sub = new Subscription(input.watch, JSON.stringify(input.watch.filter), input.caller, input.credentials, cursor, {
+      sub = new Subscription(input.watch, input.caller, input.credentials, cursor, {
         messages: settings.buffer,
         bytes: settings.buffer_bytes,
       });
@@ -156,9 +172,10 @@ export class FeedHub {
     const last = await this.ids.open(id);
     if (last === undefined || last > head)
       return { cursor: head, reset: "this Last-Event-ID is not an event of this database" };
-    // an old row image judged against related rows as they are now could show a version of the row that was
-    // never readable (a comment written on a private post that was published since): read the rows again
-    if (last < head && followsRelations(watch.filter))
+    // an old row image judged against related rows as they are now could show a version of the row (or a field
+    // of it) that was never readable (a comment written on a private post that was published since): read the
+    // rows again
+    if (last < head && [watch.filter, ...watch.rowFields.map(([, rule]) => rule)].some(followsRelations))
       return { cursor: head, reset: "this stream's filter follows relations: missed events are not replayed" };
     const oldest = (await oldestKept(this.db)) ?? head + 1;
     if (last < oldest - 1) return { cursor: oldest - 1, reset: "events after this Last-Event-ID are no longer kept" };
@@ -315,8 +332,8 @@ export class FeedHub {
     try {
       await this.deliver(entity, events, subs);
     } catch (error) {
-      // decide each filter on its own: only the streams whose own filter cannot be decided end
-      const byFilter = groupBy(subs, (s) => s.filterKey);
+      // decide each filter on its own: only the streams whose own filters cannot be decided end
+      const byFilter = groupBy(subs, (s) => s.decisionKey);
       if (byFilter.size > 1) {
         for (const group of byFilter.values()) await this.deliverOrEnd(entity, events, group);
         return;
@@ -341,7 +358,10 @@ export class FeedHub {
     }
   }
 
-  /** Decide, in one query per batch, which of `subs` may see each event's row before and after, and queue it. */
+  /**
+   * Decide, in one query per batch, which of `subs` may see each event's row before and after, and which of
+   * their row fields (§9.4) on each image, and queue it.
+   */
   private async deliver(entity: string, events: OutboxEvent[], subs: Subscription[]): Promise<void> {
     const model = this.models.get(entity);
     const open = subs.filter((s) => !s.ended);
@@ -351,17 +371,9 @@ export class FeedHub {
       before: event.before ? images.push(event.before) - 1 : -1,
       after: event.after ? images.push(event.after) - 1 : -1,
     }));
-    const columns = new Map<string, number>();
-    const filters = [];
-    for (const sub of open)
-      if (!columns.has(sub.filterKey)) {
-        columns.set(sub.filterKey, filters.length);
-        filters.push(sub.watch.filter);
-      }
-    const answer = await holds(this.db, model, images, filters);
+    const sights = await sightsOf(this.db, model, images, open);
     const ids = await Promise.all(events.map((event) => this.ids.seal(event.seq)));
-    const sees = (image: number, sub: Subscription) => image >= 0 && answer[image]![columns.get(sub.filterKey)!]!;
-    // streams that read the same fields get the same message: built once
+    // streams that read the same fields on the images get the same message: built once
     const built = new Map<string, FeedMessage | undefined>();
     const outgoing = new Map<Subscription, FeedMessage[]>();
     // encrypted fields are ciphertext in the outbox (§10): decrypted here, once per event sent
@@ -371,14 +383,20 @@ export class FeedHub {
       return opened.get(i);
     };
     for (const sub of open) {
+      const { sees, hidden } = sights.get(sub)!;
       const messages: FeedMessage[] = [];
       events.forEach((event, i) => {
-        const action = event.seq > sub.cursor && actionFor(sees(at[i]!.before, sub), sees(at[i]!.after, sub));
+        const action = event.seq > sub.cursor && actionFor(sees(at[i]!.before), sees(at[i]!.after));
         if (!action) return;
-        const key = `${i} ${action} ${sub.fieldsKey}`;
         const readable = openAt(i);
         if (!readable) return;
-        if (!built.has(key)) built.set(key, messageFor(readable, ids[i]!, sub.watch.fields, action));
+        // only the images the message is made of are asked which row fields they hide
+        const off = {
+          before: action === "create" ? [] : hidden(at[i]!.before),
+          after: action === "delete" ? [] : hidden(at[i]!.after),
+        };
+        const key = `${i} ${action} ${sub.fieldsKey} ${off.before.join(",")} ${off.after.join(",")}`;
+        if (!built.has(key)) built.set(key, messageFor(readable, ids[i]!, shownFields(sub.watch.fields, off), action));
         const message = built.get(key);
         if (message) messages.push(message);
       });

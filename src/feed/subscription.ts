@@ -41,7 +41,13 @@ export class Subscription {
   /** when its credentials were last verified */
   checkedAt = Date.now();
   ended: EndReason | undefined;
-  /** a key of the fields it reads: streams with equal ones share each event's message */
+  /** a key of the watch's filter: subscribers with equal filters are answered by one SQL column */
+  readonly filterKey: string;
+  /** a key of each of its row fields' rules (in the order of `watch.rowFields`): one SQL column per distinct rule */
+  readonly ruleKeys: readonly string[];
+  /** a key of everything SQL decides for it: streams with equal ones are decided (and fail) together */
+  readonly decisionKey: string;
+  /** a key of the fields it reads: with the row fields shown on an image, streams share each event's message */
   readonly fieldsKey: string;
   private queue: FeedMessage[] = [];
   /** the size of the queued messages' data */
@@ -51,8 +57,6 @@ export class Subscription {
 
   constructor(
     readonly watch: Watch,
-    /** a key of the watch's filter: subscribers with equal filters are answered by one SQL column */
-    readonly filterKey: string,
     readonly caller: string,
     readonly credentials: Credentials | undefined,
     cursor: number,
@@ -60,6 +64,9 @@ export class Subscription {
     private readonly buffer: { messages: number; bytes: number },
   ) {
     this.cursor = cursor;
+    this.filterKey = JSON.stringify(watch.filter);
+    this.ruleKeys = watch.rowFields.map(([, rule]) => JSON.stringify(rule));
+    this.decisionKey = [this.filterKey, ...this.ruleKeys].join("\n");
     this.fieldsKey = watch.fields.join(",");
   }
 

@@ -1,12 +1,14 @@
 /**
- * Which rows a subscriber may see (§8.2), decided in SQL like every read: each row image of an event becomes a
- * row built by hand, and each subscriber's filter (its read scope, its tenant, its where) one CASE column over
- * them. A filter that follows relations runs its subqueries on the database as it is now, when the event is
- * sent. One query answers a batch of images for every distinct filter.
+ * Which rows a subscriber may see (§8.2), and which of its fields (§9.4), decided in SQL like every read: each
+ * row image of an event becomes a row built by hand, and each subscriber's filter (its read scope, its tenant,
+ * its where) one CASE column over them, as is the rule of each field it may read only on some rows. A filter
+ * that follows relations runs its subqueries on the database as it is now, when the event is sent. One query
+ * answers a batch of images for every distinct filter.
  */
 import { sql } from "kysely";
 import type { Row } from "../data/codec.js";
 import type { EntityModel } from "../data/models.js";
+import type { Watch } from "../data/scoped.js";
 import { literalRow } from "../data/write-checks.js";
 import { type Db, dialectOf } from "../db/connection.js";
 import { type Filter, isOuterRef, mapOperands, someNode } from "../query/ast.js";
@@ -91,4 +93,54 @@ export async function holds(db: Db, model: EntityModel, images: Row[], filters: 
     }
   }
   return answer;
+}
+
+/** What SQL is asked for a stream: its filter and the rules of its row fields, each with a key. */
+export interface Decided {
+  watch: Watch;
+  filterKey: string;
+  /** in the order of `watch.rowFields` */
+  ruleKeys: readonly string[];
+}
+
+/** What a stream sees of each image (an index into the images): the row, and the row fields hidden on it. */
+export interface Sight {
+  sees(image: number): boolean;
+  /** the row fields whose rule does not hold on an image it sees (§9.4) */
+  hidden(image: number): string[];
+}
+
+/**
+ * The sight of every stream on a batch of images, from one `holds` over every distinct filter: streams' filters
+ * and their row fields' rules alike, each decided once however many streams share it.
+ */
+export async function sightsOf<S extends Decided>(
+  db: Db,
+  model: EntityModel,
+  images: Row[],
+  streams: readonly S[],
+): Promise<Map<S, Sight>> {
+  const columns = new Map<string, number>();
+  const filters: Filter[] = [];
+  const column = (key: string, filter: Filter) => {
+    if (!columns.has(key)) columns.set(key, filters.push(filter) - 1);
+    return columns.get(key)!;
+  };
+  const asked = streams.map((s) => ({
+    row: column(s.filterKey, s.watch.filter),
+    rules: s.watch.rowFields.map(([, rule], k) => column(s.ruleKeys[k]!, rule)),
+  }));
+  const answer = await holds(db, model, images, filters);
+  return new Map(
+    streams.map((s, n) => {
+      const { row, rules } = asked[n]!;
+      const { rowFields } = s.watch;
+      const sight: Sight = {
+        sees: (image) => image >= 0 && answer[image]![row]!,
+        hidden: (image) =>
+          rowFields.length === 0 ? [] : rowFields.filter((_, k) => !answer[image]![rules[k]!]).map(([f]) => f),
+      };
+      return [s, sight];
+    }),
+  );
 }

@@ -1,8 +1,9 @@
 /**
  * The reference of the change feed (SPEC §8.2), on top of the guard's (`../guard/reference.ts`, written from the
  * SPEC): which row images a subscriber may see (its read permission row by row, §4.12, inside its tenant, §6.1,
- * and its where, every hop under its own read permission, §4.13), which fields it may read (§4.8), and the
- * message one mutation's before and after images make for it. Not a test file.
+ * and its where, every hop under its own read permission, §4.13), which fields it may read (§4.8) and on which
+ * rows (§4.12, §9.4: read rules, decided on each image like the row), and the message one mutation's before and
+ * after images make for it. Not a test file.
  */
 import { isDeepStrictEqual } from "node:util";
 import {
@@ -23,11 +24,23 @@ import {
   type Tables,
   type Where,
 } from "../guard/reference.js";
+import { type FieldRule, type Fold, foldFieldRule, ruleShows } from "./field-rule-arbs.js";
 
 const READ = "data.entity.read";
 
-/** A policy with the field rules of §4.8: an allowlist or a denylist of the fields its grant shows. */
-export type FieldPolicy = PolicySpec & { fields?: string[]; omit?: string[] };
+/**
+ * A policy with the field rules of §4.8 (an allowlist or a denylist of the fields its grant shows) or read rules
+ * of fields (§9.4, written `fields: { f: { read } }` in the config).
+ */
+export type FieldPolicy = PolicySpec & { fields?: string[]; omit?: string[]; fieldRules?: Record<string, FieldRule> };
+
+/** Read rules of fields on each entity, for every role (§9.4, `field_rules` in the config). */
+export type EntityRules = Partial<Record<string, Record<string, FieldRule>>>;
+
+/** The guard's model with the entities' read rules. */
+export interface FeedModel extends Model {
+  entityRules: EntityRules;
+}
 
 /** The tenant a subscriber is bound to (§6.1): one account, none (it sees no scoped row), or every one. */
 export type Binding = number | null | "all";
@@ -89,12 +102,14 @@ function tablesFor(m: Model, tables: Tables, tenant: Binding): Tables {
  * The subscriber's reads at one state of the tables, for the hops of its where: an entity it may read at all,
  * the rows of it inside its read permission and its tenant, and the fields of each row it may read (§9.4).
  */
-export function readerFor(m: Model, tables: Tables, s: Subscriber): Reader {
-  const base = readerOf(m, tablesFor(m, tables, s.tenant), s.caller);
+export function readerFor(m: FeedModel, tables: Tables, s: Subscriber): Reader & Required<Pick<Reader, "shows">> {
+  const scoped = tablesFor(m, tables, s.tenant);
+  const base = readerOf(m, scoped, s.caller);
   return {
     canRead: base.canRead,
     sees: (entity: string, row: Row) => inTenant(s.tenant, row) && base.sees(entity, row),
-    shows: showsOf(m.roles, s.caller),
+    // a read rule's `exists` reaches the rows of the subscriber's tenant, as a policy's filter does
+    shows: showsOf(m, s.caller, scoped),
   };
 }
 
@@ -130,6 +145,8 @@ export function watches(
  */
 interface Restriction {
   hides(field: string): boolean;
+  /** its read rules (§9.4): a field with one is shown only where it holds */
+  rules?: Record<string, FieldRule>;
   /** the rows it restricts: undefined, every row; else those where this condition is not FALSE */
   rows?: Where;
 }
@@ -152,9 +169,10 @@ function restrictionsOf(roles: Roles, caller: Caller, entity: string): Restricti
     const possible = folded.filter((f) => f.possible !== false);
     if (possible.length === 0 || folded.every((f) => f.certain === false)) continue;
     for (const { p, possible: reach } of possible) {
-      if (p.effect === "deny" || (!p.fields && !p.omit)) continue;
+      if (p.effect === "deny" || (!p.fields && !p.omit && !p.fieldRules)) continue;
       out.push({
         hides: (f) => f !== "id" && ((p.fields !== undefined && !p.fields.includes(f)) || p.omit?.includes(f) === true),
+        ...(p.fieldRules ? { rules: p.fieldRules } : {}),
         ...(reach === true ? {} : { rows: p.condition }),
       });
     }
@@ -162,32 +180,73 @@ function restrictionsOf(roles: Roles, caller: Caller, entity: string): Restricti
   return out;
 }
 
+/** On which rows a caller reads a field: every row, or only some (§4.12, §9.4). */
+export type Reach = "all" | "row";
+
+const fold3 = (xs: Fold[]): Fold => (xs.includes(false) ? false : xs.every((x) => x === true) ? true : "row");
+
 /**
- * The fields of `visible` (every field but the hidden ones, §4.8) a subscriber reads on every row of an entity:
- * what an event may carry, since the feed judges rows, not fields (a field readable only on some rows is left
- * out, §9.4), and the relation keys its where may follow.
+ * The fields of `visible` (every field but the hidden ones, §4.8) a caller reads on an entity, and on which
+ * rows: a field a policy that reaches every row hides, or whose read rules (the entity's and those of each
+ * policy that may apply, ANDed) hold on no row for this caller, is not read at all; one that a policy reaching
+ * only some rows hides, or whose rules depend on the row, only on some rows. A policy reaching only some rows
+ * leaves the others alone: its rule holds wherever its condition cannot.
  */
-export function readableFields(roles: Roles, caller: Caller, entity: string, visible: readonly string[]): string[] {
-  const restrictions = restrictionsOf(roles, caller, entity);
-  return visible.filter((f) => restrictions.every((r) => !r.hides(f)));
+export function fieldReach(
+  m: FeedModel,
+  caller: Caller,
+  entity: string,
+  visible: readonly string[],
+): Map<string, Reach> {
+  const restrictions = restrictionsOf(m.roles, caller, entity);
+  const out = new Map<string, Reach>();
+  for (const f of visible) {
+    if (restrictions.some((r) => r.rows === undefined && r.hides(f))) continue;
+    const own = m.entityRules[entity]?.[f];
+    const rules: Fold[] = own ? [foldFieldRule(own, caller)] : [];
+    for (const r of restrictions) {
+      const rule = r.rules?.[f];
+      if (!rule) continue;
+      const fold = foldFieldRule(rule, caller);
+      rules.push(r.rows === undefined || fold === true ? fold : "row");
+    }
+    const ruled = fold3(rules);
+    if (ruled === false) continue;
+    const someRows = ruled === "row" || restrictions.some((r) => r.rows !== undefined && r.hides(f));
+    out.set(f, someRows ? "row" : "all");
+  }
+  return out;
 }
 
-/** The fields of `visible` a subscriber reads on some row at least: those no row-independent policy hides. */
-function fieldsOnSomeRows(roles: Roles, caller: Caller, entity: string, visible: readonly string[]): string[] {
-  const restrictions = restrictionsOf(roles, caller, entity).filter((r) => r.rows === undefined);
-  return visible.filter((f) => restrictions.every((r) => !r.hides(f)));
-}
-
-/** Whether a caller reads a field on a row (§4.12, §9.4): no policy that may reach the row hides it. */
-function showsOf(roles: Roles, caller: Caller) {
+/**
+ * Whether a caller reads a field on a row (§4.12, §9.4): every read rule of it holds there (the entity's, and
+ * those of each policy that may reach the row), and no policy that may reach the row hides it. `tables`: the
+ * rows a rule's `exists` reaches.
+ */
+function showsOf(m: FeedModel, caller: Caller, tables: Tables) {
   const memo = new Map<string, Restriction[]>();
   return (entity: string, row: Row, field: string): boolean => {
-    if (!memo.has(entity)) memo.set(entity, restrictionsOf(roles, caller, entity));
+    if (!memo.has(entity)) memo.set(entity, restrictionsOf(m.roles, caller, entity));
+    const own = m.entityRules[entity]?.[field];
+    if (own && !ruleShows(own, caller, tables, row)) return false;
     const ctx = { entity, id: row.id, user: caller.user };
-    return memo
-      .get(entity)!
-      .every((r) => !r.hides(field) || (r.rows !== undefined && !conditionMatches(r.rows, ctx, true)));
+    return memo.get(entity)!.every((r) => {
+      if (r.rows !== undefined && !conditionMatches(r.rows, ctx, true)) return true;
+      const rule = r.rules?.[field];
+      return !r.hides(field) && (rule === undefined || ruleShows(rule, caller, tables, row));
+    });
   };
+}
+
+/** The fields a subscriber reads of one image (none when there is no image). */
+export function fieldsOn(
+  reach: ReadonlyMap<string, Reach>,
+  reader: Required<Pick<Reader, "shows">>,
+  entity: string,
+  image: Row | null,
+): string[] {
+  if (image === null) return [];
+  return [...reach].filter(([f, how]) => how === "all" || reader.shows(entity, image, f)).map(([f]) => f);
 }
 
 /**
@@ -197,9 +256,10 @@ function showsOf(roles: Roles, caller: Caller) {
  * side) is as absent, since following it would tell the key; naming either is 400. `visible(entity)`: every
  * field but the hidden ones. For a where's problems only.
  */
-export function schemaFor(m: Model, caller: Caller, visible: (entity: string) => readonly string[]): Schema {
-  const readable = (entity: string) => readableFields(m.roles, caller, entity, visible(entity));
-  const named = (entity: string) => fieldsOnSomeRows(m.roles, caller, entity, visible(entity));
+export function schemaFor(m: FeedModel, caller: Caller, visible: (entity: string) => readonly string[]): Schema {
+  const reach = (entity: string) => fieldReach(m, caller, entity, visible(entity));
+  const readable = (entity: string) => [...reach(entity)].filter(([, how]) => how === "all").map(([f]) => f);
+  const named = (entity: string) => [...reach(entity).keys()];
   const followable = (entity: string, rel: RelationSpec) =>
     rel.link.kind === "junction" || readable(rel.link.kind === "local" ? entity : rel.target).includes(rel.link.column);
   return Object.fromEntries(
@@ -218,23 +278,24 @@ const pick = (row: Row, fields: readonly string[]) =>
   Object.fromEntries(fields.filter((f) => f in row).map((f) => [f, row[f]]));
 
 /**
- * §8.2: visible after only is a create, before only a delete (with the row as it was), both an update with the
- * row as it is now, unless no field the subscriber reads changed (telling it would tell that something hidden
- * did); neither is nothing.
+ * §8.2: visible after only is a create (with the fields it reads of the row after), before only a delete (with
+ * the row as it was, and the fields it read of it), both an update with the row as it is now, unless what it
+ * reads of the row after is what it read of the row before (telling it would tell that something hidden
+ * changed: a field hidden on both is no change); neither is nothing. `fields`: what it reads of each image.
  */
 export function messageFor(
   event: OutboxEvent,
-  fields: readonly string[],
+  fields: { before: readonly string[]; after: readonly string[] },
   before: boolean,
   after: boolean,
 ): Message | undefined {
   let action: Message["event"];
   let record: Record<string, unknown>;
-  if (after && !before) [action, record] = ["create", pick(event.after!, fields)];
-  else if (before && !after) [action, record] = ["delete", pick(event.before!, fields)];
+  if (after && !before) [action, record] = ["create", pick(event.after!, fields.after)];
+  else if (before && !after) [action, record] = ["delete", pick(event.before!, fields.before)];
   else if (before && after) {
-    record = pick(event.after!, fields);
-    if (isDeepStrictEqual(record, pick(event.before!, fields))) return undefined;
+    record = pick(event.after!, fields.after);
+    if (isDeepStrictEqual(record, pick(event.before!, fields.before))) return undefined;
     action = "update";
   } else return undefined;
   return {

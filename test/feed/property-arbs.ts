@@ -1,13 +1,15 @@
 /**
  * The generators of the change feed's property test (`./property.test.ts`): the guard property test's cases
  * (`../guard/property-arbs.ts`: roles with relational policies, users, rows and links, writes to many rows) with
- * field rules on the read policies (§4.8), tenancy on or off (§6), a where per stream, and a trusted writer's
- * creates, updates and deletes, resolved against the rows as they are when each is sent. Not a test file.
+ * field lists on the read policies (§4.8), read rules of fields on them and on the entities (§9.4, some
+ * following relations), tenancy on or off (§6), a where per stream, and a trusted writer's creates, updates and
+ * deletes, resolved against the rows as they are when each is sent. Not a test file.
  */
 import fc from "fast-check";
 import { type Case, caseArb, type EntityName, type WriteOp, whereOn } from "../guard/property-arbs.js";
 import type { EntrySpec, Roles, Row, Scalar, Tables, Where } from "../guard/reference.js";
-import type { FieldPolicy } from "./feed-reference.js";
+import type { EntityRules, FieldPolicy } from "./feed-reference.js";
+import { type FieldRule, fieldRuleArb } from "./field-rule-arbs.js";
 
 /** The fields the writer sends per entity; `doc_id` is generated as a pick among the writer's docs. */
 export const WRITABLE: Record<EntityName, string[]> = {
@@ -111,12 +113,36 @@ const OWN: Record<string, string[]> = {
   tags: ["owner_id", "label"],
   users: ["email", "role"],
 };
-export type Rule = { kind: "fields" | "omit"; names: number[] } | null;
+/**
+ * Fields a policy's read rules (§9.4) may name: its entity's own (not the hidden `secret`) when its condition
+ * names one, else fields every entity has (`users` too: the rule compiles on each entity that has the field).
+ */
+const RULED: Record<string, string[]> = {
+  docs: ["owner_id", "status", "level", "flag", "updated_at"],
+  notes: ["owner_id", "pinned", "doc_id", "updated_at"],
+  tags: ["owner_id", "label", "updated_at"],
+  common: ["created_at", "updated_at"],
+};
+/** Read rules for up to three fields, generated for each entity a policy may be written for (and for all). */
+type RuleSet = Record<keyof typeof RULED, FieldRule[]>;
+export type Rule =
+  | { kind: "fields" | "omit"; names: number[] }
+  | { kind: "rules"; names: number[]; rules: RuleSet }
+  | null;
+const ruleSetArb: fc.Arbitrary<RuleSet> = fc.record(
+  Object.fromEntries(
+    Object.keys(RULED).map((at) => [at, fc.array(fieldRuleArb(at), { minLength: 3, maxLength: 3 })]),
+  ) as Record<keyof typeof RULED, fc.Arbitrary<FieldRule[]>>,
+);
+const namesArb = fc.uniqueArray(fc.nat({ max: 6 }), { minLength: 1, maxLength: 3 });
 const ruleArb: fc.Arbitrary<Rule> = fc.option(
-  fc.record({
-    kind: fc.constantFrom<"fields" | "omit">("fields", "fields", "omit"),
-    names: fc.uniqueArray(fc.nat({ max: 6 }), { minLength: 1, maxLength: 3 }),
-  }),
+  fc.oneof(
+    {
+      arbitrary: fc.record({ kind: fc.constantFrom<"fields" | "omit">("fields", "fields", "omit"), names: namesArb }),
+      weight: 3,
+    },
+    { arbitrary: fc.record({ kind: fc.constant("rules" as const), names: namesArb, rules: ruleSetArb }), weight: 2 },
+  ),
   { freq: 3, nil: null },
 );
 
@@ -134,7 +160,14 @@ export function withFieldRules(roles: Roles, rules: Rule[]): Roles {
     // a condition naming the entity below its top level may reach no entity at all: no rule there
     const mentions = JSON.stringify(p.condition ?? {}).split('"entity":').length - 1;
     if (!rule || p.effect === "deny" || mentions > (p.condition && "entity" in p.condition ? 1 : 0)) return p;
-    const home = typeof p.condition?.entity === "string" ? OWN[p.condition.entity as string] : undefined;
+    const entity = typeof p.condition?.entity === "string" ? (p.condition.entity as string) : undefined;
+    if (rule.kind === "rules") {
+      const at = entity && entity in RULED ? entity : "common";
+      const pool = RULED[at]!;
+      const rules = rule.names.map((i, k) => [pool[i % pool.length]!, rule.rules[at]![k]!] as const);
+      return { ...p, fieldRules: Object.fromEntries(rules) };
+    }
+    const home = entity === undefined ? undefined : OWN[entity];
     const pool = [...COMMON[rule.kind], ...(home ?? [])];
     const names = [...new Set(rule.names.map((i) => pool[i % pool.length]!))];
     return { ...p, [rule.kind]: names };
@@ -142,7 +175,9 @@ export function withFieldRules(roles: Roles, rules: Rule[]): Roles {
   const entry = (e: EntrySpec): EntrySpec => {
     if (e === READ) {
       const policy = ruled({ effect: "allow" });
-      return policy.fields || policy.omit ? { permission: READ, effect: "allow", policies: [policy] } : e;
+      return policy.fields || policy.omit || policy.fieldRules
+        ? { permission: READ, effect: "allow", policies: [policy] }
+        : e;
     }
     return typeof e === "string" || e.permission !== READ || !e.policies
       ? e
@@ -159,6 +194,8 @@ export interface FeedCase {
   base: Case;
   tenancy: boolean;
   rules: Rule[];
+  /** read rules of fields on the entities, for every role (§9.4) */
+  entityRules: EntityRules;
   /** the where of subscriber k's stream on entity j at k * 3 + j; undefined: none */
   wheres: (Where | undefined)[];
   ops: Op[];
@@ -178,11 +215,40 @@ const wheresArb = fc.tuple(
   ...Array.from({ length: 5 }, () => fc.tuple(...(["docs", "notes", "tags"] as const).map(streamWhere))),
 );
 
+/** Fields of each entity a read rule of the entity may name (§9.4): any it shows but `id`. */
+const ENTITY_RULED: Record<EntityName, string[]> = {
+  docs: ["owner_id", "status", "level", "flag", "created_at", "updated_at"],
+  notes: ["owner_id", "pinned", "doc_id", "created_at", "updated_at"],
+  tags: ["owner_id", "label", "created_at", "updated_at"],
+};
+/** Up to two ruled fields per entity, in about half the cases. */
+const entityRulesArb: fc.Arbitrary<EntityRules> = fc.oneof(
+  { arbitrary: fc.constant({}), weight: 1 },
+  {
+    arbitrary: fc.record(
+      Object.fromEntries(
+        (Object.keys(ENTITY_RULED) as EntityName[]).map((e) => [
+          e,
+          fc
+            .uniqueArray(fc.constantFrom(...ENTITY_RULED[e]), { maxLength: 2 })
+            .chain((fields) =>
+              fc
+                .tuple(...fields.map(() => fieldRuleArb(e)))
+                .map((rules) => Object.fromEntries(fields.map((f, i) => [f, rules[i]!]))),
+            ),
+        ]),
+      ) as Record<EntityName, fc.Arbitrary<Record<string, FieldRule>>>,
+    ),
+    weight: 1,
+  },
+);
+
 export const feedCaseArb = (writes: number): fc.Arbitrary<FeedCase> =>
   fc.record({
     base: caseArb,
     tenancy: fc.boolean(),
     rules: fc.array(ruleArb, { minLength: 16, maxLength: 16 }),
+    entityRules: entityRulesArb,
     wheres: wheresArb.map((w) => w.flat()),
     ops: fc.array(opArb, { minLength: writes, maxLength: writes }),
     seed: fc.integer(),

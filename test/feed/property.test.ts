@@ -1,7 +1,8 @@
 /**
  * §8.2 as a property (issue: "the feed never sends a row or field the subscriber cannot read"): random roles
  * whose read policies filter through relations and `$exists` (§4.13) and carry field rules (`fields`/`omit`,
- * §4.8), rows linked by random keys (the guard property test's generators), tenancy on or off (§6), users of
+ * §4.8, or read rules of fields, §9.4), entities with read rules of fields (some following a relation with
+ * `exists`: each field is shown on the images where its rule holds, decided when the event is sent), rows linked by random keys (the guard property test's generators), tenancy on or off (§6), users of
  * random roles, anonymous callers and a publishable key, each with a stream per entity, some with a random
  * `where` (400 and 403 as a list answers). A trusted writer (a secret key) then makes random creates, updates
  * and deletes, of one row or many, with their foreign-key effects. After each write the outbox (§8.1, read
@@ -10,29 +11,34 @@
  * waits for the write's events on an unrestricted stream before the next write, so relational filters are
  * decided on a known state. Sentinel writes at the end give each stream that can see one a last expected
  * event; then every stream must hold exactly its expected events (action, outbox sequence number under its
- * sealed id, opened with the server's key, row id, record, time) in order, and never a field outside its
- * readable set. `FEED_PROPERTY_SEED` replays a run,
+ * sealed id, opened with the server's key, row id, record, time) in order, each record with the fields the
+ * reference shows on that image, and never a field the subscriber reads on no row. `FEED_PROPERTY_SEED` replays a run,
  * `FEED_PROPERTY_RUNS` makes it longer, `FEED_PROPERTY_STATS=1` prints how often each kind of message came up.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { createKey } from "../auth/api-keys-fixture.js";
 import { ENTITIES, type EntityName, emailOf, SCHEMA, schemaJSON, VISIBLE } from "../guard/property-arbs.js";
-import { list, type Model, type Roles, type Row, type Tables, type Where } from "../guard/reference.js";
+import { list, type Roles, type Row, type Tables, type Where } from "../guard/reference.js";
 import { bearer, login } from "../helpers/auth.js";
 import { ENGINE } from "../helpers/engines.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { type FeedEvent, type FeedStream, openFeed } from "../helpers/sse.js";
 import {
+  type EntityRules,
+  type FeedModel,
+  type FieldPolicy,
+  fieldReach,
+  fieldsOn,
   type Message,
   messageFor,
   type OutboxEvent,
-  readableFields,
+  type Reach,
   readerFor,
   type Subscriber,
   schemaFor,
   watches,
 } from "./feed-reference.js";
+import { printFieldRule } from "./field-rule-arbs.js";
 import {
   candidates,
   type FeedCase,
@@ -53,9 +59,46 @@ const PASSWORD = "feed-property-password";
 const SECRET = "feed-property-secret-0123456789-abcdefghijklmnop";
 const ROOT = "root@test.com";
 
-function configFor(roles: Roles, tenancy: boolean) {
+const reads = (rules: Record<string, Parameters<typeof printFieldRule>[0]>) =>
+  Object.fromEntries(Object.entries(rules).map(([f, rule]) => [f, { read: printFieldRule(rule) }]));
+
+/** The roles as the config writes them: a policy's read rules of fields are `fields: { f: { read } }` (§9.4). */
+function configRoles(roles: Roles): Roles {
+  const policy = (p: FieldPolicy) => {
+    if (!p.fieldRules) return p;
+    const { fieldRules, ...rest } = p;
+    return { ...rest, fields: reads(fieldRules) };
+  };
+  return Object.fromEntries(
+    Object.entries(roles).map(([name, role]) => [
+      name,
+      {
+        ...role,
+        permissions: role.permissions.map((e) =>
+          typeof e === "string" || !e.policies ? e : { ...e, policies: (e.policies as FieldPolicy[]).map(policy) },
+        ),
+      },
+    ]),
+  );
+}
+
+/** The schema with the entities' read rules of fields (`field_rules`, §9.4). */
+function dataWith(rules: EntityRules) {
+  const entities = Object.fromEntries(
+    Object.entries(schemaJSON.entities).map(([name, e]) => {
+      const own = rules[name];
+      return [
+        name,
+        own && Object.keys(own).length > 0 ? { ...e, config: { ...e.config, field_rules: reads(own) } } : e,
+      ];
+    }),
+  );
+  return { ...schemaJSON, entities };
+}
+
+function configFor(roles: Roles, tenancy: boolean, entityRules: EntityRules) {
   return {
-    data: schemaJSON,
+    data: dataWith(entityRules),
     auth: {
       enabled: true,
       jwt: { secret: SECRET },
@@ -63,7 +106,7 @@ function configFor(roles: Roles, tenancy: boolean) {
       password: { argon2: { memory_cost: 1024, time_cost: 1, parallelism: 1 } },
       rate_limit: { max_per_email: 100_000, max_per_address: 100_000 },
       api_keys: { enabled: true, publishable_role: "a" },
-      roles,
+      roles: configRoles(roles),
     },
     feed: { max_subscribers_per_caller: 50 },
     ...(tenancy ? { tenancy: { enabled: true, superadmin_role: "root" } } : {}),
@@ -118,7 +161,10 @@ interface Stream {
   /** the unrestricted stream of its entity, whose events pace the writes */
   probe: boolean;
   feed: FeedStream;
+  /** the fields it reads on some row at least: no event shows another */
   fields: string[];
+  /** on which rows it reads each of them */
+  reach: Map<string, Reach>;
   expected: Message[];
   /** per event of its entity: whether it saw the row before and after (for failure reports) */
   decided: Map<number, string>;
@@ -151,7 +197,7 @@ interface World {
 async function boot(c: FeedCase, roles: Roles): Promise<World> {
   const { base, tenancy } = c;
   const account = (k: number) => (tenancy ? { account_id: (k % 2) + 1 } : {});
-  const server = await startServer(configFor(roles, tenancy), {
+  const server = await startServer(configFor(roles, tenancy, c.entityRules), {
     options: {
       seed: async (ctx) => {
         const { auth, data } = ctx.app.module;
@@ -212,7 +258,9 @@ async function boot(c: FeedCase, roles: Roles): Promise<World> {
       tenant: "all",
       headers: rootHeaders,
     };
-    const key = async (body: Record<string, unknown>) => (await createKey(server, rootHeaders, body)).key;
+    // created by trusted code: with read rules on an entity (which bind every role, root too) no role may hand
+    // out a secret key that bypasses the guard (§5.5)
+    const key = async (body: Record<string, unknown>) => (await server.app.module.auth.apiKeys!.create(body)).key;
     const writers = new Map<number | undefined, Record<string, string>>();
     if (tenancy) {
       for (const tenant of [1, 2])
@@ -239,7 +287,7 @@ async function boot(c: FeedCase, roles: Roles): Promise<World> {
 async function openStreams(
   w: World,
   c: FeedCase,
-  m: Model,
+  m: FeedModel,
   tables: Tables,
   context: string,
   opened: FeedStream[],
@@ -268,10 +316,11 @@ async function openStreams(
         expect(feed.body?.error?.code, context).toBe(want.status === 400 ? "bad_request" : "forbidden");
         return;
       }
-      const fields = readableFields(m.roles, sub.caller, entity, visibleOf(entity, c.tenancy));
-      if (fields.length < visibleOf(entity, c.tenancy).length) tally("stream with field rules");
-      if ((schema[entity]!.rowRuled ?? []).length > 0) tally("stream with a field readable on some rows only");
-      streams.push({ sub, entity, where, probe, feed, fields, expected: [], decided: new Map() });
+      const reach = fieldReach(m, sub.caller, entity, visibleOf(entity, c.tenancy));
+      const fields = [...reach.keys()];
+      if (fields.length < visibleOf(entity, c.tenancy).length) tally("stream with fields it never reads");
+      if ([...reach.values()].includes("row")) tally("stream with a field readable on some rows only");
+      streams.push({ sub, entity, where, probe, feed, fields, reach, expected: [], decided: new Map() });
     }),
   );
   for (const outcome of outcomes) if (outcome.status === "rejected") throw outcome.reason;
@@ -282,25 +331,38 @@ const describeStream = (s: Stream) =>
   `the stream of ${s.entity} for ${s.sub.name}${s.where === undefined ? "" : ` where ${JSON.stringify(s.where)}`} (fields ${s.fields.join(",")})`;
 
 /** The messages the write's events make for each stream (§8.2), decided on the tables the write left. */
-function expectMessages(m: Model, streams: Stream[], events: OutboxEvent[], tables: Tables, tenancy: boolean) {
+function expectMessages(m: FeedModel, streams: Stream[], events: OutboxEvent[], tables: Tables, tenancy: boolean) {
   const readers = new Map<Subscriber, ReturnType<typeof readerFor>>();
   const readerOf = (sub: Subscriber) => readers.get(sub) ?? readers.set(sub, readerFor(m, tables, sub)).get(sub)!;
   for (const s of streams)
     for (const event of events) {
       if (event.entity !== s.entity) continue;
+      const reader = readerOf(s.sub);
+      const row = (image: Row | null) => image && rowOf(s.entity, image, tenancy);
       const sees = (image: Row | null) =>
-        image !== null &&
-        watches(m, tables, s.sub, readerOf(s.sub), s.entity, s.where, rowOf(s.entity, image, tenancy));
+        image !== null && watches(m, tables, s.sub, reader, s.entity, s.where, row(image)!);
       const [before, after] = [sees(event.before), sees(event.after)];
-      s.decided.set(event.seq, `${event.action} #${event.id}: sees the row before ${before}, after ${after}`);
-      const message = messageFor(event, s.fields, before, after);
+      // the fields it reads of each image it sees (§9.4), decided like the row on the tables as they are now
+      const fields = {
+        before: before ? fieldsOn(s.reach, reader, s.entity, row(event.before)) : [],
+        after: after ? fieldsOn(s.reach, reader, s.entity, row(event.after)) : [],
+      };
+      const hidden = (on: string[]) => s.fields.filter((f) => !on.includes(f));
+      s.decided.set(
+        event.seq,
+        `${event.action} #${event.id}: sees the row before ${before} (fields hidden: ${hidden(fields.before)}), after ${after} (fields hidden: ${hidden(fields.after)})`,
+      );
+      const message = messageFor(event, fields, before, after);
       if (message) s.expected.push(message);
       if (s.probe) continue;
+      const ruled = (before && hidden(fields.before).length > 0) || (after && hidden(fields.after).length > 0);
+      if (before && after && String(hidden(fields.before)) !== String(hidden(fields.after)))
+        tally("update that shows or hides a field on this row");
       tally(
         message
-          ? `${event.action} → ${message.event}`
+          ? `${event.action} → ${message.event}${ruled ? ", some fields hidden on this row" : ""}`
           : before && after
-            ? `${event.action} → nothing: no readable field changed`
+            ? `${event.action} → nothing: no readable field changed${ruled ? " (some hidden on this row)" : ""}`
             : `${event.action} → nothing: not visible`,
       );
     }
@@ -360,7 +422,7 @@ function canonical(value: unknown): unknown {
 interface Run {
   context: string;
   c: FeedCase;
-  m: Model;
+  m: FeedModel;
   w: World;
   streams: Stream[];
   tables: Tables;
@@ -438,7 +500,7 @@ async function runCase(c: FeedCase) {
   const context = `FEED_PROPERTY_SEED=${SEED} case ${++cases}${c.tenancy ? " (tenancy)" : ""}`;
   if (c.tenancy) tally("case with tenancy");
   const roles = withFieldRules(c.base.roles, c.rules);
-  const m: Model = { roles, schema: SCHEMA };
+  const m: FeedModel = { roles, schema: SCHEMA, entityRules: c.entityRules };
   const w = await boot(c, roles);
   const opened: FeedStream[] = [];
   try {
