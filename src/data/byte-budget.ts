@@ -6,13 +6,15 @@
  * parent, as the answer writes it under each.
  *
  * Each field's worst case is known from its config. Only when the rows a request may read, times their worst
- * case, could exceed the budget does a read measure its rows in SQL before fetching them (reads.ts,
- * relations.ts): the sizes of the same scoped, filtered, sorted and limited rows it would fetch. So an answer
+ * case, could exceed the budget does a read measure them: a page in its own query, which reads each value
+ * within its share of the budget and only the size of a larger one (reads.ts), and a `with` level in SQL
+ * before fetching it, over the same scoped, filtered, sorted and limited rows (relations.ts). So an answer
  * too large is refused (400 naming the budget) without ever being loaded, and a read whose fields are bounded
  * costs no extra query.
  */
-import { expressionBuilder, type SelectQueryBuilder, sql } from "kysely";
+import { type AliasedRawBuilder, expressionBuilder, type SelectQueryBuilder, sql } from "kysely";
 import { type Db, dialectOf } from "../db/connection.js";
+import type { Dialect } from "../dialect/index.js";
 import { BadRequestError } from "../errors.js";
 import type { Filter } from "../query/ast.js";
 import { compileFilter, withFilter } from "../query/compile.js";
@@ -77,27 +79,38 @@ function fieldCost(field: CompiledField): FieldCost {
   return cost;
 }
 
+/** A text or json column whose stored bytes are measured. */
+export interface MeasuredColumn {
+  field: CompiledField;
+  /** the most its bytes can be: Infinity when unbounded */
+  most: number;
+}
+
 /** What a row of one level costs. */
 export interface RowCost {
   /** what every row costs whatever its values */
   fixed: number;
   /** the text and json columns whose stored bytes are measured */
-  measured: string[];
+  measured: MeasuredColumn[];
+  /** the other columns read, whose size is in `fixed` */
+  plain: string[];
   /** the most a row can cost: Infinity when a measured column is unbounded */
   worst: number;
 }
 
 /** The cost of a row of `entity` reading `columns` and carrying the `relations` of its `with` level. */
 export function rowCost(entity: CompiledEntity, columns: string[], relations: string[]): RowCost {
-  const cost: RowCost = { fixed: 2, measured: [], worst: 0 };
+  const cost: RowCost = { fixed: 2, measured: [], plain: [], worst: 0 };
   for (const r of relations) cost.fixed += r.length + 4;
   for (const c of columns) {
     const f = entity.fields.get(c);
-    if (!f) continue;
-    const { fixed, measured } = fieldCost(f);
+    const { fixed, measured } = f ? fieldCost(f) : { fixed: 0 };
     cost.fixed += fixed;
-    if (measured === undefined) continue;
-    cost.measured.push(c);
+    if (measured === undefined) {
+      cost.plain.push(c);
+      continue;
+    }
+    cost.measured.push({ field: f!, most: measured });
     cost.worst += measured;
   }
   cost.worst += cost.fixed;
@@ -134,7 +147,7 @@ export async function measure(
 ): Promise<Measured[]> {
   const dialect = dialectOf(db);
   const eb = expressionBuilder<never, never>();
-  const lengths = cost.measured.map((c) => {
+  const lengths = cost.measured.map(({ field: { name: c } }) => {
     const length = sql<number>`coalesce(${dialect.byteLength(`z.${c}`)}, 0)`;
     const rule = rowFields?.get(c);
     return rule ? sql<number>`case when ${compileFilter(eb, rule, "z")} then ${length} else 0 end` : length;
@@ -161,8 +174,12 @@ export async function measure(
   });
 }
 
+const NOT_ASCII = /[^\0-\x7f]/;
+
 /** The UTF-8 bytes of a string, without encoding it (a lone surrogate, refused at writes, counts 3). */
 function utf8Bytes(s: string): number {
+  // a regular expression scans ASCII faster than a loop over its code units
+  if (!NOT_ASCII.test(s)) return s.length;
   let bytes = s.length;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
@@ -178,8 +195,8 @@ function utf8Bytes(s: string): number {
 export function storedBytes(rows: Row[], cost: RowCost): number {
   let bytes = rows.length * cost.fixed;
   for (const row of rows)
-    for (const c of cost.measured) {
-      const value = row[c];
+    for (const { field } of cost.measured) {
+      const value = row[field.name];
       if (typeof value === "string") bytes += utf8Bytes(value);
     }
   return bytes;
@@ -196,8 +213,8 @@ export class ByteBudget {
   /** the worst case of the levels not read yet: finite ones summed, unbounded ones counted */
   private finite = 0;
   private unbounded = 0;
-  /** how many times the answer writes each row read so far (rows not listed: once) */
-  private readonly copies = new WeakMap<Row, number>();
+  /** how many times the answer writes each row read so far (rows not listed: once); made when first needed */
+  private copies?: WeakMap<Row, number>;
 
   private constructor(
     readonly max: number,
@@ -235,11 +252,25 @@ export class ByteBudget {
   }
 
   copiesOf(row: Row): number {
-    return this.copies.get(row) ?? 1;
+    return this.copies?.get(row) ?? 1;
   }
 
   setCopies(row: Row, copies: number): void {
-    if (copies !== 1) this.copies.set(row, copies);
+    if (copies === 1) return;
+    this.copies ??= new WeakMap();
+    this.copies.set(row, copies);
+  }
+
+  /**
+   * Spend a level counted as at most `atMost` bytes, whose exact count `bytes` takes a pass over its text: when
+   * `atMost` leaves every level not read yet fitting at its worst, it is spent as it is (nothing is measured
+   * after it, so nothing reads the excess); otherwise the exact count.
+   */
+  spendAtMost(worst: number, atMost: number, bytes: () => number, refusal: { path: string; rows?: number }): void {
+    this.add(worst, -1);
+    const fits = this.unbounded === 0 && this.spent + atMost + this.finite <= this.max;
+    this.add(worst, 1);
+    this.spend(worst, fits ? atMost : bytes(), refusal);
   }
 
   /**
@@ -260,67 +291,121 @@ export class ByteBudget {
   }
 }
 
-const lengthOf = (column: string) => `__bytes_${column}`;
+const sizeOf = (column: string) => `__bytes_${column}`;
+
+/** The capped selections of each field, kept for the last share asked (a page's share changes with its limit). */
+const capped = new WeakMap<
+  CompiledField,
+  { dialect: Dialect; share: number; select: AliasedRawBuilder<unknown, string>[] }
+>();
 
 /**
  * The measured columns of a page read in the page's own query (§2.3): each value whose stored size is within
- * `share` is read, every one's size is read beside it (octet_length: from the record, not the value). So what
- * the query loads is at most the budget, whatever the rows hold, and a page of ordinary rows costs no query
- * more; `pageBytes` then counts the page and `readOversized` reads the values past their share.
+ * `share` is read, a larger one is left unread and its size is read instead (dialect `cappedText`: from the record,
+ * not the value). So what the query loads is at most the budget, whatever the rows hold, and a page of ordinary
+ * rows costs no query more; `pageSizes` then counts the page and `readOversized` reads the values past their share.
+ * A column that can never exceed its share is read as it is (`column`).
  */
-export function cappedColumns(db: Db, entity: string, cost: RowCost, share: number) {
+export function cappedColumns(
+  db: Db,
+  entity: string,
+  cost: RowCost,
+  share: number,
+  column: (name: string) => AliasedRawBuilder<unknown, string>,
+): AliasedRawBuilder<unknown, string>[] {
   const dialect = dialectOf(db);
-  return cost.measured.flatMap((c) => {
-    const length = dialect.byteLength(`${entity}.${c}`);
-    return [sql`case when ${length} <= ${share} then ${sql.ref(`${entity}.${c}`)} end`.as(c), length.as(lengthOf(c))];
+  return cost.measured.flatMap(({ field, most }) => {
+    const c = field.name;
+    if (most <= share) return [column(c)];
+    let cached = capped.get(field);
+    if (cached?.dialect !== dialect || cached.share !== share) {
+      cached = { dialect, share, select: dialect.cappedText(entity, c, share, { value: c, size: sizeOf(c) }) };
+      capped.set(field, cached);
+    }
+    return cached.select;
   });
 }
 
-/** The bytes of a page read with `cappedColumns`, counting only the values the caller may read (§9.4). */
-export function pageBytes(rows: Row[], cost: RowCost, rowFields: RowFields): number {
-  let bytes = 0;
-  for (const row of rows) {
-    bytes += cost.fixed;
-    for (const c of cost.measured) if (shownOn(row, rowFields, c)) bytes += Number(row[lengthOf(c)] ?? 0);
-  }
-  return bytes;
+/** A page read with `cappedColumns`: what it holds as stored, and the values it left unread, by row id. */
+export interface PageSizes {
+  /** at most what it holds: each character of the values read counted as 3 bytes */
+  atMost: number;
+  /** what it holds: the values read by their UTF-8 bytes (a pass over their text) */
+  bytes(): number;
+  unread?: Map<unknown, string[]>;
 }
 
 /**
- * Read the values of a page past their share (their sizes fit the budget: `pageBytes` was spent first), by id
- * under the page's own filter and rules: a row no longer readable meanwhile is left out, a value no longer
- * shown stays hidden. Returns the page.
+ * The bytes of a page read with `cappedColumns`, counting only the values the caller may read (§9.4): each value
+ * read by its UTF-8 bytes (what octet_length answers), each left unread by its size.
+ */
+export function pageSizes(rows: Row[], cost: RowCost, rowFields: RowFields): PageSizes {
+  let known = rows.length * cost.fixed;
+  let chars = 0;
+  let unread: Map<unknown, string[]> | undefined;
+  for (const row of rows)
+    for (const { field } of cost.measured) {
+      const c = field.name;
+      if (!shownOn(row, rowFields, c)) continue;
+      const value = row[c];
+      if (typeof value === "string") {
+        chars += value.length;
+        continue;
+      }
+      // a blob stored in a text column (by SQL written outside Citadel) is read by its bytes too
+      if (value instanceof Uint8Array) {
+        known += value.byteLength;
+        continue;
+      }
+      const size = typeof value === "number" ? value : value === null ? row[sizeOf(c)] : undefined;
+      if (size === null || size === undefined) continue;
+      known += Number(size);
+      unread ??= new Map();
+      const columns = unread.get(row.id);
+      if (columns) columns.push(c);
+      else unread.set(row.id, [c]);
+    }
+  const bytes = () => {
+    let read = 0;
+    for (const row of rows)
+      for (const { field } of cost.measured) {
+        const value = row[field.name];
+        if (typeof value === "string" && shownOn(row, rowFields, field.name)) read += utf8Bytes(value);
+      }
+    return known + read;
+  };
+  return { atMost: known + UTF8_PER_UNIT * chars, bytes, unread };
+}
+
+/**
+ * Read the values a page left unread (their sizes fit the budget: `pageSizes` was spent first), by id under the
+ * page's own filter and rules: a row no longer readable meanwhile is left out, a value no longer shown stays
+ * hidden. Returns the page.
  */
 export async function readOversized(
   db: Db,
   entity: string,
   filter: Filter,
   rows: Row[],
-  cost: RowCost,
-  share: number,
+  unread: Map<unknown, string[]> | undefined,
   rowFields: RowFields,
 ): Promise<Row[]> {
-  const over = new Map<unknown, string[]>();
-  for (const row of rows) {
-    const columns = cost.measured.filter((c) => shownOn(row, rowFields, c) && Number(row[lengthOf(c)] ?? 0) > share);
-    if (columns.length > 0) over.set(row[MEASURED_ID], columns);
-    // the sizes stay on the row: the page keeps only its output fields (a delete here costs every row its shape)
-  }
-  if (over.size === 0) return rows;
-  const wanted = [...new Set([...over.values()].flat())];
+  if (!unread) return rows;
+  const wanted = [...new Set([...unread.values()].flat())];
   const query = db
     .selectFrom(entity)
-    .select([sql.ref(`${entity}.id`).as(MEASURED_ID), ...wanted.map((c) => `${entity}.${c}`)])
+    .select([`${entity}.id`, ...wanted.map((c) => `${entity}.${c}`)])
     .select(shownFlags(rowFields, wanted, entity))
-    .where(`${entity}.id`, "in", [...over.keys()] as number[]);
+    .where(`${entity}.id`, "in", [...unread.keys()] as number[]);
   const fetched = new Map(
-    (await withFilter(query, filter, entity).execute()).map((r: Row) => [r[MEASURED_ID], hideUnshown(r, rowFields)]),
+    (await withFilter(query, filter, entity).execute()).map((r: Row) => [r.id, hideUnshown(r, rowFields)]),
   );
   return rows.filter((row) => {
-    const columns = over.get(row[MEASURED_ID]);
+    const columns = unread.get(row.id);
     if (!columns) return true;
-    const now = fetched.get(row[MEASURED_ID]);
+    const now = fetched.get(row.id);
     if (!now) return false;
+    // a value left unread is replaced (on SQLite its size stands in its place) or, no longer shown, removed
     for (const c of columns) {
       if (c in now) row[c] = now[c];
       else delete row[c];

