@@ -2,12 +2,13 @@
  * Reads under a caller's view. Only the scoped accessor (scoped.ts) calls these: it builds every view from the
  * guard's answer, so the scope a read ANDs into its SQL is always the caller's own.
  */
-import { type AliasedRawBuilder, type SelectQueryBuilder, sql } from "kysely";
+import { type AliasedRawBuilder, type RawBuilder, type SelectQueryBuilder, sql } from "kysely";
 import { type Db, dialectOf } from "../db/connection.js";
+import type { Dialect } from "../dialect/index.js";
 import { NotFoundError } from "../errors.js";
 import { and, FALSE, type Filter } from "../query/ast.js";
 import { withFilter } from "../query/compile.js";
-import type { ListQuery, ReadableView, Scope } from "../query/options.js";
+import type { ListQuery, ReadableView, Scope, SortKey } from "../query/options.js";
 import type { CompiledEntity, CompiledRelation } from "../schema/compiled.js";
 import {
   ByteBudget,
@@ -63,24 +64,50 @@ export function viewOf(
   };
 }
 
-const columnRefs = new WeakMap<CompiledEntity, Map<string, AliasedRawBuilder<unknown, string>>>();
-
 /**
- * A page's column `entity.column as column`, built once per entity and column: a column named by a string is
- * parsed anew by every query (building a list of 20 posts took 10 µs with strings, 8.5 with these).
+ * The SQL of an entity's pages that is the same for every caller, built once: Kysely parses a column named by
+ * a string anew in every query (building the query of a list of 20 posts took 12 µs, 9.5 with these).
  */
-function columnOf(entity: CompiledEntity, column: string): AliasedRawBuilder<unknown, string> {
-  let refs = columnRefs.get(entity);
-  if (!refs) {
-    refs = new Map();
-    columnRefs.set(entity, refs);
+interface PageFragments {
+  /** `entity.column as column` */
+  columns: Map<string, AliasedRawBuilder<unknown, string>>;
+  /** ORDER BY terms of fields no per-row rule hides, by direction and field */
+  sorts: Map<string, RawBuilder<unknown>>;
+}
+
+const fragments = new WeakMap<CompiledEntity, PageFragments>();
+
+function fragmentsOf(entity: CompiledEntity): PageFragments {
+  let f = fragments.get(entity);
+  if (!f) {
+    f = { columns: new Map(), sorts: new Map() };
+    fragments.set(entity, f);
   }
-  let ref = refs.get(column);
+  return f;
+}
+
+function columnOf(entity: CompiledEntity, column: string): AliasedRawBuilder<unknown, string> {
+  const { columns } = fragmentsOf(entity);
+  let ref = columns.get(column);
   if (!ref) {
     ref = sql.ref(`${entity.name}.${column}`).as(column);
-    refs.set(column, ref);
+    columns.set(column, ref);
   }
   return ref;
+}
+
+/** A page's ORDER BY term: a field a rule hides on some rows sorts by the caller's rule (§9.4), so never kept. */
+function sortOf(dialect: Dialect, view: ReadableView, key: SortKey): RawBuilder<unknown> {
+  const { entity, scope } = view;
+  if (scope.rowFields?.has(key.field)) return sortTerm(dialect, scope.rowFields, entity.name, key);
+  const { sorts } = fragmentsOf(entity);
+  const name = `${dialect.name} ${key.dir} ${key.field}`;
+  let term = sorts.get(name);
+  if (!term) {
+    term = sortTerm(dialect, undefined, entity.name, key);
+    sorts.set(name, term);
+  }
+  return term;
 }
 
 /**
@@ -91,7 +118,7 @@ function pageRows(db: Db, view: ReadableView, query: ListQuery, filter: Filter, 
   const entity = view.entity.name;
   const dialect = dialectOf(db);
   let builder = withFilter(select(db.selectFrom(entity)), filter, entity);
-  for (const k of query.sort) builder = builder.orderBy(sortTerm(dialect, view.scope.rowFields, entity, k));
+  for (const k of query.sort) builder = builder.orderBy(sortOf(dialect, view, k));
   if (query.offset > 0) builder = builder.offset(query.offset);
   return builder.limit(query.limit);
 }
