@@ -3,7 +3,7 @@
  * portable SQL: booleans as booleans, `like` (case-sensitive) and `ilike` with standard LIKE patterns; the
  * database's dialect (src/dialect/) renders them for its engine, so nothing here depends on one.
  */
-import { type Expression, type ExpressionBuilder, type SqlBool, sql } from "kysely";
+import { type Expression, type ExpressionBuilder, expressionBuilder, type SqlBool, sql } from "kysely";
 import { likePattern } from "../dialect/index.js";
 import { type Filter, isOuterRef, isPlaceholder, type Operand } from "./ast.js";
 
@@ -88,11 +88,17 @@ export function compileFilter(eb: AnyBuilder, filter: Filter, table: string): Ex
 }
 
 /**
+ * The expression builder of every `withFilter`: it holds no state, and `where` with a callback makes one per
+ * query (a fifth of building the count query of a list, measured: 9-10 µs against 7-8.5).
+ */
+const WHERE: AnyBuilder = expressionBuilder();
+
+/**
  * Add `filter` as a WHERE clause. An unrestricted filter adds none: SQLite counts a whole table from its
  * b-tree only when there is no WHERE at all (measured: 137 µs → 2 µs for 10,000 rows).
  */
 export function withFilter<QB>(qb: QB, filter: Filter, table: string): QB {
   if (filter.kind === "const" && filter.value) return qb;
   // biome-ignore lint/suspicious/noExplicitAny: every Kysely builder with a where clause
-  return (qb as any).where((eb: AnyBuilder) => compileFilter(eb, filter, table));
+  return (qb as any).where(compileFilter(WHERE, filter, table));
 }
