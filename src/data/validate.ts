@@ -2,26 +2,30 @@
 import * as v from "valibot";
 import { ConfigError, ValidationError } from "../errors.js";
 import type { CompiledEntity, CompiledField } from "../schema/compiled.js";
+import { storedDate, storedDateTime } from "../schema/dates.js";
 
 type FieldSchema = v.GenericSchema<unknown, unknown>;
 
 const MAX_JSON_DEPTH = 64;
 
-/** Whether a JSON value nests at most `max` levels (checked without recursion, so any input is safe). */
-function depthWithin(value: unknown, max: number): boolean {
+/**
+ * What keeps a JSON value from being stored as it was sent, checked without recursion (any input is safe):
+ * nesting past `max` levels, or a number JSON cannot write (`1e309` parses as Infinity, and would be stored
+ * as null).
+ */
+function jsonProblem(value: unknown, max: number): string | undefined {
   const stack: [unknown, number][] = [[value, 0]];
   while (stack.length > 0) {
     const [item, depth] = stack.pop()!;
+    if (typeof item === "number" && !Number.isFinite(item)) return "must hold finite numbers only";
     if (typeof item !== "object" || item === null) continue;
-    if (depth >= max) return false;
+    if (depth >= max) return `must nest at most ${max} levels`;
     for (const child of Object.values(item)) stack.push([child, depth + 1]);
   }
-  return true;
+  return undefined;
 }
 
 const EMAIL = /^[^\s@]+@[^\s@]+$/;
-const DATE = /^\d{4}-\d{2}-\d{2}$/;
-const DATETIME = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/;
 
 function textSchema(f: CompiledField, path: string): FieldSchema {
   const checks: v.PipeItem<string, string, v.BaseIssue<unknown>>[] = [];
@@ -60,19 +64,17 @@ function numberSchema(f: CompiledField): FieldSchema {
   return v.pipe(v.number("must be a number"), ...checks) as FieldSchema;
 }
 
-/** Dates are stored as text; datetimes are normalized to UTC ISO so that ordering in SQL is correct. */
+/** Dates are stored as text; datetimes are normalized to UTC ISO so that ordering in SQL is correct (dates.ts). */
 function dateSchema(f: CompiledField): FieldSchema {
   if (f.config.type === "date")
     return v.pipe(
       v.string("must be a date (YYYY-MM-DD)"),
-      v.regex(DATE, "must be a date (YYYY-MM-DD)"),
-      v.check((s) => !Number.isNaN(Date.parse(s)), "must be a valid date"),
+      v.check((s) => storedDate(s) !== undefined, "must be a valid date (YYYY-MM-DD)"),
     ) as FieldSchema;
   return v.pipe(
     v.string("must be an ISO 8601 date-time"),
-    v.regex(DATETIME, "must be an ISO 8601 date-time"),
-    v.check((s) => !Number.isNaN(Date.parse(s)), "must be a valid date-time"),
-    v.transform((s) => new Date(s).toISOString()),
+    v.check((s) => storedDateTime(s) !== undefined, "must be a valid ISO 8601 date-time"),
+    v.transform((s) => storedDateTime(s)!),
   ) as FieldSchema;
 }
 
@@ -93,7 +95,10 @@ function fieldSchema(f: CompiledField, path: string): FieldSchema {
     case "json":
       return v.pipe(
         v.unknown(),
-        v.check((value) => depthWithin(value, MAX_JSON_DEPTH), `must nest at most ${MAX_JSON_DEPTH} levels`),
+        v.rawCheck(({ dataset, addIssue }) => {
+          const problem = dataset.typed ? jsonProblem(dataset.value, MAX_JSON_DEPTH) : undefined;
+          if (problem) addIssue({ message: problem });
+        }),
       ) as FieldSchema;
     case "reference":
       return v.pipe(

@@ -1,6 +1,7 @@
 /** Parses the JSON `where` language (§2.2) into a Filter, checking every field and value against the schema. */
 import { BadRequestError, ConfigError } from "../errors.js";
 import type { ColumnType, CompiledField, CompiledRelation } from "../schema/compiled.js";
+import { holdsDateTime, storedDate, storedDateTime } from "../schema/dates.js";
 import {
   and,
   COMPARISONS,
@@ -367,7 +368,22 @@ class WhereParser {
           ? typeof value === "number" && Number.isFinite(value)
           : typeof value === expected;
     if (!ok) this.fail(path, `expected ${expected === "integer" ? "an integer" : `a ${expected}`} for "${field.name}"`);
+    if (field.type === "date" || field.type === "timestamp") return this.date(field, value as string, path);
     return value as Scalar;
+  }
+
+  /** A date compared as the column holds it (dates.ts): a date-time in UTC, so text order is time order. */
+  private date(field: CompiledField, value: string, path: string): string {
+    const dateTime = holdsDateTime(field);
+    const stored = dateTime ? storedDateTime(value, true) : storedDate(value);
+    if (stored === undefined)
+      this.fail(
+        path,
+        dateTime
+          ? `expected an ISO 8601 date-time or a date (YYYY-MM-DD) for "${field.name}"`
+          : `expected a date (YYYY-MM-DD) for "${field.name}"`,
+      );
+    return stored!;
   }
 }
 

@@ -354,6 +354,54 @@ describe("values round trip unchanged (2.4, 11.2)", () => {
     ]);
   });
 
+  it("a date-time in a where is compared as the column holds it: in UTC, as written (2.3)", async () => {
+    await create("items", [
+      { grp: "times", name: "utc", at: "2026-01-01T00:00:00Z" },
+      // 2025-12-31T20:00:00.000Z
+      { grp: "times", name: "tokyo", at: "2026-01-01T05:00:00+09:00" },
+    ]);
+    // the exact text written finds its row, though the column holds 2026-01-01T00:00:00.000Z
+    expect(names(await list("times", "", { at: "2026-01-01T00:00:00Z" }))).toEqual(["utc"]);
+    expect(names(await list("times", "", { at: { $in: ["2026-01-01T09:00:00+09:00"] } }))).toEqual(["utc"]);
+    // an offset is a time, not text: 03:00+09:00 is 18:00 UTC the day before, earlier than both rows
+    expect(names(await list("times", "&sort=name", { at: { $gt: "2026-01-01T03:00:00+09:00" } }))).toEqual([
+      "tokyo",
+      "utc",
+    ]);
+    expect(names(await list("times", "&sort=name", { at: { $gte: "2026-01-01" } }))).toEqual(["utc"]);
+    const updated = await req("PATCH", "/api/data/items", {
+      update: { label: "new year" },
+      where: { grp: "times", at: "2026-01-01T00:00:00Z" },
+    });
+    expect(updated.status, updated.text).toBe(200);
+    expect(updated.body.data.map((r: Row) => r.name)).toEqual(["utc"]);
+  });
+
+  it("a where's date that is none is 400 naming it, as a write's is (2.3)", async () => {
+    const cases: [Row, string][] = [
+      [{ created_at: { $gt: "not a date" } }, "created_at"],
+      [{ at: "2026-13-01T00:00:00Z" }, "at"],
+      [{ day: "2026-02-30" }, "day"],
+      [{ day: "2026-01-01T00:00:00Z" }, "day"],
+      [{ day: { $between: ["2026-01-01", "soon"] } }, "day"],
+    ];
+    for (const [where, field] of cases) {
+      const res = await req("GET", `/api/data/items?where=${q(where)}`);
+      expect(res.status, `${JSON.stringify(where)}: ${res.text}`).toBe(400);
+      expect(res.body.error.message).toContain(`"${field}"`);
+    }
+    const write = await req("POST", "/api/data/items", { grp: "bad", day: "2026-02-30" });
+    expect(write.status, write.text).toBe(400);
+    expect(write.body.error.fields.day).toBeDefined();
+  });
+
+  it("a json value holding a number JSON cannot write (1e309) is 400, not stored as null (2.4)", async () => {
+    const res = await server.request("POST", "/api/data/items", '{"grp":"inf","data":{"a":[1, 1e309]}}');
+    expect(res.status, res.text).toBe(400);
+    expect(res.body.error.fields.data).toEqual(["must hold finite numbers only"]);
+    expect((await list("inf")).data).toEqual([]);
+  });
+
   it("a long text (200,000 characters, astral ones included) round trips and matches", async () => {
     const long = "é😀x".repeat(50_000);
     const row = await create("items", { grp: "long", name: long });
