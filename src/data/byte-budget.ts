@@ -413,3 +413,30 @@ export async function readOversized(
     return true;
   });
 }
+
+/**
+ * The budget of a write to many rows (§2.3): the rows it reaches as stored, plus the `added` bytes it writes to
+ * each, must fit, for their images before and after go to the answer, the audit trail and the outbox. Their
+ * sizes are summed in SQL before the write, only when the rows could pass the budget at their worst; past it
+ * is 400 naming the budget, and nothing is written.
+ */
+export async function checkWriteBytes(
+  db: Db,
+  entity: CompiledEntity,
+  ids: number[],
+  added: number,
+  max: number | undefined,
+): Promise<void> {
+  if (max === undefined || ids.length === 0) return;
+  const cost = rowCost(entity, [...entity.fields.keys()], []);
+  const extra = ids.length * added;
+  if (levelWorst(ids.length, cost) + extra <= max) return;
+  const rows = db.selectFrom(entity.name).select(`id as ${MEASURED_ID}`).where("id", "in", ids);
+  const [measured] = await measure(db, entity.name, rows, cost, undefined);
+  const bytes = (measured?.bytes ?? 0) + extra;
+  if (bytes <= max) return;
+  throw new BadRequestError(
+    `where: the ${n(ids.length)} rows this write reaches hold ${n(bytes)} bytes as stored with what it writes; at most ${n(max)} bytes per request (max_response_bytes): narrow the where`,
+    { path: "where", bytes, max },
+  );
+}

@@ -224,7 +224,8 @@ export class ScopedData {
     const body = await bodyOf(input);
     if (!isObject(body)) throw new BadRequestError("expected a JSON object { update, where }");
     const where = this.manyWhere(entity, scopes, body.where);
-    return updateMany(this.engine.db, this.engine.model(entity), where, body.update, scopes);
+    const max = this.limits.maxResponseBytes;
+    return updateMany(this.engine.db, this.engine.model(entity), where, body.update, scopes, max);
   }
 
   async deleteOne(entity: string, id: number): Promise<Row> {
@@ -236,6 +237,6 @@ export class ScopedData {
   async deleteMany(entity: string, where: Input): Promise<Row[]> {
     const scopes = this.writeScopes("data.entity.delete", entity);
     const filter = this.manyWhere(entity, scopes, await bodyOf(where));
-    return deleteMany(this.engine.db, this.engine.model(entity), filter, scopes);
+    return deleteMany(this.engine.db, this.engine.model(entity), filter, scopes, this.limits.maxResponseBytes);
   }
 }

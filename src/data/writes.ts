@@ -6,6 +6,7 @@ import { type Db, dialectOf } from "../db/connection.js";
 import { retryBusy } from "../db/dialect-driver.js";
 import { BadRequestError, CitadelError, ValidationError } from "../errors.js";
 import type { Filter } from "../query/ast.js";
+import { checkWriteBytes } from "./byte-budget.js";
 import { type Reached, reach, reachedEvents } from "./cascade.js";
 import type { Row } from "./codec.js";
 import { translateDbError, uniqueConflict } from "./db-errors.js";
@@ -382,17 +383,21 @@ export async function updateOne(
   );
 }
 
+/** `maxBytes`: the request's byte budget (§2.3), over the rows the write reaches; undefined for a trusted write. */
 export async function updateMany(
   db: Db,
   model: EntityModel,
   where: Filter,
   input: unknown,
   scopes: WriteScopes,
+  maxBytes?: number,
 ): Promise<Row[]> {
   const values = updateValues(model, input, scopes, "update: ");
+  const written = Buffer.byteLength(JSON.stringify(values));
   return committing(scopes, (emitted) =>
     writeTransaction(db, async (trx, attempt) => {
       const ids = await targets(trx, model.entity.name, where, scopes);
+      await checkWriteBytes(trx, model.entity, ids, written, maxBytes);
       return ids.length === 0 ? [] : apply(trx, attempt, model, ids, values, scopes, emitted);
     }),
   );
@@ -412,12 +417,20 @@ export async function deleteOne(db: Db, model: EntityModel, id: number, scopes: 
   );
 }
 
-export async function deleteMany(db: Db, model: EntityModel, where: Filter, scopes: WriteScopes): Promise<Row[]> {
+/** `maxBytes`: the request's byte budget (§2.3), over the rows the delete reaches; undefined for a trusted one. */
+export async function deleteMany(
+  db: Db,
+  model: EntityModel,
+  where: Filter,
+  scopes: WriteScopes,
+  maxBytes?: number,
+): Promise<Row[]> {
   const entity = model.entity.name;
   return committing(scopes, (emitted) =>
     inTransaction(db, async (trx) => {
       const ids = await targets(trx, entity, where, scopes);
       if (ids.length === 0) return [];
+      await checkWriteBytes(trx, model.entity, ids, 0, maxBytes);
       const rows = await readBack(trx, model, ids, scopes.read);
       const fallout = scopes.events.active ? await foreseen(trx, model, ids) : undefined;
       const deleted = await trx.deleteFrom(entity).where("id", "in", ids).returning("id").execute();
