@@ -203,7 +203,8 @@ class WhereParser {
       const dot = name.indexOf(".");
       const path_ =
         dot > 0
-          ? this.relation(name.slice(0, dot), { [name.slice(dot + 1)]: value }, path, depth)
+          ? // the rest of the name is a key of the nested where, whose path names it: `where.owner` + `.email`
+            this.relation(name.slice(0, dot), { [name.slice(dot + 1)]: value }, path.slice(0, dot - name.length), depth)
           : this.relation(name, value, path, depth);
       if (path_) return path_;
       return this.fail(path, `unknown field "${name}"`);

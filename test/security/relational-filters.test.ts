@@ -136,6 +136,9 @@ describe("relational filters in a caller's where (4.13)", () => {
     const res = await b.as(ANON, "GET", `/api/data/comments?where=${q({ "note.code": "c1" })}`);
     expect(res.status).toBe(400);
     expect(res.text).not.toContain('c1"');
+    // the path names the condition as written, once
+    for (const where of [{ "note.code": "c1" }, { note: { code: "c1" } }])
+      expect((await b.as(ANON, "GET", `/api/data/comments?where=${q(where)}`)).body.error.path).toBe("where.note.code");
   });
 
   it("$some, $none and $every on to-many relations, including many-to-many (4.13)", async () => {
