@@ -54,6 +54,26 @@ describe("serve (1.6)", () => {
     }
   });
 
+  it("a request Node cannot parse is answered in the API's error shape, not an empty body (2.1)", async () => {
+    const handle = serve({ connection: { url: ":memory:" }, config: { data: schema.toJSON() }, port: 0, quiet: true });
+    await handle.ready;
+    try {
+      const where = encodeURIComponent(
+        JSON.stringify({ body: { $in: Array.from({ length: 3000 }, (_, i) => `n${i}`) } }),
+      );
+      const long = await fetch(`http://127.0.0.1:${handle.port}/api/data/notes?where=${where}`);
+      expect(long.status).toBe(431);
+      expect(long.headers.get("content-type")).toBe("application/json");
+      const body = (await long.json()) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe("bad_request");
+      expect(body.error.message).toContain("POST /api/data/:entity/query");
+      // the server still answers
+      expect((await fetch(`http://127.0.0.1:${handle.port}/api/data/notes`)).status).toBe(200);
+    } finally {
+      await handle.close();
+    }
+  });
+
   it("runs options.seed once, on the new database only", async () => {
     let runs = 0;
     const seed = async (ctx: SeedContext) => {
