@@ -158,7 +158,8 @@ function compileRules(
       out.set(entity, compileRule(rule, { reach: trustedReach(models, entity), ...target }));
     } catch (error) {
       if (!(error instanceof RuleError)) throw error;
-      if (strict === "deny")
+      // a deny that names its entities has nothing to narrow: only the rule's own error helps
+      if (strict === "deny" && entities.length > 1)
         throw new ConfigError(
           path,
           `a deny's rule must fit every entity it applies to (name them in the condition's entity); on ${entity}: ${error.message}`,

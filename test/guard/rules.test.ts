@@ -331,6 +331,17 @@ describe("rule errors at startup point at the line and column (9.1)", () => {
         /a deny's rule must fit every entity it applies to.*on comments/,
       );
     }
+    // a deny that names its one entity is told only what is wrong with its rule
+    const named = startWith([
+      "data.entity.read",
+      {
+        permission: "data.entity.read",
+        effect: "deny",
+        policies: [{ condition: { entity: "comments" }, rule: "status == 'locked'" }],
+      },
+    ]);
+    await expect(named).rejects.toThrow(/on comments: .*status/);
+    await expect(named).rejects.not.toThrow(/must fit every entity/);
   });
 
   it("@owns_record() on an entity without an owner relation is a startup error naming it (9.1, 4.14)", async () => {
