@@ -9,7 +9,7 @@ import type { Access } from "../guard/access.js";
 import type { QueryLimits, RawListQuery } from "../query/options.js";
 import type { AuthVariables } from "./auth-middleware.js";
 import { readJson } from "./body.js";
-import { queryParams } from "./query-string.js";
+import { queryParams, singleParam } from "./query-string.js";
 
 /**
  * Mounted behind the subject middleware: who asks, and the guard's access for it. A data route leaves its
@@ -39,7 +39,7 @@ function parseId(value: string | undefined): number {
 /** Every list option from the query string; `select` and `with` may repeat (`select=a&select=b`). */
 function rawFromQuery(c: Context): RawListQuery {
   const params = queryParams(c.req.url);
-  const first = (key: string) => params.get(key)?.[0];
+  const first = (key: string) => singleParam(params, key);
   const all = (key: string) => {
     const values = params.get(key) ?? params.get(`${key}[]`);
     if (!values || values.length === 0) return undefined;
@@ -56,7 +56,7 @@ function rawFromQuery(c: Context): RawListQuery {
   };
 }
 
-const whereParam = (c: Context) => queryParams(c.req.url).get("where")?.[0];
+const whereParam = (c: Context) => singleParam(queryParams(c.req.url), "where");
 
 /** The where of a delete-many: the JSON body. bknd 0.20's `api.data.deleteMany` sends "[object Object]". */
 async function deleteWhere(read: Promise<unknown>): Promise<unknown> {

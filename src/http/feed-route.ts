@@ -12,7 +12,7 @@ import type { EventIds, FeedHub, FeedMessage } from "../feed/index.js";
 import type { Subject } from "../guard/access.js";
 import type { QueryLimits } from "../query/options.js";
 import type { DataEnv } from "./data-routes.js";
-import { queryParams } from "./query-string.js";
+import { queryParams, singleParam } from "./query-string.js";
 
 export interface FeedRouteOptions {
   hub: FeedHub;
@@ -25,7 +25,7 @@ const PARAMS = new Set(["where", "last_event_id"]);
 
 /** The event to resume after: the Last-Event-ID header (EventSource's reconnection) or `?last_event_id=`. */
 function lastEventId(c: Context, params: Map<string, string[]>, ids: EventIds): string | undefined {
-  const value = c.req.header("last-event-id") ?? params.get("last_event_id")?.[0];
+  const value = c.req.header("last-event-id") ?? singleParam(params, "last_event_id");
   if (value === undefined || value === "") return undefined;
   if (!ids.wellFormed(value))
     throw new BadRequestError("last_event_id: expected the id of an event this feed sent", { path: "last_event_id" });
@@ -52,7 +52,7 @@ export function changesRoute({ hub, engine, limits, heartbeatMs }: FeedRouteOpti
     for (const name of params.keys())
       if (!PARAMS.has(name))
         throw new BadRequestError(`${name}: the change feed takes where and last_event_id only`, { path: name });
-    const watch = engine.as(c.get("access"), limits).watch(c.req.param("entity") ?? "", params.get("where")?.[0]);
+    const watch = engine.as(c.get("access"), limits).watch(c.req.param("entity") ?? "", singleParam(params, "where"));
     const sub = await hub.subscribe({
       watch,
       caller: callerOf(c.get("subject")),

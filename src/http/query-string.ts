@@ -7,6 +7,7 @@
  * value that was sent. Each piece is scanned once: a hostile query cannot make this quadratic.
  */
 import { tryDecodeURIComponent } from "hono/utils/url";
+import { BadRequestError } from "../errors.js";
 import { mayHoldUnstorableText, requireStorableText } from "./body.js";
 
 export type QueryParams = Map<string, string[]>;
@@ -105,4 +106,15 @@ export function queryParams(url: string): QueryParams {
     else params.set(name, [value]);
   }
   return params;
+}
+
+/**
+ * A parameter that takes one value. Given twice it is 400: servers and proxies disagree on which of two
+ * counts (the first here, the last elsewhere), and a filter checked in front of Citadel must be the one it runs.
+ */
+export function singleParam(params: QueryParams, key: string): string | undefined {
+  const values = params.get(key);
+  if (values && values.length > 1)
+    throw new BadRequestError(`${key}: given ${values.length} times; give it once`, { path: key });
+  return values?.[0];
 }

@@ -19,7 +19,7 @@ import { bindingOf, type Tenancy } from "../guard/tenancy.js";
 import { type Exporter, loadExporter, type Monitor } from "../metrics/index.js";
 import type { QueryLimits } from "../query/options.js";
 import { readJson } from "./body.js";
-import { queryParams } from "./query-string.js";
+import { queryParams, singleParam } from "./query-string.js";
 
 export type SystemEnv = { Variables: { subject: Subject } };
 
@@ -124,7 +124,7 @@ export function systemRoutes({
     routes.get("/audit", async (c) => {
       const within = requirePermission(c, "system.audit.read");
       const params = queryParams(c.req.url);
-      const first = (key: string) => params.get(key)?.[0];
+      const first = (key: string) => singleParam(params, key);
       const raw = { where: first("where"), sort: first("sort"), limit: first("limit"), offset: first("offset") };
       return c.json(await listEntries(db, raw, limits, within));
     });

@@ -132,6 +132,24 @@ describe("deep, wide and large inputs", () => {
     expect(nested.status).toBe(400);
   });
 
+  it("a parameter that takes one value, given twice, is 400 naming it; select and with may repeat (2.3)", async () => {
+    const twice = [
+      "limit=1&limit=2",
+      "offset=0&offset=5",
+      `where=${q({ id: 1 })}&where=${q({ id: 2 })}`,
+      "sort=id&sort=-id",
+      "count=false&count=true",
+    ];
+    for (const query of twice) {
+      const res = await b.as(ANON, "GET", `/api/data/projects?${query}`);
+      expect(res.status, query).toBe(400);
+      expect(res.body.error.message, query).toMatch(/^\w+: given 2 times; give it once$/);
+    }
+    const count = await b.as(ANON, "GET", `/api/data/projects/count?where=${q({ id: 1 })}&where=${q({ id: 2 })}`);
+    expect(count.status).toBe(400);
+    expect((await b.as(ANON, "GET", "/api/data/projects?select=id&select=name")).status).toBe(200);
+  });
+
   it("with nested deeper than the bound is 400", async () => {
     const spec = { projects: { with: { tasks: { with: { project: { with: { tasks: {} } } } } } } };
     const res = await b.as(ANON, "GET", `/api/data/tags?with=${q(spec)}`);
