@@ -415,10 +415,12 @@ export async function readOversized(
 }
 
 /**
- * The budget of a write to many rows (§2.3): the rows it reaches as stored, plus the `added` bytes it writes to
- * each, must fit, for their images before and after go to the answer, the audit trail and the outbox. Their
- * sizes are summed in SQL before the write, only when the rows could pass the budget at their worst; past it
- * is 400 naming the budget, and nothing is written.
+ * The budget of a write to many rows (§2.3): what the caller may read of the rows it reaches, as stored, plus
+ * the `added` bytes it writes to each, must fit, for those rows are its answer and their images go to the audit
+ * trail and the outbox. Summed in SQL before the write, only when the rows could pass the budget at their
+ * worst; past it is 400 naming the budget, and nothing is written. Like a page, it counts only what the caller
+ * may read (`read`: its read scope, per-row field rules included), so the refusal is no oracle on the length of
+ * a hidden value; hidden columns are bounded by what writes may store.
  */
 export async function checkWriteBytes(
   db: Db,
@@ -426,13 +428,14 @@ export async function checkWriteBytes(
   ids: number[],
   added: number,
   max: number | undefined,
+  read: { fields: readonly string[]; rowFields?: ReadonlyMap<string, Filter> },
 ): Promise<void> {
   if (max === undefined || ids.length === 0) return;
-  const cost = rowCost(entity, [...entity.fields.keys()], []);
+  const cost = rowCost(entity, [...read.fields], []);
   const extra = ids.length * added;
   if (levelWorst(ids.length, cost) + extra <= max) return;
   const rows = db.selectFrom(entity.name).select(`id as ${MEASURED_ID}`).where("id", "in", ids);
-  const [measured] = await measure(db, entity.name, rows, cost, undefined);
+  const [measured] = await measure(db, entity.name, rows, cost, read.rowFields);
   const bytes = (measured?.bytes ?? 0) + extra;
   if (bytes <= max) return;
   throw new BadRequestError(

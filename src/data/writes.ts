@@ -111,6 +111,12 @@ async function write(
   }
 }
 
+/** What the caller may read of the rows it writes: the byte budget of a write counts that alone (§2.3). */
+const readOf = (model: EntityModel, scopes: WriteScopes) => ({
+  fields: scopes.read ? readableFields(model, scopes.read) : ["id"],
+  rowFields: scopes.read?.rowFields,
+});
+
 /** Fields a collision may name: those the caller reads, and those it sent. */
 function nameable(model: EntityModel, scopes: WriteScopes, sent: Iterable<string>): (field: string) => boolean {
   const names = new Set([...(scopes.read ? readableFields(model, scopes.read) : []), ...sent]);
@@ -397,7 +403,7 @@ export async function updateMany(
   return committing(scopes, (emitted) =>
     writeTransaction(db, async (trx, attempt) => {
       const ids = await targets(trx, model.entity.name, where, scopes);
-      await checkWriteBytes(trx, model.entity, ids, written, maxBytes);
+      await checkWriteBytes(trx, model.entity, ids, written, maxBytes, readOf(model, scopes));
       return ids.length === 0 ? [] : apply(trx, attempt, model, ids, values, scopes, emitted);
     }),
   );
@@ -430,7 +436,7 @@ export async function deleteMany(
     inTransaction(db, async (trx) => {
       const ids = await targets(trx, entity, where, scopes);
       if (ids.length === 0) return [];
-      await checkWriteBytes(trx, model.entity, ids, 0, maxBytes);
+      await checkWriteBytes(trx, model.entity, ids, 0, maxBytes, readOf(model, scopes));
       const rows = await readBack(trx, model, ids, scopes.read);
       const fallout = scopes.events.active ? await foreseen(trx, model, ids) : undefined;
       const deleted = await trx.deleteFrom(entity).where("id", "in", ids).returning("id").execute();

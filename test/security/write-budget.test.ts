@@ -15,7 +15,11 @@ const BODY = 1000;
 
 const schema = em(
   {
-    docs: entity("docs", { title: text({ maxLength: 40 }), body: text() }),
+    docs: entity(
+      "docs",
+      { title: text({ maxLength: 40 }), body: text(), secret: text() },
+      { field_rules: { secret: { read: "@has_role('admin')" } } },
+    ),
     users: entity("users", {}),
   },
   ({ docs, users }) => [relation(docs, "writer").manyToOne(users, { owner: true })],
@@ -30,10 +34,26 @@ const app = {
 
 describe("writes to many rows stay within the byte budget (2.3)", () => {
   let b: Booted<void>;
-  const stored = () => b.server.rows(`SELECT "id", "title", "body" FROM docs ORDER BY "id"`);
+  const stored = () =>
+    b.server.rows(
+      `SELECT "id", "title", "body" FROM docs WHERE "title" <> 'small secret' AND "title" <> 'big secret' ORDER BY "id"`,
+    );
 
   beforeAll(async () => {
-    b = await boot(app, { users: { a: "user" } });
+    b = await boot(app, {
+      users: { a: "user" },
+      rows: async (ctx, ids) => {
+        // rows whose hidden secret is short or longer than the whole budget: a write must not tell them apart
+        for (const [title, secret] of [
+          ["small secret", "s"],
+          ["big secret", "s".repeat(3 * BUDGET)],
+        ])
+          await ctx.app.module.data.create(
+            "docs",
+            Array.from({ length: 3 }, () => ({ title, body: "short", secret, writer_id: ids.a })),
+          );
+      },
+    });
     const made = await b.as(
       "a",
       "POST",
@@ -73,6 +93,17 @@ describe("writes to many rows stay within the byte budget (2.3)", () => {
     expect(res.status, res.text).toBe(400);
     expect(res.body.error.message).toContain("max_response_bytes");
     expect(await stored()).toEqual(before);
+  });
+
+  it("counts only what the caller may read: a hidden value's length is no oracle", async () => {
+    for (const title of ["small secret", "big secret"]) {
+      const updated = await b.as("a", "PATCH", "/api/data/docs", { update: { body: "edited" }, where: { title } });
+      expect(updated.status, updated.text).toBe(200);
+      expect(updated.body.data).toHaveLength(3);
+      expect(updated.body.data[0]).not.toHaveProperty("secret");
+      const deleted = await b.as("a", "DELETE", "/api/data/docs", { title });
+      expect(deleted.status, deleted.text).toBe(200);
+    }
   });
 
   it("writes within the budget answer their rows", async () => {
