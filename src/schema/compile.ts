@@ -11,6 +11,7 @@ import type {
   CompiledSchema,
   CompiledTenancy,
 } from "./compiled.js";
+import { storedDateDefault } from "./dates.js";
 import type { EntityJSON, SchemaJSON } from "./entity.js";
 import type { FieldConfig } from "./fields.js";
 
@@ -123,7 +124,10 @@ function systemField(name: string, type: ColumnType): CompiledField {
 }
 
 function userField(name: string, type: ColumnType, config: FieldConfig): CompiledField {
-  return { name, type, config, system: false, hidden: config.hidden === true };
+  // a date-time default is stored as a write would store it (UTC), so a defaulted row compares like a written one
+  const stored = storedDateDefault(type, config);
+  const normalized = stored === config.default_value ? config : { ...config, default_value: stored };
+  return { name, type, config: normalized, system: false, hidden: config.hidden === true };
 }
 
 function compileEntity(name: string, json: EntityJSON, path: string): CompiledEntity {

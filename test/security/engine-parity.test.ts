@@ -31,6 +31,7 @@ const schema = em(
       flag: boolean(),
       day: date(),
       at: datetime(),
+      starts: datetime().default("2026-01-01T10:00:00+02:00"),
       data: json(),
       code: text().unique(),
     }),
@@ -375,6 +376,38 @@ describe("values round trip unchanged (2.4, 11.2)", () => {
     });
     expect(updated.status, updated.text).toBe(200);
     expect(updated.body.data.map((r: Row) => r.name)).toEqual(["utc"]);
+  });
+
+  it("a date-time default is stored as a write stores it, so a where finds defaulted rows (1.4, 2.3)", async () => {
+    await create("items", [
+      { grp: "defaulted", name: "default" },
+      { grp: "defaulted", name: "written", starts: "2026-01-01T10:00:00+02:00" },
+    ]);
+    const found = await list("defaulted", "&sort=name", { starts: "2026-01-01T10:00:00+02:00" });
+    expect(names(found)).toEqual(["default", "written"]);
+    expect(found.data.map((r: Row) => r.starts)).toEqual(["2026-01-01T08:00:00.000Z", "2026-01-01T08:00:00.000Z"]);
+    expect(names(await list("defaulted", "&sort=name", { starts: { $lt: "2026-01-01T09:00:00Z" } }))).toEqual([
+      "default",
+      "written",
+    ]);
+  });
+
+  it("a date-time without an offset is UTC whatever the server's time zone; years past 9999 are refused (2.3, 11.4)", async () => {
+    const zone = process.env.TZ;
+    process.env.TZ = "Asia/Tokyo";
+    try {
+      const row = await create("items", { grp: "zoned", name: "noon", at: "2026-01-01T12:00" });
+      expect(row.at).toBe("2026-01-01T12:00:00.000Z");
+      expect(names(await list("zoned", "", { at: { $gte: "2026-01-01 12:00" } }))).toEqual(["noon"]);
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
+    // it would be stored as +010000-01-01T04:00:00.000Z, which sorts before every four-digit year
+    const late = await req("POST", "/api/data/items", { grp: "zoned", at: "9999-12-31T23:00:00-05:00" });
+    expect(late.status, late.text).toBe(400);
+    const where = await req("GET", `/api/data/items?where=${q({ at: { $lt: "9999-12-31T23:00:00-05:00" } })}`);
+    expect(where.status, where.text).toBe(400);
   });
 
   it("a where's date that is none is 400 naming it, as a write's is (2.3)", async () => {
