@@ -429,6 +429,8 @@ export async function checkWriteBytes(
   added: number,
   max: number | undefined,
   read: { fields: readonly string[]; rowFields?: ReadonlyMap<string, Filter> },
+  /** a write to one row by id, not to the rows of a where */
+  one = false,
 ): Promise<void> {
   if (max === undefined || ids.length === 0) return;
   const cost = rowCost(entity, [...read.fields], []);
@@ -438,8 +440,11 @@ export async function checkWriteBytes(
   const [measured] = await measure(db, entity.name, rows, cost, read.rowFields);
   const bytes = (measured?.bytes ?? 0) + extra;
   if (bytes <= max) return;
+  const [path, what, remedy] = one
+    ? ["id", "this row holds", "it is larger than one answer may be"]
+    : ["where", `the ${n(ids.length)} rows this write reaches hold`, "narrow the where"];
   throw new BadRequestError(
-    `where: the ${n(ids.length)} rows this write reaches hold ${n(bytes)} bytes as stored with what it writes; at most ${n(max)} bytes per request (max_response_bytes): narrow the where`,
-    { path: "where", bytes, max },
+    `${path}: ${what} ${n(bytes)} bytes as stored with what it writes; at most ${n(max)} bytes per request (max_response_bytes): ${remedy}`,
+    { path, bytes, max },
   );
 }

@@ -215,7 +215,8 @@ export class ScopedData {
 
   async updateOne(entity: string, id: number, input: Input): Promise<Row> {
     const scopes = this.writeScopes("data.entity.update", entity, id);
-    return updateOne(this.engine.db, this.engine.model(entity), id, await bodyOf(input), scopes);
+    const max = this.limits.maxResponseBytes;
+    return updateOne(this.engine.db, this.engine.model(entity), id, await bodyOf(input), scopes, max);
   }
 
   /** Update the rows a where names: `input` is `{ update, where }` (bknd's wire format). */
@@ -230,7 +231,7 @@ export class ScopedData {
 
   async deleteOne(entity: string, id: number): Promise<Row> {
     const scopes = this.writeScopes("data.entity.delete", entity, id);
-    return deleteOne(this.engine.db, this.engine.model(entity), id, scopes);
+    return deleteOne(this.engine.db, this.engine.model(entity), id, scopes, this.limits.maxResponseBytes);
   }
 
   /** Delete the rows a where names. */

@@ -373,17 +373,21 @@ function updateValues(model: EntityModel, input: unknown, scopes: WriteScopes, w
   return model.validator.update(withTenant(model, withOwner(model, input, scopes, false), scopes, false));
 }
 
+/** `maxBytes`: the request's byte budget (§2.3), over the row it answers; undefined for a trusted write. */
 export async function updateOne(
   db: Db,
   model: EntityModel,
   id: number,
   input: unknown,
   scopes: WriteScopes,
+  maxBytes?: number,
 ): Promise<Row> {
   const values = updateValues(model, input, scopes, "");
+  const written = Buffer.byteLength(JSON.stringify(values));
   return committing(scopes, (emitted) =>
     writeTransaction(db, async (trx, attempt) => {
       await locate(trx, model.entity.name, id, scopes);
+      await checkWriteBytes(trx, model.entity, [id], written, maxBytes, readOf(model, scopes), true);
       return (await apply(trx, attempt, model, [id], values, scopes, emitted))[0]!;
     }),
   );
@@ -409,11 +413,19 @@ export async function updateMany(
   );
 }
 
-export async function deleteOne(db: Db, model: EntityModel, id: number, scopes: WriteScopes): Promise<Row> {
+/** `maxBytes`: the request's byte budget (§2.3), over the row it answers; undefined for a trusted delete. */
+export async function deleteOne(
+  db: Db,
+  model: EntityModel,
+  id: number,
+  scopes: WriteScopes,
+  maxBytes?: number,
+): Promise<Row> {
   const entity = model.entity.name;
   return committing(scopes, (emitted) =>
     inTransaction(db, async (trx) => {
       await locate(trx, entity, id, scopes);
+      await checkWriteBytes(trx, model.entity, [id], 0, maxBytes, readOf(model, scopes), true);
       const [row] = await readBack(trx, model, [id], scopes.read);
       const fallout = scopes.events.active ? await foreseen(trx, model, [id]) : undefined;
       await trx.deleteFrom(entity).where("id", "=", id).execute();

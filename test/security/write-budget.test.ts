@@ -106,6 +106,20 @@ describe("writes to many rows stay within the byte budget (2.3)", () => {
     }
   });
 
+  it("an update or delete of one row the budget cannot answer is 400 like reading it, and changes nothing", async () => {
+    const made = await b.as("a", "POST", "/api/data/docs", { title: "large", body: "z".repeat(BUDGET / 2) });
+    expect(made.status, made.text).toBe(201);
+    const id = made.body.data.id as number;
+    const grown = await b.as("a", "PATCH", `/api/data/docs/${id}`, { title: "larger", body: "z".repeat(BUDGET) });
+    expect(grown.status, grown.text).toBe(400);
+    expect(grown.body.error).toMatchObject({ path: "id", max: BUDGET });
+    expect((await b.as("a", "GET", `/api/data/docs/${id}`)).body.data.title).toBe("large");
+    expect((await b.as("a", "PATCH", `/api/data/docs/${id}`, { title: "renamed" })).status).toBe(200);
+    const removed = await b.as("a", "DELETE", `/api/data/docs/${id}`);
+    expect(removed.status, removed.text).toBe(200);
+    expect(removed.body.data.title).toBe("renamed");
+  });
+
   it("writes within the budget answer their rows", async () => {
     const updated = await b.as("a", "PATCH", "/api/data/docs", { update: { title: "three" }, where: { title: "few" } });
     expect(updated.status, updated.text).toBe(200);
