@@ -9,8 +9,8 @@
  */
 import fc from "fast-check";
 import type { Caller, Row, Scalar, Tables } from "../guard/reference.js";
+import { and3, compare, not3, type Op, or3, type Pair, type Tri } from "../guard/rule-arbs.js";
 
-type Op = "==" | "!=" | "<" | "<=" | ">" | ">=";
 export type FieldRule =
   | { k: "and" | "or"; items: FieldRule[] }
   | { k: "not"; item: FieldRule }
@@ -145,36 +145,7 @@ export function printFieldRule(rule: FieldRule): string {
 
 // ---------- the reference ----------
 
-type Tri = boolean | null;
-/** Where a rule holds (TRUE) and where it may (not FALSE): they differ only by a claim the caller lacks. */
-interface Pair {
-  certain: Tri;
-  possible: Tri;
-}
-const and3 = (xs: Tri[]): Tri => (xs.includes(false) ? false : xs.includes(null) ? null : true);
-const or3 = (xs: Tri[]): Tri => (xs.includes(true) ? true : xs.includes(null) ? null : false);
-const not3 = (x: Tri): Tri => (x === null ? null : !x);
 const same = (t: Tri): Pair => ({ certain: t, possible: t });
-
-/** SQL's comparison: NULL on either side is UNKNOWN; booleans compare as numbers. */
-function compare(a: Scalar, op: Op, b: Scalar): Tri {
-  if (a === null || b === null) return null;
-  const [x, y] = [typeof a === "boolean" ? Number(a) : a, typeof b === "boolean" ? Number(b) : b];
-  switch (op) {
-    case "==":
-      return x === y;
-    case "!=":
-      return x !== y;
-    case "<":
-      return x < y;
-    case "<=":
-      return x <= y;
-    case ">":
-      return x > y;
-    case ">=":
-      return x >= y;
-  }
-}
 
 const callerId = (caller: Caller): Scalar | undefined => caller.user?.id;
 

@@ -274,7 +274,7 @@ export function printRule(rule: Rule, swap: (r: Rule) => boolean = () => false):
 // ---------- the reference ----------
 
 /** SQL's comparison of two values (NULL → unknown); values of one kind only, as the generator makes them. */
-function compare(a: Scalar, o: Op, b: Scalar): Tri {
+export function compare(a: Scalar, o: Op, b: Scalar): Tri {
   if (a === null || b === null) return null;
   const x = typeof a === "boolean" ? Number(a) : a;
   const y = typeof b === "boolean" ? Number(b) : b;
@@ -293,9 +293,10 @@ function compare(a: Scalar, o: Op, b: Scalar): Tri {
       return x >= y;
   }
 }
-const and3 = (xs: Tri[]): Tri => (xs.includes(false) ? false : xs.includes(null) ? null : true);
-const or3 = (xs: Tri[]): Tri => (xs.includes(true) ? true : xs.includes(null) ? null : false);
-const not3 = (x: Tri): Tri => (x === null ? null : !x);
+/** SQL's three-valued AND, OR and NOT (null is UNKNOWN). */
+export const and3 = (xs: Tri[]): Tri => (xs.includes(false) ? false : xs.includes(null) ? null : true);
+export const or3 = (xs: Tri[]): Tri => (xs.includes(true) ? true : xs.includes(null) ? null : false);
+export const not3 = (x: Tri): Tri => (x === null ? null : !x);
 
 /**
  * What a rule is for one caller and row, as two SQL truth values: `certain` is where it holds (TRUE) — an
