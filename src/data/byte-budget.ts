@@ -314,16 +314,21 @@ export function cappedColumns(
   column: (name: string) => AliasedRawBuilder<unknown, string>,
 ): AliasedRawBuilder<unknown, string>[] {
   const dialect = dialectOf(db);
-  return cost.measured.flatMap(({ field, most }) => {
+  const select: AliasedRawBuilder<unknown, string>[] = [];
+  for (const { field, most } of cost.measured) {
     const c = field.name;
-    if (most <= share) return [column(c)];
+    if (most <= share) {
+      select.push(column(c));
+      continue;
+    }
     let cached = capped.get(field);
     if (cached?.dialect !== dialect || cached.share !== share) {
       cached = { dialect, share, select: dialect.cappedText(entity, c, share, { value: c, size: sizeOf(c) }) };
       capped.set(field, cached);
     }
-    return cached.select;
-  });
+    select.push(...cached.select);
+  }
+  return select;
 }
 
 /** A page read with `cappedColumns`: what it holds as stored, and the values it left unread, by row id. */
@@ -387,10 +392,9 @@ export async function readOversized(
   entity: string,
   filter: Filter,
   rows: Row[],
-  unread: Map<unknown, string[]> | undefined,
+  unread: Map<unknown, string[]>,
   rowFields: RowFields,
 ): Promise<Row[]> {
-  if (!unread) return rows;
   const wanted = [...new Set([...unread.values()].flat())];
   const query = db
     .selectFrom(entity)
