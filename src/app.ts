@@ -58,6 +58,8 @@ export interface CreateAppInput {
 export interface DataModule {
   create(entity: string, row: Row | Row[]): Promise<Row | Row[]>;
   list(entity: string, where?: unknown): Promise<Row[]>;
+  /** Delete the rows a (non-empty) where names, at most 10,000, with no byte bound on what its keys reach. */
+  deleteMany(entity: string, where: unknown): Promise<Row[]>;
 }
 
 export interface CitadelApp {
@@ -95,6 +97,7 @@ function dataModule(engine: DataEngine): DataModule {
   return {
     create: (entity, row) => data.create(entity, row),
     list: async (entity, where) => (await data.list(entity, { where, limit: UNBOUNDED.maxLimit })).data,
+    deleteMany: (entity, where) => data.deleteMany(entity, where),
   };
 }
 

@@ -3,13 +3,17 @@
  * events like the deleted ones (§7, §8): the database deletes the rows of a "cascade" key (and theirs in turn)
  * and sets a "set null" key to NULL without a word; a "restrict" key refuses the delete, which then emits
  * nothing. Which keys point at an entity is known at startup (`linkDependents`); the rows are read in the
- * delete's transaction, before its DELETE, only when someone listens (writes.ts).
+ * delete's transaction, before its DELETE, only when someone listens (writes.ts), and a request's delete reaches
+ * at most so many of them (`ReachBound`).
  */
 import { type Db, dialectOf } from "../db/connection.js";
+import { BadRequestError } from "../errors.js";
 import type { CompiledSchema } from "../schema/compiled.js";
+import { levelWorst, MEASURED_ID, measure, rowCost } from "./byte-budget.js";
 import type { Row } from "./codec.js";
 import type { MutationEvent } from "./events.js";
 import type { EntityModel, Models } from "./models.js";
+import { MAX_ROWS_PER_WRITE } from "./write-checks.js";
 
 /** A foreign key of an entity (`model`, `column`) pointing at another one, and what a delete there does to it. */
 export interface Dependent {
@@ -45,74 +49,155 @@ export interface Reached {
   nulled: Rows[];
 }
 
+/**
+ * What a request's delete may reach besides its own rows (§2.3), for their images are read, kept until the
+ * commit and written to the audit trail and the outbox: at most `rows` rows and `bytes` bytes as stored. `path`
+ * names the request's part a refusal points at (`id` or `where`).
+ */
+export interface ReachBound {
+  rows: number;
+  bytes: number;
+  path: string;
+}
+
+/** The ids of one entity's rows, in the order a walk met them. */
+interface Ids {
+  model: EntityModel;
+  ids: number[];
+}
+
 /** `values` in slices that one statement can bind (with `spare` binds left for the rest of it). */
 function* chunks<T>(trx: Db, values: T[], spare = 0): Generator<T[]> {
   const size = Math.max(1, dialectOf(trx).maxBindValues - spare);
   for (let i = 0; i < values.length; i += size) yield values.slice(i, i + size);
 }
 
+const n = (x: number) => x.toLocaleString("en-US");
+
+/** 400 for a delete that reaches more than its bound (`what`): the refusal says which bound, not how far past it. */
+function pastBound(bound: ReachBound, what: string): BadRequestError {
+  return new BadRequestError(
+    `${bound.path}: ${what}, and the audit trail or the change feed record each one's image: delete or detach ` +
+      "those rows in parts first, or from trusted code",
+    { path: bound.path },
+  );
+}
+
 /**
- * The whole stored rows of `model` whose `column` holds one of `keys`, without those in `skip`. Locked where
+ * The ids of `model`'s rows whose `column` holds one of `keys`, without those in `skip`, ascending. Locked where
  * writes lock rows: a row changed by another transaction before the DELETE would change its fallout.
  */
-async function rowsPointingAt(
+async function idsPointingAt(
   trx: Db,
   model: EntityModel,
   column: string,
   keys: number[],
   skip: ReadonlySet<number> | undefined,
-): Promise<Map<number, Row>> {
-  const found = new Map<number, Row>();
+): Promise<number[]> {
+  const found = new Set<number>();
   for (const chunk of chunks(trx, keys)) {
-    let query = trx.selectFrom(model.entity.name).selectAll().where(column, "in", chunk);
+    let query = trx.selectFrom(model.entity.name).select("id").where(column, "in", chunk);
     if (dialectOf(trx).locksRows) query = query.forUpdate();
     for (const row of await query.execute()) {
       const id = Number(row.id);
-      if (!skip?.has(id)) found.set(id, model.codec.image(row));
+      if (!skip?.has(id)) found.add(id);
     }
   }
-  return new Map([...found].sort(([a], [b]) => a - b));
+  return [...found].sort((a, b) => a - b);
+}
+
+/** The whole stored rows of `ids`, decoded, in the order of `ids`. */
+async function rowsOf(trx: Db, { model, ids }: Ids): Promise<Rows> {
+  const read = new Map<number, Row>();
+  for (const chunk of chunks(trx, ids))
+    for (const row of await trx.selectFrom(model.entity.name).selectAll().where("id", "in", chunk).execute())
+      read.set(Number(row.id), model.codec.image(row));
+  const rows = new Map<number, Row>();
+  for (const id of ids) {
+    const row = read.get(id);
+    if (row) rows.set(id, row);
+  }
+  return { model, rows };
+}
+
+/**
+ * Refuse rows whose images would pass `bound.bytes` as stored, summed in SQL before any is read (a text without
+ * `maxLength` has no worst case: the rows of one delete could otherwise fill the memory).
+ */
+async function checkReachedBytes(trx: Db, reached: Ids[], bound: ReachBound): Promise<void> {
+  const costs = reached.map(({ model, ids }) => {
+    const cost = rowCost(model.entity, [...model.entity.fields.keys()], []);
+    return { model, ids, cost, worst: levelWorst(ids.length, cost) };
+  });
+  if (costs.reduce((sum, c) => sum + c.worst, 0) <= bound.bytes) return;
+  let bytes = 0;
+  for (const { model, ids, cost } of costs)
+    for (const chunk of chunks(trx, ids)) {
+      const rows = trx.selectFrom(model.entity.name).select(`id as ${MEASURED_ID}`).where("id", "in", chunk);
+      const [measured] = await measure(trx, model.entity.name, rows, cost, undefined);
+      bytes += measured?.bytes ?? 0;
+      if (bytes > bound.bytes)
+        throw pastBound(
+          bound,
+          `the rows this delete reaches through on_delete keys (cascade, set null) hold more than ${n(bound.bytes)} bytes (max_response_bytes)`,
+        );
+    }
 }
 
 /**
  * The rows deleting `ids` of `model` will delete or change through foreign keys, read in the delete's
- * transaction before its DELETE. Each row is reached once: one a cascade deletes is not also one set to NULL,
- * and a row set to NULL through two keys is one row.
+ * transaction before its DELETE: their ids first, walking the keys, then (within `bound`, when given) the rows.
+ * Each row is reached once: one a cascade deletes is not also one set to NULL, and a row set to NULL through two
+ * keys is one row.
  */
-export async function reach(trx: Db, model: EntityModel, ids: number[]): Promise<Reached> {
+export async function reach(trx: Db, model: EntityModel, ids: number[], bound?: ReachBound): Promise<Reached> {
+  let count = 0;
+  const counting = (found: number[]) => {
+    count += found.length;
+    if (bound && count > bound.rows)
+      throw pastBound(
+        bound,
+        `with its own rows, this delete reaches more than ${n(MAX_ROWS_PER_WRITE)} rows through on_delete keys (cascade, set null), at most ${n(MAX_ROWS_PER_WRITE)} per write`,
+      );
+    return found;
+  };
   const deletedIds = new Map<EntityModel, Set<number>>([[model, new Set(ids)]]);
-  const deleted: Rows[] = [];
-  let frontier: { model: EntityModel; ids: number[] }[] = [{ model, ids }];
+  const deleted: Ids[] = [];
+  let frontier: Ids[] = [{ model, ids }];
   while (frontier.length > 0) {
-    const next: typeof frontier = [];
+    const next: Ids[] = [];
     for (const parent of frontier)
       for (const dependent of parent.model.dependents) {
         if (dependent.onDelete !== "cascade") continue;
         const seen = deletedIds.get(dependent.model) ?? new Set<number>();
         deletedIds.set(dependent.model, seen);
-        const rows = await rowsPointingAt(trx, dependent.model, dependent.column, parent.ids, seen);
-        if (rows.size === 0) continue;
-        for (const id of rows.keys()) seen.add(id);
-        deleted.push({ model: dependent.model, rows });
-        next.push({ model: dependent.model, ids: [...rows.keys()] });
+        const found = counting(await idsPointingAt(trx, dependent.model, dependent.column, parent.ids, seen));
+        if (found.length === 0) continue;
+        for (const id of found) seen.add(id);
+        deleted.push({ model: dependent.model, ids: found });
+        next.push({ model: dependent.model, ids: found });
       }
     frontier = next;
   }
-  const nulled = new Map<EntityModel, Map<number, Row>>();
+  const nulledIds = new Map<EntityModel, Set<number>>();
   for (const [parent, parentIds] of deletedIds)
     for (const dependent of parent.dependents) {
       if (dependent.onDelete !== "set null") continue;
-      const skip = deletedIds.get(dependent.model);
-      const rows = await rowsPointingAt(trx, dependent.model, dependent.column, [...parentIds], skip);
-      if (rows.size === 0) continue;
-      const into = nulled.get(dependent.model) ?? new Map<number, Row>();
-      nulled.set(dependent.model, into);
-      for (const [id, row] of rows) into.set(id, row);
+      const into = nulledIds.get(dependent.model) ?? new Set<number>();
+      nulledIds.set(dependent.model, into);
+      // a row already set to NULL through another key is not counted twice
+      const skip = new Set([...(deletedIds.get(dependent.model) ?? []), ...into]);
+      for (const id of counting(await idsPointingAt(trx, dependent.model, dependent.column, [...parentIds], skip)))
+        into.add(id);
     }
-  return {
-    deleted,
-    nulled: [...nulled].map(([model, rows]) => ({ model, rows: new Map([...rows].sort(([a], [b]) => a - b)) })),
-  };
+  const nulled: Ids[] = [...nulledIds]
+    .filter(([, found]) => found.size > 0)
+    .map(([model, found]) => ({ model, ids: [...found].sort((a, b) => a - b) }));
+  if (bound) await checkReachedBytes(trx, [...deleted, ...nulled], bound);
+  const read: Reached = { deleted: [], nulled: [] };
+  for (const d of deleted) read.deleted.push(await rowsOf(trx, d));
+  for (const d of nulled) read.nulled.push(await rowsOf(trx, d));
+  return read;
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   checkWritableFields,
   checkWritten,
   locate,
+  MAX_ROWS_PER_WRITE,
   readableFields,
   readBack,
   targets,
@@ -324,8 +325,16 @@ interface Fallout {
   reached: Reached;
 }
 
-async function foreseen(trx: Db, model: EntityModel, ids: number[]): Promise<Fallout> {
-  return { before: await storedRows(trx, model, ids), reached: await reach(trx, model, ids) };
+/** `maxBytes` and `path`: a request's byte budget and the part of it naming the rows (undefined for trusted code). */
+async function foreseen(
+  trx: Db,
+  model: EntityModel,
+  ids: number[],
+  maxBytes: number | undefined,
+  path: string,
+): Promise<Fallout> {
+  const bound = maxBytes === undefined ? undefined : { rows: MAX_ROWS_PER_WRITE - ids.length, bytes: maxBytes, path };
+  return { before: await storedRows(trx, model, ids), reached: await reach(trx, model, ids, bound) };
 }
 
 /**
@@ -427,7 +436,7 @@ export async function deleteOne(
       await locate(trx, entity, id, scopes);
       await checkWriteBytes(trx, model.entity, [id], 0, maxBytes, readOf(model, scopes), true);
       const [row] = await readBack(trx, model, [id], scopes.read);
-      const fallout = scopes.events.active ? await foreseen(trx, model, [id]) : undefined;
+      const fallout = scopes.events.active ? await foreseen(trx, model, [id], maxBytes, "id") : undefined;
       await trx.deleteFrom(entity).where("id", "=", id).execute();
       emitted(await emitDelete(trx, model, scopes, [id], fallout));
       return row!;
@@ -450,7 +459,7 @@ export async function deleteMany(
       if (ids.length === 0) return [];
       await checkWriteBytes(trx, model.entity, ids, 0, maxBytes, readOf(model, scopes));
       const rows = await readBack(trx, model, ids, scopes.read);
-      const fallout = scopes.events.active ? await foreseen(trx, model, ids) : undefined;
+      const fallout = scopes.events.active ? await foreseen(trx, model, ids, maxBytes, "where") : undefined;
       const deleted = await trx.deleteFrom(entity).where("id", "in", ids).returning("id").execute();
       // the rows the statement removed (on an engine without row locks a concurrent delete may have taken some)
       const removed = deleted.map((r) => Number(r.id));

@@ -361,3 +361,112 @@ describe("a delete's foreign-key effects are mutation events (7.2, 8)", () => {
     expect(engine.statements().filter((k) => k === "SelectQueryNode").length).toBeLessThan(sliced);
   });
 });
+
+/**
+ * A request's delete is bounded in what its foreign keys reach while events are recorded (§2.3): each reached
+ * row's image is read, kept until the commit and written to the trail and the outbox, so at most 10,000 rows
+ * with its own and at most `max_response_bytes` of them as stored, refused with 400 before any is read. The
+ * refusal says which bound, not by how much; trusted code (a script, `app.module.data`) has no bound.
+ */
+describe("a request's delete reaches a bounded number of rows and bytes through its keys (2.3, 7.2)", () => {
+  const BUDGET = 4096;
+  let server: TestServer;
+  let mia: Record<string, string>;
+  let heard: MutationEvent[][] = [];
+  const bounded: CitadelConfig = { ...config, data: { ...(schema.toJSON() as object), max_response_bytes: BUDGET } };
+
+  beforeAll(async () => {
+    server = await startServer(bounded, {
+      options: {
+        seed: async (ctx) => {
+          await ctx.app.module.auth.createUser({ email: "mia@test.com", password: PASSWORD, role: "member" });
+        },
+      },
+    });
+    mia = bearer(await login(server, "mia@test.com", PASSWORD));
+    server.app.engine.events.onCommit((events) => {
+      heard.push(events);
+    });
+  });
+  afterAll(() => server?.close());
+  beforeEach(() => {
+    heard = [];
+  });
+
+  const miaId = async () => (await server.rows("select id from users where email = ?", "mia@test.com"))[0]!.id;
+  const count = async (table: string, column: string, id: number) =>
+    Number((await server.rows(`select count(*) as n from ${table} where ${column} = ?`, id))[0]!.n);
+  const trailSize = async () => Number((await server.rows("select count(*) as n from citadel_audit"))[0]!.n);
+
+  /** Mia's post, with `comments` comments of `size` characters written by trusted code (not hers to read or not). */
+  const postWith = async (comments: number, size: number) => {
+    const data = server.app.module.data;
+    const post = (await data.create("posts", { title: "hers", author_id: await miaId() })) as Row;
+    for (let left = comments; left > 0; left -= 1000) {
+      const rows = Array.from({ length: Math.min(1000, left) }, (_, i) => ({
+        body: `${i}`.padEnd(size, "x"),
+        post_id: post.id,
+      }));
+      await data.create("comments", rows);
+    }
+    return post.id as number;
+  };
+
+  /** The delete was refused with 400 at `path`, naming `bound`, and nothing changed or was recorded. */
+  const expectRefused = async (
+    res: TestResponse,
+    path: string,
+    bound: RegExp,
+    post: number,
+    comments: number,
+    trail: number,
+  ) => {
+    expect(res.status, res.text).toBe(400);
+    expect(res.body.error).toMatchObject({ code: "bad_request", path });
+    expect(res.body.error.message).toMatch(bound);
+    expect(res.body.error.message).toMatch(/on_delete keys/);
+    expect(await count("posts", "id", post)).toBe(1);
+    expect(await count("comments", "post_id", post)).toBe(comments);
+    expect(await trailSize()).toBe(trail);
+    expect(heard).toEqual([]);
+  };
+
+  it("is 400 naming max_response_bytes when the rows it reaches hold more, on delete one and delete many", async () => {
+    // three comments of 2,000 bytes: each one fits, together over the 4,096 bytes
+    const post = await postWith(3, 2000);
+    const trail = await trailSize();
+    heard = [];
+    const one = await server.request("DELETE", `/api/data/posts/${post}`, undefined, mia);
+    await expectRefused(one, "id", /more than 4,096 bytes \(max_response_bytes\)/, post, 3, trail);
+    const many = await server.request("DELETE", "/api/data/posts", { id: post }, mia);
+    await expectRefused(many, "where", /more than 4,096 bytes \(max_response_bytes\)/, post, 3, trail);
+    // within the budget: the same delete passes, with one entry per row
+    const small = await postWith(3, 500);
+    const before = await trailSize();
+    heard = [];
+    const fits = await server.request("DELETE", `/api/data/posts/${small}`, undefined, mia);
+    expect(fits.status, fits.text).toBe(200);
+    expect(heard[0]!.map(brief)).toHaveLength(4);
+    expect(await trailSize()).toBe(before + 4);
+    // trusted code has no bound
+    expect(await server.app.module.data.deleteMany("posts", { id: post })).toMatchObject([{ id: post }]);
+    expect(await count("comments", "post_id", post)).toBe(0);
+    expect(await trailSize()).toBe(before + 8);
+  });
+
+  it("is 400 when it would reach more than 10,000 rows with its own, before reading them", async () => {
+    const post = await postWith(10_000, 1);
+    const trail = await trailSize();
+    heard = [];
+    const res = await server.request("DELETE", `/api/data/posts/${post}`, undefined, mia);
+    await expectRefused(res, "id", /more than 10,000 rows/, post, 10_000, trail);
+    // one row fewer reaches exactly 10,000 with the post: within the row bound, and refused by the byte bound
+    const [first] = await server.rows("select min(id) as id from comments where post_id = ?", post);
+    expect(await server.app.module.data.deleteMany("comments", { id: first!.id })).toHaveLength(1);
+    const trailNow = await trailSize();
+    heard = [];
+    const bytes = await server.request("DELETE", `/api/data/posts/${post}`, undefined, mia);
+    await expectRefused(bytes, "id", /more than 4,096 bytes/, post, 9_999, trailNow);
+    expect(bytes.body.error.message).not.toMatch(/per write/);
+  });
+});
