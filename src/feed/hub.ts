@@ -65,13 +65,21 @@ function shownFields(fields: readonly string[], hidden: { before: string[]; afte
 
 /**
  * The message of an event, showing of each image the fields readable on it; undefined for an update that
- * changes nothing readable: what was readable before is compared with what is readable after.
+ * changes nothing readable: what was readable before is compared with what is readable after. Only the fields
+ * shown are decrypted (§10): a value failing its integrity check throws, for the streams that would show it.
  */
-function messageFor(event: OutboxEvent, id: string, shown: Shown, action: "create" | "update" | "delete") {
-  const record = action === "delete" ? pick(event.before!, shown.before) : pick(event.after!, shown.after);
+function messageFor(
+  model: EntityModel,
+  event: OutboxEvent,
+  id: string,
+  shown: Shown,
+  action: "create" | "update" | "delete",
+) {
+  const open = (image: Row, fields: readonly string[]) => model.codec.open(pick(image, fields));
+  const before = action === "create" ? undefined : open(event.before!, shown.before);
+  const record = action === "delete" ? before! : open(event.after!, shown.after);
   // a change to fields it cannot read (on either image) is no event: it would tell that something hidden changed
-  if (action === "update" && JSON.stringify(record) === JSON.stringify(pick(event.before!, shown.before)))
-    return undefined;
+  if (action === "update" && JSON.stringify(record) === JSON.stringify(before)) return undefined;
   const data = { action, entity: event.entity, id: event.id, record, at: event.at };
   return { event: action, id, data: JSON.stringify(data) } satisfies FeedMessage;
 }
@@ -343,15 +351,10 @@ export class FeedHub {
     }
   }
 
-  /**
-   * An event with its images decrypted; undefined (the event is sent to no one, and logged) when a value fails
-   * its integrity check: a subscriber never gets garbage or a ciphertext.
-   */
-  private open(model: EntityModel, event: OutboxEvent): OutboxEvent | undefined {
+  /** The message `build` makes; undefined (sent to none of the streams it was for, and logged) when it throws. */
+  private message(event: OutboxEvent, build: () => FeedMessage | undefined): FeedMessage | undefined {
     try {
-      const before = event.before && model.codec.open(event.before);
-      const after = event.after && model.codec.open(event.after);
-      return { ...event, before, after };
+      return build();
     } catch (error) {
       this.log(`change feed: event ${event.seq} not sent`, error);
       return undefined;
@@ -376,27 +379,26 @@ export class FeedHub {
     // streams that read the same fields on the images get the same message: built once
     const built = new Map<string, FeedMessage | undefined>();
     const outgoing = new Map<Subscription, FeedMessage[]>();
-    // encrypted fields are ciphertext in the outbox (§10): decrypted here, once per event sent
-    const opened = new Map<number, OutboxEvent | undefined>();
-    const openAt = (i: number) => {
-      if (!opened.has(i)) opened.set(i, this.open(model, events[i]!));
-      return opened.get(i);
-    };
     for (const sub of open) {
       const { sees, hidden } = sights.get(sub)!;
       const messages: FeedMessage[] = [];
       events.forEach((event, i) => {
         const action = event.seq > sub.cursor && actionFor(sees(at[i]!.before), sees(at[i]!.after));
         if (!action) return;
-        const readable = openAt(i);
-        if (!readable) return;
         // only the images the message is made of are asked which row fields they hide
         const off = {
           before: action === "create" ? [] : hidden(at[i]!.before),
           after: action === "delete" ? [] : hidden(at[i]!.after),
         };
         const key = `${i} ${action} ${sub.fieldsKey} ${off.before.join(",")} ${off.after.join(",")}`;
-        if (!built.has(key)) built.set(key, messageFor(readable, ids[i]!, shownFields(sub.watch.fields, off), action));
+        // encrypted fields are ciphertext in the outbox (§10): decrypted here, once per message built
+        if (!built.has(key)) {
+          const shown = shownFields(sub.watch.fields, off);
+          built.set(
+            key,
+            this.message(event, () => messageFor(model, event, ids[i]!, shown, action)),
+          );
+        }
         const message = built.get(key);
         if (message) messages.push(message);
       });

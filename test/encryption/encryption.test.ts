@@ -4,6 +4,7 @@
  * where/sort refuse encrypted fields except equality on searchable ones, through every path a where takes.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bearer, login } from "../helpers/auth.js";
 import { type Row, startServer, type TestServer } from "../helpers/server.js";
 import { openFeed } from "../helpers/sse.js";
 import { encryptionConfig, newKey, STORED } from "./fixture.js";
@@ -231,5 +232,75 @@ describe("encryption at rest (10)", () => {
     for (const plain of ["123-45-6789", "allergic", "penicillin", "feed-note", "original"])
       expect(text).not.toContain(plain);
     expect(text).not.toContain(key1.split(":")[1]!);
+  });
+});
+
+/**
+ * The change feed decrypts only the fields a stream shows (§10, §8.2): a value failing its integrity check keeps
+ * an event from the streams that would show it (logged), not from those that cannot read the field.
+ */
+describe("a tampered value in a change-feed event (10.1, 8.2)", () => {
+  let server: TestServer;
+  const logs: string[] = [];
+  const PASSWORD = "encryption-feed-password";
+
+  beforeAll(async () => {
+    const config = encryptionConfig({
+      auth: {
+        enabled: true,
+        password: { argon2: { memory_cost: 1024, time_cost: 1, parallelism: 1 } },
+        roles: {
+          clerk: {
+            permissions: [
+              { permission: "data.entity.read", policies: [{ effect: "allow", omit: ["notes"] }] },
+              "data.entity.update",
+            ],
+          },
+          doctor: { permissions: ["data.entity.read"] },
+        },
+      },
+    });
+    server = await startServer(config, {
+      options: {
+        encryptionKeys: newKey("k1"),
+        log: (message, error) => logs.push(`${message} ${error instanceof Error ? error.message : (error ?? "")}`),
+        seed: async (ctx) => {
+          await ctx.app.module.auth.createUser({ email: "clerk@test.com", password: PASSWORD, role: "clerk" });
+          await ctx.app.module.auth.createUser({ email: "doctor@test.com", password: PASSWORD, role: "doctor" });
+        },
+      },
+    });
+  });
+  afterAll(() => server?.close());
+
+  it("reaches the streams that do not show the field, and not those that would", async () => {
+    const clerk = bearer(await login(server, "clerk@test.com", PASSWORD));
+    const doctor = bearer(await login(server, "doctor@test.com", PASSWORD));
+    const data = server.app.module.data;
+    const { id } = (await data.create("patients", { name: "Pat", notes: "private" })) as Row;
+    const [row] = await server.rows("select notes from patients where id = ?", id);
+    const body = Buffer.from((row!.notes as string).split(":")[3]!, "base64");
+    body[20] = body[20]! ^ 1;
+    await server.rows("update patients set notes = ? where id = ?", `enc:v1:k1:${body.toString("base64")}`, id);
+
+    const clerkFeed = await openFeed(server.url, "/api/data/patients/changes", clerk);
+    const doctorFeed = await openFeed(server.url, "/api/data/patients/changes", doctor);
+    expect([clerkFeed.status, doctorFeed.status]).toEqual([200, 200]);
+    // the update's images both hold the tampered notes
+    const renamed = await server.request("PATCH", `/api/data/patients/${id}`, { name: "Renamed" }, clerk);
+    expect(renamed.status, renamed.text).toBe(200);
+    const { id: marker } = (await data.create("patients", { name: "Marker", notes: "fine" })) as Row;
+
+    const update = await clerkFeed.until((e) => e.event === "update" && e.data.id === id);
+    expect(update.data.record).toMatchObject({ id, name: "Renamed" });
+    expect(update.data.record).not.toHaveProperty("notes");
+    await clerkFeed.until((e) => e.event === "create" && e.data.id === marker);
+    const created = await doctorFeed.until((e) => e.event === "create" && e.data.id === marker);
+    expect(created.data.record).toMatchObject({ notes: "fine" });
+    clerkFeed.close();
+    doctorFeed.close();
+    // the doctor would have seen the notes: the update is not sent to that stream, as garbage or at all
+    expect(doctorFeed.changes().map((e) => `${e.event} ${e.data.id}`)).toEqual([`create ${marker}`]);
+    expect(logs.join("\n")).toMatch(/change feed: event \d+ not sent .*patients\.notes/);
   });
 });
