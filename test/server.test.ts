@@ -1,11 +1,11 @@
 /** §1.6: serve() listens on PORT (default 7654), returns a handle that closes, and seeds a new database once. */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { em, entity, type SeedContext, text } from "citadel";
 import { DEFAULT_PORT, type ServeOptions, type ServerHandle, serve } from "citadel/adapter/node";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { testDatabase } from "./helpers/server.js";
 
 const schema = em({ notes: entity("notes", { body: text().required() }) });
@@ -69,6 +69,29 @@ describe("serve (1.6)", () => {
       expect(body.error.message).toContain("POST /api/data/:entity/query");
       // the server still answers
       expect((await fetch(`http://127.0.0.1:${handle.port}/api/data/notes`)).status).toBe(200);
+    } finally {
+      await handle.close();
+    }
+  });
+
+  it("a request Node cannot parse, pipelined behind a change-feed stream, closes the connection: nothing is written into the stream (2.1, 8.2)", async () => {
+    const handle = serve({ connection: { url: ":memory:" }, config: { data: schema.toJSON() }, port: 0, quiet: true });
+    await handle.ready;
+    try {
+      const socket = connect(handle.port, "127.0.0.1");
+      let received = "";
+      socket.setEncoding("utf8");
+      socket.on("data", (chunk: string) => {
+        received += chunk;
+      });
+      const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+      await new Promise<void>((resolve) => socket.on("connect", () => resolve()));
+      socket.write("GET /api/data/notes/changes HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n");
+      await vi.waitFor(() => expect(received).toContain("text/event-stream"), { timeout: 15_000 });
+      socket.write("NOT HTTP AT ALL\r\n\r\n");
+      await closed;
+      expect(received.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+      expect(received).not.toContain("bad_request");
     } finally {
       await handle.close();
     }

@@ -1,7 +1,10 @@
 /** Node adapter: `serve()` on @hono/node-server, connections through Node's drivers (connect.ts); no business logic. */
+import { STATUS_CODES } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { serve as honoServe } from "@hono/node-server";
+import { BadRequestError, CitadelError } from "../../src/errors.js";
+import { errorBody } from "../../src/http/errors.js";
 import type { ServeOptions } from "../../src/index.js";
 import { DEFAULT_PORT, type Listen, type ServerHandle, serveWith } from "../serve.js";
 import { nodeRuntime } from "./runtime.js";
@@ -9,23 +12,37 @@ import { nodeRuntime } from "./runtime.js";
 export type { ServeOptions, ServerHandle };
 export { DEFAULT_PORT };
 
+/** What Node's parser refuses, as the API answers it; anything else is 400. */
+const UNPARSABLE: Record<string, CitadelError> = {
+  HPE_HEADER_OVERFLOW: new CitadelError(
+    "bad_request",
+    431,
+    "the request line and headers exceed 16 KiB: send a long query as the JSON body of POST /api/data/:entity/query",
+  ),
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: new CitadelError(
+    "payload_too_large",
+    413,
+    "the request's chunk extensions are too large",
+  ),
+  ERR_HTTP_REQUEST_TIMEOUT: new CitadelError("bad_request", 408, "the request was not received in time"),
+};
+const MALFORMED = new BadRequestError("the request could not be parsed as HTTP");
+
 /**
- * Node answers a request it cannot parse itself, with an empty body: a request line and headers past its
- * 16 KiB (431, a long `where` in the URL), or a malformed one (400). Answered here in the API's error shape.
+ * Node answers a request it cannot parse itself with an empty body: a request line and headers past its 16 KiB
+ * (431, a long `where` in the URL), a malformed one (400). Answered here in the API's error shape — as Node
+ * does, only while no answer is under way on the connection (a change-feed stream's body must not get one).
  */
 function answerUnparsable(error: Error & { code?: string }, socket: Duplex): void {
-  if (error.code === "ECONNRESET" || !socket.writable) return;
-  const tooLarge = error.code === "HPE_HEADER_OVERFLOW";
-  const body = JSON.stringify({
-    error: {
-      code: "bad_request",
-      message: tooLarge
-        ? "the request line and headers exceed 16 KiB: send a long query as the JSON body of POST /api/data/:entity/query"
-        : "the request could not be parsed as HTTP",
-    },
-  });
+  const answering = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
+  if (error.code === "ECONNRESET" || !socket.writable || answering) {
+    socket.destroy(error);
+    return;
+  }
+  const refusal = UNPARSABLE[error.code ?? ""] ?? MALFORMED;
+  const body = JSON.stringify(errorBody(refusal));
   socket.end(
-    `HTTP/1.1 ${tooLarge ? "431 Request Header Fields Too Large" : "400 Bad Request"}\r\n` +
+    `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status]}\r\n` +
       `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }

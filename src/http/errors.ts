@@ -7,6 +7,11 @@ import { CitadelError, RateLimitedError, UnavailableError } from "../errors.js";
 
 export type ErrorLogger = (error: unknown) => void;
 
+/** The `{ error }` envelope of a typed error. */
+export function errorBody(error: CitadelError) {
+  return { error: { code: error.code, message: error.message, ...error.details } };
+}
+
 export function errorResponse(c: Context, thrown: unknown, log: ErrorLogger): Response {
   // a database error no layer below translated (a read, an auth query) gets the same meaning here
   const error = translateDbError(thrown) ?? thrown;
@@ -15,10 +20,7 @@ export function errorResponse(c: Context, thrown: unknown, log: ErrorLogger): Re
   if (error instanceof CitadelError) {
     if (error instanceof RateLimitedError || error instanceof UnavailableError)
       c.header("Retry-After", String(error.retryAfterSeconds));
-    return c.json(
-      { error: { code: error.code, message: error.message, ...error.details } },
-      error.status as ContentfulStatusCode,
-    );
+    return c.json(errorBody(error), error.status as ContentfulStatusCode);
   }
   log(error);
   return c.json({ error: { code: "internal", message: "internal error" } }, 500);
