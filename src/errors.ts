@@ -12,6 +12,9 @@ export type ErrorCode =
   | "unavailable"
   | "internal";
 
+/** A count as messages write it: `10,000`. */
+export const grouped = (x: number) => x.toLocaleString("en-US");
+
 export class CitadelError extends Error {
   constructor(
     readonly code: ErrorCode,

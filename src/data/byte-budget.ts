@@ -15,7 +15,7 @@
 import { type AliasedRawBuilder, expressionBuilder, type SelectQueryBuilder, sql } from "kysely";
 import { type Db, dialectOf } from "../db/connection.js";
 import type { Dialect } from "../dialect/index.js";
-import { BadRequestError } from "../errors.js";
+import { BadRequestError, grouped as n } from "../errors.js";
 import type { Filter } from "../query/ast.js";
 import { compileFilter, withFilter } from "../query/compile.js";
 import type { CompiledEntity, CompiledField } from "../schema/compiled.js";
@@ -27,7 +27,7 @@ export const MEASURED_ID = "__id";
 
 /** The longest JSON number: `-2.2250738585072014e-308`. */
 const NUMBER = 24;
-/** A date-time as validation stores it, with a six-digit year: `+275760-09-13T00:00:00.000Z`. */
+/** A date-time as validation stores it (`9999-12-31T23:59:59.999Z`, schema/dates.ts), with a margin. */
 const DATE = 32;
 /** Quotes around a text, or `null`. */
 const QUOTES = 4;
@@ -202,8 +202,6 @@ export function storedBytes(rows: Row[], cost: RowCost): number {
   return bytes;
 }
 
-const n = (x: number) => x.toLocaleString("en-US");
-
 /**
  * What one request has spent of the budget, level by level. A level is measured until what remains to read
  * fits the budget at its worst; from then on nothing more is measured.
@@ -282,12 +280,11 @@ export class ByteBudget {
     this.spent += bytes;
     if (this.spent <= this.max) return;
     const { path, rows, at } = refusal;
-    const bound = `at most ${n(this.max)} bytes per request (max_response_bytes)`;
     const what =
       at === undefined
         ? `${rows === 1 ? "this row holds" : `the ${n(rows ?? 0)} rows of this page hold`} ${n(this.spent)} bytes`
         : `the page and the with levels up to ${at} hold ${n(this.spent)} bytes`;
-    throw new BadRequestError(`${path}: ${what} as stored; ${bound}`, { path, bytes: this.spent, max: this.max });
+    throw overBudget(path, `${what} as stored`, this.max, { bytes: this.spent });
   }
 }
 
@@ -419,36 +416,80 @@ export async function readOversized(
 }
 
 /**
- * The budget of a write to many rows (§2.3): what the caller may read of the rows it reaches, as stored, plus
- * the `added` bytes it writes to each, must fit, for those rows are its answer and their images go to the audit
- * trail and the outbox. Summed in SQL before the write, only when the rows could pass the budget at their
- * worst; past it is 400 naming the budget, and nothing is written. Like a page, it counts only what the caller
- * may read (`read`: its read scope, per-row field rules included), so the refusal is no oracle on the length of
- * a hidden value; hidden columns are bounded by what writes may store.
+ * 400 for a request past the byte budget `max`, at `path`: `what` it holds, and what to do (`remedy`), if anything.
+ */
+export function overBudget(
+  path: string,
+  what: string,
+  max: number,
+  details: Record<string, unknown> = {},
+  remedy?: string,
+): BadRequestError {
+  const bound = `at most ${n(max)} bytes per request (max_response_bytes)`;
+  return new BadRequestError(`${path}: ${what}; ${bound}${remedy ? `: ${remedy}` : ""}`, { path, ...details, max });
+}
+
+/**
+ * What the rows `ids` of `entity` hold as stored, of the columns `cost` counts (a field a rule shows on some rows
+ * only, where it is shown), summed in SQL, in slices the dialect can bind.
+ */
+export async function bytesOfIds(
+  db: Db,
+  entity: string,
+  ids: readonly number[],
+  cost: RowCost,
+  rowFields: ReadonlyMap<string, Filter> | undefined,
+): Promise<number> {
+  let bytes = 0;
+  const size = dialectOf(db).maxBindValues;
+  for (let i = 0; i < ids.length; i += size) {
+    const rows = db
+      .selectFrom(entity)
+      .select(`id as ${MEASURED_ID}`)
+      .where("id", "in", ids.slice(i, i + size));
+    const [measured] = await measure(db, entity, rows, cost, rowFields);
+    bytes += measured?.bytes ?? 0;
+  }
+  return bytes;
+}
+
+/** What `values` take as a write stores them: an encrypted one as its ciphertext. */
+function writtenBytes(entity: CompiledEntity, values: Row): number {
+  let bytes = 2;
+  for (const [name, value] of Object.entries(values)) {
+    const plain = utf8Bytes(JSON.stringify(value) ?? "null");
+    bytes += name.length + 4 + (entity.fields.get(name)?.encrypted ? sealed(plain) : plain);
+  }
+  return bytes;
+}
+
+/**
+ * The budget of a write (§2.3): what the caller may read of the rows it reaches, as stored, plus the `values` it
+ * writes to each, must fit, for those rows are its answer and their images go to the audit trail and the
+ * outbox. Summed in SQL before the write, only when the rows could pass the budget at their worst; past it is
+ * 400 naming the budget, and nothing is written. Like a page, it counts only what the caller may read (`read`:
+ * its read scope, per-row field rules included), so the refusal is no oracle on the length of a hidden value;
+ * hidden columns are bounded by what writes may store. `path`: `id` for a write to one row by id, `where` for
+ * the rows of a where.
  */
 export async function checkWriteBytes(
   db: Db,
   entity: CompiledEntity,
   ids: number[],
-  added: number,
+  values: Row,
   max: number | undefined,
   read: { fields: readonly string[]; rowFields?: ReadonlyMap<string, Filter> },
-  /** a write to one row by id, not to the rows of a where */
-  one = false,
+  path: "id" | "where",
 ): Promise<void> {
   if (max === undefined || ids.length === 0) return;
   const cost = rowCost(entity, [...read.fields], []);
-  const extra = ids.length * added;
+  const extra = ids.length * writtenBytes(entity, values);
   if (levelWorst(ids.length, cost) + extra <= max) return;
-  const rows = db.selectFrom(entity.name).select(`id as ${MEASURED_ID}`).where("id", "in", ids);
-  const [measured] = await measure(db, entity.name, rows, cost, read.rowFields);
-  const bytes = (measured?.bytes ?? 0) + extra;
+  const bytes = (await bytesOfIds(db, entity.name, ids, cost, read.rowFields)) + extra;
   if (bytes <= max) return;
-  const [path, what, remedy] = one
-    ? ["id", "this row holds", "it is larger than one answer may be"]
-    : ["where", `the ${n(ids.length)} rows this write reaches hold`, "narrow the where"];
-  throw new BadRequestError(
-    `${path}: ${what} ${n(bytes)} bytes as stored with what it writes; at most ${n(max)} bytes per request (max_response_bytes): ${remedy}`,
-    { path, bytes, max },
-  );
+  const [what, remedy] =
+    path === "id"
+      ? ["this row holds", "it is larger than one answer may be"]
+      : [`the ${n(ids.length)} rows this write reaches hold`, "narrow the where"];
+  throw overBudget(path, `${what} ${n(bytes)} bytes as stored with what it writes`, max, { bytes }, remedy);
 }

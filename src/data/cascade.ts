@@ -7,13 +7,12 @@
  * at most so many of them (`ReachBound`).
  */
 import { type Db, dialectOf } from "../db/connection.js";
-import { BadRequestError } from "../errors.js";
+import { BadRequestError, grouped as n } from "../errors.js";
 import type { CompiledSchema } from "../schema/compiled.js";
-import { levelWorst, MEASURED_ID, measure, rowCost } from "./byte-budget.js";
+import { bytesOfIds, levelWorst, overBudget, rowCost } from "./byte-budget.js";
 import type { Row } from "./codec.js";
 import type { MutationEvent } from "./events.js";
 import type { EntityModel, Models } from "./models.js";
-import { MAX_ROWS_PER_WRITE } from "./write-checks.js";
 
 /** A foreign key of an entity (`model`, `column`) pointing at another one, and what a delete there does to it. */
 export interface Dependent {
@@ -72,19 +71,13 @@ function* chunks<T>(trx: Db, values: T[], spare = 0): Generator<T[]> {
   for (let i = 0; i < values.length; i += size) yield values.slice(i, i + size);
 }
 
-const n = (x: number) => x.toLocaleString("en-US");
-
-/** 400 for a delete that reaches more than its bound (`what`): the refusal says which bound, not how far past it. */
-function pastBound(bound: ReachBound, what: string): BadRequestError {
-  return new BadRequestError(
-    `${bound.path}: ${what}, and the audit trail or the change feed record each one's image: delete or detach ` +
-      "those rows in parts first, or from trusted code",
-    { path: bound.path },
-  );
-}
+/** Why a delete past its bound is refused, and what to do: the refusal says which bound, not how far past it. */
+const RECORDED = "and the audit trail or the change feed record each one's image";
+const REMEDY = "delete or detach those rows in parts first, or from trusted code";
 
 /**
- * The ids of `model`'s rows whose `column` holds one of `keys`, without those in `skip`, ascending. Locked where
+ * The ids of `model`'s rows whose `column` holds one of `keys`, without those in `skip`, ascending: at most
+ * `most` + 1 of them when given (one more tells the bound is passed; the rest is never loaded). Locked where
  * writes lock rows: a row changed by another transaction before the DELETE would change its fallout.
  */
 async function idsPointingAt(
@@ -92,16 +85,20 @@ async function idsPointingAt(
   model: EntityModel,
   column: string,
   keys: number[],
-  skip: ReadonlySet<number> | undefined,
+  skip: ReadonlySet<number>,
+  most?: number,
 ): Promise<number[]> {
   const found = new Set<number>();
   for (const chunk of chunks(trx, keys)) {
     let query = trx.selectFrom(model.entity.name).select("id").where(column, "in", chunk);
+    // skipped rows come back too: room for all of them
+    if (most !== undefined) query = query.orderBy("id").limit(most - found.size + 1 + skip.size);
     if (dialectOf(trx).locksRows) query = query.forUpdate();
     for (const row of await query.execute()) {
       const id = Number(row.id);
-      if (!skip?.has(id)) found.add(id);
+      if (!skip.has(id)) found.add(id);
     }
+    if (most !== undefined && found.size > most) break;
   }
   return [...found].sort((a, b) => a - b);
 }
@@ -131,17 +128,13 @@ async function checkReachedBytes(trx: Db, reached: Ids[], bound: ReachBound): Pr
   });
   if (costs.reduce((sum, c) => sum + c.worst, 0) <= bound.bytes) return;
   let bytes = 0;
-  for (const { model, ids, cost } of costs)
-    for (const chunk of chunks(trx, ids)) {
-      const rows = trx.selectFrom(model.entity.name).select(`id as ${MEASURED_ID}`).where("id", "in", chunk);
-      const [measured] = await measure(trx, model.entity.name, rows, cost, undefined);
-      bytes += measured?.bytes ?? 0;
-      if (bytes > bound.bytes)
-        throw pastBound(
-          bound,
-          `the rows this delete reaches through on_delete keys (cascade, set null) hold more than ${n(bound.bytes)} bytes (max_response_bytes)`,
-        );
+  for (const { model, ids, cost } of costs) {
+    bytes += await bytesOfIds(trx, model.entity.name, ids, cost, undefined);
+    if (bytes > bound.bytes) {
+      const what = `the rows its on_delete keys (cascade, set null) reach are larger as stored than one request may be, ${RECORDED}`;
+      throw overBudget(bound.path, what, bound.bytes, {}, REMEDY);
     }
+  }
 }
 
 /**
@@ -151,13 +144,14 @@ async function checkReachedBytes(trx: Db, reached: Ids[], bound: ReachBound): Pr
  * keys is one row.
  */
 export async function reach(trx: Db, model: EntityModel, ids: number[], bound?: ReachBound): Promise<Reached> {
-  let count = 0;
+  let count = ids.length;
+  const most = bound && (() => bound.rows - count);
   const counting = (found: number[]) => {
     count += found.length;
     if (bound && count > bound.rows)
-      throw pastBound(
-        bound,
-        `with its own rows, this delete reaches more than ${n(MAX_ROWS_PER_WRITE)} rows through on_delete keys (cascade, set null), at most ${n(MAX_ROWS_PER_WRITE)} per write`,
+      throw new BadRequestError(
+        `${bound.path}: with its own rows this delete reaches more than ${n(bound.rows)} rows through on_delete keys (cascade, set null), ${RECORDED}; at most ${n(bound.rows)} per request: ${REMEDY}`,
+        { path: bound.path, max: bound.rows },
       );
     return found;
   };
@@ -171,7 +165,7 @@ export async function reach(trx: Db, model: EntityModel, ids: number[], bound?: 
         if (dependent.onDelete !== "cascade") continue;
         const seen = deletedIds.get(dependent.model) ?? new Set<number>();
         deletedIds.set(dependent.model, seen);
-        const found = counting(await idsPointingAt(trx, dependent.model, dependent.column, parent.ids, seen));
+        const found = counting(await idsPointingAt(trx, dependent.model, dependent.column, parent.ids, seen, most?.()));
         if (found.length === 0) continue;
         for (const id of found) seen.add(id);
         deleted.push({ model: dependent.model, ids: found });
@@ -187,8 +181,8 @@ export async function reach(trx: Db, model: EntityModel, ids: number[], bound?: 
       nulledIds.set(dependent.model, into);
       // a row already set to NULL through another key is not counted twice
       const skip = new Set([...(deletedIds.get(dependent.model) ?? []), ...into]);
-      for (const id of counting(await idsPointingAt(trx, dependent.model, dependent.column, [...parentIds], skip)))
-        into.add(id);
+      const found = await idsPointingAt(trx, dependent.model, dependent.column, [...parentIds], skip, most?.());
+      for (const id of counting(found)) into.add(id);
     }
   const nulled: Ids[] = [...nulledIds]
     .filter(([, found]) => found.size > 0)

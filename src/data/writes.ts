@@ -333,7 +333,7 @@ async function foreseen(
   maxBytes: number | undefined,
   path: string,
 ): Promise<Fallout> {
-  const bound = maxBytes === undefined ? undefined : { rows: MAX_ROWS_PER_WRITE - ids.length, bytes: maxBytes, path };
+  const bound = maxBytes === undefined ? undefined : { rows: MAX_ROWS_PER_WRITE, bytes: maxBytes, path };
   return { before: await storedRows(trx, model, ids), reached: await reach(trx, model, ids, bound) };
 }
 
@@ -392,11 +392,10 @@ export async function updateOne(
   maxBytes?: number,
 ): Promise<Row> {
   const values = updateValues(model, input, scopes, "");
-  const written = Buffer.byteLength(JSON.stringify(values));
   return committing(scopes, (emitted) =>
     writeTransaction(db, async (trx, attempt) => {
       await locate(trx, model.entity.name, id, scopes);
-      await checkWriteBytes(trx, model.entity, [id], written, maxBytes, readOf(model, scopes), true);
+      await checkWriteBytes(trx, model.entity, [id], values, maxBytes, readOf(model, scopes), "id");
       return (await apply(trx, attempt, model, [id], values, scopes, emitted))[0]!;
     }),
   );
@@ -412,11 +411,10 @@ export async function updateMany(
   maxBytes?: number,
 ): Promise<Row[]> {
   const values = updateValues(model, input, scopes, "update: ");
-  const written = Buffer.byteLength(JSON.stringify(values));
   return committing(scopes, (emitted) =>
     writeTransaction(db, async (trx, attempt) => {
       const ids = await targets(trx, model.entity.name, where, scopes);
-      await checkWriteBytes(trx, model.entity, ids, written, maxBytes, readOf(model, scopes));
+      await checkWriteBytes(trx, model.entity, ids, values, maxBytes, readOf(model, scopes), "where");
       return ids.length === 0 ? [] : apply(trx, attempt, model, ids, values, scopes, emitted);
     }),
   );
@@ -434,7 +432,7 @@ export async function deleteOne(
   return committing(scopes, (emitted) =>
     inTransaction(db, async (trx) => {
       await locate(trx, entity, id, scopes);
-      await checkWriteBytes(trx, model.entity, [id], 0, maxBytes, readOf(model, scopes), true);
+      await checkWriteBytes(trx, model.entity, [id], {}, maxBytes, readOf(model, scopes), "id");
       const [row] = await readBack(trx, model, [id], scopes.read);
       const fallout = scopes.events.active ? await foreseen(trx, model, [id], maxBytes, "id") : undefined;
       await trx.deleteFrom(entity).where("id", "=", id).execute();
@@ -457,7 +455,7 @@ export async function deleteMany(
     inTransaction(db, async (trx) => {
       const ids = await targets(trx, entity, where, scopes);
       if (ids.length === 0) return [];
-      await checkWriteBytes(trx, model.entity, ids, 0, maxBytes, readOf(model, scopes));
+      await checkWriteBytes(trx, model.entity, ids, {}, maxBytes, readOf(model, scopes), "where");
       const rows = await readBack(trx, model, ids, scopes.read);
       const fallout = scopes.events.active ? await foreseen(trx, model, ids, maxBytes, "where") : undefined;
       const deleted = await trx.deleteFrom(entity).where("id", "in", ids).returning("id").execute();

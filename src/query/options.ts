@@ -2,7 +2,7 @@
  * Parses list options (`where`, `sort`, `select`, `with`, `limit`, `offset`, `count`) from query strings or JSON
  * bodies.
  */
-import { BadRequestError } from "../errors.js";
+import { BadRequestError, grouped } from "../errors.js";
 import type { CompiledEntity, CompiledField, CompiledRelation } from "../schema/compiled.js";
 import type { Filter } from "./ast.js";
 import { type FieldResolver, parseWhere, type Reach } from "./where.js";
@@ -337,12 +337,11 @@ function parseWith(
 function checkRowBudget(query: ListQuery, rows: number, limits: QueryLimits): void {
   const max = limits.maxRowsPerRequest;
   if (max === undefined || rows <= max) return;
-  const n = (x: number) => x.toLocaleString("en-US");
-  const bound = `at most ${n(max)} per request (max_rows_per_request)`;
+  const bound = `at most ${grouped(max)} per request (max_rows_per_request)`;
   if (query.with.length === 0)
-    throw new BadRequestError(`limit: ${n(rows)} rows; ${bound}`, { path: "limit", rows, max });
+    throw new BadRequestError(`limit: ${grouped(rows)} rows; ${bound}`, { path: "limit", rows, max });
   throw new BadRequestError(
-    `with: this request may read up to ${n(rows)} rows (limit ${query.limit}, times each with level's per-parent limit, summed over all levels); ${bound}`,
+    `with: this request may read up to ${grouped(rows)} rows (limit ${query.limit}, times each with level's per-parent limit, summed over all levels); ${bound}`,
     { path: "with", rows, max },
   );
 }

@@ -437,9 +437,9 @@ describe("a request's delete reaches a bounded number of rows and bytes through 
     const trail = await trailSize();
     heard = [];
     const one = await server.request("DELETE", `/api/data/posts/${post}`, undefined, mia);
-    await expectRefused(one, "id", /more than 4,096 bytes \(max_response_bytes\)/, post, 3, trail);
+    await expectRefused(one, "id", /at most 4,096 bytes per request \(max_response_bytes\)/, post, 3, trail);
     const many = await server.request("DELETE", "/api/data/posts", { id: post }, mia);
-    await expectRefused(many, "where", /more than 4,096 bytes \(max_response_bytes\)/, post, 3, trail);
+    await expectRefused(many, "where", /at most 4,096 bytes per request \(max_response_bytes\)/, post, 3, trail);
     // within the budget: the same delete passes, with one entry per row
     const small = await postWith(3, 500);
     const before = await trailSize();
@@ -466,7 +466,7 @@ describe("a request's delete reaches a bounded number of rows and bytes through 
     const trailNow = await trailSize();
     heard = [];
     const bytes = await server.request("DELETE", `/api/data/posts/${post}`, undefined, mia);
-    await expectRefused(bytes, "id", /more than 4,096 bytes/, post, 9_999, trailNow);
-    expect(bytes.body.error.message).not.toMatch(/per write/);
+    await expectRefused(bytes, "id", /at most 4,096 bytes per request/, post, 9_999, trailNow);
+    expect(bytes.body.error.message).not.toMatch(/more than 10,000 rows/);
   });
 });
