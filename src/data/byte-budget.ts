@@ -104,13 +104,17 @@ export function rowCost(entity: CompiledEntity, columns: string[], relations: st
   for (const r of relations) cost.fixed += r.length + 4;
   for (const c of columns) {
     const f = entity.fields.get(c);
-    const { fixed, measured } = f ? fieldCost(f) : { fixed: 0 };
+    if (!f) {
+      cost.plain.push(c);
+      continue;
+    }
+    const { fixed, measured } = fieldCost(f);
     cost.fixed += fixed;
     if (measured === undefined) {
       cost.plain.push(c);
       continue;
     }
-    cost.measured.push({ field: f!, most: measured });
+    cost.measured.push({ field: f, most: measured });
     cost.worst += measured;
   }
   cost.worst += cost.fixed;

@@ -166,7 +166,7 @@ export class ScopedData {
       entity,
       filter: and(view.scope.filter, parseWhereInput(view, where)),
       fields,
-      rowFields: rules ? fields.filter((f) => rules.has(f)).map((f) => [f, rules.get(f)!] as const) : [],
+      rowFields: rules ? [...rules].filter(([f]) => fields.includes(f)) : [],
     };
   }
 

@@ -2,7 +2,7 @@
 import * as v from "valibot";
 import { ConfigError, ValidationError } from "../errors.js";
 import type { CompiledEntity, CompiledField } from "../schema/compiled.js";
-import { storedDate, storedDateTime } from "../schema/dates.js";
+import { holdsDateTime, storedDate, storedDateTime } from "../schema/dates.js";
 
 type FieldSchema = v.GenericSchema<unknown, unknown>;
 
@@ -66,15 +66,19 @@ function numberSchema(f: CompiledField): FieldSchema {
 
 /** Dates are stored as text; datetimes are normalized to UTC ISO so that ordering in SQL is correct (dates.ts). */
 function dateSchema(f: CompiledField): FieldSchema {
-  if (f.config.type === "date")
+  if (!holdsDateTime(f))
     return v.pipe(
       v.string("must be a date (YYYY-MM-DD)"),
       v.check((s) => storedDate(s) !== undefined, "must be a valid date (YYYY-MM-DD)"),
     ) as FieldSchema;
   return v.pipe(
     v.string("must be an ISO 8601 date-time"),
-    v.check((s) => storedDateTime(s) !== undefined, "must be a valid ISO 8601 date-time"),
-    v.transform((s) => storedDateTime(s)!),
+    v.rawTransform(({ dataset, addIssue, NEVER }) => {
+      const stored = storedDateTime(dataset.value);
+      if (stored !== undefined) return stored;
+      addIssue({ message: "must be a valid ISO 8601 date-time" });
+      return NEVER;
+    }),
   ) as FieldSchema;
 }
 

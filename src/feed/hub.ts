@@ -184,7 +184,10 @@ export class FeedHub {
     // of it) that was never readable (a comment written on a private post that was published since): read the
     // rows again
     if (last < head && [watch.filter, ...watch.rowFields.map(([, rule]) => rule)].some(followsRelations))
-      return { cursor: head, reset: "this stream's filter follows relations: missed events are not replayed" };
+      return {
+        cursor: head,
+        reset: "this stream's filter or field rules follow relations: missed events are not replayed",
+      };
     const oldest = (await oldestKept(this.db)) ?? head + 1;
     if (last < oldest - 1) return { cursor: oldest - 1, reset: "events after this Last-Event-ID are no longer kept" };
     return { cursor: last };

@@ -58,7 +58,7 @@ function filterGroups(filters: (readonly [Filter, number])[], budget: number): (
  * `answer[i][j]`: whether row image `images[i]` lies inside `filters[j]`. Constant filters take no SQL; the
  * others take one query per group of filters and batch of images, within the engine's bind limit.
  */
-export async function holds(db: Db, model: EntityModel, images: Row[], filters: Filter[]): Promise<boolean[][]> {
+async function holds(db: Db, model: EntityModel, images: Row[], filters: Filter[]): Promise<boolean[][]> {
   const answer = images.map(() => filters.map((f) => f.kind === "const" && f.value));
   const open = filters.map((f, j) => [f, j] as const).filter(([f]) => f.kind !== "const");
   if (open.length === 0 || images.length === 0) return answer;

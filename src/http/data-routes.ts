@@ -39,20 +39,20 @@ function parseId(value: string | undefined): number {
 /** Every list option from the query string; `select` and `with` may repeat (`select=a&select=b`). */
 function rawFromQuery(c: Context): RawListQuery {
   const params = queryParams(c.req.url);
-  const first = (key: string) => singleParam(params, key);
+  const single = (key: string) => singleParam(params, key);
   const all = (key: string) => {
     const values = params.get(key) ?? params.get(`${key}[]`);
     if (!values || values.length === 0) return undefined;
     return values.length === 1 ? values[0] : values.join(",");
   };
   return {
-    where: first("where"),
-    sort: first("sort"),
+    where: single("where"),
+    sort: single("sort"),
     select: all("select"),
     with: all("with"),
-    limit: first("limit"),
-    offset: first("offset"),
-    count: first("count"),
+    limit: single("limit"),
+    offset: single("offset"),
+    count: single("count"),
   };
 }
 

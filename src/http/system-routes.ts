@@ -124,8 +124,8 @@ export function systemRoutes({
     routes.get("/audit", async (c) => {
       const within = requirePermission(c, "system.audit.read");
       const params = queryParams(c.req.url);
-      const first = (key: string) => singleParam(params, key);
-      const raw = { where: first("where"), sort: first("sort"), limit: first("limit"), offset: first("offset") };
+      const single = (key: string) => singleParam(params, key);
+      const raw = { where: single("where"), sort: single("sort"), limit: single("limit"), offset: single("offset") };
       return c.json(await listEntries(db, raw, limits, within));
     });
 

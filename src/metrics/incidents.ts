@@ -106,8 +106,8 @@ export const idsOfWhere = (where: unknown): number[] =>
   );
 
 /**
- * The account ids the rows of a write set through `field`: a row's own key, of each row of a list. A value
- * nested in a row (a JSON field's) names no account.
+ * The ids the rows of a write set through the key column `field` (an account's, or any reference's): a row's
+ * own key, of each row of a list. A value nested in a row (a JSON field's) names no row.
  */
 export function idsWrittenTo(rows: unknown, field: string): number[] {
   const out: number[] = [];

@@ -377,14 +377,15 @@ class WhereParser {
   private date(field: CompiledField, value: string, path: string): string {
     const dateTime = holdsDateTime(field);
     const stored = dateTime ? storedDateTime(value, true) : storedDate(value);
-    if (stored === undefined)
+    return (
+      stored ??
       this.fail(
         path,
         dateTime
           ? `expected an ISO 8601 date-time or a date (YYYY-MM-DD) for "${field.name}"`
           : `expected a date (YYYY-MM-DD) for "${field.name}"`,
-      );
-    return stored!;
+      )
+    );
   }
 }
 

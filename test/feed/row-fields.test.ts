@@ -149,7 +149,7 @@ describe("the change feed shows a field readable on some rows on the rows where 
     await write("POST", "/api/data/employees", { name: "in the gap", bonus: 7, department_id: b.rows.closed });
     const again = await open("b", { "last-event-id": seen.id! });
     const reset = await again.until((e) => e.event === "reset");
-    expect(reset.data.reason).toMatch(/follows relations/);
+    expect(reset.data.reason).toMatch(/field rules follow relations/);
     expect(again.changes()).toEqual([]);
   });
 });
