@@ -434,27 +434,75 @@ export function overBudget(
 }
 
 /**
- * What the rows `ids` of `entity` hold as stored, of the columns `cost` counts (a field a rule shows on some rows
- * only, where it is shown), summed in SQL, in slices the dialect can bind.
+ * What the rows `ids` of `entity` (those of them inside `filter`, when given) hold as stored, of the columns
+ * `cost` counts (a field a rule shows on some rows only, where it is shown), summed in SQL, in slices the
+ * dialect can bind.
  */
 export async function bytesOfIds(
   db: Db,
   entity: string,
   ids: readonly number[],
   cost: RowCost,
-  rowFields: ReadonlyMap<string, Filter> | undefined,
-): Promise<number> {
-  let bytes = 0;
+  rowFields?: ReadonlyMap<string, Filter>,
+  filter?: Filter,
+): Promise<Measured> {
+  const total: Measured = { rows: 0, bytes: 0 };
   const size = dialectOf(db).maxBindValues;
   for (let i = 0; i < ids.length; i += size) {
-    const rows = db
+    let rows = db
       .selectFrom(entity)
-      .select(`id as ${MEASURED_ID}`)
-      .where("id", "in", ids.slice(i, i + size));
+      .select(`${entity}.id as ${MEASURED_ID}`)
+      .where(`${entity}.id`, "in", ids.slice(i, i + size));
+    if (filter) rows = withFilter(rows, filter, entity);
     const [measured] = await measure(db, entity, rows, cost, rowFields);
-    bytes += measured?.bytes ?? 0;
+    total.rows += measured?.rows ?? 0;
+    total.bytes += measured?.bytes ?? 0;
   }
-  return bytes;
+  return total;
+}
+
+/** What a caller may read of an entity: its read scope's filter, fields and per-row field rules. */
+export interface ReadView {
+  filter: Filter;
+  fields: readonly string[];
+  rowFields?: ReadonlyMap<string, Filter>;
+}
+
+/** The cost of an entity's whole stored row, as its images carry it (once per entity). */
+const wholeCosts = new WeakMap<CompiledEntity, RowCost>();
+export function wholeRowCost(entity: CompiledEntity): RowCost {
+  let cost = wholeCosts.get(entity);
+  if (!cost) {
+    cost = rowCost(entity, [...entity.fields.keys()], []);
+    wholeCosts.set(entity, cost);
+  }
+  return cost;
+}
+
+/**
+ * The bytes of the rows `ids` as stored, in two parts that never mix: what `read` may read of them (as a page
+ * counts it), and the text and json values besides (hidden fields, rows it cannot read; undefined `read`: it
+ * reads none). Each part is held to the budget on its own, so a refusal for one tells nothing of the other: a
+ * caller cannot pad what it may read, or writes, to find the length of what it may not.
+ */
+export async function splitBytesOfIds(
+  db: Db,
+  entity: CompiledEntity,
+  ids: readonly number[],
+  read: ReadView | undefined,
+  /** false: only the readable part is wanted (the rows' images are not read) */
+  hidden = true,
+): Promise<{ readable: number; hidden: number }> {
+  let readable = { bytes: 0, values: 0 };
+  if (read) {
+    const cost = rowCost(entity, [...read.fields], []);
+    const part = await bytesOfIds(db, entity.name, ids, cost, read.rowFields, read.filter);
+    readable = { bytes: part.bytes, values: part.bytes - part.rows * cost.fixed };
+  }
+  if (!hidden) return { readable: readable.bytes, hidden: 0 };
+  const whole = wholeRowCost(entity);
+  const all = await bytesOfIds(db, entity.name, ids, whole);
+  return { readable: readable.bytes, hidden: Math.max(0, all.bytes - all.rows * whole.fixed - readable.values) };
 }
 
 /** What `values` take as a write stores them: an encrypted one as its ciphertext. */
@@ -467,14 +515,16 @@ function writtenBytes(entity: CompiledEntity, values: Row): number {
   return bytes;
 }
 
+/** Why a write's hidden values count: they are read whole for its images. */
+export const IMAGED = "whose whole rows the audit trail or the change feed record";
+
 /**
- * The budget of a write (§2.3): what the caller may read of the rows it reaches, as stored, plus the `values` it
- * writes to each, must fit, for those rows are its answer and their images go to the audit trail and the
- * outbox. Summed in SQL before the write, only when the rows could pass the budget at their worst; past it is
- * 400 naming the budget, and nothing is written. Like a page, it counts only what the caller may read (`read`:
- * its read scope, per-row field rules included), so the refusal is no oracle on the length of a hidden value;
- * hidden columns are bounded by what writes may store. `path`: `id` for a write to one row by id, `where` for
- * the rows of a where.
+ * The budget of a write (§2.3), in SQL before it, only when the rows could pass it at their worst: what the
+ * caller may read of the rows it reaches, as stored, plus the `values` it writes to each, must fit, for those rows
+ * are its answer; and when mutation events are recorded (`images`), their values the caller cannot read must
+ * fit too, apart (`splitBytesOfIds`), for each row's image is read whole. Past either is 400 naming the budget,
+ * and nothing is written; the second refusal names no count. `path`: `id` for a write to one row by id, `where`
+ * for the rows of a where.
  */
 export async function checkWriteBytes(
   db: Db,
@@ -482,18 +532,22 @@ export async function checkWriteBytes(
   ids: number[],
   values: Row,
   max: number | undefined,
-  read: { fields: readonly string[]; rowFields?: ReadonlyMap<string, Filter> },
+  read: ReadView | undefined,
   path: "id" | "where",
+  images: boolean,
 ): Promise<void> {
   if (max === undefined || ids.length === 0) return;
-  const cost = rowCost(entity, [...read.fields], []);
   const extra = ids.length * writtenBytes(entity, values);
-  if (levelWorst(ids.length, cost) + extra <= max) return;
-  const bytes = (await bytesOfIds(db, entity.name, ids, cost, read.rowFields)) + extra;
-  if (bytes <= max) return;
+  const worst = levelWorst(ids.length, images || !read ? wholeRowCost(entity) : rowCost(entity, [...read.fields], []));
+  if (worst + extra <= max) return;
+  const { readable, hidden } = await splitBytesOfIds(db, entity, ids, read, images);
+  const bytes = readable + extra;
   const [what, remedy] =
     path === "id"
       ? ["this row holds", "it is larger than one answer may be"]
       : [`the ${n(ids.length)} rows this write reaches hold`, "narrow the where"];
-  throw overBudget(path, `${what} ${n(bytes)} bytes as stored with what it writes`, max, { bytes }, remedy);
+  if (bytes > max)
+    throw overBudget(path, `${what} ${n(bytes)} bytes as stored with what it writes`, max, { bytes }, remedy);
+  if (images && hidden > max)
+    throw overBudget(path, `${what} more in values the caller cannot read, ${IMAGED}`, max, {}, remedy);
 }

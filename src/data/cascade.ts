@@ -6,10 +6,12 @@
  * delete's transaction, before its DELETE, only when someone listens (writes.ts), and a request's delete reaches
  * at most so many of them (`ReachBound`).
  */
+import { expressionBuilder, sql } from "kysely";
 import { type Db, dialectOf } from "../db/connection.js";
 import { BadRequestError, grouped as n } from "../errors.js";
+import { compileFilter } from "../query/compile.js";
 import type { CompiledSchema } from "../schema/compiled.js";
-import { bytesOfIds, levelWorst, overBudget, rowCost } from "./byte-budget.js";
+import { levelWorst, overBudget, type ReadView, splitBytesOfIds, wholeRowCost } from "./byte-budget.js";
 import type { Row } from "./codec.js";
 import type { MutationEvent } from "./events.js";
 import type { EntityModel, Models } from "./models.js";
@@ -50,13 +52,16 @@ export interface Reached {
 
 /**
  * What a request's delete may reach besides its own rows (§2.3), for their images are read, kept until the
- * commit and written to the audit trail and the outbox: at most `rows` rows and `bytes` bytes as stored. `path`
- * names the request's part a refusal points at (`id` or `where`).
+ * commit and written to the audit trail and the outbox: at most `rows` rows and `bytes` bytes as stored of what
+ * the caller may read (`read`), and as many again of the rest, each part on its own so that a refusal for one
+ * tells nothing of the other (a caller can pad what it may read, not what it may not). `path` names the
+ * request's part a refusal points at (`id` or `where`).
  */
 export interface ReachBound {
   rows: number;
   bytes: number;
   path: string;
+  read(model: EntityModel): ReadView | undefined;
 }
 
 /** The ids of one entity's rows, in the order a walk met them. */
@@ -75,10 +80,42 @@ function* chunks<T>(trx: Db, values: T[], spare = 0): Generator<T[]> {
 const RECORDED = "and the audit trail or the change feed record each one's image";
 const REMEDY = "delete or detach those rows in parts first, or from trusted code";
 
+/** The rows reached so far: those the caller may read, and the others, counted apart against one bound. */
+class Tally {
+  readable = 0;
+  hidden = 0;
+  constructor(private readonly bound: ReachBound | undefined) {}
+
+  /** How many more rows a query may bring back for this tally to tell the bound is passed. */
+  room(): number | undefined {
+    return this.bound && this.bound.rows - this.readable + (this.bound.rows - this.hidden) + 2;
+  }
+
+  add(readable: boolean): void {
+    if (readable) this.readable++;
+    else this.hidden++;
+  }
+
+  get passed(): boolean {
+    return this.bound !== undefined && Math.max(this.readable, this.hidden) > this.bound.rows;
+  }
+
+  check(): void {
+    if (!this.passed) return;
+    const { path, rows } = this.bound!;
+    const which = this.readable > rows ? "rows the caller may read" : "rows the caller may not read";
+    throw new BadRequestError(
+      `${path}: this delete's on_delete keys (cascade, set null) reach more than ${n(rows)} ${which}, ${RECORDED}; at most ${n(rows)} of each per request: ${REMEDY}`,
+      { path, max: rows },
+    );
+  }
+}
+
 /**
- * The ids of `model`'s rows whose `column` holds one of `keys`, without those in `skip`, ascending: at most
- * `most` + 1 of them when given (one more tells the bound is passed; the rest is never loaded). Locked where
- * writes lock rows: a row changed by another transaction before the DELETE would change its fallout.
+ * The ids of `model`'s rows whose `column` holds one of `keys`, without those in `skip`, ascending, each counted
+ * in `tally` as one the caller may read or not: with a bound, at most the `room` that tells it is passed (the
+ * rest is never loaded). Locked where writes lock rows: a row changed by another transaction before the DELETE
+ * would change its fallout.
  */
 async function idsPointingAt(
   trx: Db,
@@ -86,19 +123,33 @@ async function idsPointingAt(
   column: string,
   keys: number[],
   skip: ReadonlySet<number>,
-  most?: number,
+  tally: Tally,
+  read: ReadView | undefined,
 ): Promise<number[]> {
   const found = new Set<number>();
+  const entity = model.entity.name;
+  const eb = expressionBuilder<never, never>();
   for (const chunk of chunks(trx, keys)) {
-    let query = trx.selectFrom(model.entity.name).select("id").where(column, "in", chunk);
+    let query = trx
+      .selectFrom(entity)
+      .select(`${entity}.id`)
+      .select(
+        read
+          ? sql<boolean>`case when ${compileFilter(eb, read.filter, entity)} then 1 else 0 end`.as("r")
+          : sql`0`.as("r"),
+      )
+      .where(`${entity}.${column}`, "in", chunk);
+    const room = tally.room();
     // skipped rows come back too: room for all of them
-    if (most !== undefined) query = query.orderBy("id").limit(most - found.size + 1 + skip.size);
+    if (room !== undefined) query = query.orderBy(`${entity}.id`).limit(room + skip.size);
     if (dialectOf(trx).locksRows) query = query.forUpdate();
     for (const row of await query.execute()) {
       const id = Number(row.id);
-      if (!skip.has(id)) found.add(id);
+      if (skip.has(id) || found.has(id)) continue;
+      found.add(id);
+      tally.add(Number(row.r) === 1);
     }
-    if (most !== undefined && found.size > most) break;
+    tally.check();
   }
   return [...found].sort((a, b) => a - b);
 }
@@ -119,21 +170,26 @@ async function rowsOf(trx: Db, { model, ids }: Ids): Promise<Rows> {
 
 /**
  * Refuse rows whose images would pass `bound.bytes` as stored, summed in SQL before any is read (a text without
- * `maxLength` has no worst case: the rows of one delete could otherwise fill the memory).
+ * `maxLength` has no worst case: the rows of one delete could otherwise fill the memory): what the caller may read
+ * of them and the rest, each on its own (`splitBytesOfIds`).
  */
 async function checkReachedBytes(trx: Db, reached: Ids[], bound: ReachBound): Promise<void> {
-  const costs = reached.map(({ model, ids }) => {
-    const cost = rowCost(model.entity, [...model.entity.fields.keys()], []);
-    return { model, ids, cost, worst: levelWorst(ids.length, cost) };
-  });
-  if (costs.reduce((sum, c) => sum + c.worst, 0) <= bound.bytes) return;
-  let bytes = 0;
-  for (const { model, ids, cost } of costs) {
-    bytes += await bytesOfIds(trx, model.entity.name, ids, cost, undefined);
-    if (bytes > bound.bytes) {
-      const what = `the rows its on_delete keys (cascade, set null) reach are larger as stored than one request may be, ${RECORDED}`;
-      throw overBudget(bound.path, what, bound.bytes, {}, REMEDY);
-    }
+  const worst = reached.reduce((sum, { model, ids }) => sum + levelWorst(ids.length, wholeRowCost(model.entity)), 0);
+  if (worst <= bound.bytes) return;
+  let readable = 0;
+  let hidden = 0;
+  for (const { model, ids } of reached) {
+    const part = await splitBytesOfIds(trx, model.entity, ids, bound.read(model));
+    readable += part.readable;
+    hidden += part.hidden;
+  }
+  if (readable > bound.bytes) {
+    const what = `the rows its on_delete keys (cascade, set null) reach hold ${n(readable)} bytes you may read, ${RECORDED}`;
+    throw overBudget(bound.path, what, bound.bytes, { bytes: readable }, REMEDY);
+  }
+  if (hidden > bound.bytes) {
+    const what = `the rows its on_delete keys (cascade, set null) reach hold more in values the caller cannot read, ${RECORDED}`;
+    throw overBudget(bound.path, what, bound.bytes, {}, REMEDY);
   }
 }
 
@@ -144,17 +200,8 @@ async function checkReachedBytes(trx: Db, reached: Ids[], bound: ReachBound): Pr
  * keys is one row.
  */
 export async function reach(trx: Db, model: EntityModel, ids: number[], bound?: ReachBound): Promise<Reached> {
-  let count = ids.length;
-  const most = bound && (() => bound.rows - count);
-  const counting = (found: number[]) => {
-    count += found.length;
-    if (bound && count > bound.rows)
-      throw new BadRequestError(
-        `${bound.path}: with its own rows this delete reaches more than ${n(bound.rows)} rows through on_delete keys (cascade, set null), ${RECORDED}; at most ${n(bound.rows)} per request: ${REMEDY}`,
-        { path: bound.path, max: bound.rows },
-      );
-    return found;
-  };
+  const tally = new Tally(bound);
+  const readOf = (m: EntityModel) => bound?.read(m);
   const deletedIds = new Map<EntityModel, Set<number>>([[model, new Set(ids)]]);
   const deleted: Ids[] = [];
   let frontier: Ids[] = [{ model, ids }];
@@ -165,7 +212,8 @@ export async function reach(trx: Db, model: EntityModel, ids: number[], bound?: 
         if (dependent.onDelete !== "cascade") continue;
         const seen = deletedIds.get(dependent.model) ?? new Set<number>();
         deletedIds.set(dependent.model, seen);
-        const found = counting(await idsPointingAt(trx, dependent.model, dependent.column, parent.ids, seen, most?.()));
+        const { model: child, column } = dependent;
+        const found = await idsPointingAt(trx, child, column, parent.ids, seen, tally, readOf(child));
         if (found.length === 0) continue;
         for (const id of found) seen.add(id);
         deleted.push({ model: dependent.model, ids: found });
@@ -181,17 +229,18 @@ export async function reach(trx: Db, model: EntityModel, ids: number[], bound?: 
       nulledIds.set(dependent.model, into);
       // a row already set to NULL through another key is not counted twice
       const skip = new Set([...(deletedIds.get(dependent.model) ?? []), ...into]);
-      const found = await idsPointingAt(trx, dependent.model, dependent.column, [...parentIds], skip, most?.());
-      for (const id of counting(found)) into.add(id);
+      const { model: child, column } = dependent;
+      for (const id of await idsPointingAt(trx, child, column, [...parentIds], skip, tally, readOf(child)))
+        into.add(id);
     }
   const nulled: Ids[] = [...nulledIds]
     .filter(([, found]) => found.size > 0)
     .map(([model, found]) => ({ model, ids: [...found].sort((a, b) => a - b) }));
   if (bound) await checkReachedBytes(trx, [...deleted, ...nulled], bound);
-  const read: Reached = { deleted: [], nulled: [] };
-  for (const d of deleted) read.deleted.push(await rowsOf(trx, d));
-  for (const d of nulled) read.nulled.push(await rowsOf(trx, d));
-  return read;
+  const reached: Reached = { deleted: [], nulled: [] };
+  for (const d of deleted) reached.deleted.push(await rowsOf(trx, d));
+  for (const d of nulled) reached.nulled.push(await rowsOf(trx, d));
+  return reached;
 }
 
 /**

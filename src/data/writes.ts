@@ -6,7 +6,8 @@ import { type Db, dialectOf } from "../db/connection.js";
 import { retryBusy } from "../db/dialect-driver.js";
 import { BadRequestError, CitadelError, ValidationError } from "../errors.js";
 import type { Filter } from "../query/ast.js";
-import { checkWriteBytes } from "./byte-budget.js";
+import type { Scope } from "../query/options.js";
+import { checkWriteBytes, type ReadView } from "./byte-budget.js";
 import { type Reached, reach, reachedEvents } from "./cascade.js";
 import type { Row } from "./codec.js";
 import { translateDbError, uniqueConflict } from "./db-errors.js";
@@ -112,11 +113,24 @@ async function write(
   }
 }
 
-/** What the caller may read of the rows it writes: the byte budget of a write counts that alone (§2.3). */
-const readOf = (model: EntityModel, scopes: WriteScopes) => ({
-  fields: scopes.read ? readableFields(model, scopes.read) : ["id"],
-  rowFields: scopes.read?.rowFields,
-});
+/** What the caller may read of `model`'s rows (undefined: none): the byte budget counts it apart (§2.3). */
+function readOf(model: EntityModel, read: Scope | undefined): ReadView | undefined {
+  return read && { filter: read.filter, fields: readableFields(model, read), rowFields: read.rowFields };
+}
+
+/** Hold a write of `values` to the rows `ids` to the request's byte budget, `maxBytes` (byte-budget.ts). */
+function checkBudget(
+  trx: Db,
+  model: EntityModel,
+  scopes: WriteScopes,
+  ids: number[],
+  values: Row,
+  maxBytes: number | undefined,
+  path: "id" | "where",
+): Promise<void> {
+  const read = readOf(model, scopes.read);
+  return checkWriteBytes(trx, model.entity, ids, values, maxBytes, read, path, scopes.events.active);
+}
 
 /** Fields a collision may name: those the caller reads, and those it sent. */
 function nameable(model: EntityModel, scopes: WriteScopes, sent: Iterable<string>): (field: string) => boolean {
@@ -325,15 +339,20 @@ interface Fallout {
   reached: Reached;
 }
 
-/** `maxBytes` and `path`: a request's byte budget and the part of it naming the rows (undefined for trusted code). */
+/**
+ * `maxBytes` and `path`: a request's byte budget and the part of it naming the rows (undefined for trusted code);
+ * what the caller may read of each entity its keys reach is counted apart from the rest (cascade.ts).
+ */
 async function foreseen(
   trx: Db,
   model: EntityModel,
   ids: number[],
+  scopes: WriteScopes,
   maxBytes: number | undefined,
   path: string,
 ): Promise<Fallout> {
-  const bound = maxBytes === undefined ? undefined : { rows: MAX_ROWS_PER_WRITE, bytes: maxBytes, path };
+  const read = (m: EntityModel) => readOf(m, scopes.readOf(m.entity.name));
+  const bound = maxBytes === undefined ? undefined : { rows: MAX_ROWS_PER_WRITE, bytes: maxBytes, path, read };
   return { before: await storedRows(trx, model, ids), reached: await reach(trx, model, ids, bound) };
 }
 
@@ -395,7 +414,7 @@ export async function updateOne(
   return committing(scopes, (emitted) =>
     writeTransaction(db, async (trx, attempt) => {
       await locate(trx, model.entity.name, id, scopes);
-      await checkWriteBytes(trx, model.entity, [id], values, maxBytes, readOf(model, scopes), "id");
+      await checkBudget(trx, model, scopes, [id], values, maxBytes, "id");
       return (await apply(trx, attempt, model, [id], values, scopes, emitted))[0]!;
     }),
   );
@@ -414,7 +433,7 @@ export async function updateMany(
   return committing(scopes, (emitted) =>
     writeTransaction(db, async (trx, attempt) => {
       const ids = await targets(trx, model.entity.name, where, scopes);
-      await checkWriteBytes(trx, model.entity, ids, values, maxBytes, readOf(model, scopes), "where");
+      await checkBudget(trx, model, scopes, ids, values, maxBytes, "where");
       return ids.length === 0 ? [] : apply(trx, attempt, model, ids, values, scopes, emitted);
     }),
   );
@@ -432,9 +451,9 @@ export async function deleteOne(
   return committing(scopes, (emitted) =>
     inTransaction(db, async (trx) => {
       await locate(trx, entity, id, scopes);
-      await checkWriteBytes(trx, model.entity, [id], {}, maxBytes, readOf(model, scopes), "id");
+      await checkBudget(trx, model, scopes, [id], {}, maxBytes, "id");
       const [row] = await readBack(trx, model, [id], scopes.read);
-      const fallout = scopes.events.active ? await foreseen(trx, model, [id], maxBytes, "id") : undefined;
+      const fallout = scopes.events.active ? await foreseen(trx, model, [id], scopes, maxBytes, "id") : undefined;
       await trx.deleteFrom(entity).where("id", "=", id).execute();
       emitted(await emitDelete(trx, model, scopes, [id], fallout));
       return row!;
@@ -455,9 +474,9 @@ export async function deleteMany(
     inTransaction(db, async (trx) => {
       const ids = await targets(trx, entity, where, scopes);
       if (ids.length === 0) return [];
-      await checkWriteBytes(trx, model.entity, ids, {}, maxBytes, readOf(model, scopes), "where");
+      await checkBudget(trx, model, scopes, ids, {}, maxBytes, "where");
       const rows = await readBack(trx, model, ids, scopes.read);
-      const fallout = scopes.events.active ? await foreseen(trx, model, ids, maxBytes, "where") : undefined;
+      const fallout = scopes.events.active ? await foreseen(trx, model, ids, scopes, maxBytes, "where") : undefined;
       const deleted = await trx.deleteFrom(entity).where("id", "in", ids).returning("id").execute();
       // the rows the statement removed (on an engine without row locks a concurrent delete may have taken some)
       const removed = deleted.map((r) => Number(r.id));

@@ -364,16 +364,35 @@ describe("a delete's foreign-key effects are mutation events (7.2, 8)", () => {
 
 /**
  * A request's delete is bounded in what its foreign keys reach while events are recorded (§2.3): each reached
- * row's image is read, kept until the commit and written to the trail and the outbox, so at most 10,000 rows
- * with its own and at most `max_response_bytes` of them as stored, refused with 400 before any is read. The
- * refusal says which bound, not by how much; trusted code (a script, `app.module.data`) has no bound.
+ * row's image is read, kept until the commit and written to the trail and the outbox. What the caller may read of
+ * those rows and the rest are held to the bounds apart (10,000 rows, `max_response_bytes` as stored, each), and
+ * refused with 400 before any image is read, so a caller who pads what it reads cannot find what it may not.
+ * Trusted code (a script, `app.module.data`) has no bound. Here a member reads comments that are not flagged.
  */
 describe("a request's delete reaches a bounded number of rows and bytes through its keys (2.3, 7.2)", () => {
   const BUDGET = 4096;
   let server: TestServer;
   let mia: Record<string, string>;
   let heard: MutationEvent[][] = [];
-  const bounded: CitadelConfig = { ...config, data: { ...(schema.toJSON() as object), max_response_bytes: BUDGET } };
+  const roles = {
+    member: {
+      permissions: [
+        {
+          permission: "data.entity.read",
+          policies: [{ condition: { entity: "comments" }, effect: "filter" as const, filter: { flagged: false } }],
+        },
+        {
+          permission: "data.entity.delete",
+          policies: [{ condition: { entity: "posts" }, effect: "filter" as const, filter: { author_id: "@user.id" } }],
+        },
+      ],
+    },
+  };
+  const bounded: CitadelConfig = {
+    ...config,
+    data: { ...(schema.toJSON() as object), max_response_bytes: BUDGET },
+    auth: { ...config.auth, roles },
+  };
 
   beforeAll(async () => {
     server = await startServer(bounded, {
@@ -393,24 +412,26 @@ describe("a request's delete reaches a bounded number of rows and bytes through 
     heard = [];
   });
 
+  const data = () => server.app.module.data;
   const miaId = async () => (await server.rows("select id from users where email = ?", "mia@test.com"))[0]!.id;
   const count = async (table: string, column: string, id: number) =>
     Number((await server.rows(`select count(*) as n from ${table} where ${column} = ?`, id))[0]!.n);
   const trailSize = async () => Number((await server.rows("select count(*) as n from citadel_audit"))[0]!.n);
 
-  /** Mia's post, with `comments` comments of `size` characters written by trusted code (not hers to read or not). */
-  const postWith = async (comments: number, size: number) => {
-    const data = server.app.module.data;
-    const post = (await data.create("posts", { title: "hers", author_id: await miaId() })) as Row;
+  /** Mia's post, with `comments` comments of `size` characters (flagged: hidden from her) written by trusted code. */
+  const postWith = async (comments: number, size: number, flagged = false) => {
+    const post = (await data().create("posts", { title: "hers", author_id: await miaId() })) as Row;
     for (let left = comments; left > 0; left -= 1000) {
       const rows = Array.from({ length: Math.min(1000, left) }, (_, i) => ({
         body: `${i}`.padEnd(size, "x"),
         post_id: post.id,
+        flagged,
       }));
-      await data.create("comments", rows);
+      await data().create("comments", rows);
     }
     return post.id as number;
   };
+  const deletePost = (id: number) => server.request("DELETE", `/api/data/posts/${id}`, undefined, mia);
 
   /** The delete was refused with 400 at `path`, naming `bound`, and nothing changed or was recorded. */
   const expectRefused = async (
@@ -431,42 +452,82 @@ describe("a request's delete reaches a bounded number of rows and bytes through 
     expect(heard).toEqual([]);
   };
 
-  it("is 400 naming max_response_bytes when the rows it reaches hold more, on delete one and delete many", async () => {
+  it("is 400 naming max_response_bytes when the rows it reaches hold more, readable or not, on delete one and many", async () => {
     // three comments of 2,000 bytes: each one fits, together over the 4,096 bytes
-    const post = await postWith(3, 2000);
+    const readable = await postWith(3, 2000);
+    const hidden = await postWith(3, 2000, true);
     const trail = await trailSize();
     heard = [];
-    const one = await server.request("DELETE", `/api/data/posts/${post}`, undefined, mia);
-    await expectRefused(one, "id", /at most 4,096 bytes per request \(max_response_bytes\)/, post, 3, trail);
-    const many = await server.request("DELETE", "/api/data/posts", { id: post }, mia);
-    await expectRefused(many, "where", /at most 4,096 bytes per request \(max_response_bytes\)/, post, 3, trail);
+    const one = await deletePost(readable);
+    await expectRefused(
+      one,
+      "id",
+      /hold [\d,]+ bytes you may read.*at most 4,096 bytes per request/,
+      readable,
+      3,
+      trail,
+    );
+    expect(one.body.error.bytes).toBeGreaterThan(BUDGET);
+    const many = await server.request("DELETE", "/api/data/posts", { id: readable }, mia);
+    await expectRefused(many, "where", /at most 4,096 bytes per request \(max_response_bytes\)/, readable, 3, trail);
+    // what she cannot read: refused without a size
+    const secret = await deletePost(hidden);
+    await expectRefused(secret, "id", /more in values the caller cannot read.*at most 4,096 bytes/, hidden, 3, trail);
+    expect(secret.body.error).not.toHaveProperty("bytes");
     // within the budget: the same delete passes, with one entry per row
     const small = await postWith(3, 500);
     const before = await trailSize();
     heard = [];
-    const fits = await server.request("DELETE", `/api/data/posts/${small}`, undefined, mia);
+    const fits = await deletePost(small);
     expect(fits.status, fits.text).toBe(200);
     expect(heard[0]!.map(brief)).toHaveLength(4);
     expect(await trailSize()).toBe(before + 4);
     // trusted code has no bound
-    expect(await server.app.module.data.deleteMany("posts", { id: post })).toMatchObject([{ id: post }]);
-    expect(await count("comments", "post_id", post)).toBe(0);
-    expect(await trailSize()).toBe(before + 8);
+    expect(await data().deleteMany("posts", { id: { $in: [readable, hidden] } })).toHaveLength(2);
+    expect(await count("comments", "post_id", readable)).toBe(0);
+    expect(await trailSize()).toBe(before + 4 + 8);
   });
 
-  it("is 400 when it would reach more than 10,000 rows with its own, before reading them", async () => {
-    const post = await postWith(10_000, 1);
+  it("what she may read cannot be padded to find the length of what she may not", async () => {
+    // two posts whose hidden comments differ by one byte; a pin (restrict) makes every delete that passes the
+    // bounds fail after them (409), so she could ask again and again with a readable comment of any length
+    const answers = new Map<number, string[]>();
+    for (const hiddenLength of [2500, 2501]) {
+      const post = await postWith(1, hiddenLength, true);
+      await data().create("pins", { post_id: post });
+      const seen: string[] = [];
+      for (const padding of [1, 900, 1100, 1600, 3000, 5000]) {
+        const pad = (await data().create("comments", { body: "p".repeat(padding), post_id: post })) as Row;
+        const res = await deletePost(post);
+        seen.push(`${res.status} ${res.body.error?.message}`);
+        await data().deleteMany("comments", { id: pad.id });
+      }
+      answers.set(hiddenLength, seen);
+      expect(await count("comments", "post_id", post)).toBe(1);
+    }
+    expect(answers.get(2500)).toEqual(answers.get(2501));
+    // the answers do move with what she reads: 409 (the pin) while it fits, 400 past the budget
+    expect(answers.get(2500)!.map((a) => a.slice(0, 3))).toEqual(["409", "409", "409", "409", "409", "400"]);
+  });
+
+  it("is 400 when it reaches more than 10,000 rows she may not read, before reading them", async () => {
+    const post = await postWith(10_001, 1, true);
     const trail = await trailSize();
     heard = [];
-    const res = await server.request("DELETE", `/api/data/posts/${post}`, undefined, mia);
-    await expectRefused(res, "id", /more than 10,000 rows/, post, 10_000, trail);
-    // one row fewer reaches exactly 10,000 with the post: within the row bound, and refused by the byte bound
+    await expectRefused(
+      await deletePost(post),
+      "id",
+      /more than 10,000 rows the caller may not read/,
+      post,
+      10_001,
+      trail,
+    );
+    // 10,000 of them are within the row bound, and refused by the byte bound
     const [first] = await server.rows("select min(id) as id from comments where post_id = ?", post);
-    expect(await server.app.module.data.deleteMany("comments", { id: first!.id })).toHaveLength(1);
+    expect(await data().deleteMany("comments", { id: first!.id })).toHaveLength(1);
     const trailNow = await trailSize();
     heard = [];
-    const bytes = await server.request("DELETE", `/api/data/posts/${post}`, undefined, mia);
-    await expectRefused(bytes, "id", /at most 4,096 bytes per request/, post, 9_999, trailNow);
-    expect(bytes.body.error.message).not.toMatch(/more than 10,000 rows/);
+    const bytes = await deletePost(post);
+    await expectRefused(bytes, "id", /more in values the caller cannot read/, post, 10_000, trailNow);
   });
 });

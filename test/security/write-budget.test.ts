@@ -36,7 +36,7 @@ describe("writes to many rows stay within the byte budget (2.3)", () => {
   let b: Booted<void>;
   const stored = () =>
     b.server.rows(
-      `SELECT "id", "title", "body" FROM docs WHERE "title" <> 'small secret' AND "title" <> 'big secret' ORDER BY "id"`,
+      `SELECT "id", "title", "body" FROM docs WHERE "title" <> 'small secret' AND "title" <> 'large secret' ORDER BY "id"`,
     );
 
   beforeAll(async () => {
@@ -46,7 +46,7 @@ describe("writes to many rows stay within the byte budget (2.3)", () => {
         // rows whose hidden secret is short or longer than the whole budget: a write must not tell them apart
         for (const [title, secret] of [
           ["small secret", "s"],
-          ["big secret", "s".repeat(3 * BUDGET)],
+          ["large secret", "s".repeat(3 * BUDGET)],
         ])
           await ctx.app.module.data.create(
             "docs",
@@ -95,15 +95,38 @@ describe("writes to many rows stay within the byte budget (2.3)", () => {
     expect(await stored()).toEqual(before);
   });
 
-  it("counts only what the caller may read: a hidden value's length is no oracle", async () => {
-    for (const title of ["small secret", "big secret"]) {
-      const updated = await b.as("a", "PATCH", "/api/data/docs", { update: { body: "edited" }, where: { title } });
-      expect(updated.status, updated.text).toBe(200);
-      expect(updated.body.data).toHaveLength(3);
-      expect(updated.body.data[0]).not.toHaveProperty("secret");
-      const deleted = await b.as("a", "DELETE", "/api/data/docs", { title });
-      expect(deleted.status, deleted.text).toBe(200);
+  it("holds what the caller reads and writes apart from what it cannot read: no padding finds a hidden length", async () => {
+    const answers = new Map<string, { status: number; bytes?: number; message: string }[]>();
+    for (const title of ["small secret", "large secret"]) {
+      const seen = [];
+      // what the caller writes to each row, from over the budget to one byte: the hidden part's answer never moves
+      for (const size of [(2 * BUDGET) / 3, BUDGET / 8, 1]) {
+        const res = await b.as("a", "PATCH", "/api/data/docs", {
+          update: { body: "p".repeat(size) },
+          where: { title },
+        });
+        seen.push({ status: res.status, bytes: res.body.error?.bytes, message: res.body.error?.message ?? "" });
+      }
+      answers.set(title, seen);
     }
+    const small = answers.get("small secret")!;
+    const big = answers.get("large secret")!;
+    expect(small.map((a) => a.status)).toEqual([400, 200, 200]);
+    expect(big.map((a) => a.status)).toEqual([400, 400, 400]);
+    // over the budget in what the caller reads and writes: the same answer, to the byte, whatever is hidden
+    expect(big[0]).toEqual(small[0]);
+    expect(small[0]!.message).toMatch(/the 3 rows this write reaches hold [\d,]+ bytes as stored with what it writes/);
+    // values it cannot read past the budget: one answer naming no size, whatever the caller writes
+    expect(big[1]).toEqual(big[2]);
+    expect(big[1]!.bytes).toBeUndefined();
+    expect(big[1]!.message).toMatch(/more in values the caller cannot read.*at most 8,192 bytes per request/);
+    // the same holds for a delete; the rows refused stay
+    expect((await b.as("a", "DELETE", "/api/data/docs", { title: "small secret" })).status).toBe(200);
+    const deleted = await b.as("a", "DELETE", "/api/data/docs", { title: "large secret" });
+    expect(deleted.status, deleted.text).toBe(400);
+    expect(deleted.body.error.message).toBe(big[1]!.message);
+    const left = await b.server.rows(`SELECT "body" FROM docs WHERE "title" = 'large secret'`);
+    expect(left.map((r) => r.body)).toEqual(["short", "short", "short"]);
   });
 
   it("an update or delete of one row the budget cannot answer is 400 like reading it, and changes nothing", async () => {
