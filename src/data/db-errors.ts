@@ -31,6 +31,10 @@ export function translateDbError(error: unknown): CitadelError | undefined {
       return new BadRequestError("the request binds too many values; narrow the where or the lists in it");
     case "too-large":
       return new BadRequestError("a value is too large for the database to index it; shorten it");
+    case "too-deep":
+      return new BadRequestError(
+        "this delete cascades through more levels of rows than the database allows (SQLite: 1,000); delete the deepest rows first",
+      );
     case "busy":
       return new UnavailableError();
   }

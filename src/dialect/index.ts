@@ -66,7 +66,7 @@ export interface AppendOnlyTrigger {
  * `busy`: the engine did not take the statement now (locked, saturated, a serialization conflict); it did
  * not apply, and the same work may succeed when tried again.
  */
-export type DatabaseErrorKind = "unique" | "foreign-key" | "too-many-values" | "too-large" | "busy";
+export type DatabaseErrorKind = "unique" | "foreign-key" | "too-many-values" | "too-large" | "too-deep" | "busy";
 
 /**
  * A driver's error, classified by the dialect from the engine's code (the connection does this for every

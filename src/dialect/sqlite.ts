@@ -107,6 +107,13 @@ function kindOf(error: Error, code: string | undefined): DatabaseErrorKind | und
   }
   // SQLite has no code of its own for this limit: SQLITE_ERROR, told apart by its message
   if (code === "SQLITE_ERROR" && error.message.includes("too many SQL variables")) return "too-many-values";
+  // a cascade of a self-referencing key runs as nested triggers, at most 1,000 deep (SQLITE_MAX_TRIGGER_DEPTH);
+  // a libSQL server reports it as SQLITE_UNKNOWN
+  if (
+    (code === "SQLITE_ERROR" || code === "SQLITE_UNKNOWN") &&
+    error.message.includes("too many levels of trigger recursion")
+  )
+    return "too-deep";
   return undefined;
 }
 
