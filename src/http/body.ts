@@ -5,6 +5,7 @@
  */
 import type { Context } from "hono";
 import { BadRequestError, CitadelError, PayloadTooLargeError } from "../errors.js";
+import { requireUniqueKeys } from "../query/json-keys.js";
 
 export interface ReadJsonOptions {
   /**
@@ -58,6 +59,7 @@ export async function readJson(c: Context, maxBytes: number, options: ReadJsonOp
   } catch {
     throw new BadRequestError("the request body is not valid JSON");
   }
+  requireUniqueKeys(text, "the request body");
   readBodies.set(c.req.raw, value);
   if (mayHoldUnstorableText(text)) requireStorableText(value, "");
   return value;

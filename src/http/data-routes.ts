@@ -41,7 +41,7 @@ function rawFromQuery(c: Context): RawListQuery {
   const params = queryParams(c.req.url);
   const single = (key: string) => singleParam(params, key);
   const all = (key: string) => {
-    const values = params.get(key) ?? params.get(`${key}[]`);
+    const values = params.get(key);
     if (!values || values.length === 0) return undefined;
     return values.length === 1 ? values[0] : values.join(",");
   };

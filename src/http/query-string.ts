@@ -82,6 +82,19 @@ function requireStorableValue(name: string, value: string): void {
   requireStorableText(parsed, name);
 }
 
+/**
+ * A parameter's name as the routes read it: `name[]` (a list, as bknd's client writes `select[]`) and `name[0]`
+ * are `name`; `name[key]` (an object spelled as parameters) is read by no route, and a gateway might read it as
+ * `name`: 400.
+ */
+function paramName(raw: string): string {
+  const bracket = raw.indexOf("[");
+  if (bracket <= 0) return raw;
+  const base = raw.slice(0, bracket);
+  if (/^\[\d*\]$/.test(raw.slice(bracket))) return base;
+  throw new BadRequestError(`${raw}: parameters are not read as objects; send ${base} as JSON`, { path: base });
+}
+
 /** Every query parameter of `url` (repeated keys keep every value, in order); 400 for ill-formed Unicode. */
 export function queryParams(url: string): QueryParams {
   const params: QueryParams = new Map();
@@ -92,7 +105,7 @@ export function queryParams(url: string): QueryParams {
   for (let i = 0; i < pieces.length; i++) {
     const piece = pieces[i]!;
     const eq = piece.indexOf("=");
-    const name = decode(eq === -1 ? piece : piece.slice(0, eq));
+    const name = paramName(decode(eq === -1 ? piece : piece.slice(0, eq)));
     if (name === "") continue;
     let value = eq === -1 ? "" : decode(piece.slice(eq + 1));
     const rejoined = JSON_PARAMS.has(name) ? rejoin(value, pieces, i + 1) : undefined;

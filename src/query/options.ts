@@ -5,6 +5,7 @@
 import { BadRequestError, grouped } from "../errors.js";
 import type { CompiledEntity, CompiledField, CompiledRelation } from "../schema/compiled.js";
 import type { Filter } from "./ast.js";
+import { requireUniqueKeys } from "./json-keys.js";
 import { type FieldResolver, parseWhere, type Reach } from "./where.js";
 
 export interface SortKey {
@@ -127,11 +128,14 @@ function maybeJSON(value: unknown, path: string, always: boolean): unknown {
   if (typeof value !== "string") return value;
   const trimmed = value.trim();
   if (!always && !trimmed.startsWith("{") && !trimmed.startsWith("[")) return value;
+  let parsed: unknown;
   try {
-    return JSON.parse(trimmed);
+    parsed = JSON.parse(trimmed);
   } catch {
     throw new BadRequestError(`${path}: malformed JSON`, { path });
   }
+  requireUniqueKeys(trimmed, path, path);
+  return parsed;
 }
 
 function integer(value: unknown, path: string, fallback: number, max?: number): number {

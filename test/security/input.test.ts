@@ -150,6 +150,54 @@ describe("deep, wide and large inputs", () => {
     expect((await b.as(ANON, "GET", "/api/data/projects?select=id&select=name")).status).toBe(200);
   });
 
+  it("a parameter in brackets is that parameter (name[], name[0]); an object in brackets (name[key]) is 400 (2.3)", async () => {
+    const pairs = [
+      `where=${q({ id: 1 })}&where[]=${q({ id: 2 })}`,
+      "limit=1&limit[]=2",
+      "limit=1&limit[0]=2",
+      "sort=id&sort[]=-id",
+    ];
+    for (const query of pairs) {
+      const res = await b.as(ANON, "GET", `/api/data/projects?${query}`);
+      expect(res.status, query).toBe(400);
+      expect(res.body.error.message, query).toMatch(/^\w+: given 2 times; give it once$/);
+    }
+    const object = await b.as(ANON, "GET", "/api/data/projects?where[name]=x");
+    expect(object.status, object.text).toBe(400);
+    expect(object.body.error).toMatchObject({ path: "where" });
+    const list = await b.as(ANON, "GET", "/api/data/projects?select[]=id&select[]=name&limit[]=1");
+    expect(list.status, list.text).toBe(200);
+    expect(list.body.data.length).toBeLessThanOrEqual(1);
+    expect(Object.keys(list.body.data[0] ?? { id: 0, name: "" }).sort()).toEqual(["id", "name"]);
+  });
+
+  it("JSON naming a key twice in one object is 400, in a where, a sort, a with or a body (2.3)", async () => {
+    const dup = `{"name":"a","name":"b"}`;
+    for (const query of [
+      `where=${encodeURIComponent(dup)}`,
+      `where=${encodeURIComponent(`{"$or":[{"id":1,"id":2}]}`)}`,
+      `sort=${encodeURIComponent(`{"by":"id","by":"name"}`)}`,
+      `with=${encodeURIComponent(`{"tasks":{},"tasks":{"limit":1}}`)}`,
+    ]) {
+      const res = await b.as(ANON, "GET", `/api/data/projects?${query}`);
+      expect(res.status, query).toBe(400);
+      expect(res.body.error.message, query).toMatch(/names the key "\w+" twice in one object; name it once$/);
+    }
+    // a JSON body, and a where sent as a string inside one
+    const body = await b.as("alice", "POST", "/api/data/projects/query", `{"where":{"id":1},"where":{"id":2}}`);
+    expect(body.status, body.text).toBe(400);
+    expect(body.body.error.message).toMatch(/^the request body names the key "where" twice/);
+    const inner = await b.as("alice", "POST", "/api/data/projects/query", { where: dup });
+    expect(inner.status, inner.text).toBe(400);
+    // the same key in two objects, and an escaped spelling of one key, are told apart correctly
+    const fine = await b.as(ANON, "GET", `/api/data/projects?where=${q({ $or: [{ id: 1 }, { id: 2 }] })}`);
+    expect(fine.status, fine.text).toBe(200);
+    const escaped = `{"name":"a","n\u0061me":"b"}`;
+    expect((await b.as(ANON, "GET", `/api/data/projects?where=${encodeURIComponent(escaped)}`)).status).toBe(400);
+    const created = await b.as("alice", "POST", "/api/data/projects", `{"name":"x","name":"y"}`);
+    expect(created.status, created.text).toBe(400);
+  });
+
   it("with nested deeper than the bound is 400", async () => {
     const spec = { projects: { with: { tasks: { with: { project: { with: { tasks: {} } } } } } } };
     const res = await b.as(ANON, "GET", `/api/data/tags?with=${q(spec)}`);
