@@ -1,5 +1,6 @@
 /** Placeholder binding (§4.4): `@user.<claim>` in a policy filter becomes the subject's value. */
 import { FALSE, type Filter, isPlaceholder, mapOperands, type Operand, type Placeholder } from "../query/ast.js";
+import { storedDate, storedDateTime } from "../schema/dates.js";
 
 const SCALAR = new Set(["string", "number", "boolean"]);
 
@@ -9,6 +10,11 @@ const SCALAR = new Set(["string", "number", "boolean"]);
  */
 function fitting(operand: Placeholder, v: unknown): Operand | undefined {
   if (!SCALAR.has(typeof v)) return undefined;
+  // a date compares as the column holds it: `2026-01-01T05:00+05:00` is `2026-01-01T00:00:00.000Z`
+  if (operand.date) {
+    if (typeof v !== "string") return undefined;
+    return (operand.date === "date" ? storedDate(v) : storedDateTime(v, true)) ?? undefined;
+  }
   if (!operand.expects || typeof v === operand.expects) return v as Operand;
   return operand.expects === "string" && typeof v === "number" ? String(v) : undefined;
 }

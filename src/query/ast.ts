@@ -18,6 +18,8 @@ export interface Placeholder {
    * type error (500) or SQLite's cross-type comparison
    */
   expects?: "number" | "string" | "boolean";
+  /** a date column: the caller's value binds as a write would store it (schema/dates.ts), or as no value */
+  date?: "date" | "datetime";
 }
 
 /** A column of the enclosing row, inside an `exists` (`@row.team_id`, or the key a relation path follows). */

@@ -13,6 +13,7 @@ import {
   not,
   type Operand,
   or,
+  type Placeholder,
   type Scalar,
 } from "./ast.js";
 
@@ -353,7 +354,7 @@ class WhereParser {
     if (this.options.placeholders && typeof value === "string" && value.startsWith("@"))
       return isContextField(field)
         ? { placeholder: value.slice(1) }
-        : { placeholder: value.slice(1), expects: comparedAs(field.type) };
+        : { placeholder: value.slice(1), expects: comparedAs(field.type), ...datePlaceholder(field) };
     if (value === null && nullable) return null;
     if (isContextField(field)) {
       // a claim may hold any scalar; it is compared as SQL would (§4.3)
@@ -387,6 +388,12 @@ class WhereParser {
       )
     );
   }
+}
+
+/** What a placeholder compared with a date column binds as (`Placeholder.date`). */
+function datePlaceholder(field: CompiledField): Partial<Pick<Placeholder, "date">> {
+  if (field.type !== "date" && field.type !== "timestamp") return {};
+  return { date: holdsDateTime(field) ? "datetime" : "date" };
 }
 
 /** EXISTS of a related row satisfying `where`, joined over the relation's keys (§4.13). */

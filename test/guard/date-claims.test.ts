@@ -1,0 +1,104 @@
+/**
+ * A caller's claim compared with a date column binds as a write would store it (§4.4, §1.4 dates): a provider's
+ * `2026-01-01T05:00+05:00` is the stored `2026-01-01T00:00:00.000Z`, a date-only claim is its midnight UTC, and a
+ * claim that is no date binds as no value (the filter matches nothing). Compared as raw text, the offset would
+ * have ordered it after midnight UTC. Claims come from an identity provider's tokens (JWKS on loopback), in a
+ * policy filter and in a rule expression alike.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { datetime, em, entity, text } from "citadel";
+import { type CryptoKey, exportJWK, generateKeyPair, SignJWT } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bearer } from "../helpers/auth.js";
+import { startServer, type TestServer } from "../helpers/server.js";
+
+const schema = em({
+  events: entity("events", { name: text(), starts: datetime() }),
+  notes: entity("notes", { name: text(), starts: datetime() }),
+});
+
+describe("claims compared with date columns bind as stored dates (4.4, 9.1)", () => {
+  let idp: Server;
+  let privateKey: CryptoKey;
+  let server: TestServer;
+  const token = (claims: Record<string, unknown>) =>
+    new SignJWT({ app_role: "viewer", ...claims })
+      .setProtectedHeader({ alg: "RS256", kid: "k" })
+      .setSubject("idp|1")
+      .setIssuer("https://idp.test")
+      .setAudience("citadel")
+      .setIssuedAt()
+      .setExpirationTime("10m")
+      .sign(privateKey);
+  const names = async (entityName: string, since: unknown) => {
+    const res = await server.request(
+      "GET",
+      `/api/data/${entityName}?sort=id`,
+      undefined,
+      bearer(await token({ since })),
+    );
+    expect(res.status, res.text).toBe(200);
+    return res.body.data.map((r: { name: string }) => r.name);
+  };
+
+  beforeAll(async () => {
+    const keys = await generateKeyPair("RS256", { extractable: true });
+    privateKey = keys.privateKey;
+    const jwk = { ...(await exportJWK(keys.publicKey)), kid: "k", alg: "RS256", use: "sig" };
+    idp = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ keys: [jwk] }));
+    });
+    await new Promise<void>((resolve) => idp.listen(0, "127.0.0.1", resolve));
+    const { port } = idp.address() as AddressInfo;
+    server = await startServer({
+      data: schema.toJSON(),
+      auth: {
+        enabled: true,
+        jwt: {
+          jwks: {
+            url: `http://127.0.0.1:${port}/jwks.json`,
+            issuer: "https://idp.test",
+            audience: "citadel",
+            role_claim: "app_role",
+          },
+        },
+        roles: {
+          viewer: {
+            permissions: [
+              {
+                permission: "data.entity.read",
+                policies: [
+                  { condition: { entity: "events" }, effect: "filter", filter: { starts: { $gte: "@user.since" } } },
+                  { condition: { entity: "notes" }, effect: "filter", rule: "starts >= user.since" },
+                ],
+              },
+            ],
+          },
+        },
+      },
+    });
+    const rows = [
+      { name: "before", starts: "2025-12-31T23:00:00Z" },
+      { name: "midnight", starts: "2026-01-01T00:00:00Z" },
+      { name: "after", starts: "2026-01-01T03:00:00Z" },
+    ];
+    await server.app.module.data.create("events", rows);
+    await server.app.module.data.create("notes", rows);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await new Promise((resolve) => idp.close(resolve));
+  });
+
+  for (const entityName of ["events", "notes"])
+    it(`${entityName}: an offset, a date alone, and no date at all`, async () => {
+      expect(await names(entityName, "2026-01-01T05:00+05:00")).toEqual(["midnight", "after"]);
+      expect(await names(entityName, "2026-01-01T02:00:00Z")).toEqual(["after"]);
+      expect(await names(entityName, "2026-01-01")).toEqual(["midnight", "after"]);
+      // no date, or not a string: no value, so the filter matches nothing (never every row)
+      expect(await names(entityName, "not a date")).toEqual([]);
+      expect(await names(entityName, 20260101)).toEqual([]);
+    });
+});
