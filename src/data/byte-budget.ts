@@ -16,7 +16,7 @@ import { type AliasedRawBuilder, expressionBuilder, type SelectQueryBuilder, sql
 import { type Db, dialectOf } from "../db/connection.js";
 import type { Dialect } from "../dialect/index.js";
 import { BadRequestError, grouped as n } from "../errors.js";
-import type { Filter } from "../query/ast.js";
+import { and, type Filter, TRUE } from "../query/ast.js";
 import { compileFilter, withFilter } from "../query/compile.js";
 import type { CompiledEntity, CompiledField } from "../schema/compiled.js";
 import type { Row } from "./codec.js";
@@ -479,30 +479,55 @@ export function wholeRowCost(entity: CompiledEntity): RowCost {
   return cost;
 }
 
-/**
- * The bytes of the rows `ids` as stored, in two parts that never mix: what `read` may read of them (as a page
- * counts it), and the text and json values besides (hidden fields, rows it cannot read; undefined `read`: it
- * reads none). Each part is held to the budget on its own, so a refusal for one tells nothing of the other: a
- * caller cannot pad what it may read, or writes, to find the length of what it may not.
- */
-export async function splitBytesOfIds(
+/** What `read` may read of the rows `ids` of `entity`, as stored, counted as a page counts it (0: it reads none). */
+export async function readableBytesOfIds(
   db: Db,
   entity: CompiledEntity,
   ids: readonly number[],
   read: ReadView | undefined,
-  /** false: only the readable part is wanted (the rows' images are not read) */
-  hidden = true,
-): Promise<{ readable: number; hidden: number }> {
-  let readable = { bytes: 0, values: 0 };
-  if (read) {
-    const cost = rowCost(entity, [...read.fields], []);
-    const part = await bytesOfIds(db, entity.name, ids, cost, read.rowFields, read.filter);
-    readable = { bytes: part.bytes, values: part.bytes - part.rows * cost.fixed };
+): Promise<number> {
+  if (!read) return 0;
+  const cost = rowCost(entity, [...read.fields], []);
+  return (await bytesOfIds(db, entity.name, ids, cost, read.rowFields, read.filter)).bytes;
+}
+
+/**
+ * The grain in which values a caller cannot read count against the budget: each such value counts its whole
+ * kibibytes only, so a refusal tells at most how many kibibytes a hidden value has, never its length (a caller
+ * who can write values it cannot read could otherwise pad them to find the threshold, and the length with it).
+ */
+export const HIDDEN_GRAIN = 1024;
+
+/**
+ * The whole `HIDDEN_GRAIN`s of the text and json values of the rows `ids` that `read` may not read (hidden
+ * fields, fields a rule hides on the row, rows outside its filter; undefined `read`: all), summed in SQL in
+ * slices the dialect can bind. What they hold is less than that many grains plus one grain per value.
+ */
+export async function hiddenGrainsOfIds(
+  db: Db,
+  entity: CompiledEntity,
+  ids: readonly number[],
+  read: ReadView | undefined,
+): Promise<number> {
+  const dialect = dialectOf(db);
+  const eb = expressionBuilder<never, never>();
+  const terms = wholeRowCost(entity).measured.map(({ field: { name: c } }) => {
+    const grains = sql<number>`coalesce(${dialect.byteLength(`z.${c}`)}, 0) / ${sql.lit(HIDDEN_GRAIN)}`;
+    if (!read?.fields.includes(c)) return grains;
+    const shown = and(read.filter, read.rowFields?.get(c) ?? TRUE);
+    return sql<number>`case when ${compileFilter(eb, shown, "z")} then 0 else ${grains} end`;
+  });
+  if (terms.length === 0) return 0;
+  let total = 0;
+  for (let i = 0; i < ids.length; i += dialect.maxBindValues) {
+    const row = await db
+      .selectFrom(`${entity.name} as z`)
+      .select(sql<number>`sum(${sql.join(terms, sql` + `)})`.as("grains"))
+      .where("z.id", "in", ids.slice(i, i + dialect.maxBindValues))
+      .executeTakeFirst();
+    total += Number(row?.grains ?? 0);
   }
-  if (!hidden) return { readable: readable.bytes, hidden: 0 };
-  const whole = wholeRowCost(entity);
-  const all = await bytesOfIds(db, entity.name, ids, whole);
-  return { readable: readable.bytes, hidden: Math.max(0, all.bytes - all.rows * whole.fixed - readable.values) };
+  return total;
 }
 
 /** What `values` take as a write stores them: an encrypted one as its ciphertext. */
@@ -522,9 +547,9 @@ export const IMAGED = "whose whole rows the audit trail or the change feed recor
  * The budget of a write (§2.3), in SQL before it, only when the rows could pass it at their worst: what the
  * caller may read of the rows it reaches, as stored, plus the `values` it writes to each, must fit, for those rows
  * are its answer; and when mutation events are recorded (`images`), their values the caller cannot read must
- * fit too, apart (`splitBytesOfIds`), for each row's image is read whole. Past either is 400 naming the budget,
- * and nothing is written; the second refusal names no count. `path`: `id` for a write to one row by id, `where`
- * for the rows of a where.
+ * fit too, apart and counted in whole `HIDDEN_GRAIN`s (`hiddenGrainsOfIds`), for each row's image is read whole.
+ * Past either is 400 naming the budget, and nothing is written; the second refusal names no size. `path`: `id`
+ * for a write to one row by id, `where` for the rows of a where.
  */
 export async function checkWriteBytes(
   db: Db,
@@ -540,14 +565,13 @@ export async function checkWriteBytes(
   const extra = ids.length * writtenBytes(entity, values);
   const worst = levelWorst(ids.length, images || !read ? wholeRowCost(entity) : rowCost(entity, [...read.fields], []));
   if (worst + extra <= max) return;
-  const { readable, hidden } = await splitBytesOfIds(db, entity, ids, read, images);
-  const bytes = readable + extra;
+  const bytes = (await readableBytesOfIds(db, entity, ids, read)) + extra;
   const [what, remedy] =
     path === "id"
       ? ["this row holds", "it is larger than one answer may be"]
       : [`the ${n(ids.length)} rows this write reaches hold`, "narrow the where"];
   if (bytes > max)
     throw overBudget(path, `${what} ${n(bytes)} bytes as stored with what it writes`, max, { bytes }, remedy);
-  if (images && hidden > max)
+  if (images && (await hiddenGrainsOfIds(db, entity, ids, read)) * HIDDEN_GRAIN > max)
     throw overBudget(path, `${what} more in values the caller cannot read, ${IMAGED}`, max, {}, remedy);
 }

@@ -11,7 +11,15 @@ import { type Db, dialectOf } from "../db/connection.js";
 import { BadRequestError, grouped as n } from "../errors.js";
 import { compileFilter } from "../query/compile.js";
 import type { CompiledSchema } from "../schema/compiled.js";
-import { levelWorst, overBudget, type ReadView, splitBytesOfIds, wholeRowCost } from "./byte-budget.js";
+import {
+  HIDDEN_GRAIN,
+  hiddenGrainsOfIds,
+  levelWorst,
+  overBudget,
+  type ReadView,
+  readableBytesOfIds,
+  wholeRowCost,
+} from "./byte-budget.js";
 import type { Row } from "./codec.js";
 import type { MutationEvent } from "./events.js";
 import type { EntityModel, Models } from "./models.js";
@@ -53,9 +61,9 @@ export interface Reached {
 /**
  * What a request's delete may reach besides its own rows (§2.3), for their images are read, kept until the
  * commit and written to the audit trail and the outbox: at most `rows` rows and `bytes` bytes as stored of what
- * the caller may read (`read`), and as many again of the rest, each part on its own so that a refusal for one
- * tells nothing of the other (a caller can pad what it may read, not what it may not). `path` names the
- * request's part a refusal points at (`id` or `where`).
+ * the caller may read (`read`), and apart `rows` rows and `bytes` in whole grains of the rest (byte-budget.ts),
+ * so that what the caller may read moves no refusal about what it may not. `path` names the request's part a
+ * refusal points at (`id` or `where`).
  */
 export interface ReachBound {
   rows: number;
@@ -171,23 +179,20 @@ async function rowsOf(trx: Db, { model, ids }: Ids): Promise<Rows> {
 /**
  * Refuse rows whose images would pass `bound.bytes` as stored, summed in SQL before any is read (a text without
  * `maxLength` has no worst case: the rows of one delete could otherwise fill the memory): what the caller may read
- * of them and the rest, each on its own (`splitBytesOfIds`).
+ * of them, and apart the values it may not, in whole grains (byte-budget.ts `hiddenGrainsOfIds`).
  */
 async function checkReachedBytes(trx: Db, reached: Ids[], bound: ReachBound): Promise<void> {
   const worst = reached.reduce((sum, { model, ids }) => sum + levelWorst(ids.length, wholeRowCost(model.entity)), 0);
   if (worst <= bound.bytes) return;
   let readable = 0;
-  let hidden = 0;
-  for (const { model, ids } of reached) {
-    const part = await splitBytesOfIds(trx, model.entity, ids, bound.read(model));
-    readable += part.readable;
-    hidden += part.hidden;
-  }
+  let grains = 0;
+  for (const { model, ids } of reached) readable += await readableBytesOfIds(trx, model.entity, ids, bound.read(model));
   if (readable > bound.bytes) {
     const what = `the rows its on_delete keys (cascade, set null) reach hold ${n(readable)} bytes you may read, ${RECORDED}`;
     throw overBudget(bound.path, what, bound.bytes, { bytes: readable }, REMEDY);
   }
-  if (hidden > bound.bytes) {
+  for (const { model, ids } of reached) grains += await hiddenGrainsOfIds(trx, model.entity, ids, bound.read(model));
+  if (grains * HIDDEN_GRAIN > bound.bytes) {
     const what = `the rows its on_delete keys (cascade, set null) reach hold more in values the caller cannot read, ${RECORDED}`;
     throw overBudget(bound.path, what, bound.bytes, {}, REMEDY);
   }
