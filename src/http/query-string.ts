@@ -82,17 +82,25 @@ function requireStorableValue(name: string, value: string): void {
   requireStorableText(parsed, name);
 }
 
+/** The parameters Citadel's routes read. */
+const READ_PARAMS = new Set(["where", "sort", "select", "with", "limit", "offset", "count", "last_event_id"]);
+
 /**
  * A parameter's name as the routes read it: `name[]` (a list, as bknd's client writes `select[]`) and `name[0]`
- * are `name`; `name[key]` (an object spelled as parameters) is read by no route, and a gateway might read it as
- * `name`: 400.
+ * are `name`. Other spellings a gateway's parser may read as a parameter Citadel reads — `where[title]`,
+ * `[where]`, `where.title` — are 400: Citadel would run without the filter the gateway checked.
  */
 function paramName(raw: string): string {
-  const bracket = raw.indexOf("[");
-  if (bracket <= 0) return raw;
-  const base = raw.slice(0, bracket);
-  if (/^\[\d*\]$/.test(raw.slice(bracket))) return base;
-  throw new BadRequestError(`${raw}: parameters are not read as objects; send ${base} as JSON`, { path: base });
+  const list = /^([^[\].]+)\[\d*\]$/.exec(raw);
+  if (list) return list[1]!;
+  if (!/[[\].]/.test(raw)) return raw;
+  const named = /^\[?([^[\].]*)/.exec(raw)![1]!;
+  if (raw.includes("[") || READ_PARAMS.has(named))
+    throw new BadRequestError(`${raw}: parameters are not read as objects or paths; send ${named} as JSON`, {
+      path: named,
+    });
+  // a dotted name no route reads (`utm.source`) stays as it is
+  return raw;
 }
 
 /** Every query parameter of `url` (repeated keys keep every value, in order); 400 for ill-formed Unicode. */
