@@ -21,6 +21,7 @@ import {
   wholeRowCost,
 } from "./byte-budget.js";
 import type { Row } from "./codec.js";
+import { tooDeep } from "./db-errors.js";
 import type { MutationEvent } from "./events.js";
 import type { EntityModel, Models } from "./models.js";
 
@@ -87,6 +88,30 @@ function* chunks<T>(trx: Db, values: T[], spare = 0): Generator<T[]> {
 /** Why a delete past its bound is refused, and what to do: the refusal says which bound, not how far past it. */
 const RECORDED = "and the audit trail or the change feed record each one's image";
 const REMEDY = "delete or detach those rows in parts first, or from trusted code";
+
+/** How many levels of cascades a request's delete may walk: SQLite's own cascades stop there (db-errors.ts). */
+const MAX_CASCADE_LEVELS = 1000;
+
+/**
+ * Refuse a walk down a self-referencing cascade key (a thread of replies) that would reach `levels` levels below
+ * `ids` (where the walk itself would refuse), in one recursive query before the walk's query per level: a deep chain costs no more round trips
+ * than a shallow one to refuse. Breadth-first, it stops after the rows a walk may reach at all (the tally refuses
+ * more).
+ */
+async function checkDepth(trx: Db, { model, column }: Dependent, ids: number[], levels: number, most: number) {
+  const table = sql.table(model.entity.name);
+  const key = sql.ref(column);
+  for (const chunk of chunks(trx, ids, 2)) {
+    const { rows } = await sql<{ deepest: unknown }>`
+      with recursive d(id, depth) as (
+        select id, 1 from ${table} where ${key} in (${sql.join(chunk)})
+        union all
+        select t.id, d.depth + 1 from ${table} t join d on t.${key} = d.id where d.depth < ${levels}
+      )
+      select max(depth) as deepest from (select depth from d limit ${most}) s`.execute(trx);
+    if (Number(rows[0]?.deepest ?? 0) >= levels) throw tooDeep();
+  }
+}
 
 /** The rows reached so far: those the caller may read, and the others, counted apart against one bound. */
 class Tally {
@@ -210,11 +235,18 @@ export async function reach(trx: Db, model: EntityModel, ids: number[], bound?: 
   const deletedIds = new Map<EntityModel, Set<number>>([[model, new Set(ids)]]);
   const deleted: Ids[] = [];
   let frontier: Ids[] = [{ model, ids }];
-  while (frontier.length > 0) {
+  const deepChecked = new Set<Dependent>();
+  for (let level = 1; frontier.length > 0; level++) {
+    // one query per key and level: a request walks no deeper than SQLite's cascades may go
+    if (bound && level > MAX_CASCADE_LEVELS) throw tooDeep();
     const next: Ids[] = [];
     for (const parent of frontier)
       for (const dependent of parent.model.dependents) {
         if (dependent.onDelete !== "cascade") continue;
+        if (bound && dependent.model === parent.model && !deepChecked.has(dependent)) {
+          deepChecked.add(dependent);
+          await checkDepth(trx, dependent, parent.ids, MAX_CASCADE_LEVELS - level + 1, 2 * bound.rows + 2);
+        }
         const seen = deletedIds.get(dependent.model) ?? new Set<number>();
         deletedIds.set(dependent.model, seen);
         const { model: child, column } = dependent;

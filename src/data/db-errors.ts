@@ -20,6 +20,12 @@ export function uniqueConflict(error: unknown, nameable: (field: string) => bool
   return new ConflictError(`a row with the same ${fields.length > 0 ? fields.join(", ") : "values"} already exists`);
 }
 
+/** A delete cascading deeper than SQLite's 1,000 levels of triggers (and a request's walk of its fallout, cascade.ts). */
+export const tooDeep = () =>
+  new BadRequestError(
+    "this delete cascades through more levels of rows than the database allows (1,000); delete the deepest rows first",
+  );
+
 export function translateDbError(error: unknown): CitadelError | undefined {
   if (!(error instanceof DatabaseError)) return undefined;
   switch (error.kind) {
@@ -32,9 +38,7 @@ export function translateDbError(error: unknown): CitadelError | undefined {
     case "too-large":
       return new BadRequestError("a value is too large for the database to index it; shorten it");
     case "too-deep":
-      return new BadRequestError(
-        "this delete cascades through more levels of rows than the database allows (SQLite: 1,000); delete the deepest rows first",
-      );
+      return tooDeep();
     case "busy":
       return new UnavailableError();
   }
