@@ -94,9 +94,9 @@ const MAX_CASCADE_LEVELS = 1000;
 
 /**
  * Refuse a walk down a self-referencing cascade key (a thread of replies) that would reach `levels` levels below
- * `ids` (where the walk itself would refuse), in one recursive query before the walk's query per level: a deep chain costs no more round trips
- * than a shallow one to refuse. Breadth-first, it stops after the rows a walk may reach at all (the tally refuses
- * more).
+ * `ids` (where the walk itself would refuse), in one recursive query before the walk's query per level: a deep
+ * chain costs no more round trips than a shallow one to refuse. Breadth-first, it stops after `most` rows, past
+ * which the tally refuses anyway.
  */
 async function checkDepth(trx: Db, { model, column }: Dependent, ids: number[], levels: number, most: number) {
   const table = sql.table(model.entity.name);
