@@ -89,6 +89,9 @@ const CODES: Record<string, DatabaseErrorKind> = {
 /** SQLite names the columns of a violated key only in its message: `UNIQUE constraint failed: t.a, t.b`. */
 const UNIQUE_COLUMNS = /UNIQUE constraint failed: ([\w.]+(?:, [\w.]+)*)/;
 
+/** SQLite's words for nested triggers past their depth (better-sqlite3 and libSQL; Bun's bundled SQLite). */
+const TOO_DEEP = /too many levels of trigger recursion|triggers nested too deep/;
+
 /** A libSQL server answering 429 (over its concurrent-request limit) or 503: the request did not run. */
 const refusedByServer = (error: Error) => {
   const status = (error.cause as { status?: unknown } | undefined)?.status;
@@ -108,12 +111,8 @@ function kindOf(error: Error, code: string | undefined): DatabaseErrorKind | und
   // SQLite has no code of its own for this limit: SQLITE_ERROR, told apart by its message
   if (code === "SQLITE_ERROR" && error.message.includes("too many SQL variables")) return "too-many-values";
   // a cascade of a self-referencing key runs as nested triggers, at most 1,000 deep (SQLITE_MAX_TRIGGER_DEPTH);
-  // a libSQL server reports it as SQLITE_UNKNOWN
-  if (
-    (code === "SQLITE_ERROR" || code === "SQLITE_UNKNOWN") &&
-    error.message.includes("too many levels of trigger recursion")
-  )
-    return "too-deep";
+  // a libSQL server reports it as SQLITE_UNKNOWN, and Bun's SQLite in other words
+  if ((code === "SQLITE_ERROR" || code === "SQLITE_UNKNOWN") && TOO_DEEP.test(error.message)) return "too-deep";
   return undefined;
 }
 
