@@ -61,6 +61,25 @@ const config: CitadelConfig = {
 /** An event as the tests compare it: what happened to which row. */
 const brief = (e: MutationEvent) => `${e.action} ${e.entity} ${e.id}`;
 
+/**
+ * A server on `config` whose seed creates `users` (email, role), and the batches of events its after-commit
+ * listeners hear (`heard`, emptied in place between tests).
+ */
+async function listenedServer(config: CitadelConfig, users: [string, string][]) {
+  const server = await startServer(config, {
+    options: {
+      seed: async (ctx) => {
+        for (const [email, role] of users) await ctx.app.module.auth.createUser({ email, password: PASSWORD, role });
+      },
+    },
+  });
+  const heard: MutationEvent[][] = [];
+  server.app.engine.events.onCommit((events) => {
+    heard.push(events);
+  });
+  return { server, heard };
+}
+
 describe("a delete's foreign-key effects are mutation events (7.2, 8)", () => {
   let server: TestServer;
   let admin: Record<string, string>;
@@ -104,24 +123,16 @@ describe("a delete's foreign-key effects are mutation events (7.2, 8)", () => {
   };
 
   beforeAll(async () => {
-    server = await startServer(config, {
-      options: {
-        seed: async (ctx) => {
-          const users = ctx.app.module.auth;
-          await users.createUser({ email: "admin@test.com", password: PASSWORD, role: "admin" });
-          await users.createUser({ email: "mia@test.com", password: PASSWORD, role: "member" });
-          await users.createUser({ email: "max@test.com", password: PASSWORD, role: "member" });
-        },
-      },
-    });
+    ({ server, heard } = await listenedServer(config, [
+      ["admin@test.com", "admin"],
+      ["mia@test.com", "member"],
+      ["max@test.com", "member"],
+    ]));
     admin = bearer(await login(server, "admin@test.com", PASSWORD));
-    server.app.engine.events.onCommit((events) => {
-      heard.push(events);
-    });
   });
   afterAll(() => server?.close());
   beforeEach(() => {
-    heard = [];
+    heard.length = 0;
   });
 
   it("deleting a post emits its comments and their likes (two-level cascade) and a reply elsewhere losing its parent (set null)", async () => {
@@ -130,7 +141,7 @@ describe("a delete's foreign-key effects are mutation events (7.2, 8)", () => {
     const reply = await make("comments", { body: "elsewhere", post_id: other.id, reply_to_id: first.id });
     const replyBefore = await stored("comments", reply.id);
     const firstStored = await stored("comments", first.id);
-    heard = [];
+    heard.length = 0;
 
     const res = await call("DELETE", `/api/data/posts/${post.id}`);
     expect(res.status, res.text).toBe(200);
@@ -179,7 +190,7 @@ describe("a delete's foreign-key effects are mutation events (7.2, 8)", () => {
   it("deleting a user emits the posts and comments whose author became null (set null on two keys)", async () => {
     const user = await make("users", { email: "gone@test.com" });
     const { post, first, second } = await thread(user.id, "t2");
-    heard = [];
+    heard.length = 0;
     const res = await call("DELETE", `/api/data/users/${user.id}`);
     expect(res.status, res.text).toBe(200);
     const events = heard[0]!;
@@ -209,7 +220,7 @@ describe("a delete's foreign-key effects are mutation events (7.2, 8)", () => {
     const b = await thread(null, "bulk-b");
     // a comment on post b replying to one on post a: deleted with b, not also updated for a
     const cross = await make("comments", { body: "cross", post_id: b.post.id, reply_to_id: a.first.id });
-    heard = [];
+    heard.length = 0;
     const res = await call("DELETE", "/api/data/posts", { title: { $like: "bulk-*" } });
     expect(res.status, res.text).toBe(200);
     const events = heard[0]!;
@@ -229,7 +240,7 @@ describe("a delete's foreign-key effects are mutation events (7.2, 8)", () => {
   it("a delete refused by a restrict key emits nothing and leaves every row (7.2)", async () => {
     const { post, first, likes } = await thread(null, "pinned");
     await make("pins", { label: "keep", post_id: post.id });
-    heard = [];
+    heard.length = 0;
     const res = await call("DELETE", `/api/data/posts/${post.id}`);
     expect(res.status, res.text).toBe(409);
     const many = await call("DELETE", "/api/data/posts", { id: post.id });
@@ -251,7 +262,7 @@ describe("a delete's foreign-key effects are mutation events (7.2, 8)", () => {
     const mia = users.find((u) => u.email === "mia@test.com")!.id as number;
     const { post, first } = await thread(mia, "mia's");
     const max = bearer(await login(server, "max@test.com", PASSWORD));
-    heard = [];
+    heard.length = 0;
     const one = await call("DELETE", `/api/data/posts/${post.id}`, undefined, max);
     expect(one.status, one.text).toBe(403);
     const many = await call("DELETE", "/api/data/posts", { id: post.id }, max);
@@ -395,21 +406,12 @@ describe("a request's delete reaches a bounded number of rows and bytes through 
   };
 
   beforeAll(async () => {
-    server = await startServer(bounded, {
-      options: {
-        seed: async (ctx) => {
-          await ctx.app.module.auth.createUser({ email: "mia@test.com", password: PASSWORD, role: "member" });
-        },
-      },
-    });
+    ({ server, heard } = await listenedServer(bounded, [["mia@test.com", "member"]]));
     mia = bearer(await login(server, "mia@test.com", PASSWORD));
-    server.app.engine.events.onCommit((events) => {
-      heard.push(events);
-    });
   });
   afterAll(() => server?.close());
   beforeEach(() => {
-    heard = [];
+    heard.length = 0;
   });
 
   const data = () => server.app.module.data;
@@ -458,7 +460,7 @@ describe("a request's delete reaches a bounded number of rows and bytes through 
     // three hidden comments of 3,000 bytes: two whole KiB each, six together, past the 4 KiB
     const hidden = await postWith(3, 3000, true);
     const trail = await trailSize();
-    heard = [];
+    heard.length = 0;
     const one = await deletePost(readable);
     await expectRefused(
       one,
@@ -478,7 +480,7 @@ describe("a request's delete reaches a bounded number of rows and bytes through 
     // within the budget: the same delete passes, with one entry per row
     const small = await postWith(3, 500);
     const before = await trailSize();
-    heard = [];
+    heard.length = 0;
     const fits = await deletePost(small);
     expect(fits.status, fits.text).toBe(200);
     expect(heard[0]!.map(brief)).toHaveLength(4);
@@ -520,7 +522,7 @@ describe("a request's delete reaches a bounded number of rows and bytes through 
   it("is 400 when it reaches more than 10,000 rows she may not read, before reading them", async () => {
     const post = await postWith(10_001, 1, true);
     const trail = await trailSize();
-    heard = [];
+    heard.length = 0;
     await expectRefused(
       await deletePost(post),
       "id",
@@ -532,7 +534,7 @@ describe("a request's delete reaches a bounded number of rows and bytes through 
     // 10,000 of them are within the row bound (and their one-byte values within the byte bound): deleted
     const [first] = await server.rows("select min(id) as id from comments where post_id = ?", post);
     expect(await data().deleteMany("comments", { id: first!.id })).toHaveLength(1);
-    heard = [];
+    heard.length = 0;
     const res2 = await deletePost(post);
     expect(res2.status, res2.text).toBe(200);
     expect(heard[0]).toHaveLength(10_001);

@@ -64,6 +64,15 @@ describe("prototype keys are plain unknown names", () => {
   });
 });
 
+/** Each query string names a one-value parameter twice: 400 naming it. */
+async function expectGivenTwice(queries: string[]) {
+  for (const query of queries) {
+    const res = await b.as(ANON, "GET", `/api/data/projects?${query}`);
+    expect(res.status, query).toBe(400);
+    expect(res.body.error.message, query).toMatch(/^\w+: given 2 times; give it once$/);
+  }
+}
+
 describe("deep, wide and large inputs", () => {
   it("a where nested past the bound is 400, even thousands of levels deep", async () => {
     for (const depth of [9, 10_000]) {
@@ -140,11 +149,7 @@ describe("deep, wide and large inputs", () => {
       "sort=id&sort=-id",
       "count=false&count=true",
     ];
-    for (const query of twice) {
-      const res = await b.as(ANON, "GET", `/api/data/projects?${query}`);
-      expect(res.status, query).toBe(400);
-      expect(res.body.error.message, query).toMatch(/^\w+: given 2 times; give it once$/);
-    }
+    await expectGivenTwice(twice);
     const count = await b.as(ANON, "GET", `/api/data/projects/count?where=${q({ id: 1 })}&where=${q({ id: 2 })}`);
     expect(count.status).toBe(400);
     expect((await b.as(ANON, "GET", "/api/data/projects?select=id&select=name")).status).toBe(200);
@@ -157,11 +162,7 @@ describe("deep, wide and large inputs", () => {
       "limit=1&limit[0]=2",
       "sort=id&sort[]=-id",
     ];
-    for (const query of pairs) {
-      const res = await b.as(ANON, "GET", `/api/data/projects?${query}`);
-      expect(res.status, query).toBe(400);
-      expect(res.body.error.message, query).toMatch(/^\w+: given 2 times; give it once$/);
-    }
+    await expectGivenTwice(pairs);
     for (const query of ["where[name]=x", `[where]=${q({ name: "x" })}`, "where.name=x", "limit.max=1"]) {
       const object = await b.as(ANON, "GET", `/api/data/projects?${query}`);
       expect(object.status, query).toBe(400);
