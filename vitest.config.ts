@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
@@ -17,6 +17,14 @@ const ENGINE_TESTS = [
 ];
 /** Inside those directories, tests of the CLI process that do not depend on the engine. */
 const NOT_ENGINE_TESTS = ["test/auth/cli.test.ts"];
+/**
+ * Tests of one engine family are named for it, so no project reports them skipped: `*.postgres.test.ts` run on
+ * PostgreSQL only, `*.sqlite.test.ts` on SQLite's engines (the file and the libSQL server), `*.remote.test.ts` on
+ * the server engines (the libSQL server and PostgreSQL).
+ */
+const ONLY_POSTGRES = "test/**/*.postgres.test.ts";
+const ONLY_SQLITE = "test/**/*.sqlite.test.ts";
+const ONLY_REMOTE = "test/**/*.remote.test.ts";
 
 /** Server start (a libSQL server, a PostgreSQL database) is slower than a file; generous, never a measure. */
 const SERVER_ENGINE = { testTimeout: 60_000, hookTimeout: 120_000 };
@@ -39,14 +47,19 @@ export default defineConfig({
       // Each project names its engine, so a CITADEL_TEST_ENGINE left in the shell does not leak into another.
       {
         extends: true,
-        test: { name: "sqlite", include: ["test/**/*.test.ts"], env: { CITADEL_TEST_ENGINE: "sqlite" } },
+        test: {
+          name: "sqlite",
+          include: ["test/**/*.test.ts"],
+          exclude: [...configDefaults.exclude, ONLY_POSTGRES, ONLY_REMOTE],
+          env: { CITADEL_TEST_ENGINE: "sqlite" },
+        },
       },
       {
         extends: true,
         test: {
           name: "sqld",
           include: ENGINE_TESTS,
-          exclude: NOT_ENGINE_TESTS,
+          exclude: [...NOT_ENGINE_TESTS, ONLY_POSTGRES],
           env: { CITADEL_TEST_ENGINE: "sqld" },
           ...SERVER_ENGINE,
         },
@@ -56,7 +69,7 @@ export default defineConfig({
         test: {
           name: "postgres",
           include: ENGINE_TESTS,
-          exclude: NOT_ENGINE_TESTS,
+          exclude: [...NOT_ENGINE_TESTS, ONLY_SQLITE],
           env: { CITADEL_TEST_ENGINE: "postgres" },
           globalSetup: ["test/setup/postgres.ts"],
           ...SERVER_ENGINE,

@@ -234,20 +234,22 @@ describe.each(Object.keys(stores))("the %s store (3.4, 11.4)", (name) => {
     expect(await store.peek!("k")).toBeUndefined();
   });
 
-  it.runIf(name === "database")("expired windows are pruned from the table now and then", async () => {
+  it("concurrent hits are all counted", async () => {
+    const store = await open(Date.now);
+    const hits = await Promise.all(Array.from({ length: 20 }, () => store.hit("burst", 60_000)));
+    expect(hits.map((h) => h.count).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+  });
+});
+
+describe("the database store (3.4, 11.4)", () => {
+  it("expired windows are pruned from the table now and then", async () => {
     let now = 0;
-    const store = (await open(() => now)) as DatabaseRateLimitStore;
+    const store = (await stores.database!(() => now)) as DatabaseRateLimitStore;
     await store.hit("old", 1000);
     now = 61_000;
     await store.hit("new", 1000);
     const rows = await apps.at(-1)!.db.selectFrom(RATE_LIMIT_TABLE).select("key").execute();
     expect(rows).toHaveLength(1);
-  });
-
-  it("concurrent hits are all counted", async () => {
-    const store = await open(Date.now);
-    const hits = await Promise.all(Array.from({ length: 20 }, () => store.hit("burst", 60_000)));
-    expect(hits.map((h) => h.count).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
   });
 });
 

@@ -28,18 +28,6 @@ describe("policy indexes", () => {
     }
   });
 
-  // A SQLite fact: its planner takes the index for the guard's filter even on a small table (PostgreSQL's
-  // planner rightly prefers a sequential scan there, so the same question says nothing on it).
-  it.runIf(ENGINE !== "postgres")("SQLite's planner uses the policy index for the blog's public filter", async () => {
-    const server = await startServer(testConfig(blog.config));
-    try {
-      const plan = await server.rows("explain query plan select count(*) from posts where published = 1");
-      expect(plan.map((r) => r.detail).join(" ")).toContain("policy_idx_posts_published");
-    } finally {
-      await server.close();
-    }
-  });
-
   it("columns a subquery of a policy filter compares are indexed in their own table (4.13)", async () => {
     const schema = em(
       {

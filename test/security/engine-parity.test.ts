@@ -10,11 +10,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { boolean, date, datetime, em, entity, index, json, number, relation, text } from "citadel";
-import { serve } from "citadel/adapter/node";
-import pg from "pg";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Booted, boot } from "../guard/helpers.js";
-import { dropDatabase, ENGINE, withDatabase } from "../helpers/engines.js";
 import { startServer, type TestResponse, type TestServer } from "../helpers/server.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: rows are arbitrary JSON
@@ -904,56 +901,5 @@ describe("long names mean the same on every engine (1.3, 11.2)", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
-});
-
-describe.skipIf(ENGINE !== "postgres")("PostgreSQL whose default collation is not C (11.2)", () => {
-  // Real PostgreSQL servers are usually initialised with a language's collation (en_US.UTF-8); the test cluster
-  // here uses C.UTF-8, which happens to order as SQLite does. Citadel's order must not depend on it.
-  let s: ReturnType<typeof serve> | undefined;
-  let url = "";
-  const words = ["b", "B", "a", "A", "é", "e", "Z", "_x", "ab", "a b", "10", "9"];
-  const expected = [...words].sort(byBytes);
-  beforeAll(async () => {
-    const { baseUrl, prefix } = inject("postgres");
-    const name = `${prefix}_collation_${process.pid}`;
-    const admin = new pg.Client({ connectionString: withDatabase(baseUrl, "postgres") });
-    await admin.connect();
-    try {
-      await admin.query(
-        `create database ${name} template template0 encoding 'UTF8' locale_provider icu icu_locale 'en-US' locale 'C.UTF-8'`,
-      );
-    } finally {
-      await admin.end();
-    }
-    url = withDatabase(baseUrl, name);
-    s = serve({ connection: { url }, config: { data: schema.toJSON() }, port: 0, hostname: "127.0.0.1", quiet: true });
-    await s.ready;
-    const res = await fetch(`${s.url}/api/data/items`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(words.map((name) => ({ grp: "icu", name }))),
-    });
-    expect(res.status).toBe(201);
-  });
-  afterAll(async () => {
-    await s?.close();
-    if (url) await dropDatabase(url);
-  });
-  const get = async (where: Row, sort = "name") => {
-    const res = await fetch(`${s!.url}/api/data/items?where=${q({ grp: "icu", ...where })}&sort=${sort}&limit=100`);
-    const body = await res.json();
-    expect(res.status, JSON.stringify(body)).toBe(200);
-    return body.data.map((r: Row) => r.name);
-  };
-
-  it("sorts text by code point", async () => {
-    expect(await get({})).toEqual(expected);
-    expect(await get({}, "-name")).toEqual([...expected].reverse());
-  });
-
-  it("compares text by code point", async () => {
-    expect(await get({ name: { $gt: "a" } })).toEqual(expected.filter((w) => byBytes(w, "a") > 0));
-    expect(await get({ name: { $lt: "B" } })).toEqual(expected.filter((w) => byBytes(w, "B") < 0));
   });
 });

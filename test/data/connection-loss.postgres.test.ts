@@ -4,11 +4,10 @@
  * connector listens (§11). The next request gets a fresh connection.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ENGINE } from "../helpers/engines.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 import { config } from "./fixtures.js";
 
-describe.runIf(ENGINE === "postgres")("losing idle PostgreSQL connections (11)", () => {
+describe("losing idle PostgreSQL connections (11)", () => {
   let server: TestServer;
   const uncaught: unknown[] = [];
   const hear = (error: unknown) => uncaught.push(error);

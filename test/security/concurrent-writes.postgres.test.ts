@@ -3,14 +3,14 @@
  * before. PostgreSQL runs READ COMMITTED: without a row lock, a PATCH could check a draft, wait for another
  * transaction that publishes it, then write the published row — which its permission does not reach. Here
  * a second connection holds that transaction open while the request arrives, and commits once the request
- * waits for it. On SQLite and libSQL a writer holds the whole database, so the request waits for the commit
- * the same way and decides afterwards.
+ * waits for it. (On SQLite and libSQL a writer holds the whole database: no other transaction can move the row
+ * between the request's check and its write, so this file runs on PostgreSQL only.)
  */
 import { em, entity, text } from "citadel";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Booted, boot } from "../guard/helpers.js";
-import { ENGINE, lockWaitSeen } from "../helpers/engines.js";
+import { lockWaitSeen } from "../helpers/engines.js";
 
 const schema = em({ notes: entity("notes", { body: text().required(), status: text().required() }) });
 const drafts = { condition: { entity: "notes" }, effect: "filter" as const, filter: { status: "draft" } };
@@ -60,7 +60,7 @@ async function publishedMeanwhile(body: string) {
   };
 }
 
-describe.runIf(ENGINE === "postgres")("a row a concurrent transaction moves out of the write scope (4.6, 11.2)", () => {
+describe("a row a concurrent transaction moves out of the write scope (4.6, 11.2)", () => {
   it("PATCH /:id decides on the committed row: 403, the row keeps the other transaction's values", async () => {
     const note = await publishedMeanwhile("original");
     const [res] = await Promise.all([
