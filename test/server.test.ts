@@ -97,6 +97,19 @@ describe("serve (1.6)", () => {
     }
   });
 
+  it("keeps an idle connection open 72 s, past a load balancer's idle timeout, and says so (1.6)", async () => {
+    const handle = serve({ connection: { url: ":memory:" }, config: { data: schema.toJSON() }, port: 0, quiet: true });
+    await handle.ready;
+    try {
+      const res = await fetch(`http://127.0.0.1:${handle.port}/api/data/notes`);
+      expect(res.status).toBe(200);
+      // the client closes its end before the server does (undici reads this hint)
+      expect(res.headers.get("keep-alive")).toBe("timeout=72");
+    } finally {
+      await handle.close();
+    }
+  });
+
   it("runs options.seed once, on the new database only", async () => {
     let runs = 0;
     const seed = async (ctx: SeedContext) => {

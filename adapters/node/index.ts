@@ -1,5 +1,5 @@
 /** Node adapter: `serve()` on @hono/node-server, connections through Node's drivers (connect.ts); no business logic. */
-import { STATUS_CODES } from "node:http";
+import { type Server, STATUS_CODES } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { serve as honoServe } from "@hono/node-server";
@@ -27,6 +27,12 @@ const UNPARSABLE: Record<string, CitadelError> = {
   ERR_HTTP_REQUEST_TIMEOUT: new CitadelError("bad_request", 408, "the request was not received in time"),
 };
 const MALFORMED = new BadRequestError("the request could not be parsed as HTTP");
+/**
+ * How long an idle connection stays open for its next request: longer than load balancers keep theirs (AWS's 60 s;
+ * Fastify's default, for the same reason). Node's 5 s closes a connection a balancer or client is reusing at that
+ * moment, and the request sent on it fails.
+ */
+const KEEP_ALIVE_MS = 72_000;
 
 /**
  * Node answers a request it cannot parse itself with an empty body: a request line and headers past its 16 KiB
@@ -56,6 +62,7 @@ const listen: Listen = (app, port, hostname) =>
         close: () => new Promise<void>((closed) => server.close(() => closed())),
       }),
     );
+    (server as Server).keepAliveTimeout = KEEP_ALIVE_MS;
     server.on("clientError", answerUnparsable);
     server.once("error", reject);
   });
