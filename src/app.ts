@@ -170,7 +170,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
     await syncSchema(db, dialect, schema, { destructive: input.options?.destructive });
     // before auth, whose trusted user and key management it records
     if (config.audit.enabled) {
-      audit = await AuditTrail.open(db, config, models);
+      audit = await AuditTrail.open(db, config, models, guard?.defaultRole);
       audit.attach(events, config.audit.reads);
     }
     const trail = audit;

@@ -23,11 +23,14 @@ const SYSTEM = new Set(["id", "created_at", "updated_at"]);
 
 const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 
-/** Who a subject is, as an entry records it: never a token, a key or a claim beyond these. */
-export function actorOf(subject: Subject | undefined, role?: string): AuditActor {
+/**
+ * Who a subject is, as an entry records it: never a token, a key or a claim beyond these. Its role is the one
+ * the guard applied: the default role (§4.1) for a caller without one of its own, unless the caller is trusted.
+ */
+export function actorOf(subject: Subject | undefined, defaultRole?: string): AuditActor {
   return {
     user_id: typeof subject?.user?.id === "number" ? subject.user.id : null,
-    role: role ?? subject?.role ?? null,
+    role: (subject && !subject.trusted ? (subject.role ?? defaultRole) : subject?.role) ?? null,
     key_id: subject?.key?.id ?? null,
     account_id: subject?.tenant ?? subject?.key?.tenant ?? null,
     ip: subject?.request?.ip ?? null,
@@ -41,10 +44,16 @@ export class AuditTrail {
     private readonly redacted: ReadonlySet<string>,
     readonly policyHash: string,
     private readonly retentionDays: number | undefined,
+    private readonly defaultRole: string | undefined,
   ) {}
 
   /** Install the tables and hash the policy config: the roles, the guard switch, keys' roles and tenancy. */
-  static async open(db: Db, config: ValidatedConfig, models: Models): Promise<AuditTrail> {
+  static async open(
+    db: Db,
+    config: ValidatedConfig,
+    models: Models,
+    defaultRole: string | undefined,
+  ): Promise<AuditTrail> {
     await installAudit(db);
     const policy = {
       roles: config.auth.roles,
@@ -56,7 +65,12 @@ export class AuditTrail {
       tenancy: config.tenancy,
     };
     const hash = hex(await sha256(canonical(policy)));
-    return new AuditTrail(db, models, new Set(config.audit.redact), hash, config.audit.retention_days);
+    return new AuditTrail(db, models, new Set(config.audit.redact), hash, config.audit.retention_days, defaultRole);
+  }
+
+  /** A subject as this trail's entries record it (actorOf, with the guard's default role). */
+  actor(subject: Subject | undefined): AuditActor {
+    return actorOf(subject, this.defaultRole);
   }
 
   /** A value as the trail records it: hidden and encrypted fields and those in `audit.redact` are "[redacted]". */
@@ -112,7 +126,7 @@ export class AuditTrail {
 
   /** The data engine's in-transaction listener: one entry per row, in the mutation's transaction (§7.2). */
   readonly mutations = async (trx: Db, events: MutationEvent[], subject: Subject): Promise<void> => {
-    const actor = actorOf(subject);
+    const actor = this.actor(subject);
     const request_id = subject.request?.id ?? null;
     const inputs: AuditInput[] = [];
     for (const event of events) {
@@ -170,7 +184,7 @@ export class AuditTrail {
       action: "data.read",
       entity: event.entity,
       row_id: event.id ?? null,
-      actor: actorOf(subject),
+      actor: this.actor(subject),
       request_id: subject.request?.id ?? null,
       reason: `${event.kind}, ${where.slice(0, 2000)}: ${event.rows} rows in ${event.durationMs.toFixed(1)} ms`,
     });

@@ -69,7 +69,8 @@ export function checkWritableFields(input: Row, scopes: WriteScopes, entity: str
 
 /**
  * §4.14: a row's owner is its writer. A create that leaves the owner column out gets the caller's user id; a
- * write naming another user is 403 where the scope pins the owner (every role but implicit_allow ones).
+ * write naming another user is 403 where the scope pins the owner (every role but implicit_allow ones, and not
+ * for a secret key's server).
  */
 export function withOwner(model: EntityModel, input: Row, scopes: WriteScopes, creating: boolean): Row {
   const column = model.entity.owner;

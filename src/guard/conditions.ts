@@ -29,6 +29,8 @@ export interface RequestContext {
   claimsUnknown?: boolean;
   /** with `claimsUnknown`: the role decided for, which is `user.role` of every caller holding it */
   knownRole?: string;
+  /** the caller came with a secret API key: a trusted server, which may name any row's owner (§4.14) */
+  secretKey?: boolean;
 }
 
 export const ENTITY_KEY = "@entity";

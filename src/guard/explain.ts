@@ -85,7 +85,13 @@ export function explain(
     const known = guard.roles.size > 0 ? `configured roles: ${[...guard.roles].join(", ")}` : "no roles are configured";
     throw new BadRequestError(`role: unknown role "${role}" (${known})`);
   }
-  const ctx: RequestContext = { entity, user: input.user, id: input.id, tenant: input.tenant };
+  const ctx: RequestContext = {
+    entity,
+    user: input.user,
+    id: input.id,
+    tenant: input.tenant,
+    secretKey: input.key?.kind === "secret",
+  };
   // a secret key without a role bypasses the guard (§5.1); everything else is the role's decision
   const decision: Decision =
     input.key && role === undefined && input.key.kind === "secret"

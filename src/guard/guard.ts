@@ -315,8 +315,14 @@ export class Guard {
     const rule = this.rule(role, permission, ctx.entity);
     if (typeof rule === "string") return { effect: "deny", reason: rule, matched: [] };
     const key = ruleKey(rule.role, permission, ctx.entity);
-    const known = this.constant.get(key);
-    if (known) return known;
+    const decision = this.constant.get(key) ?? this.evaluated(rule, key, ctx, bind, widest);
+    // a secret key's server may write rows on behalf of any user (§4.14)
+    return ctx.secretKey && decision.effect === "allow" && decision.owner
+      ? { ...decision, owner: undefined }
+      : decision;
+  }
+
+  private evaluated(rule: Rule, key: string, ctx: RequestContext, bind: (f: Filter) => Filter, widest: boolean) {
     const asked = widest && ctx.user === undefined ? { ...ctx, claimsUnknown: true, knownRole: rule.role } : ctx;
     const verdict = this.verdicts.get(key) ?? evaluate(rule, asked, this.visible(ctx.entity), widest);
     return this.finish(rule, verdict, bind);
@@ -399,7 +405,13 @@ export class Guard {
 
   /** The scope of one permission for one subject; undefined when it is not granted. */
   find(subject: Subject, permission: string, entity: string, id?: number): Scope | undefined {
-    const ctx = { entity, id, user: subject.user, tenant: callerTenant(subject) };
+    const ctx = {
+      entity,
+      id,
+      user: subject.user,
+      tenant: callerTenant(subject),
+      secretKey: subject.key?.kind === "secret",
+    };
     const decision = this.decide(subject.role, permission, ctx, (f) => bindPlaceholders(f, subject.user));
     if (decision.effect === "deny") return undefined;
     // what is left unbound comes from rules, whose caller values are bound one by one (§9.1)

@@ -65,7 +65,7 @@ export function httpApp(parts: HttpAppParts) {
   parts.audit?.onAppended((count) => {
     monitor.auditEntries += count;
   });
-  const audit = httpAudit(parts.audit, log);
+  const audit = httpAudit(parts.audit, log, guard?.defaultRole);
   const hono = new Hono<{ Variables: AuthVariables & { access: Access } }>();
   const maxBodyBytes = config.server.max_body_bytes;
   const limits = {
@@ -83,6 +83,7 @@ export function httpApp(parts: HttpAppParts) {
       monitor,
       entities: new Set(engine.models.keys()),
       roles: new Set(Object.keys(config.auth.roles)),
+      defaultRole: guard?.defaultRole,
       tenancy,
       maxBodyBytes,
       logLine: parts.logLine,

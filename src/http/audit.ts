@@ -4,10 +4,10 @@
  * the answer: an entry that cannot be written is logged as an unexpected error.
  */
 import type { Context } from "hono";
-import { type AuditActor, type AuditInput, type AuditTrail, actorOf } from "../audit/index.js";
+import type { AuditActor, AuditInput, AuditTrail } from "../audit/index.js";
 import { CitadelError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
-import { ACTION_OF, denialOf } from "./denials.js";
+import { ACTION_OF, denialOf, refusedActor } from "./denials.js";
 
 export type Noted = Omit<AuditInput, "actor" | "request_id"> & { actor?: AuditActor };
 
@@ -22,12 +22,16 @@ export interface HttpAudit {
 
 const subjectOf = (c: Context): Subject | undefined => c.get("subject");
 
-export function httpAudit(trail: AuditTrail | undefined, log: (error: unknown) => void): HttpAudit | undefined {
+export function httpAudit(
+  trail: AuditTrail | undefined,
+  log: (error: unknown) => void,
+  defaultRole: string | undefined,
+): HttpAudit | undefined {
   if (!trail) return undefined;
   const note = async (c: Context, { actor, ...input }: Noted) => {
     const subject = subjectOf(c);
     try {
-      await trail.record({ ...input, actor: actor ?? actorOf(subject), request_id: subject?.request?.id ?? null });
+      await trail.record({ ...input, actor: actor ?? trail.actor(subject), request_id: subject?.request?.id ?? null });
     } catch (error) {
       log(error);
     }
@@ -41,7 +45,8 @@ export function httpAudit(trail: AuditTrail | undefined, log: (error: unknown) =
       const action = ACTION_OF[denial];
       const entity = typeof error.details?.entity === "string" ? error.details.entity : null;
       const permission = typeof error.details?.permission === "string" ? ` (${error.details.permission})` : "";
-      await note(c, { action, entity, reason: `${c.req.method} ${c.req.path}: ${error.message}${permission}` });
+      const reason = `${c.req.method} ${c.req.path}: ${error.message}${permission}`;
+      await note(c, { action, entity, reason, actor: refusedActor(c, error, defaultRole) });
     },
   };
 }

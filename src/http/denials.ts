@@ -4,9 +4,10 @@
  * login is not a denial: the login route records it as `auth.login_failed`.
  */
 import type { Context } from "hono";
-import type { AuditAction } from "../audit/index.js";
+import { type AuditAction, type AuditActor, actorOf } from "../audit/index.js";
 import { INVALID_KEY } from "../auth/index.js";
 import { CitadelError, UnauthorizedError } from "../errors.js";
+import type { Subject } from "../guard/access.js";
 import type { DenialReason } from "../metrics/monitor.js";
 
 export const LOGIN_PATH = "/api/auth/password/login";
@@ -30,4 +31,13 @@ export function denialOf(error: unknown, c: Context): DenialReason | undefined {
   if (error.message === INVALID_KEY) return "key_rejected";
   if (c.req.path === PASSWORD_CHANGE_PATH && c.get("authenticated")) return "password_rejected";
   return error.message === NO_CREDENTIAL ? "authentication_required" : "token_rejected";
+}
+
+/**
+ * Who was refused, as entries, labels and log lines name it: a 403 is the guard's, which applied the default role
+ * to a caller without one of its own (§4.1); a 401 came before any role did.
+ */
+export function refusedActor(c: Context, error: CitadelError, defaultRole: string | undefined): AuditActor {
+  const subject: Subject | undefined = c.get("subject");
+  return actorOf(subject, error.status === 403 ? defaultRole : undefined);
 }

@@ -6,7 +6,6 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
-import { actorOf } from "../audit/index.js";
 import type { DataEngine } from "../data/engine.js";
 import { countRows } from "../data/write-checks.js";
 import { Saturated } from "../db/bounded-driver.js";
@@ -26,7 +25,7 @@ import {
 } from "../metrics/incidents.js";
 import type { Monitor } from "../metrics/monitor.js";
 import { bodyRead, readJson } from "./body.js";
-import { ACTION_OF, denialOf, LOGIN_PATH } from "./denials.js";
+import { ACTION_OF, denialOf, LOGIN_PATH, refusedActor } from "./denials.js";
 import { type QueryParams, queryParams } from "./query-string.js";
 
 export interface HttpMonitorOptions {
@@ -35,6 +34,8 @@ export interface HttpMonitorOptions {
   entities: ReadonlySet<string>;
   /** the configured roles: a denial's `role` label is one of them, "other" (an external token's) or "" */
   roles: ReadonlySet<string>;
+  /** the role the guard applies to a caller without one (§4.1), as denials name it; undefined: no guard */
+  defaultRole: string | undefined;
   tenancy: Tenancy | undefined;
   maxBodyBytes: number;
   /** where the JSON lines of denials and failed logins go (the app's `log` option) */
@@ -129,11 +130,11 @@ function rowsInBody(method: string, route: string, params: Record<string, string
 }
 
 export function monitorMiddleware(options: HttpMonitorOptions): MiddlewareHandler {
-  const { monitor, entities, roles, tenancy, maxBodyBytes } = options;
+  const { monitor, entities, roles, defaultRole, tenancy, maxBodyBytes } = options;
 
   const logLine = (c: Context, event: Record<string, unknown>, error: CitadelError, route: string) => {
     const subject: Subject | undefined = c.get("subject");
-    const { ip, ...actor } = actorOf(subject);
+    const { ip, ...actor } = refusedActor(c, error, defaultRole);
     options.logLine(
       JSON.stringify({
         at: new Date().toISOString(),
@@ -248,11 +249,11 @@ export function monitorMiddleware(options: HttpMonitorOptions): MiddlewareHandle
     }
     const reason = denialOf(error, c);
     if (!reason) return;
-    const subject: Subject | undefined = c.get("subject");
     const { entity: named, permission } = error.details;
+    const { role } = refusedActor(c, error, defaultRole);
     const labels = {
       reason,
-      role: subject?.role === undefined ? "" : roles.has(subject.role) ? subject.role : "other",
+      role: role === null ? "" : roles.has(role) ? role : "other",
       entity: typeof named === "string" && entities.has(named) ? named : "",
       permission: typeof permission === "string" && PERMISSIONS.includes(permission) ? permission : "",
     };

@@ -112,6 +112,18 @@ describe("metrics under tenancy and the audit trail (7.5)", () => {
     await send("GET", "/api/system/metrics", undefined, as.root, 200);
     await send("GET", "/api/system/metrics", undefined, as.secret, 200);
     await send("GET", "/api/system/metrics", undefined, bearer(as.secret.apikey), 200);
+    // a secret key acting as a role without the permission is still a server's credential (7.5)
+    const made = await send("POST", "/api/system/keys", { name: "reads", kind: "secret", role: "reader" }, as.root, 201);
+    secrets.push(made.body.data.key);
+    await send("GET", "/api/system/metrics", undefined, { apikey: made.body.data.key }, 200);
+    // but not one bound to an account, nor a publishable key
+    const bound = { name: "a's", kind: "secret", role: "reader", tenant: ids.A };
+    const inA = await send("POST", "/api/system/keys", bound, as.root, 201);
+    secrets.push(inA.body.data.key);
+    await send("GET", "/api/system/metrics", undefined, { apikey: inA.body.data.key }, 403);
+    const pk = await send("POST", "/api/system/keys", { name: "page", kind: "publishable", role: "reader" }, as.root, 201);
+    secrets.push(pk.body.data.key);
+    await send("GET", "/api/system/metrics", undefined, { apikey: pk.body.data.key }, 403);
   });
 
   it("counts requests by matched route and status, never the raw path (7.5)", async () => {
@@ -155,6 +167,12 @@ describe("metrics under tenancy and the audit trail (7.5)", () => {
         denied,
       ),
     ).toBe(1);
+    // a caller without a credential is refused as the default role the guard applied (4.1)
+    const anonymous = { reason: "access_denied", role: "anonymous", entity: "notes", permission: "data.entity.create" };
+    expect(
+      await moved("citadel_denials_total", () => send("POST", "/api/data/notes", { title: "t" }, {}, 403), anonymous),
+    ).toBe(1);
+    // a credential refused before any role applied names none
     const token = { reason: "token_rejected", role: "" };
     expect(
       await moved(
@@ -284,6 +302,7 @@ describe("metrics under tenancy and the audit trail (7.5)", () => {
     secrets.push("wrong-password-4");
     const badToken = `${secrets[1]}x`;
     const rejected = await send("GET", "/api/data/notes", undefined, bearer(badToken), 401);
+    const anonymous = await send("POST", "/api/data/notes", { title: "t" }, {}, 403);
     const lines = jsonLines(logged);
     const of = (res: TestResponse) => lines.filter((l) => l.request_id === res.headers.get("x-request-id"));
     expect(of(missing)).toEqual([]);
@@ -304,7 +323,20 @@ describe("metrics under tenancy and the audit trail (7.5)", () => {
     expect(of(failed)).toEqual([
       expect.objectContaining({ event: "auth.login_failed", status: 401, route: "POST /api/auth/password/login" }),
     ]);
-    expect(of(rejected)).toEqual([expect.objectContaining({ event: "auth.token_rejected", reason: "token_rejected" })]);
+    expect(of(rejected)).toEqual([
+      expect.objectContaining({ event: "auth.token_rejected", reason: "token_rejected", role: null }),
+    ]);
+    expect(of(anonymous)).toEqual([
+      expect.objectContaining({ event: "access.denied", role: "anonymous", user_id: null, entity: "notes" }),
+    ]);
+    // the audit entries name the same roles
+    const roleIn = async (res: TestResponse) => {
+      const id = res.headers.get("x-request-id");
+      const [entry] = await server.rows("SELECT actor FROM citadel_audit WHERE request_id = ?", id);
+      return JSON.parse(entry!.actor as string).role;
+    };
+    expect(await roleIn(anonymous)).toBe("anonymous");
+    expect(await roleIn(rejected)).toBeNull();
     // every line is one line of JSON; none holds a password, token, key or hash
     const json = logged.filter((l) => l.startsWith("{"));
     expect(json.length).toBe(lines.length);

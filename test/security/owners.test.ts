@@ -85,6 +85,57 @@ describe("owners (4.14)", () => {
   });
 });
 
+describe("owners and API keys (4.14, 5.1)", () => {
+  let k: Booted<void>;
+  // a role that reads users, so the owner it names is a row it may reference (4.17)
+  const service = {
+    permissions: [
+      "data.entity.read",
+      { permission: "data.entity.create", policies: [{ condition: { entity: "notes" }, effect: "allow" as const }] },
+    ],
+  };
+  const auth = app.config!.auth!;
+  const keyed = {
+    config: { ...app.config, auth: { ...auth, roles: { ...auth.roles, service }, api_keys: { enabled: true } } },
+  };
+  beforeAll(async () => {
+    k = await boot(keyed, { users: { ann: "member", bob: "member", root: "admin" } });
+  });
+  afterAll(() => k.server.close());
+  const key = async (kind: "secret" | "publishable") =>
+    (await k.server.app.module.auth.apiKeys!.create({ name: kind, kind, role: "service" })).key;
+
+  it("a secret key acting as a role names any owner: its server writes on behalf of users (4.14)", async () => {
+    const sk = await key("secret");
+    const res = await k.server.request(
+      "POST",
+      "/api/data/notes",
+      { body: "for bob", writer_id: k.ids.bob },
+      { apikey: sk },
+    );
+    expect(res.status, res.text).toBe(201);
+    expect(await dbRows(k.server, `SELECT writer_id FROM notes WHERE id = ${res.body.data.id}`)).toEqual([
+      { writer_id: k.ids.bob },
+    ]);
+    // and explain agrees: no owner pinned for it, the role's owner pinned for its users (4.15)
+    const keys = await k.as("root", "GET", "/api/system/keys");
+    const id = keys.body.data.find((x: { kind: string }) => x.kind === "secret").id;
+    const explained = (query: string) =>
+      k.as("root", "GET", `/api/system/explain?permission=data.entity.create&entity=notes&${query}`);
+    expect((await explained(`key=${id}`)).body.data.owner).toBeUndefined();
+    expect((await explained("role=service")).body.data.owner).toBe("writer_id");
+  });
+
+  it("a publishable key acting as the same role may not name an owner (4.14)", async () => {
+    const pk = await key("publishable");
+    const before = await dbRows(k.server, "SELECT count(*) AS n FROM notes");
+    const res = await k.server.request("POST", "/api/data/notes", { body: "x", writer_id: k.ids.bob }, { apikey: pk });
+    expect(res.status, res.text).toBe(403);
+    expect(res.body.error.message).toContain("writer_id");
+    expect(await dbRows(k.server, "SELECT count(*) AS n FROM notes")).toEqual(before);
+  });
+});
+
 describe("owner config (4.14)", () => {
   it("only a many-to-one relation to users can be the owner; $owner needs one (4.14, 1.5)", async () => {
     const bad = em({ notes: entity("notes", { body: text() }), tags: entity("tags", {}) }, ({ notes, tags }) => [
