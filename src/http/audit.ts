@@ -4,7 +4,7 @@
  * the answer: an entry that cannot be written is logged as an unexpected error.
  */
 import type { Context } from "hono";
-import type { AuditActor, AuditInput, AuditTrail } from "../audit/index.js";
+import { type AuditActor, type AuditInput, type AuditTrail, actorOf } from "../audit/index.js";
 import { CitadelError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
 import { ACTION_OF, denialOf, refusedActor } from "./denials.js";
@@ -12,7 +12,10 @@ import { ACTION_OF, denialOf, refusedActor } from "./denials.js";
 export type Noted = Omit<AuditInput, "actor" | "request_id"> & { actor?: AuditActor };
 
 export interface HttpAudit {
-  /** Record an event of this request, as its subject unless `actor` says who. */
+  /**
+   * Record an event of this request, as its subject unless `actor` says who. An auth event's caller has the role
+   * it came with: no role applied to it (a denial names the default role, refusedActor).
+   */
   note(c: Context, input: Noted): Promise<void>;
   /** Record a 401 or 403 the request ends with (not a failed login: the login route records that). */
   denial(c: Context, error: unknown): Promise<void>;
@@ -31,7 +34,7 @@ export function httpAudit(
   const note = async (c: Context, { actor, ...input }: Noted) => {
     const subject = subjectOf(c);
     try {
-      await trail.record({ ...input, actor: actor ?? trail.actor(subject), request_id: subject?.request?.id ?? null });
+      await trail.record({ ...input, actor: actor ?? actorOf(subject), request_id: subject?.request?.id ?? null });
     } catch (error) {
       log(error);
     }
