@@ -85,6 +85,7 @@ export function httpApp(parts: HttpAppParts) {
       roles: new Set(Object.keys(config.auth.roles)),
       defaultRole: guard?.defaultRole,
       tenancy,
+      engine,
       maxBodyBytes,
       logLine: parts.logLine,
       logError: log,

@@ -15,7 +15,7 @@ import { queryParams, singleParam } from "./query-string.js";
  * Mounted behind the subject middleware: who asks, and the guard's access for it. A data route leaves its
  * engine on the request for monitoring (monitor.ts), which runs after the answer.
  */
-export type DataEnv = { Variables: AuthVariables & { access: Access; engine: DataEngine } };
+export type DataEnv = { Variables: AuthVariables & { access: Access } };
 
 export interface DataRoutesOptions {
   engine: DataEngine;
@@ -75,10 +75,7 @@ export function dataRoutes({ engine, limits, maxBodyBytes, changes }: DataRoutes
   const routes = new Hono<DataEnv>();
   /** The body, read only once the accessor has found the write allowed (403 comes before 400). */
   const body = (c: Context) => () => readJson(c, maxBodyBytes);
-  const data = (c: Context<DataEnv>) => {
-    c.set("engine", engine);
-    return engine.as(c.get("access"), limits);
-  };
+  const data = (c: Context<DataEnv>) => engine.as(c.get("access"), limits);
   const entity = (c: Context) => param(c, "entity");
   const id = (c: Context) => parseId(param(c, "id"));
 

@@ -11,6 +11,7 @@ import type { Subject } from "../guard/access.js";
 import type { DenialReason } from "../metrics/monitor.js";
 
 export const LOGIN_PATH = "/api/auth/password/login";
+export const REGISTER_PATH = "/api/auth/password/register";
 const PASSWORD_CHANGE_PATH = "/api/auth/password/change";
 const NO_CREDENTIAL = new UnauthorizedError().message;
 

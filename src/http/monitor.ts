@@ -6,6 +6,7 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
+import { normalizeEmail, USERS } from "../auth/users.js";
 import type { DataEngine } from "../data/engine.js";
 import { countRows } from "../data/write-checks.js";
 import { Saturated } from "../db/bounded-driver.js";
@@ -21,11 +22,14 @@ import {
   refusedFields,
   refusedOwner,
   rowsOutsideTenant,
+  rowsWhere,
+  textsWrittenTo,
   writtenFields,
 } from "../metrics/incidents.js";
 import type { Monitor } from "../metrics/monitor.js";
+import type { Filter } from "../query/ast.js";
 import { bodyRead, readJson } from "./body.js";
-import { ACTION_OF, denialOf, LOGIN_PATH, refusedActor } from "./denials.js";
+import { ACTION_OF, denialOf, LOGIN_PATH, REGISTER_PATH, refusedActor } from "./denials.js";
 import { type QueryParams, queryParams } from "./query-string.js";
 
 export interface HttpMonitorOptions {
@@ -37,6 +41,8 @@ export interface HttpMonitorOptions {
   /** the role the guard applies to a caller without one (§4.1), as denials name it; undefined: no guard */
   defaultRole: string | undefined;
   tenancy: Tenancy | undefined;
+  /** the engine whose rows a cross-tenant attempt is checked against, after the answer (§6.5) */
+  engine: DataEngine;
   maxBodyBytes: number;
   /** where the JSON lines of denials and failed logins go (the app's `log` option) */
   logLine(line: string): void;
@@ -203,10 +209,10 @@ export function monitorMiddleware(options: HttpMonitorOptions): MiddlewareHandle
    * whatever the rows, and waits for nothing. The question is the lookup's own tenant filter, negated
    * (incidents.ts).
    */
-  const probeRows = (c: Context, tenancy: Tenancy, binding: TenantBinding, entity: string, ids: number[]) => {
-    const engine: DataEngine | undefined = c.get("engine");
-    const outside = engine && rowsOutsideTenant(tenancy, binding, entity, ids);
-    if (!engine || !outside) return;
+  const probeRows = (tenancy: Tenancy, binding: TenantBinding, entity: string, named: Filter) => {
+    const { engine } = options;
+    const outside = rowsOutsideTenant(tenancy, binding, entity, named);
+    if (!outside) return;
     monitor.later(
       async () => {
         if ((await countRows(engine.db, entity, outside)) > 0) monitor.crossTenantAttempts++;
@@ -217,19 +223,19 @@ export function monitorMiddleware(options: HttpMonitorOptions): MiddlewareHandle
   };
 
   /** §6.5, §4.10: a row of another account named by id in the path (read, related rows, update, delete): a 404. */
-  const probePath = (c: Context, tenancy: Tenancy, binding: TenantBinding, params: Record<string, string>) => {
+  const probePath = (tenancy: Tenancy, binding: TenantBinding, params: Record<string, string>) => {
     const { entity, id } = params;
     if (entity === undefined || id === undefined || !ROW_ID.test(id) || !entities.has(entity)) return;
-    probeRows(c, tenancy, binding, entity, [Number(id)]);
+    probeRows(tenancy, binding, entity, rowsWhere("id", [Number(id)]));
   };
 
   /**
    * §6.5, §4.17: a write whose references name rows of another account is refused as one naming missing rows
    * (409). The keys it wrote are probed per related entity, the first MAX_PROBED_REFERENCES of each.
    */
-  const probeReferences = (c: Context, tenancy: Tenancy, binding: TenantBinding, entity: string, rows: unknown) => {
-    const engine: DataEngine | undefined = c.get("engine");
-    if (!engine || !entities.has(entity)) return;
+  const probeReferences = (tenancy: Tenancy, binding: TenantBinding, entity: string, rows: unknown) => {
+    const { engine } = options;
+    if (!entities.has(entity)) return;
     const named = new Map<string, Set<number>>();
     for (const relation of engine.model(entity).entity.relations.values()) {
       if (relation.path.kind !== "local") continue;
@@ -238,7 +244,17 @@ export function monitorMiddleware(options: HttpMonitorOptions): MiddlewareHandle
         if (ids.size < MAX_PROBED_REFERENCES && ROW_ID.test(String(id))) ids.add(id);
       named.set(relation.target, ids);
     }
-    for (const [target, ids] of named) probeRows(c, tenancy, binding, target, [...ids]);
+    for (const [target, ids] of named)
+      if (ids.size > 0) probeRows(tenancy, binding, target, rowsWhere("id", [...ids]));
+  };
+
+  /**
+   * §6.3: emails stay unique across accounts, so a 409 may say one is taken in another account: the one
+   * cross-tenant signal allowed, and counted when the user holding it is outside the caller's account.
+   */
+  const probeEmails = (tenancy: Tenancy, binding: TenantBinding, rows: unknown) => {
+    const emails = textsWrittenTo(rows, "email", MAX_PROBED_REFERENCES, normalizeEmail);
+    if (emails.length > 0) probeRows(tenancy, binding, USERS, rowsWhere("email", emails));
   };
 
   /** A 401 or 403: a failed login, or a denial counted by its labels; either way one log line. */
@@ -271,6 +287,11 @@ export function monitorMiddleware(options: HttpMonitorOptions): MiddlewareHandle
 
     if (error && (status === 401 || status === 403)) refusal(c, error, route);
 
+    if (status === 409 && answering?.path === REGISTER_PATH) {
+      const subject: Subject | undefined = c.get("subject");
+      const binding = tenancy && subject && bindingOf(tenancy, subject);
+      if (binding && binding.kind !== "all") probeEmails(tenancy!, binding, bodyRead(c));
+    }
     if (!answering?.path.startsWith(DATA_PREFIX)) return;
     const params = paramsOf(answering.path, c.req.path);
     const refusedWrite = error !== undefined && WRITES.has(c.req.method) && (status === 400 || status === 403);
@@ -287,9 +308,12 @@ export function monitorMiddleware(options: HttpMonitorOptions): MiddlewareHandle
     const binding = bindingOf(tenancy, subject);
     if (binding.kind === "all") return;
     if (crossesTenants(c, tenancy, binding, answering.path, params, body)) monitor.crossTenantAttempts++;
-    else if (status === 404) probePath(c, tenancy, binding, params);
-    else if (status === 409 && WRITES.has(c.req.method))
-      probeReferences(c, tenancy, binding, entity, rowsInBody(c.req.method, answering.path, params, body));
+    else if (status === 404) probePath(tenancy, binding, params);
+    else if (status === 409 && WRITES.has(c.req.method)) {
+      const rows = rowsInBody(c.req.method, answering.path, params, body);
+      probeReferences(tenancy, binding, entity, rows);
+      if (entity === USERS) probeEmails(tenancy, binding, rows);
+    }
   };
 
   return async (c, next) => {

@@ -120,7 +120,28 @@ export function idsWrittenTo(rows: unknown, field: string): number[] {
 }
 
 /**
- * The rows `ids` of `entity` that the caller's tenant is what hides: outside the very filter its lookup ANDed
+ * The strings the rows of a write set `field` to (a user's email), at most `max` of them, each as `normalize`
+ * makes it.
+ */
+export function textsWrittenTo(rows: unknown, field: string, max: number, normalize: (s: string) => string): string[] {
+  const out = new Set<string>();
+  for (const row of (Array.isArray(rows) ? rows : [rows]).slice(0, MAX_NODES)) {
+    if (out.size >= max) break;
+    if (isObject(row) && typeof row[field] === "string") out.add(normalize(row[field]));
+  }
+  return [...out];
+}
+
+/** The rows of `entity` whose `field` is one of `values`. */
+export const rowsWhere = (field: string, values: readonly (number | string)[]): Filter => ({
+  kind: "in",
+  field,
+  negated: false,
+  values: [...values],
+});
+
+/**
+ * The rows `named` of `entity` that the caller's tenant is what hides: outside the very filter its lookup ANDed
  * (tenancy.ts), so a row its own account hides by policy is not one. Undefined when the caller's tenant hides
  * nothing there: a caller of every account, an entity no tenant scopes, or the tenant entity, whose ids a path
  * names outright (`idsOfWhere`, monitor.ts).
@@ -129,13 +150,10 @@ export function rowsOutsideTenant(
   tenancy: Tenancy,
   binding: TenantBinding,
   entity: string,
-  ids: readonly number[],
+  named: Filter,
 ): Filter | undefined {
-  if (binding.kind === "all" || !tenancy.scoped.has(entity) || ids.length === 0) return undefined;
-  return and(
-    { kind: "in", field: "id", negated: false, values: [...ids] },
-    not(certainly(tenantFilter(tenancy, entity, binding))),
-  );
+  if (binding.kind === "all" || !tenancy.scoped.has(entity)) return undefined;
+  return and(named, not(certainly(tenantFilter(tenancy, entity, binding))));
 }
 
 /** Whether any named account is not the caller's own (`own` undefined: a caller bound to no account). */

@@ -181,6 +181,34 @@ describe("cross-tenant attempts by path, padding, nesting and refused query stri
     expect(Number(after[0]!.n)).toBe(Number(before[0]!.n) + 1);
   });
 
+  it("counts a 409 on an email taken in another account, the one cross-tenant signal allowed (6.3)", async () => {
+    const users = async () => Number((await server.rows(`SELECT count(*) AS n FROM users`))[0]!.n);
+    const before = await users();
+    const alice = (await server.rows(`SELECT "id" FROM users WHERE "email" = 'alice@a.test'`))[0]!.id as number;
+    const cases: [string, string, unknown, keyof typeof as, number][] = [
+      // a tenant admin adding a user whose email account B holds, in any case
+      ["POST", "/api/data/users", { email: "carol@b.test" }, "adam", 1],
+      ["POST", "/api/data/users", [{ email: "new@a.test" }, { email: "Carol@B.test" }], "adam", 1],
+      ["PATCH", `/api/data/users/${alice}`, { email: "carol@b.test" }, "adam", 1],
+      // registering, bound to no account yet
+      [
+        "POST",
+        "/api/auth/password/register",
+        { email: "carol@b.test", password: "another-tenant-pw", account: { name: "x" } },
+        "anonymous",
+        1,
+      ],
+      // taken in its own account, or asked by a caller of every account: no attempt
+      ["POST", "/api/data/users", { email: "bob@a.test" }, "adam", 0],
+      ["POST", "/api/data/users", { email: "carol@b.test" }, "root", 0],
+    ];
+    for (const [method, path, body, who, count] of cases) {
+      const { by } = await moved(method, path, body, as[who], 409);
+      expect(by, `${who}: ${method} ${path} ${JSON.stringify(body)}`).toBe(count);
+    }
+    expect(await users()).toBe(before);
+  });
+
   it("counts a where that padding precedes in the body (b)", async () => {
     const pad = Array.from({ length: 10_001 }, () => 0);
     const where = { account_id: ids.B };
