@@ -73,7 +73,7 @@ function listHelp(commands: Command[], title: string): string {
     "  --help, -h     show help (`citadel <command> --help` for a command's options)",
     "  --version, -v  print the version",
     "",
-    "Exit codes: 0 done, 1 the command failed, 2 the command line is wrong.",
+    "Exit codes: 0 done, 1 the command failed, 2 the command line is wrong, 3 `diff` found access that widens.",
   ].join("\n");
 }
 
