@@ -1,5 +1,5 @@
 /** `createApp`: validate config → compile schema → connect → sync → assemble the HTTP app. Once, at startup. */
-import { AuditTrail } from "./audit/index.js";
+import { AuditTrail, checkRedacted } from "./audit/index.js";
 import { type AuthModule, authSettings, createAuth, disabledAuth, type RateLimitStore } from "./auth/index.js";
 import { checkAppInput } from "./config/input.js";
 import { type CitadelConfig, guardEnforced, type ValidatedConfig, validateConfig } from "./config/schema.js";
@@ -142,6 +142,7 @@ export async function createApp(input: CreateAppInput = {}): Promise<CitadelApp>
   const keys = input.options?.encryptionKeys;
   attachKeyring(schema, keys ?? env?.[KEYS_ENV], keys === undefined ? KEYS_ENV : "options.encryptionKeys");
   const models = buildModels(schema);
+  checkRedacted(config.audit.redact, models);
   const tenancy = tenancyOf(config, schema.tenancy);
   // Roles are compiled (and so validated) even while the guard is off.
   const fieldRules = Object.fromEntries(

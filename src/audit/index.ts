@@ -4,12 +4,14 @@
  * policy config in force; redacted where the config or the schema says so.
  */
 import { sha256 } from "../auth/key-material.js";
+import { nearestKey } from "../config/messages.js";
 import type { ValidatedConfig } from "../config/schema.js";
 import type { Row } from "../data/codec.js";
 import type { DataEvents, MutationEvent, ReadEvent } from "../data/events.js";
 import type { Models } from "../data/models.js";
 import type { Db } from "../db/connection.js";
 import { retryBusy } from "../db/dialect-driver.js";
+import { ConfigError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
 import { type AuditActor, type AuditInput, type Changes, canonical } from "./entry.js";
 import { AUDIT_TABLE, appendEntries, installAudit, pruneBefore, type Verification, verifyChain } from "./store.js";
@@ -36,6 +38,27 @@ export function actorOf(subject: Subject | undefined, defaultRole?: string): Aud
     ip: subject?.request?.ip ?? null,
   };
 }
+
+/**
+ * `audit.redact` names fields of the schema: a misspelt one would leave the value it meant recorded as it is
+ * (§1.8). Checked at startup, audit on or off.
+ */
+export function checkRedacted(redact: readonly string[], models: Models): void {
+  redact.forEach((name, i) => {
+    const [entity = "", field = ""] = name.split(".");
+    const path = `config.audit.redact[${i}]`;
+    const model = models.get(entity);
+    if (!model) throw new ConfigError(path, `unknown entity "${entity}"${hint(entity, [...models.keys()])}`);
+    const fields = [...model.entity.fields.keys()];
+    if (!model.entity.fields.has(field))
+      throw new ConfigError(path, `"${entity}" has no field "${field}"${hint(field, fields)}`);
+  });
+}
+
+const hint = (name: string, known: readonly string[]) => {
+  const near = nearestKey(name, known);
+  return near ? ` (did you mean \`${near}\`?)` : "";
+};
 
 export class AuditTrail {
   private constructor(

@@ -9,7 +9,7 @@ import { ConfigError } from "../errors.js";
 import { and, FALSE, type Filter, hasPlaceholders, someNode, TRUE } from "../query/ast.js";
 import { checkRuleSyntax, compileRule, RuleError } from "../query/rule.js";
 import { type FieldResolver, parseWhere, type Reach } from "../query/where.js";
-import { DATA_PERMISSIONS } from "./access.js";
+import { DATA_PERMISSIONS, WRITE_PERMISSIONS } from "./access.js";
 import { bindEntity, EVERY_ENTITY, parseCondition } from "./conditions.js";
 
 export const SYSTEM_PERMISSIONS = [
@@ -201,6 +201,21 @@ function compileFieldRules(
   return out;
 }
 
+/**
+ * A policy's field rule is read by its own permission only (§9.4): `read` by data.entity.read, `write` by create
+ * and update. One written on another would never apply, and a field meant to be guarded would not be.
+ */
+function checkFieldRuleKinds(rules: RuleTexts, permission: string, path: string): void {
+  const kinds = permission === "data.entity.read" ? ["read"] : WRITE_PERMISSIONS.has(permission) ? ["write"] : [];
+  for (const [field, rule] of Object.entries(rules))
+    for (const kind of ["read", "write"] as const)
+      if (rule[kind] !== undefined && !kinds.includes(kind))
+        throw new ConfigError(
+          `${path}.${field}.${kind}`,
+          `a ${kind} rule on a ${permission} policy never applies: put it on a ${kind === "read" ? "data.entity.read" : "data.entity.create or data.entity.update"} policy, or in the entity's config.field_rules (every role)`,
+        );
+}
+
 function policyTemplates(entry: PermissionObject, path: string, models: Models, target: RoleTarget): PolicyTemplate[] {
   const all = [...models.keys()];
   const names = new Set(all);
@@ -215,6 +230,7 @@ function policyTemplates(entry: PermissionObject, path: string, models: Models, 
     if (p.filter && p.effect !== "filter")
       throw new ConfigError(`${at}.filter`, 'a filter only applies to a policy with effect "filter"');
     if (p.filter) checkPlaceholders(p.filter, `${at}.filter`);
+    if (p.fields && !Array.isArray(p.fields)) checkFieldRuleKinds(p.fields, entry.permission, `${at}.fields`);
     // a top-level `entity` (other than "*") says which entities the policy is written for: it must fit each
     const strict = p.condition !== undefined && "entity" in p.condition && p.condition.entity !== EVERY_ENTITY;
     const denies = entry.effect === "deny" || p.effect === "deny";

@@ -27,6 +27,30 @@ function checkName(name: string, path: string, what: string): void {
     throw new ConfigError(path, `"${name}" is ${name.length} characters long; ${what} names are at most ${MAX_NAME}`);
 }
 
+/** Prefixes of the tables, indexes and triggers Citadel (`citadel_`, `policy_idx_`) and SQLite keep for themselves. */
+const RESERVED_PREFIXES = ["citadel_", "policy_idx_", "sqlite_"];
+/** `/api/data/entity/:entity/...` is bknd's spelling of the data routes: an entity of that name could not be reached. */
+const RESERVED_ENTITY = "entity";
+
+/**
+ * A table's or an index's name: an identifier outside the names Citadel and the engine keep. An entity named
+ * `citadel_api_keys` would otherwise be served by the data routes on Citadel's own table.
+ */
+function checkTableName(name: string, path: string, what: string): void {
+  checkName(name, path, what);
+  const prefix = RESERVED_PREFIXES.find((p) => name.startsWith(p));
+  if (prefix)
+    throw new ConfigError(
+      path,
+      `"${name}": ${what} names starting with ${prefix} are reserved for Citadel's and the database's own`,
+    );
+  if (what !== "index" && name === RESERVED_ENTITY)
+    throw new ConfigError(
+      path,
+      `"${name}" is reserved: /api/data/entity/... is the bknd form of every entity's routes`,
+    );
+}
+
 /**
  * A name Citadel derives (an index, a constraint) within MAX_NAME: a longer one keeps its start and ends in a
  * hash of the whole (FNV-1a: a stable label, not a secret), so two long names never become one.
@@ -131,7 +155,7 @@ function userField(name: string, type: ColumnType, config: FieldConfig): Compile
 }
 
 function compileEntity(name: string, json: EntityJSON, path: string): CompiledEntity {
-  checkName(name, path, "entity");
+  checkTableName(name, path, "entity");
   const fields = new Map<string, CompiledField>([["id", systemField("id", "primary")]]);
   for (const [fieldName, field] of Object.entries(json.fields)) {
     const fieldPath = `${path}.fields.${fieldName}`;
@@ -237,7 +261,7 @@ export function compileSchema(
   const entityJSON = { ...json.entities };
   if (withUsers || entityJSON.users) entityJSON.users = mergeUsers(entityJSON.users, roles);
   if (tenancy?.enabled) {
-    checkName(tenancy.entity, "config.tenancy.entity", "entity");
+    checkTableName(tenancy.entity, "config.tenancy.entity", "entity");
     if (tenancy.entity === "users") throw new ConfigError("config.tenancy.entity", "users cannot be the tenant entity");
     entityJSON[tenancy.entity] ??= BUILTIN_TENANT;
   }
@@ -271,7 +295,12 @@ export function compileSchema(
     const withLimit = r.config.with_limit ?? DEFAULT_WITH_LIMIT;
     if (r.type === "m:n") {
       const table = r.config.connectionTable ?? `${r.source}_${r.target}`;
-      checkName(table, `${path}.config.connectionTable`, "table");
+      checkTableName(table, `${path}.config.connectionTable`, "table");
+      if (entities.has(table) || schema.junctions.some((j) => j.table === table))
+        throw new ConfigError(
+          `${path}.config.connectionTable`,
+          `the many-to-many table "${table}" is already the name of an entity or another relation's table`,
+        );
       const left = `${r.source}_id`;
       const right = `${r.target}_id`;
       schema.junctions.push({
@@ -349,7 +378,7 @@ export function compileSchema(
     for (const f of i.fields)
       if (e.fields.get(f)!.encrypted)
         throw new ConfigError(`${path}.fields`, `"${f}" is encrypted: an index on its ciphertext serves no query`);
-    checkName(key, path, "index");
+    checkTableName(key, path, "index");
     if (i.unique === true) uniqueIndex(e, key, i.fields, schema);
     else schema.indices.push({ name: key, entity: i.entity, columns: i.fields, unique: false });
   }

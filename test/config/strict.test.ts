@@ -107,6 +107,115 @@ describe("strict config (1.8)", () => {
   });
 });
 
+describe("names Citadel and the database keep, and settings that would never apply (1.5, 1.8)", () => {
+  const data = (json: ReturnType<typeof schema.toJSON>) => base({}, { data: json });
+  const m2m = (table?: string) =>
+    em(
+      { posts: entity("posts", { title: text() }), labels: entity("labels", { name: text() }) },
+      ({ posts, labels }) => [relation(posts, "labels").manyToMany(labels, table ? { connectionTable: table } : {})],
+    ).toJSON();
+  const reading = (fields: unknown) =>
+    base({
+      roles: {
+        ...roles,
+        user: { permissions: [{ permission: "data.entity.read", policies: [{ effect: "allow", fields }] }] },
+      },
+    });
+  const updating = (fields: unknown) =>
+    base({
+      roles: {
+        ...roles,
+        user: { permissions: [{ permission: "data.entity.update", policies: [{ effect: "allow", fields }] }] },
+      },
+    });
+  // [what the user wrote, the config, the path the error names, the fragment that helps]
+  const cases: [string, unknown, string, string][] = [
+    // served by the data routes, an entity on Citadel's own table would hand out its rows (keys' hashes)
+    [
+      "an entity citadel_api_keys",
+      data(em({ citadel_api_keys: entity("citadel_api_keys", { name: text() }) }).toJSON()),
+      "config.data.entities.citadel_api_keys",
+      "starting with citadel_ are reserved",
+    ],
+    [
+      "an entity citadel_meta",
+      data(em({ citadel_meta: entity("citadel_meta", { value: text() }) }).toJSON()),
+      "config.data.entities.citadel_meta",
+      "reserved",
+    ],
+    [
+      "an entity sqlite_stat1",
+      data(em({ sqlite_stat1: entity("sqlite_stat1", { tbl: text() }) }).toJSON()),
+      "config.data.entities.sqlite_stat1",
+      "starting with sqlite_ are reserved",
+    ],
+    [
+      "an entity named entity",
+      data(em({ entity: entity("entity", { name: text() }) }).toJSON()),
+      "config.data.entities.entity",
+      "/api/data/entity/",
+    ],
+    [
+      "an index citadel_x",
+      { ...base(), data: { ...schema.toJSON(), indices: { citadel_x: { entity: "posts", fields: ["title"] } } } },
+      "config.data.indices.citadel_x",
+      "reserved",
+    ],
+    [
+      "a many-to-many table that is an entity",
+      data(m2m("posts")),
+      "config.data.relations.mn_posts_labels_labels.config.connectionTable",
+      "already the name of an entity",
+    ],
+    [
+      "a tenant entity citadel_accounts",
+      base({}, { tenancy: { enabled: true, entity: "citadel_accounts" } }),
+      "config.tenancy.entity",
+      "reserved",
+    ],
+    // a field rule is read by its own permission only (9.4)
+    [
+      "a write rule on a read policy",
+      reading({ title: { read: "true", write: "false" } }),
+      "config.auth.roles.user.permissions[0].policies[0].fields.title.write",
+      "never applies",
+    ],
+    [
+      "a read rule on an update policy",
+      updating({ title: { read: "false" } }),
+      "config.auth.roles.user.permissions[0].policies[0].fields.title.read",
+      "never applies",
+    ],
+    // a misspelt redaction would leave the value recorded as it is
+    [
+      "audit.redact users.emial",
+      base({}, { audit: { enabled: true, redact: ["users.emial"] } }),
+      "config.audit.redact[0]",
+      "did you mean `email`?",
+    ],
+    [
+      "audit.redact userz.email",
+      base({}, { audit: { enabled: true, redact: ["userz.email"] } }),
+      "config.audit.redact[0]",
+      'unknown entity "userz"',
+    ],
+  ];
+  it.each(cases)("%s is a startup error naming its path (1.8)", async (_, config, path, hint) => {
+    const message = await startupError(config);
+    expect(message.startsWith(path), message).toBe(true);
+    expect(message).toContain(hint);
+  });
+
+  it("the names next to them still start: citadel as a word, an entity named entities (1.5)", async () => {
+    const ok = em({
+      citadelx: entity("citadelx", { name: text() }),
+      entities: entity("entities", { name: text() }),
+    }).toJSON();
+    const app = await createApp({ connection: { url: ":memory:" }, config: data(ok) });
+    await app.close();
+  });
+});
+
 describe("what createApp and serve take beside the config is strict too (1.8)", () => {
   // a misspelled url would open file:data.db in the working directory: servers meant to share a database would not
   const inputs: [string, unknown, string][] = [

@@ -80,13 +80,14 @@ const caseArb = fc.record({
 });
 type Case = typeof caseArb extends fc.Arbitrary<infer T> ? T : never;
 
-const texts = (rules: FieldRules) =>
+/** Field rules as config text; on a policy, only the kind its permission reads (9.4: the other is refused). */
+const texts = (rules: FieldRules, only?: "read" | "write") =>
   Object.fromEntries(
     Object.entries(rules).map(([f, r]) => [
       f,
       {
-        ...(r.read ? { read: printRule(r.read) } : {}),
-        ...(r.write ? { write: printRule(r.write) } : {}),
+        ...(r.read && only !== "write" ? { read: printRule(r.read) } : {}),
+        ...(r.write && only !== "read" ? { write: printRule(r.write) } : {}),
       },
     ]),
   );
@@ -101,7 +102,9 @@ const permissionsOf = (permission: string, entries: Entry[]) =>
       effect: p.effect,
       // a filter policy needs a filter or a rule
       ...(p.rule || p.effect === "filter" ? { rule: printRule(p.rule ?? { k: "const", value: true }) } : {}),
-      ...(p.fields && p.effect !== "deny" && Object.keys(p.fields).length > 0 ? { fields: texts(p.fields) } : {}),
+      ...(p.fields && p.effect !== "deny" && Object.keys(p.fields).length > 0
+        ? { fields: texts(p.fields, permission === "data.entity.read" ? "read" : "write") }
+        : {}),
       ...(p.omit && p.effect !== "deny" ? { omit: [...p.omit] } : {}),
     })),
   }));
