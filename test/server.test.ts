@@ -110,6 +110,20 @@ describe("serve (1.6)", () => {
     }
   });
 
+  it("close() ends a connection a client opened and sent nothing on, instead of waiting out its keep-alive (1.6)", async () => {
+    const handle = serve({ connection: { url: ":memory:" }, config: { data: schema.toJSON() }, port: 0, quiet: true });
+    await handle.ready;
+    // browsers and undici open connections ahead of the requests they will carry
+    const idle = connect(handle.port, "127.0.0.1");
+    await new Promise<void>((resolve) => idle.on("connect", () => resolve()));
+    const ended = new Promise<void>((resolve) => idle.on("close", () => resolve()));
+    idle.resume();
+    // and one that answered a request, kept alive for the next
+    expect((await fetch(`http://127.0.0.1:${handle.port}/api/data/notes`)).status).toBe(200);
+    await handle.close();
+    await ended;
+  });
+
   it("runs options.seed once, on the new database only", async () => {
     let runs = 0;
     const seed = async (ctx: SeedContext) => {

@@ -1,5 +1,5 @@
 /** Node adapter: `serve()` on @hono/node-server, connections through Node's drivers (connect.ts); no business logic. */
-import { type Server, STATUS_CODES } from "node:http";
+import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { serve as honoServe } from "@hono/node-server";
@@ -53,16 +53,49 @@ function answerUnparsable(error: Error & { code?: string }, socket: Duplex): voi
   );
 }
 
+/**
+ * How to stop a server: stop listening, and end each connection once no answer is under way on it. Node's close()
+ * ends only the connections idle between two requests at that moment: one a client opened without sending a
+ * request yet (browsers and undici open them ahead), or one whose answer (a change-feed stream the app just
+ * ended) finishes later, would stay open for its keep-alive, and close() would wait that long.
+ */
+function closingOf(server: Server): () => Promise<void> {
+  const answering = new Map<Duplex, number>();
+  let closing = false;
+  const endIfIdle = (socket: Duplex) => {
+    if (closing && answering.get(socket) === 0) socket.end();
+  };
+  server.on("connection", (socket: Duplex) => {
+    answering.set(socket, 0);
+    socket.once("close", () => answering.delete(socket));
+  });
+  server.on("request", (request: IncomingMessage, response: ServerResponse) => {
+    const socket = request.socket;
+    answering.set(socket, (answering.get(socket) ?? 0) + 1);
+    response.once("close", () => {
+      if (answering.has(socket)) answering.set(socket, answering.get(socket)! - 1);
+      endIfIdle(socket);
+    });
+  });
+  return () =>
+    new Promise((closed) => {
+      closing = true;
+      server.close(() => closed());
+      for (const socket of answering.keys()) endIfIdle(socket);
+    });
+}
+
 const listen: Listen = (app, port, hostname) =>
   new Promise((resolve, reject) => {
     const server = honoServe({ fetch: app.fetch, port, hostname }, (info: AddressInfo) =>
       resolve({
         port: info.port,
         hostname: info.address,
-        close: () => new Promise<void>((closed) => server.close(() => closed())),
+        close,
       }),
     );
     (server as Server).keepAliveTimeout = KEEP_ALIVE_MS;
+    const close = closingOf(server as Server);
     server.on("clientError", answerUnparsable);
     server.once("error", reject);
   });

@@ -244,8 +244,7 @@ export function monitorMiddleware(options: HttpMonitorOptions): MiddlewareHandle
         if (ids.size < MAX_PROBED_REFERENCES && ROW_ID.test(String(id))) ids.add(id);
       named.set(relation.target, ids);
     }
-    for (const [target, ids] of named)
-      if (ids.size > 0) probeRows(tenancy, binding, target, rowsWhere("id", [...ids]));
+    for (const [target, ids] of named) if (ids.size > 0) probeRows(tenancy, binding, target, rowsWhere("id", [...ids]));
   };
 
   /**
