@@ -1,7 +1,7 @@
 /**
  * `citadel encryption rotate` (10.2, 12.1): re-encrypt every value under the current key of
  * CITADEL_ENCRYPTION_KEYS, in batches, with a progress bar on standard error (a line per second when it is not
- * a terminal). Resumable: a rerun continues with what is still under another key.
+ * a terminal), and check those already under it. Resumable: a rerun rewrites only what is still under another key.
  */
 import { type RotateProgress, rotateKeys } from "../data/rotate.js";
 import type { Command } from "./commands.js";
@@ -48,7 +48,8 @@ export const ENCRYPTION_COMMANDS: Command[] = [
       "The current key is the first of CITADEL_ENCRYPTION_KEYS; keep the old ones listed until this finishes (and\n" +
       "for config.feed.retention_hours after it: the change feed's stored events keep their ciphertext).\n" +
       "Rows go in batches, each in its own transaction; an interrupted run loses nothing and a rerun continues.\n" +
-      "Values that cannot be decrypted are left as they are and listed; the exit code is then 1.",
+      "Values already under the current key are decrypted to check them, never written again.\n" +
+      "Values that cannot be decrypted, under any key, are left as they are and listed; the exit code is then 1.",
     options: ["config", "db", "batch-size", "pause-ms", "encrypt-plaintext"],
     required: ["config"],
     run: (values, io) => {

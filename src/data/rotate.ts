@@ -1,10 +1,12 @@
 /**
  * Key rotation (§10.2): every encrypted value not under the current key (and every blind index entry not made
  * with it) is sealed again under the current key, in batches of rows, each batch in a transaction of its own.
- * Resumable by construction: a rerun selects only what is still under another key. Nothing is lost when it is
- * interrupted: a batch commits whole or not at all, and each value is replaced by a ciphertext of the same
- * plaintext only if it still holds what was read (a write of a server running beside it wins, and is already
- * under the current key). Rotation changes no data: no updated_at, audit entry or change-feed event.
+ * Values already under the current key are decrypted to check them and never written: a run lists every value
+ * that cannot be decrypted, whatever its key. Resumable by construction: a rerun rewrites only what is still
+ * under another key. Nothing is lost when it is interrupted: a batch commits whole or not at all, and each value
+ * is replaced by a ciphertext of the same plaintext only if it still holds what was read (a write of a server
+ * running beside it wins, and is already under the current key). Rotation changes no data: no updated_at, audit
+ * entry or change-feed event.
  */
 import { type Expression, type SqlBool, sql } from "kysely";
 import type { Db } from "../db/connection.js";
@@ -15,7 +17,7 @@ import { inTransaction } from "./writes.js";
 
 export interface RotateProgress {
   entity: string;
-  /** rows of this entity examined so far, of `total` found under another key when it began */
+  /** rows of this entity examined so far, of `total` holding an encrypted value when it began */
   done: number;
   total: number;
 }
@@ -42,7 +44,7 @@ export interface RotateResult {
   key: string | undefined;
   /** values sealed again (a blind index entry rewritten alone counts as its value) */
   rotated: number;
-  /** values left as they were: they could not be decrypted (tampered, or under a key no longer held) */
+  /** values left as they were, under any key: they could not be decrypted (tampered, or under a key no longer held) */
   failed: RotateFailure[];
 }
 
@@ -60,6 +62,10 @@ function encryptedColumns(entity: CompiledEntity): Column[] {
   return columns;
 }
 
+/** The columns a batch reads: each encrypted field's, and its blind index's. */
+const storedColumns = (columns: Column[]) =>
+  columns.flatMap((c) => (c.index ? [c.field.name, c.index] : [c.field.name]));
+
 // biome-ignore lint/suspicious/noExplicitAny: tables are only known at runtime
 type AnyDb = Db & { selectFrom(table: string): any };
 
@@ -73,6 +79,24 @@ function stale(columns: Column[]): Expression<SqlBool> {
     return sql`(${value} or (${sql.ref(field.name)} is not null and (${sql.ref(index)} is null or substr(${sql.ref(index)}, 1, ${digest.length}) <> ${digest})))`;
   });
   return sql<SqlBool>`(${sql.join(parts, sql` or `)})`;
+}
+
+/** Rows holding a value of any encrypted field: every one is met, to check the values under the current key too. */
+function holding(columns: Column[]): Expression<SqlBool> {
+  return sql<SqlBool>`(${sql.join(
+    columns.map(({ field }) => sql`${sql.ref(field.name)} is not null`),
+    sql` or `,
+  )})`;
+}
+
+/** `stale` for one value of a row read: it, or its blind index entry, is under another key. */
+function needsRotation({ field, keyring, index }: Column, row: Record<string, unknown>): boolean {
+  const stored = row[field.name];
+  if (typeof stored !== "string") return false;
+  if (keyIdOf(stored) !== keyring.current) return true;
+  if (index === undefined) return false;
+  const entry = row[index];
+  return !(typeof entry === "string" && entry.startsWith(`${keyring.current}:`));
 }
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -106,11 +130,10 @@ async function rotateBatch(
   options: RotateOptions,
   failed: RotateFailure[],
 ): Promise<number> {
-  const names = columns.flatMap((c) => (c.index ? [c.field.name, c.index] : [c.field.name]));
   return inTransaction(db, async (trx) => {
     const rows: Record<string, unknown>[] = await (trx as AnyDb)
       .selectFrom(entity.name)
-      .select(["id", ...names])
+      .select(["id", ...storedColumns(columns)])
       .where("id", "in", ids)
       .where(stale(columns))
       .execute();
@@ -121,11 +144,7 @@ async function rotateBatch(
       for (const column of columns) {
         const { field, keyring, index } = column;
         const stored = row[field.name];
-        if (typeof stored !== "string") continue;
-        const current = keyIdOf(stored) === keyring.current;
-        const indexCurrent =
-          !index || (typeof row[index] === "string" && (row[index] as string).startsWith(`${keyring.current}:`));
-        if (current && indexCurrent) continue;
+        if (typeof stored !== "string" || !needsRotation(column, row)) continue;
         const opened = plaintextOf(column, stored, options.encryptPlaintext === true);
         if ("reason" in opened) {
           failed.push({ entity: entity.name, field: field.name, id: Number(row.id), reason: opened.reason });
@@ -147,6 +166,22 @@ async function rotateBatch(
   });
 }
 
+/** Decrypt the values of a row already under the current key, writing nothing: one that fails is listed. */
+function checkCurrent(
+  entity: CompiledEntity,
+  columns: Column[],
+  row: Record<string, unknown>,
+  failed: RotateFailure[],
+) {
+  for (const column of columns) {
+    const stored = row[column.field.name];
+    if (typeof stored !== "string" || needsRotation(column, row)) continue;
+    const opened = plaintextOf(column, stored, false);
+    if ("reason" in opened)
+      failed.push({ entity: entity.name, field: column.field.name, id: Number(row.id), reason: opened.reason });
+  }
+}
+
 /** Re-encrypt every value of every encrypted field under the current key (§10.2). */
 export async function rotateKeys(db: Db, models: Models, options: RotateOptions = {}): Promise<RotateResult> {
   const batchSize = options.batchSize ?? 500;
@@ -161,27 +196,35 @@ export async function rotateKeys(db: Db, models: Models, options: RotateOptions 
     const counted = await (db as AnyDb)
       .selectFrom(entity.name)
       .select(sql<number>`count(*)`.as("n"))
-      .where(stale(columns))
+      .where(holding(columns))
       .executeTakeFirst();
     const total = Number(counted?.n ?? 0);
     let done = 0;
     let after = 0;
     options.onProgress?.({ entity: entity.name, done, total });
     for (;;) {
-      // ids past the last batch: a value that cannot be decrypted stays under its key without being met again
-      const batch: { id: unknown }[] = await (db as AnyDb)
+      // ids past the last batch: each row is met once (a value that cannot be decrypted is listed once, left as it is)
+      const batch: Record<string, unknown>[] = await (db as AnyDb)
         .selectFrom(entity.name)
-        .select("id")
+        .select(["id", ...storedColumns(columns)])
         .where("id", ">", after)
-        .where(stale(columns))
+        .where(holding(columns))
         .orderBy("id")
         .limit(batchSize)
         .execute();
       if (batch.length === 0) break;
-      const ids = batch.map((r) => Number(r.id));
-      rotated += await rotateBatch(db, entity, columns, ids, options, failed);
-      after = ids.at(-1)!;
-      done = Math.min(total, done + ids.length);
+      // read outside a transaction: only the rows that need sealing again take one (and are read again in it)
+      const toSeal: number[] = [];
+      const listed = failed.length;
+      for (const row of batch) {
+        checkCurrent(entity, columns, row, failed);
+        if (columns.some((column) => needsRotation(column, row))) toSeal.push(Number(row.id));
+      }
+      if (toSeal.length > 0) rotated += await rotateBatch(db, entity, columns, toSeal, options, failed);
+      // in row order: the failures checked above came before those the transaction met
+      failed.push(...failed.splice(listed).sort((a, b) => a.id - b.id));
+      after = Number(batch.at(-1)!.id);
+      done = Math.min(total, done + batch.length);
       options.onProgress?.({ entity: entity.name, done, total: Math.max(total, done) });
       if (options.pauseMs) await pause(options.pauseMs);
     }

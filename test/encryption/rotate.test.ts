@@ -186,4 +186,33 @@ describe("key rotation (10.2)", () => {
       expect(await byKey(app)).toEqual({ k1: ROWS * 3 - 1, k3: 1 });
     });
   });
+
+  it("a value under the current key that cannot be decrypted is named too, and nothing under it is rewritten (10.2, 12.1)", async () => {
+    const keys = `${k1},${k3}`;
+    let before: Row[] = [];
+    await withApp(keys, async (app) => {
+      // row 2's chart damaged under the current key (its IV's first bytes), row 3's notes written as plaintext
+      const [, row2] = await stored(app);
+      const damaged = `enc:v1:k1:AAAA${String(row2!.chart).slice("enc:v1:k1:AAAA".length)}`;
+      await app.db.updateTable("patients").set({ chart: damaged }).where("id", "=", 2).execute();
+      await app.db.updateTable("patients").set({ notes: "plain note" }).where("id", "=", 3).execute();
+      expect((await app.fetch(new Request("http://x/api/data/patients/2"))).status).toBe(409);
+      before = await stored(app);
+    });
+    const run = await cli(
+      ["encryption", "rotate", "--config", CONFIG, "--db", url, "--batch-size", "100", "--encrypt-plaintext"],
+      { env: { CITADEL_ENCRYPTION_KEYS: keys } },
+    );
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stderr).toMatch(
+      /citadel: 2 values could not be decrypted and were left as they are:\n {2}patients\.notes row 1: .*\n {2}patients\.chart row 2: /,
+    );
+    // the plaintext alone was sealed; every value already under k1 is as it was, the damaged one included
+    expect(run.stdout).toContain('rotated 1 value to key "k1"');
+    await withApp(keys, async (app) => {
+      const after = await stored(app);
+      expect(after[2]!.notes).toMatch(/^enc:v1:k1:/);
+      expect(after.filter((row) => row.id !== 3)).toEqual(before.filter((row) => row.id !== 3));
+    });
+  });
 });
