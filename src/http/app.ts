@@ -93,9 +93,9 @@ export function httpApp(parts: HttpAppParts) {
   );
   hono.onError(async (error, c) => {
     await audit?.denial(c, error);
-    return errorResponse(c, error, log);
+    return errorResponse(c, error, log, parts.logLine);
   });
-  hono.notFound((c) => errorResponse(c, new NotFoundError("no such route"), log));
+  hono.notFound((c) => errorResponse(c, new NotFoundError("no such route"), log, parts.logLine));
   const cors = corsMiddleware(corsOrigins);
   if (cors) hono.use("/api/*", cors);
   hono.use(
