@@ -77,7 +77,8 @@ export function explain(
   const { permission, entity } = input;
   if (!permission || !PERMISSIONS.includes(permission))
     throw new BadRequestError(`permission: expected one of ${PERMISSIONS.join(", ")}`);
-  if (!entity || !entities.has(entity)) throw new BadRequestError(`entity: unknown entity "${entity ?? ""}"`);
+  if (!entity) throw new BadRequestError(`entity: required (one of ${[...entities].join(", ")})`);
+  if (!entities.has(entity)) throw new BadRequestError(`entity: unknown entity "${entity}"`);
   if (input.tenant !== undefined && !tenancy)
     throw new BadRequestError("tenant: tenant isolation is not enabled (config.tenancy)");
   const role = input.key ? input.key.role : input.role || undefined;

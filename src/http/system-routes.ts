@@ -104,7 +104,14 @@ export function systemRoutes({
       const tenantOfUser = (u: Row) => (tenancy ? (u[tenancy.field] as number | null) : null);
       if (userParam !== undefined && (!user || (within !== undefined && tenantOfUser(user) !== within)))
         throw new NotFoundError(`no user has the id ${userParam}`);
-      const tenant = within ?? (user ? (tenantOfUser(user) ?? undefined) : idParam(q.tenant, "tenant"));
+      const asked = idParam(q.tenant, "tenant");
+      if (within !== undefined && asked !== undefined && asked !== within)
+        throw new ForbiddenError(
+          "system.explain",
+          undefined,
+          "a caller bound to one account explains for that account only",
+        );
+      const tenant = within ?? (user ? (tenantOfUser(user) ?? undefined) : asked);
       const role = user ? ((user.role as string | null) ?? undefined) : q.role;
       const claims = user && { id: user.id, email: user.email, role: user.role };
       const query = { role, permission: q.permission, entity: q.entity, tenant, key, user: claims };

@@ -152,6 +152,10 @@ describe("explain (issue 4 item 8)", () => {
     expect((await explain(ANON, "role=staff&permission=data.entity.read&entity=employees")).status).toBe(403);
     expect((await explain("root", "role=staff&permission=data.entity.fly&entity=employees")).status).toBe(400);
     expect((await explain("root", "role=staff&permission=data.entity.read&entity=nope")).status).toBe(400);
+    // a missing entity says so and lists the entities, rather than calling "" unknown
+    const missing = await explain("root", "role=staff&permission=data.entity.read");
+    expect(missing.status).toBe(400);
+    expect(missing.body.error.message).toMatch(/^entity: required \(one of .*employees/);
   });
 
   it("an unknown role is 400 naming the configured roles, not a DENY (4.15, 12.1)", async () => {

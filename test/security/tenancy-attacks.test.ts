@@ -538,13 +538,17 @@ describe("tenant isolation under attack (6)", () => {
       expect((await get("/api/data/notes/1", apikey(bKey.key))).status).toBe(404);
     });
 
-    it("explain for a tenant admin is its own account's", async () => {
-      const res = await get(
-        `/api/system/explain?role=member&permission=data.entity.read&entity=notes&tenant=${B}`,
-        as.adam,
-      );
-      expect(res.status, res.text).toBe(200);
-      expect(res.body.data.tenant).toEqual({ field: "account_id", scope: A });
+    it("explain for a tenant admin is its own account's: asking for another's is 403, not a silent answer for its own", async () => {
+      const explained = (tenant: string) =>
+        get(`/api/system/explain?role=member&permission=data.entity.read&entity=notes${tenant}`, as.adam);
+      const other = await explained(`&tenant=${B}`);
+      expect(other.status, other.text).toBe(403);
+      expect(other.body.error.message).toContain("explains for that account only");
+      for (const tenant of [`&tenant=${A}`, ""]) {
+        const res = await explained(tenant);
+        expect(res.status, res.text).toBe(200);
+        expect(res.body.data.tenant).toEqual({ field: "account_id", scope: A });
+      }
       expect(
         (await get("/api/system/explain?role=member&permission=data.entity.read&entity=notes", as.alice)).status,
       ).toBe(403);
