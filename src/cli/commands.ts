@@ -135,6 +135,22 @@ function keyTable(keys: ApiKeyInfo[]): string {
   return table(["id", "prefix", "kind", "role", "tenant", "name", "state", "expires_at"], rows);
 }
 
+/** The options `key create` sets a key's fields by, where their names differ. */
+const KEY_OPTIONS: Record<string, string> = {
+  expires_at: "--expires",
+  allowed_origins: "--origins",
+  allowed_ips: "--ips",
+};
+
+/** A refusal naming a key's field (`expires_at: …`), said as the option the user typed (`--expires: …`). */
+function saidAsOption(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const field = /^(\w+):/.exec(error.message)?.[1];
+  const option = field && KEY_OPTIONS[field];
+  if (option) error.message = option + error.message.slice(field.length);
+  return error;
+}
+
 /** The new key, once: it cannot be shown again. */
 const printKey = (io: CliIo, verb: string, key: NewApiKey) =>
   print(
@@ -268,15 +284,19 @@ export const COMMANDS: Command[] = [
     required: ["config", "name", "kind"],
     run: (values, io) =>
       withApp(values, io, async (app) => {
-        const key = await keysOf(app).create({
-          name: values.name,
-          kind: values.kind,
-          role: values.role,
-          tenant: accountId(values.tenant, "tenant"),
-          expires_at: values.expires,
-          allowed_origins: list(values.origins),
-          allowed_ips: list(values.ips),
-        });
+        const key = await keysOf(app)
+          .create({
+            name: values.name,
+            kind: values.kind,
+            role: values.role,
+            tenant: accountId(values.tenant, "tenant"),
+            expires_at: values.expires,
+            allowed_origins: list(values.origins),
+            allowed_ips: list(values.ips),
+          })
+          .catch((error: unknown) => {
+            throw saidAsOption(error);
+          });
         printKey(io, "created", key);
       }),
   },

@@ -71,6 +71,10 @@ describe("citadel key (5.5, 12.1)", () => {
     [["create", "--name", "x", "--kind", "public"], 1, 'kind: must be "publishable" or "secret"'],
     [["create", "--name", "x", "--kind", "secret", "--role", "root"], 1, 'unknown role "root"'],
     [["create", "--name", "x", "--kind", "secret", "--origins", "https://a.example"], 1, "only publishable keys"],
+    // a refusal names the option the user typed, not the key's field
+    [["create", "--name", "x", "--kind", "secret", "--expires", "tomorrow"], 1, "citadel: --expires: expected a date"],
+    [["create", "--name", "x", "--kind", "publishable", "--origins", "nope"], 1, "citadel: --origins: item 0"],
+    [["create", "--name", "x", "--kind", "secret", "--ips", "1.2.3"], 1, "citadel: --ips: item 0"],
     [["create", "--kind", "secret"], 2, "--name <name> is required"],
     [["rotate", "--id", "abc"], 2, "--id expects a key id"],
     [["rotate", "--id", "99"], 1, "no API key has the id 99"],
