@@ -113,7 +113,13 @@ describe("metrics under tenancy and the audit trail (7.5)", () => {
     await send("GET", "/api/system/metrics", undefined, as.secret, 200);
     await send("GET", "/api/system/metrics", undefined, bearer(as.secret.apikey), 200);
     // a secret key acting as a role without the permission is still a server's credential (7.5)
-    const made = await send("POST", "/api/system/keys", { name: "reads", kind: "secret", role: "reader" }, as.root, 201);
+    const made = await send(
+      "POST",
+      "/api/system/keys",
+      { name: "reads", kind: "secret", role: "reader" },
+      as.root,
+      201,
+    );
     secrets.push(made.body.data.key);
     await send("GET", "/api/system/metrics", undefined, { apikey: made.body.data.key }, 200);
     // but not one bound to an account, nor a publishable key
@@ -121,7 +127,13 @@ describe("metrics under tenancy and the audit trail (7.5)", () => {
     const inA = await send("POST", "/api/system/keys", bound, as.root, 201);
     secrets.push(inA.body.data.key);
     await send("GET", "/api/system/metrics", undefined, { apikey: inA.body.data.key }, 403);
-    const pk = await send("POST", "/api/system/keys", { name: "page", kind: "publishable", role: "reader" }, as.root, 201);
+    const pk = await send(
+      "POST",
+      "/api/system/keys",
+      { name: "page", kind: "publishable", role: "reader" },
+      as.root,
+      201,
+    );
     secrets.push(pk.body.data.key);
     await send("GET", "/api/system/metrics", undefined, { apikey: pk.body.data.key }, 403);
   });
