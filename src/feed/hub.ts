@@ -63,10 +63,21 @@ function shownFields(fields: readonly string[], hidden: { before: string[]; afte
   return { before: less(hidden.before), after: less(hidden.after) };
 }
 
+/** The field the server sets on every write (§1.3): a change of it alone is no change a subscriber may see. */
+const WRITE_STAMP = "updated_at";
+
+/** Whether an update shows the same values on both images, its write stamp aside. */
+const sameShown = (before: Row, after: Row): boolean => {
+  const values = (image: Row) => JSON.stringify(Object.entries(image).filter(([field]) => field !== WRITE_STAMP));
+  return values(before) === values(after);
+};
+
 /**
  * The message of an event, showing of each image the fields readable on it; undefined for an update that
- * changes nothing readable: what was readable before is compared with what is readable after. Only the fields
- * shown are decrypted (§10): a value failing its integrity check throws, for the streams that would show it.
+ * changes nothing readable: what was readable before is compared with what is readable after, `updated_at`
+ * aside (it changes on every write: it would tell that, and when, something hidden changed; the subscriber's
+ * next event carries it). Only the fields shown are decrypted (§10): a value failing its integrity check
+ * throws, for the streams that would show it.
  */
 function messageFor(
   model: EntityModel,
@@ -79,7 +90,7 @@ function messageFor(
   const before = action === "create" ? undefined : open(event.before!, shown.before);
   const record = action === "delete" ? before! : open(event.after!, shown.after);
   // a change to fields it cannot read (on either image) is no event: it would tell that something hidden changed
-  if (action === "update" && JSON.stringify(record) === JSON.stringify(before)) return undefined;
+  if (action === "update" && sameShown(before!, record)) return undefined;
   const data = { action, entity: event.entity, id: event.id, record, at: event.at };
   return { event: action, id, data: JSON.stringify(data) } satisfies FeedMessage;
 }

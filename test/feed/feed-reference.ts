@@ -277,11 +277,15 @@ export function schemaFor(m: FeedModel, caller: Caller, visible: (entity: string
 const pick = (row: Row, fields: readonly string[]) =>
   Object.fromEntries(fields.filter((f) => f in row).map((f) => [f, row[f]]));
 
+/** The fields an update is compared on: `updated_at` changes on every write. */
+const stampless = (fields: readonly string[]) => fields.filter((f) => f !== "updated_at");
+
 /**
  * §8.2: visible after only is a create (with the fields it reads of the row after), before only a delete (with
  * the row as it was, and the fields it read of it), both an update with the row as it is now, unless what it
- * reads of the row after is what it read of the row before (telling it would tell that something hidden
- * changed: a field hidden on both is no change); neither is nothing. `fields`: what it reads of each image.
+ * reads of the row after is what it read of the row before, `updated_at` aside (telling it would tell that
+ * something hidden changed: a field hidden on both is no change, and `updated_at` changes on every write);
+ * neither is nothing. `fields`: what it reads of each image.
  */
 export function messageFor(
   event: OutboxEvent,
@@ -295,7 +299,8 @@ export function messageFor(
   else if (before && !after) [action, record] = ["delete", pick(event.before!, fields.before)];
   else if (before && after) {
     record = pick(event.after!, fields.after);
-    if (isDeepStrictEqual(record, pick(event.before!, fields.before))) return undefined;
+    if (isDeepStrictEqual(pick(event.after!, stampless(fields.after)), pick(event.before!, stampless(fields.before))))
+      return undefined;
     action = "update";
   } else return undefined;
   return {

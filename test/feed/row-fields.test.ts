@@ -2,8 +2,8 @@
  * Per-row field rules in the change feed (§8.2, §9.4): a field whose read rule depends on the row is in an event
  * on the images where the rule holds for the subscriber, decided in SQL when the event is sent, as the row is: a
  * create shows what is readable on the row after, a delete what was readable on the row before, and an update
- * that changes only what is hidden on both images is no event. Subscribers here do not read `updated_at` (it
- * changes with every update), so an update that changes nothing they read sends them nothing.
+ * that changes only what is hidden on both images is no event. Subscribers here read `updated_at`, which the
+ * server changes on every write: that alone makes no update visible (it would tell when a hidden value changed).
  */
 import { boolean, em, entity, number, relation, text } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -34,13 +34,10 @@ const schema = em(
 );
 
 const roles = {
-  user: {
-    permissions: [
-      { permission: "data.entity.read", policies: [{ effect: "allow" as const, omit: ["updated_at"] }] },
-      "data.entity.create",
-      "data.entity.update",
-      "data.entity.delete",
-    ],
+  user: { permissions: ["data.entity.read", "data.entity.create", "data.entity.update", "data.entity.delete"] },
+  // a field-level permission (§4.8): reads employees but their names
+  clerk: {
+    permissions: [{ permission: "data.entity.read", policies: [{ effect: "allow" as const, omit: ["name"] }] }],
   },
 };
 
@@ -64,7 +61,7 @@ describe("the change feed shows a field readable on some rows on the rows where 
 
   beforeAll(async () => {
     b = await boot(guardedApp(schema, roles, { feed: { poll_ms: 50 } }), {
-      users: { a: "user", b: "user" },
+      users: { a: "user", b: "user", c: "clerk" },
       rows: async (ctx) => {
         const [closed] = (await ctx.app.module.data.create("departments", [{ name: "closed" }])) as Row[];
         return { closed: closed!.id as number };
@@ -118,6 +115,21 @@ describe("the change feed shows a field readable on some rows on the rows where 
     ]);
     for (const e of events) if (!e.data.record.public) expect(e.data.record).not.toHaveProperty("note");
     expect(JSON.stringify(feed.events)).not.toContain("while hidden");
+  });
+
+  it("an update of a field the role may not read is no event, though updated_at changed; the next one carries it (8.2, 4.8)", async () => {
+    const feed = await open("c");
+    const { id } = await write("POST", "/api/data/employees", { name: "unnamed" });
+    await write("PATCH", `/api/data/employees/${id}`, { name: "renamed" });
+    const last = await write("PATCH", `/api/data/employees/${id}`, { public: true });
+    await feed.until((e) => e.event === "update" && e.data.id === id, "the update");
+    const events = feed.changes().filter((e) => e.data.id === id);
+    expect(events.map((e) => [e.event, e.data.record.public])).toEqual([
+      ["create", false],
+      ["update", true],
+    ]);
+    expect(events[1]!.data.record.updated_at).toBe(last.updated_at);
+    expect(JSON.stringify(feed.events)).not.toContain("named");
   });
 
   it("a rule that follows a relation is decided on the related row as it is when the event is sent (8.2, 9.4)", async () => {
