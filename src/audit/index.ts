@@ -96,12 +96,14 @@ export class AuditTrail {
     return actorOf(subject, this.defaultRole);
   }
 
-  /** A value as the trail records it: hidden and encrypted fields and those in `audit.redact` are "[redacted]". */
+  /**
+   * A value as the trail records it: hidden and encrypted fields and those in `audit.redact` are "[redacted]",
+   * null included (that a user has no password hash is as much the field's secret as the hash).
+   */
   shown(entity: string, field: string, value: unknown): unknown {
-    if (value === null || value === undefined) return value ?? null;
     const compiled = this.models.get(entity)?.entity.fields.get(field);
     const hidden = compiled?.hidden === true || compiled?.encrypted !== undefined;
-    return hidden || this.redacted.has(`${entity}.${field}`) ? REDACTED : value;
+    return hidden || this.redacted.has(`${entity}.${field}`) ? REDACTED : (value ?? null);
   }
 
   private redact({ entity, changes }: AuditInput): Changes {
@@ -116,13 +118,16 @@ export class AuditTrail {
     const before: Row = event.before ?? {};
     const after: Row = event.after ?? {};
     const out: Changes = {};
+    // the side of a create or delete without a row is null for every field: it tells nothing, so it is not redacted
+    const shown = (image: Row | null, field: string, value: unknown) =>
+      image ? this.shown(event.entity, field, value) : null;
     for (const field of new Set([...Object.keys(before), ...Object.keys(after)])) {
       // a blind index column (§10.3) is no field: its value changes with the encrypted one it indexes
       if (SYSTEM.has(field) || this.models.get(event.entity)?.entity.fields.get(field)?.indexOf) continue;
       const was = before[field] ?? null;
       const is = after[field] ?? null;
       if (event.action === "update" && canonical(was) === canonical(is)) continue;
-      out[field] = [this.shown(event.entity, field, was), this.shown(event.entity, field, is)];
+      out[field] = [shown(event.before, field, was), shown(event.after, field, is)];
     }
     return out;
   }

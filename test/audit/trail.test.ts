@@ -52,6 +52,38 @@ describe("audit trail (7)", () => {
     expect(create.policy_hash).toMatch(/^[0-9a-f]{64}$/);
   });
 
+  it("hidden and redacted fields are [redacted] whatever their value, null included: a null tells as much (7.2)", async () => {
+    // a user made through the data API has no password: its null hash must not say so
+    const adam = bearer(await login(server, "adam@a.test", PASSWORD));
+    const user = await server.request("POST", "/api/data/users", { email: "no-password@a.test" }, adam);
+    expect(user.status, user.text).toBe(201);
+    const [created] = await entries({ action: "data.create", entity: "users", row_id: user.body.data.id });
+    expect(created!.changes).toMatchObject({
+      email: [null, "no-password@a.test"],
+      password_hash: [null, "[redacted]"],
+      token_version: [null, "[redacted]"],
+    });
+    // notes.slug is in audit.redact: set from null, back to null, deleted while null; unchanged, it is not listed
+    const alice = bearer(await login(server, "alice@a.test", PASSWORD));
+    const note = await server.request("POST", "/api/data/notes", { title: "slugless" }, alice);
+    expect(note.status, note.text).toBe(201);
+    const id = note.body.data.id;
+    for (const body of [{ slug: "slug-for-a-while" }, { title: "slugless 2" }, { slug: null }]) {
+      const res = await server.request("PATCH", `/api/data/notes/${id}`, body, alice);
+      expect(res.status, res.text).toBe(200);
+    }
+    expect((await server.request("DELETE", `/api/data/notes/${id}`, undefined, alice)).status).toBe(200);
+    const found = await entries({ entity: "notes", row_id: id });
+    expect(found.map((e) => [e.action, e.changes.slug])).toEqual([
+      ["data.create", [null, "[redacted]"]],
+      ["data.update", ["[redacted]", "[redacted]"]],
+      ["data.update", undefined],
+      ["data.update", ["[redacted]", "[redacted]"]],
+      ["data.delete", ["[redacted]", null]],
+    ]);
+    expect(JSON.stringify(found)).not.toContain("slug-for-a-while");
+  });
+
   it("a refused write leaves no entry; the refusal is an access.denied entry", async () => {
     const carol = bearer(await login(server, "carol@b.test", PASSWORD));
     const before = (await entries({ action: { $like: "data.*" } })).length;

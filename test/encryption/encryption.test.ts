@@ -207,12 +207,16 @@ describe("encryption at rest (10)", () => {
     expect((await server.request("DELETE", `/api/data/patients/${id}`)).status).toBe(200);
   });
 
-  it("the audit trail records encrypted fields as [redacted] and never the blind index (10.1, 7.1)", async () => {
+  it("the audit trail records encrypted fields as [redacted], null included, and never the blind index (10.1, 7.1)", async () => {
     const { id } = await create({ name: "Audited", ssn: "audit-ssn-1", notes: "audit-note-1", chart: { x: 1 } });
     await server.request("PATCH", `/api/data/patients/${id}`, { notes: "audit-note-2" });
-    const entries = await server.rows("select changes from citadel_audit where entity = 'patients' and row_id = ?", id);
-    expect(entries.length).toBe(2);
-    const [created, updated] = entries.map((e) => JSON.parse(e.changes as string));
+    await server.request("PATCH", `/api/data/patients/${id}`, { chart: null });
+    const entries = await server.rows(
+      "select changes from citadel_audit where entity = 'patients' and row_id = ? order by id",
+      id,
+    );
+    expect(entries.length).toBe(3);
+    const [created, updated, cleared] = entries.map((e) => JSON.parse(e.changes as string));
     expect(created).toMatchObject({
       name: [null, "Audited"],
       ssn: [null, "[redacted]"],
@@ -221,6 +225,8 @@ describe("encryption at rest (10)", () => {
     });
     expect(created).not.toHaveProperty("ssn__bidx");
     expect(updated).toEqual({ notes: ["[redacted]", "[redacted]"] });
+    // the value cleared: a null after would tell that the chart is now empty
+    expect(cleared).toEqual({ chart: ["[redacted]", "[redacted]"] });
     const all = JSON.stringify(await server.rows("select * from citadel_audit"));
     for (const plain of ["audit-ssn-1", "audit-note-1", "audit-note-2", "123-45-6789"])
       expect(all).not.toContain(plain);
