@@ -31,7 +31,7 @@ interface Grant {
 
 /** A rule applied to one request, before placeholders are bound. */
 type Verdict =
-  | { effect: "deny"; reason: string; matched: string[] }
+  | { effect: "deny"; reason: string; matched: string[]; byPolicy?: boolean }
   | {
       effect: "allow";
       grants: Grant[];
@@ -45,7 +45,8 @@ type Verdict =
     };
 
 export type Decision =
-  | { effect: "deny"; reason: string; matched: string[] }
+  /** `byPolicy`: a deny policy took the permission away, rather than no grant giving it */
+  | { effect: "deny"; reason: string; matched: string[]; byPolicy?: boolean }
   | {
       effect: "allow";
       filter: Filter;
@@ -56,6 +57,21 @@ export type Decision =
       owner?: string;
       matched: string[];
     };
+
+/**
+ * What a secret key's server may beyond its role: write rows on behalf of any user (§4.14), and read the metrics
+ * (§7.5), unless a deny policy of its role takes them away.
+ */
+function asSecretKey(decision: Decision, permission: string): Decision {
+  if (decision.effect === "allow") return decision.owner ? { ...decision, owner: undefined } : decision;
+  if (permission !== METRICS_PERMISSION || decision.byPolicy) return decision;
+  return { effect: "allow", filter: TRUE, matched: [...decision.matched, "a secret key reads the metrics (7.5)"] };
+}
+
+export const METRICS_PERMISSION = "system.metrics.read";
+
+/** Whether the subject came with a secret API key (beside a user token or not). */
+export const isSecretKey = (subject: Subject): boolean => subject.key?.kind === "secret";
 
 /** Fields only roles with implicit_allow may write (§3.6): a user's role. */
 const PRIVILEGED_FIELDS: Record<string, string[]> = { users: ["role"] };
@@ -180,7 +196,7 @@ function evaluate(rule: Rule, ctx: RequestContext, visible: string[], widest = f
   const rowFields = foldFieldRules(rule, possibleRules, ctx, widest);
   for (const { field, where } of rowHidden) rowFields.set(field, and(rowFields.get(field), not(where)));
   const denial = denials.find((d) => isTrue(d.where));
-  if (denial) return { effect: "deny", reason: `denied by ${denial.path}`, matched };
+  if (denial) return { effect: "deny", reason: `denied by ${denial.path}`, matched, byPolicy: true };
   if (grants.length === 0 && !rule.implicitAllow)
     return { effect: "deny", reason: `role "${rule.role}" lacks ${rule.permission} on ${rule.entity}`, matched };
   const fields =
@@ -316,10 +332,7 @@ export class Guard {
     if (typeof rule === "string") return { effect: "deny", reason: rule, matched: [] };
     const key = ruleKey(rule.role, permission, ctx.entity);
     const decision = this.constant.get(key) ?? this.evaluated(rule, key, ctx, bind, widest);
-    // a secret key's server may write rows on behalf of any user (§4.14)
-    return ctx.secretKey && decision.effect === "allow" && decision.owner
-      ? { ...decision, owner: undefined }
-      : decision;
+    return ctx.secretKey ? asSecretKey(decision, permission) : decision;
   }
 
   private evaluated(rule: Rule, key: string, ctx: RequestContext, bind: (f: Filter) => Filter, widest: boolean) {
@@ -399,7 +412,9 @@ export class Guard {
     // Rules are compiled per entity; system permissions are evaluated against any one of them.
     const entity = this.models.keys().next().value;
     return (
-      entity !== undefined && this.decide(subject.role, permission, { entity, user: subject.user }).effect === "allow"
+      entity !== undefined &&
+      this.decide(subject.role, permission, { entity, user: subject.user, secretKey: isSecretKey(subject) }).effect ===
+        "allow"
     );
   }
 
@@ -410,7 +425,7 @@ export class Guard {
       id,
       user: subject.user,
       tenant: callerTenant(subject),
-      secretKey: subject.key?.kind === "secret",
+      secretKey: isSecretKey(subject),
     };
     const decision = this.decide(subject.role, permission, ctx, (f) => bindPlaceholders(f, subject.user));
     if (decision.effect === "deny") return undefined;

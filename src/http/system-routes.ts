@@ -72,15 +72,10 @@ export function systemRoutes({
   userById,
 }: SystemRoutesOptions): Hono<SystemEnv> {
   const routes = new Hono<SystemEnv>();
-  /**
-   * Checks the permission (or, where `secretKeys` says so, a secret key whatever its role); returns the caller's
-   * tenant (undefined: every tenant) for what it may see (§6).
-   */
-  const requirePermission = (c: Context<SystemEnv>, permission: string, secretKeys = false): number | undefined => {
+  /** Checks the permission; returns the caller's tenant (undefined: every tenant) for what it may see (§6). */
+  const requirePermission = (c: Context<SystemEnv>, permission: string): number | undefined => {
     const subject = c.get("subject");
-    const granted =
-      (secretKeys && subject.key?.kind === "secret") ||
-      (guard ? guard.grantsSystem(subject, permission) : subject.trusted === true);
+    const granted = guard ? guard.grantsSystem(subject, permission) : subject.trusted === true;
     if (!granted) throw new ForbiddenError(permission);
     const binding = tenancy ? bindingOf(tenancy, subject) : { kind: "all" as const };
     if (binding.kind === "all") return undefined;
@@ -144,9 +139,9 @@ export function systemRoutes({
   // prom-client is loaded at the first scrape: an app never scraped pays nothing for it
   let exporter: Promise<Exporter | undefined> | undefined;
   routes.get("/metrics", async (c) => {
-    // a secret key is a server, a scraper's credential (§7.5); the counters cover every account: a caller bound
-    // to one may not read them (§6)
-    if (requirePermission(c, "system.metrics.read", true) !== undefined)
+    // a secret key reads them whatever its role (the guard's asSecretKey, §7.5); the counters cover every
+    // account: a caller bound to one may not read them (§6)
+    if (requirePermission(c, "system.metrics.read") !== undefined)
       throw new ForbiddenError("system.metrics.read", undefined, "the metrics cover every account");
     exporter ??= loadExporter(monitor).catch((error: unknown) => {
       exporter = undefined;

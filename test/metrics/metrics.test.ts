@@ -369,7 +369,13 @@ describe("metrics without tenancy (7.5)", () => {
       jwt: { secret: "metrics-tests-secret-0123456789-abcdefghijkl" },
       password: { argon2: { memory_cost: 1024, time_cost: 1, parallelism: 1 } },
       rate_limit: { max_per_email: 2, max_per_address: 10_000 },
-      roles: { admin: { implicit_allow: true }, member: { permissions: ["data.entity.read"] } },
+      api_keys: { enabled: true, publishable_role: "member" },
+      roles: {
+        admin: { implicit_allow: true },
+        member: { permissions: ["data.entity.read"] },
+        // a role whose deny takes the metrics away, even from a secret key acting as it (4.3, 7.5)
+        sealed: { permissions: ["data.entity.read", { permission: "system.metrics.read", effect: "deny" as const }] },
+      },
     },
   };
 
@@ -395,6 +401,26 @@ describe("metrics without tenancy (7.5)", () => {
     expect(parsePrometheus(res.text).value("citadel_requests_total", { route: "POST /api/auth/password/login" })).toBe(
       2,
     );
+  });
+
+  it("a secret key reads them whatever its role, unless a deny of its role takes them away; explain agrees (7.5, 4.3, 4.15)", async () => {
+    const keys = server.app.module.auth.apiKeys!;
+    const admin = bearer(await login(server, "admin@test.com", PASSWORD));
+    for (const [role, status, decision] of [
+      ["member", 200, "allow"],
+      ["sealed", 403, "deny"],
+    ] as const) {
+      const key = await keys.create({ name: role, kind: "secret", role });
+      const res = await server.request("GET", "/api/system/metrics", undefined, { apikey: key.key });
+      expect(res.status, `${role}: ${res.text}`).toBe(status);
+      const explained = await server.request(
+        "GET",
+        `/api/system/explain?key=${key.id}&permission=system.metrics.read&entity=notes`,
+        undefined,
+        admin,
+      );
+      expect(explained.body.data, role).toMatchObject({ role, decision });
+    }
   });
 
   it("counts 429s and the failed logins before them (7.5)", async () => {
