@@ -6,7 +6,7 @@
  */
 import { BadRequestError, NotFoundError } from "../errors.js";
 import { type Access, callerOf, type DataPermission, lacksPermission } from "../guard/access.js";
-import { and, type Filter, TRUE } from "../query/ast.js";
+import { and, type Filter, fieldsOf, TRUE } from "../query/ast.js";
 import {
   followRelation,
   parseListQuery,
@@ -162,9 +162,16 @@ export class ScopedData {
     const view = this.view(entity);
     const fields = readableFields(this.engine.model(entity), view.scope);
     const rules = view.scope.rowFields;
+    const asked = parseWhereInput(view, where);
+    // updated_at moves on every write, hidden ones too: a stream filtering on it would be told of them, as a
+    // create or a delete, where an update of hidden fields is no event (§8.2)
+    if (fieldsOf(asked).has("updated_at"))
+      throw new BadRequestError(
+        "where: a change feed cannot filter on updated_at (it changes on every write); filter on created_at or your own fields",
+      );
     return {
       entity,
-      filter: and(view.scope.filter, parseWhereInput(view, where)),
+      filter: and(view.scope.filter, asked),
       fields,
       rowFields: rules ? [...rules].filter(([f]) => fields.includes(f)) : [],
     };

@@ -173,6 +173,18 @@ describe("change feed (8.2)", () => {
     expect(JSON.stringify([live.events, resumed.events])).not.toMatch(/argon2/);
   });
 
+  it("a where on updated_at is 400: it moves on every write, hidden ones too, so it would tell of them (8.2)", async () => {
+    for (const where of [{ updated_at: { $gt: "2026-01-01T00:00:00Z" } }, { $or: [{ id: 1 }, { updated_at: null }] }]) {
+      const path = `/api/data/users/changes?where=${encodeURIComponent(JSON.stringify(where))}`;
+      const res = await server.request("GET", path, undefined, as("root"));
+      expect(res.status, res.text).toBe(400);
+      expect(res.body.error.message).toContain("cannot filter on updated_at");
+    }
+    const createdAt = encodeURIComponent(JSON.stringify({ created_at: { $gt: "2026-01-01T00:00:00Z" } }));
+    const feed = await openFeed(server.url, `/api/data/users/changes?where=${createdAt}`, as("root"));
+    feed.close();
+  });
+
   it("is counted: open streams, events sent, streams ended by reason (7.5)", async () => {
     const metric = async (name: string) => {
       const text = (await server.request("GET", "/api/system/metrics", undefined, as("root"))).text;
