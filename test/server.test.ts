@@ -114,9 +114,10 @@ describe("serve (1.6)", () => {
     const handle = serve({ connection: { url: ":memory:" }, config: { data: schema.toJSON() }, port: 0, quiet: true });
     await handle.ready;
     // browsers and undici open connections ahead of the requests they will carry
-    const idle = connect(handle.port, "127.0.0.1");
+    // (one that keeps its own side open once the server ends its side, too)
+    const idle = connect({ port: handle.port, host: "127.0.0.1", allowHalfOpen: true });
     await new Promise<void>((resolve) => idle.on("connect", () => resolve()));
-    const ended = new Promise<void>((resolve) => idle.on("close", () => resolve()));
+    const ended = new Promise<void>((resolve) => idle.on("end", () => resolve()));
     idle.resume();
     // and one that answered a request, kept alive for the next
     expect((await fetch(`http://127.0.0.1:${handle.port}/api/data/notes`)).status).toBe(200);

@@ -33,6 +33,8 @@ const MALFORMED = new BadRequestError("the request could not be parsed as HTTP")
  * moment, and the request sent on it fails.
  */
 const KEEP_ALIVE_MS = 72_000;
+/** How long a closing server waits for the answers under way before it cuts their connections. */
+const CLOSE_GRACE_MS = 10_000;
 
 /**
  * Node answers a request it cannot parse itself with an empty body: a request line and headers past its 16 KiB
@@ -62,8 +64,9 @@ function answerUnparsable(error: Error & { code?: string }, socket: Duplex): voi
 function closingOf(server: Server): () => Promise<void> {
   const answering = new Map<Duplex, number>();
   let closing = false;
+  // destroyed, as Node's closeIdleConnections does: end() would leave a half-open client's side holding it
   const endIfIdle = (socket: Duplex) => {
-    if (closing && answering.get(socket) === 0) socket.end();
+    if (closing && answering.get(socket) === 0) socket.destroy();
   };
   server.on("connection", (socket: Duplex) => {
     answering.set(socket, 0);
@@ -80,7 +83,14 @@ function closingOf(server: Server): () => Promise<void> {
   return () =>
     new Promise((closed) => {
       closing = true;
-      server.close(() => closed());
+      // an answer still under way gets this long; then its connection is cut: close() also stops Node's request
+      // timeouts, so a slow upload must not hold a shutdown forever
+      const deadline = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
+      deadline.unref();
+      server.close(() => {
+        clearTimeout(deadline);
+        closed();
+      });
       for (const socket of answering.keys()) endIfIdle(socket);
     });
 }
