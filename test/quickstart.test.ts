@@ -9,7 +9,12 @@ import { afterAll, expect, it } from "vitest";
 const root = fileURLToPath(new URL("..", import.meta.url));
 let npm: ChildProcess | undefined;
 afterAll(() => {
-  npm?.kill("SIGKILL");
+  // whatever happened, nothing it started outlives the test (npm leads a process group of its own)
+  try {
+    if (npm?.pid) process.kill(-npm.pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
 });
 
 /** The URL the demo prints once it listens. */
@@ -26,7 +31,12 @@ function listening(child: ChildProcess): Promise<string> {
 }
 
 it("npm start serves the blog; SIGTERM to npm stops the server (1.6)", async () => {
-  npm = spawn("npm", ["start"], { cwd: root, env: { ...process.env, PORT: "0" }, stdio: ["ignore", "pipe", "pipe"] });
+  npm = spawn("npm", ["start"], {
+    cwd: root,
+    env: { ...process.env, PORT: "0" },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
   const url = await listening(npm);
   const posts = await fetch(`${url}/api/data/posts`);
   expect(posts.status).toBe(200);
