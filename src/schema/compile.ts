@@ -27,8 +27,11 @@ function checkName(name: string, path: string, what: string): void {
     throw new ConfigError(path, `"${name}" is ${name.length} characters long; ${what} names are at most ${MAX_NAME}`);
 }
 
-/** Prefixes of the tables, indexes and triggers Citadel (`citadel_`, `policy_idx_`) and SQLite keep for themselves. */
-const RESERVED_PREFIXES = ["citadel_", "policy_idx_", "sqlite_"];
+/**
+ * Prefixes of the tables, indexes and triggers Citadel (`citadel_`, `idx_citadel_`, `policy_idx_`) and SQLite keep
+ * for themselves: a user's index of the same name would stand in for one of Citadel's, on another table.
+ */
+const RESERVED_PREFIXES = ["citadel_", "idx_citadel_", "policy_idx_", "sqlite_"];
 /** `/api/data/entity/:entity/...` is bknd's spelling of the data routes: an entity of that name could not be reached. */
 const RESERVED_ENTITY = "entity";
 

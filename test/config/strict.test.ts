@@ -162,6 +162,15 @@ describe("names Citadel and the database keep, and settings that would never app
       "reserved",
     ],
     [
+      "an index idx_citadel_audit_account_id (the audit trail's own)",
+      {
+        ...base(),
+        data: { ...schema.toJSON(), indices: { idx_citadel_audit_account_id: { entity: "posts", fields: ["title"] } } },
+      },
+      "config.data.indices.idx_citadel_audit_account_id",
+      "starting with idx_citadel_ are reserved",
+    ],
+    [
       "a many-to-many table that is an entity",
       data(m2m("posts")),
       "config.data.relations.mn_posts_labels_labels.config.connectionTable",
