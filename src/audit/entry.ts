@@ -69,16 +69,6 @@ export const GENESIS = "0".repeat(64);
 
 export const NO_ACTOR: AuditActor = { user_id: null, role: null, key_id: null, account_id: null, ip: null };
 
-const SYSTEM_FIELDS = new Set(["id", "created_at", "updated_at"]);
-
-/** A row's fields as the changes of its creation (`[null, value]`) or of its deletion (`[value, null]`). */
-export function rowChanges(row: Record<string, unknown>, as: "created" | "deleted"): Changes {
-  const out: Changes = {};
-  for (const [field, value] of Object.entries(row))
-    if (!SYSTEM_FIELDS.has(field)) out[field] = as === "created" ? [null, value] : [value, null];
-  return out;
-}
-
 /** JSON with object keys sorted at every level: one text per value, whatever order it was built in. */
 export function canonical(value: unknown): string {
   if (value === null || typeof value !== "object") return JSON.stringify(value ?? null);
