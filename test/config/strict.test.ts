@@ -114,47 +114,28 @@ describe("names Citadel and the database keep, and settings that would never app
       { posts: entity("posts", { title: text() }), labels: entity("labels", { name: text() }) },
       ({ posts, labels }) => [relation(posts, "labels").manyToMany(labels, table ? { connectionTable: table } : {})],
     ).toJSON();
-  const reading = (fields: unknown) =>
-    base({
-      roles: {
-        ...roles,
-        user: { permissions: [{ permission: "data.entity.read", policies: [{ effect: "allow", fields }] }] },
-      },
-    });
-  const updating = (fields: unknown) =>
-    base({
-      roles: {
-        ...roles,
-        user: { permissions: [{ permission: "data.entity.update", policies: [{ effect: "allow", fields }] }] },
-      },
-    });
+  /** A role `user` whose one policy of `permission` has these field rules. */
+  const fieldRulesOn = (permission: string, fields: unknown) =>
+    base({ roles: { ...roles, user: { permissions: [{ permission, policies: [{ effect: "allow", fields }] }] } } });
+  /** A schema of one entity named `name`. */
+  const oneEntity = (name: string) => data(em({ [name]: entity(name, { name: text() }) }).toJSON());
   // [what the user wrote, the config, the path the error names, the fragment that helps]
   const cases: [string, unknown, string, string][] = [
     // served by the data routes, an entity on Citadel's own table would hand out its rows (keys' hashes)
     [
       "an entity citadel_api_keys",
-      data(em({ citadel_api_keys: entity("citadel_api_keys", { name: text() }) }).toJSON()),
+      oneEntity("citadel_api_keys"),
       "config.data.entities.citadel_api_keys",
       "starting with citadel_ are reserved",
     ],
-    [
-      "an entity citadel_meta",
-      data(em({ citadel_meta: entity("citadel_meta", { value: text() }) }).toJSON()),
-      "config.data.entities.citadel_meta",
-      "reserved",
-    ],
+    ["an entity citadel_meta", oneEntity("citadel_meta"), "config.data.entities.citadel_meta", "reserved"],
     [
       "an entity sqlite_stat1",
-      data(em({ sqlite_stat1: entity("sqlite_stat1", { tbl: text() }) }).toJSON()),
+      oneEntity("sqlite_stat1"),
       "config.data.entities.sqlite_stat1",
       "starting with sqlite_ are reserved",
     ],
-    [
-      "an entity named entity",
-      data(em({ entity: entity("entity", { name: text() }) }).toJSON()),
-      "config.data.entities.entity",
-      "/api/data/entity/",
-    ],
+    ["an entity named entity", oneEntity("entity"), "config.data.entities.entity", "/api/data/entity/"],
     [
       "an index citadel_x",
       { ...base(), data: { ...schema.toJSON(), indices: { citadel_x: { entity: "posts", fields: ["title"] } } } },
@@ -185,13 +166,13 @@ describe("names Citadel and the database keep, and settings that would never app
     // a field rule is read by its own permission only (9.4)
     [
       "a write rule on a read policy",
-      reading({ title: { read: "true", write: "false" } }),
+      fieldRulesOn("data.entity.read", { title: { read: "true", write: "false" } }),
       "config.auth.roles.user.permissions[0].policies[0].fields.title.write",
       "never applies",
     ],
     [
       "a read rule on an update policy",
-      updating({ title: { read: "false" } }),
+      fieldRulesOn("data.entity.update", { title: { read: "false" } }),
       "config.auth.roles.user.permissions[0].policies[0].fields.title.read",
       "never applies",
     ],

@@ -112,30 +112,18 @@ describe("metrics under tenancy and the audit trail (7.5)", () => {
     await send("GET", "/api/system/metrics", undefined, as.root, 200);
     await send("GET", "/api/system/metrics", undefined, as.secret, 200);
     await send("GET", "/api/system/metrics", undefined, bearer(as.secret.apikey), 200);
-    // a secret key acting as a role without the permission is still a server's credential (7.5)
-    const made = await send(
-      "POST",
-      "/api/system/keys",
-      { name: "reads", kind: "secret", role: "reader" },
-      as.root,
-      201,
-    );
-    secrets.push(made.body.data.key);
-    await send("GET", "/api/system/metrics", undefined, { apikey: made.body.data.key }, 200);
-    // but not one bound to an account, nor a publishable key
-    const bound = { name: "a's", kind: "secret", role: "reader", tenant: ids.A };
-    const inA = await send("POST", "/api/system/keys", bound, as.root, 201);
-    secrets.push(inA.body.data.key);
-    await send("GET", "/api/system/metrics", undefined, { apikey: inA.body.data.key }, 403);
-    const pk = await send(
-      "POST",
-      "/api/system/keys",
-      { name: "page", kind: "publishable", role: "reader" },
-      as.root,
-      201,
-    );
-    secrets.push(pk.body.data.key);
-    await send("GET", "/api/system/metrics", undefined, { apikey: pk.body.data.key }, 403);
+    // a secret key acting as a role without the permission is still a server's credential (7.5); not one bound
+    // to an account, nor a publishable key
+    const keys: [Record<string, unknown>, number][] = [
+      [{ name: "reads", kind: "secret", role: "reader" }, 200],
+      [{ name: "a's", kind: "secret", role: "reader", tenant: ids.A }, 403],
+      [{ name: "page", kind: "publishable", role: "reader" }, 403],
+    ];
+    for (const [key, status] of keys) {
+      const made = await send("POST", "/api/system/keys", key, as.root, 201);
+      secrets.push(made.body.data.key);
+      await send("GET", "/api/system/metrics", undefined, { apikey: made.body.data.key }, status);
+    }
   });
 
   it("counts requests by matched route and status, never the raw path (7.5)", async () => {
