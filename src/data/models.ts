@@ -14,6 +14,15 @@ export interface EntityModel {
   indexColumns: string[];
   /** the foreign keys of other entities that a delete of this one's rows cascades to or sets to NULL */
   dependents: Dependent[];
+  /** the foreign keys between tenant-scoped entities (§6) from this one's rows (`out`) and to them (`in`) */
+  tenantLinks: { out: TenantLink[]; in: TenantLink[] };
+}
+
+/** A foreign key from a tenant-scoped entity's `column` to another scoped entity, `target`. */
+export interface TenantLink {
+  entity: string;
+  column: string;
+  target: string;
 }
 
 export type Models = Map<string, EntityModel>;
@@ -29,8 +38,21 @@ export function buildModels(schema: CompiledSchema): Models {
       visibleFields: [...entity.fields.values()].filter((f: CompiledField) => !f.hidden).map((f) => f.name),
       indexColumns: [...entity.fields.values()].filter((f) => f.indexOf !== undefined).map((f) => f.name),
       dependents: [],
+      tenantLinks: { out: [], in: [] },
     });
   }
   linkDependents(schema, models);
+  linkTenants(schema, models);
   return models;
+}
+
+/** Give each tenant-scoped model the keys between scoped entities that start or end at it (at startup). */
+function linkTenants(schema: CompiledSchema, models: Models): void {
+  for (const { entity, column, target } of schema.foreignKeys) {
+    const from = models.get(entity);
+    const to = models.get(target);
+    if (from?.entity.tenantField === undefined || to?.entity.tenantField === undefined) continue;
+    from.tenantLinks.out.push({ entity, column, target });
+    to.tenantLinks.in.push({ entity, column, target });
+  }
 }

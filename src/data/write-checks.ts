@@ -5,7 +5,7 @@
  */
 import { type Expression, sql } from "kysely";
 import { type Db, dialectOf } from "../db/connection.js";
-import { BadRequestError, ForbiddenError, fieldError, NotFoundError } from "../errors.js";
+import { BadRequestError, ConflictError, ForbiddenError, fieldError, NotFoundError } from "../errors.js";
 import { type DataPermission, type Subject, verbOf } from "../guard/access.js";
 import { and, type Filter } from "../query/ast.js";
 import { withFilter } from "../query/compile.js";
@@ -15,7 +15,7 @@ import type { Row } from "./codec.js";
 import { brokenReference } from "./db-errors.js";
 import type { DataEvents } from "./events.js";
 import { checkFieldWrites, hideUnshown, shownFlags } from "./field-rules.js";
-import type { EntityModel } from "./models.js";
+import type { EntityModel, TenantLink } from "./models.js";
 import { pick } from "./relations.js";
 
 /**
@@ -224,6 +224,62 @@ export async function checkReferences(trx: Db, model: EntityModel, rows: Row[], 
     const scope = scopes.readOf(target);
     if (!scope || (await countRows(trx, target, and(scope.filter, byIds(others)))) !== others.length)
       throw brokenReference();
+  }
+}
+
+/** Aliases of the two rows a tenant link joins: `citadel_` names no entity (schema/compile.ts reserves it). */
+const ROW = "citadel_row";
+const REF = "citadel_ref";
+
+/**
+ * The first of `ids` whose `link` joins rows of two tenants, if any. A row of no tenant (a superadmin's) is no
+ * tenant's to delete, nor does a tenant's delete reach another tenant through it: it joins any.
+ */
+async function crossing(trx: Db, link: TenantLink, field: string, ids: number[], from: "out" | "in") {
+  const [source, target] = from === "out" ? [ROW, REF] : [REF, ROW];
+  const row = await trx
+    .selectFrom(`${link.entity} as ${source}`)
+    .innerJoin(`${link.target} as ${target}`, `${target}.id`, `${source}.${link.column}`)
+    .select(`${ROW}.id as id`)
+    .where(`${ROW}.id`, "in", ids)
+    .whereRef(`${source}.${field}`, "<>", `${target}.${field}`)
+    .limit(1)
+    .executeTakeFirst();
+  return row && Number(row.id);
+}
+
+/**
+ * §6.2: a key between two tenant-scoped rows never crosses tenants; else a delete in one tenant would cascade
+ * into the other (the database's foreign keys know no tenants) and one tenant's rows would name another's. A
+ * tenant-bound caller cannot make such a key (the server sets its tenant, its references are read within it);
+ * a request of an unbound one (a superadmin, a secret key) names any row, so the rows `ids` are checked as
+ * written: each key `written` names a row of the same tenant, and a row moved to another tenant leaves no row
+ * of its old one pointing at it. `written` "all": a create, every key. Server code (no request) is the app's
+ * own and arranges its rows as it likes.
+ */
+export async function checkTenantLinks(
+  trx: Db,
+  model: EntityModel,
+  ids: number[],
+  written: ReadonlySet<string> | "all",
+  scopes: WriteScopes,
+): Promise<void> {
+  const field = model.entity.tenantField;
+  if (field === undefined || ids.length === 0 || scopes.write.tenant || !scopes.actor.request) return;
+  const wrote = (column: string) => written === "all" || written.has(column) || written.has(field);
+  for (const link of model.tenantLinks.out)
+    if (wrote(link.column) && (await crossing(trx, link, field, ids, "out")) !== undefined)
+      throw fieldError(
+        link.column,
+        `names a ${link.target} row of another tenant: a row's references stay in its tenant`,
+      );
+  if (written === "all" || !written.has(field)) return;
+  for (const link of model.tenantLinks.in) {
+    const id = await crossing(trx, link, field, ids, "in");
+    if (id !== undefined)
+      throw new ConflictError(
+        `${model.entity.name} ${id} is referenced by ${link.entity} rows of its tenant (${link.entity}.${link.column}): a row's references stay in its tenant; move or detach them first`,
+      );
   }
 }
 

@@ -17,6 +17,7 @@ import {
   checkCollided,
   checkFieldRules,
   checkReferences,
+  checkTenantLinks,
   checkWritableFields,
   checkWritten,
   locate,
@@ -259,6 +260,7 @@ export async function create(db: Db, model: EntityModel, input: unknown, scopes:
       await checkWritten(trx, entity, ids, scopes);
       await checkFieldRules(trx, entity, ids, sent, scopes);
       await checkReferences(trx, model, values, scopes);
+      await checkTenantLinks(trx, model, ids, "all", scopes);
       emitted(await emit(trx, model, scopes, "create", ids));
       return readBack(trx, model, ids, scopes.read);
     }),
@@ -296,6 +298,7 @@ async function apply(
   await checkWritten(trx, entity, ids, scopes);
   await checkFieldRules(trx, entity, ids, Object.keys(values), scopes);
   await checkReferences(trx, model, [values], scopes);
+  await checkTenantLinks(trx, model, ids, new Set(Object.keys(values)), scopes);
   emitted(await emit(trx, model, scopes, "update", ids, before));
   return readBack(trx, model, ids, scopes.read);
 }

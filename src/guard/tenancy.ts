@@ -5,7 +5,7 @@
  */
 import type { ValidatedConfig } from "../config/schema.js";
 import { CitadelError, ConfigError } from "../errors.js";
-import { and, FALSE, type Filter, type Operand, TRUE } from "../query/ast.js";
+import { and, FALSE, type Filter, type Operand, or, TRUE } from "../query/ast.js";
 import type { Scope } from "../query/options.js";
 import type { CompiledTenancy } from "../schema/compiled.js";
 import { type Access, type DataPermission, type Subject, WRITE_PERMISSIONS } from "./access.js";
@@ -95,6 +95,21 @@ function writableOfTenant(tenancy: Tenancy, scope: Scope): ReadonlySet<string> {
   return new Set([...granted].filter((f) => !uniqueAcrossTenants(tenancy, tenancy.entity, f)));
 }
 
+/**
+ * A tenant's admin adds users to its own account (§6.4), but a superadmin that belongs to it (SnackBase's
+ * system account) reaches every tenant: its email and role are not one tenant's to change, nor its row to
+ * delete. Undefined where nothing is taken away.
+ */
+function outOfTenantReach(tenancy: Tenancy, permission: DataPermission, entity: string): Filter | undefined {
+  const role = tenancy.superadminRole;
+  if (role === undefined || entity !== "users") return undefined;
+  if (permission !== "data.entity.update" && permission !== "data.entity.delete") return undefined;
+  return or(
+    { kind: "isnull", field: "role", isNull: true },
+    { kind: "compare", field: "role", op: "$ne", value: role },
+  );
+}
+
 /** The caller's Access with its tenant ANDed into every scope it hands out. */
 export function tenantAccess(access: Access, tenancy: Tenancy): Access {
   const binding = bindingOf(tenancy, access.subject);
@@ -103,7 +118,11 @@ export function tenantAccess(access: Access, tenancy: Tenancy): Access {
   const subqueries = (f: Filter) => withinSubqueries(tenancy, f, binding);
   const within = (permission: DataPermission, entity: string, scope: Scope): Scope => ({
     ...scope,
-    filter: and(subqueries(scope.filter), tenantFilter(tenancy, entity, binding)),
+    filter: and(
+      subqueries(scope.filter),
+      tenantFilter(tenancy, entity, binding),
+      outOfTenantReach(tenancy, permission, entity),
+    ),
     rowFields: scope.rowFields && new Map([...scope.rowFields].map(([f, rule]) => [f, subqueries(rule)] as const)),
     fields:
       entity === tenancy.entity && WRITE_PERMISSIONS.has(permission) ? writableOfTenant(tenancy, scope) : scope.fields,

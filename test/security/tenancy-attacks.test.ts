@@ -649,6 +649,15 @@ describe("tokens, registration and server code (6.1, 6.4)", () => {
   afterAll(() => server?.close());
 
   it("moving a user to another account revokes its tokens", async () => {
+    // bob's notes stay in A: detached first, for no reference crosses tenants (6.2, test/tenancy/links.test.ts)
+    const update = { author_id: null };
+    const detached = await server.request(
+      "PATCH",
+      "/api/data/notes",
+      { update, where: { author_id: ID.bob } },
+      as.root,
+    );
+    expect(detached.status, detached.text).toBe(200);
     const moved = await server.request("PATCH", `/api/data/users/${ID.bob}`, { account_id: B }, as.root);
     expect(moved.status, moved.text).toBe(200);
     expect((await server.request("GET", "/api/data/notes", undefined, as.bob)).status).toBe(401);

@@ -471,7 +471,11 @@ const OPS: Op[] = [
     request: (ids) => ["PATCH", `/api/data/comments/${ids.mover}`, { note_id: ids.note }],
     decide: (c) => {
       const d = single(c, "update", "comments", { account: homeOf(c.p) }, { id: "mover", note: "note" });
-      return d.status === 200 && !sees(c.p, "notes", c.t?.note) ? { status: 409 } : d;
+      if (d.status !== 200) return d;
+      if (!sees(c.p, "notes", c.t?.note)) return { status: 409 };
+      // one who reaches every tenant sees the note, but a key between two tenants' rows is refused (6.2)
+      const onto = c.t?.note?.account;
+      return onto !== undefined && onto !== null && onto !== homeOf(c.p) ? { status: 400 } : d;
     },
     shape: (b, n) => ({ id: n.row(b.data.id), note: n.row(b.data.note_id) }),
     effect: (db, ids) => ({
@@ -567,7 +571,12 @@ async function snapshot(server: TestServer): Promise<Db> {
 const MISSING = { note: 999_999, comment: 999_998, mover: 999_997, title: "no such title" };
 /** In every target's title and comment: a refusal's body must never contain it. */
 const MARK = "matrix-row";
-const ERROR_CODES: Record<number, string> = { 403: "forbidden", 404: "not_found", 409: "conflict" };
+const ERROR_CODES: Record<number, string> = {
+  400: "validation_failed",
+  403: "forbidden",
+  404: "not_found",
+  409: "conflict",
+};
 
 /** The cases of one principal: each op once, or against each target the principal has. */
 type Case = { op: Op; kind: string; t: Target | undefined };
