@@ -284,21 +284,44 @@ export interface Verification {
   prunedBefore?: number;
 }
 
-/** The hash an `audit.prune` entry recorded for the last entry it removed, `id`; undefined if none did. */
-async function prunedThrough(db: Db, id: number): Promise<string | undefined> {
+/**
+ * The hash an `audit.prune` entry recorded for the last entry it removed, `id`; undefined if none did. Only a
+ * receipt within the chain being checked counts, from the first remaining entry to the head: the walk checks
+ * each of those, so a receipt planted beyond the head or altered fails the check with the rest.
+ */
+async function prunedThrough(db: Db, id: number, lastId: number): Promise<string | undefined> {
   const rows = await db
     .selectFrom(AUDIT_TABLE)
     .select("changes")
     .where("action", "=", "audit.prune")
     .where("row_id", "=", id)
+    .where("id", ">", id)
+    .where("id", "<=", lastId)
     .execute();
   return rows.map((r) => json<Changes>(r.changes)?.hash?.[0]).find((h): h is string => typeof h === "string");
 }
 
 /**
+ * The first entry beyond the chain's head: one written by hand (appending moves the head in the entry's own
+ * transaction). The head is read in the same statement, so an entry appended since the walk began is not taken
+ * for one.
+ */
+async function beyondHead(db: Db): Promise<number | undefined> {
+  const row = await db
+    .selectFrom(AUDIT_TABLE)
+    .select("id")
+    .where("id", ">", db.selectFrom(HEAD_TABLE).select("seq").where("id", "=", 1))
+    .orderBy("id")
+    .limit(1)
+    .executeTakeFirst();
+  return row ? Number(row.id) : undefined;
+}
+
+/**
  * Check the chain up to its head, in id order, a page at a time; name the first entry that breaks it. The head
- * is read first: entries appended while the check runs lie beyond it and are left for the next check. A
- * chain whose start is gone must start where an `audit.prune` entry says it removed entries up to.
+ * is read first: entries appended while the check runs lie beyond it and are left for the next check, but an
+ * entry beyond the head as it is at the end was never chained (listed by the API all the same): a break. A
+ * chain whose start is gone must start where an `audit.prune` entry within it says it removed entries up to.
  */
 export async function verifyChain(db: Db, pageSize = 1000): Promise<Verification> {
   const head = await db.selectFrom(HEAD_TABLE).select(["seq", "hash"]).where("id", "=", 1).executeTakeFirst();
@@ -321,7 +344,7 @@ export async function verifyChain(db: Db, pageSize = 1000): Promise<Verification
       const entry = decodeEntry(row);
       if (expectedId === undefined && entry.id !== 1) {
         prunedBefore = entry.id;
-        if ((await prunedThrough(db, entry.id - 1)) !== entry.prev_hash)
+        if ((await prunedThrough(db, entry.id - 1, lastId)) !== entry.prev_hash)
           return broken(entry.id - 1, "is missing (removed without `citadel audit prune`)");
         prev = entry.prev_hash;
       } else if (expectedId !== undefined && entry.id !== expectedId) return broken(expectedId, "is missing");
@@ -338,6 +361,8 @@ export async function verifyChain(db: Db, pageSize = 1000): Promise<Verification
   if (count === 0 && lastId > 0) return broken(lastId, "is missing (the trail is empty)");
   if (last !== lastId) return broken(last + 1, "is missing (entries after it were removed)");
   if (count > 0 && head?.hash !== prev) return broken(lastId, "does not match the chain's head");
+  const forged = await beyondHead(db);
+  if (forged !== undefined) return broken(forged, "lies beyond the chain's head");
   return { ok: true, entries: count, prunedBefore };
 }
 

@@ -1,7 +1,7 @@
 /**
  * The audit trail's hash chain (7.3) on the engine under test: an entry altered, removed or cut off by hand
- * (the append-only triggers dropped first) is named by verify; prune removes a prefix past retention_days,
- * records itself and leaves one chain. Three servers writing at once: chain-servers.remote.test.ts.
+ * (the append-only triggers dropped first), or written beyond the chain's head, is named by verify; prune
+ * removes a prefix past retention_days, records itself and leaves one chain. Three servers writing at once: chain-servers.remote.test.ts.
  */
 import type { CitadelConfig } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -115,6 +115,54 @@ describe("the hash chain names the first entry that breaks it (7.3)", () => {
       broken: { id: 3, problem: "is missing (removed without `citadel audit prune`)" },
     });
     await byHand(...oldest.map(reinsert));
+    expect(await verify()).toEqual({ ok: true, entries: last });
+  });
+
+  it("an entry written by hand beyond the chain's head: verify names it, though the walk stops at the head", async () => {
+    const row = await stored(last);
+    const forged = 1e12;
+    await byHand(
+      reinsert({
+        ...row,
+        id: forged,
+        action: "data.delete",
+        reason: "forged",
+        prev_hash: row.hash,
+        hash: "f".repeat(64),
+      }),
+    );
+    expect(await verify()).toEqual({
+      ok: false,
+      entries: last,
+      broken: { id: forged, problem: "lies beyond the chain's head" },
+    });
+    await byHand(["delete from citadel_audit where id = ?", forged]);
+    expect(await verify()).toEqual({ ok: true, entries: last });
+  });
+
+  it("the oldest entries erased and a prune receipt planted beyond the head: named as missing, the receipt not taken", async () => {
+    const oldest = await server.rows("select * from citadel_audit where id <= 3 order by id");
+    const receipt = 9e15;
+    await byHand(
+      ["delete from citadel_audit where id <= ?", 3],
+      reinsert({
+        ...oldest[2]!,
+        id: receipt,
+        action: "audit.prune",
+        entity: "citadel_audit",
+        row_id: 3,
+        changes: JSON.stringify({ hash: [oldest[2]!.hash, null] }),
+        reason: "removed 3 entries",
+        prev_hash: "0".repeat(64),
+        hash: "0".repeat(64),
+      }),
+    );
+    expect(await verify()).toMatchObject({
+      ok: false,
+      entries: 0,
+      broken: { id: 3, problem: "is missing (removed without `citadel audit prune`)" },
+    });
+    await byHand(["delete from citadel_audit where id = ?", receipt], ...oldest.map(reinsert));
     expect(await verify()).toEqual({ ok: true, entries: last });
   });
 
