@@ -22,6 +22,10 @@ export { AUDIT_TABLE } from "./store.js";
 
 export const REDACTED = "[redacted]";
 const SYSTEM = new Set(["id", "created_at", "updated_at"]);
+/** A where's keys whose value is more conditions on the same rows (a to-many relation's quantifiers too). */
+const COMBINATORS = new Set(["$and", "$or", "$not", "$some", "$none", "$every"]);
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 
@@ -183,25 +187,59 @@ export class AuditTrail {
   };
 
   /**
-   * A caller's where as the trail keeps it: the values it compares a hidden or redacted field with are
-   * "[redacted]" (`{ email: "bob@x.com" }` names a user as much as a row would). It was parsed before the
-   * read ran, so a query string's where is JSON.
+   * A caller's where as the trail keeps it: the values it compares a hidden, encrypted or redacted field with
+   * are "[redacted]" (`{ email: "bob@x.com" }` names a user as much as a row would), on whichever entity the
+   * field is: a relation path (`"owner.email"`, `{ owner: { email } }`, `{ tags: { $some: … } }`) is followed
+   * to its target, `$exists` to the entity it names. A key that resolves to no field is redacted whole (it
+   * cannot happen to a where the read parsed, and a value kept in clear because a name was not understood
+   * would be the leak this is for). It was parsed before the read ran, so a query string's where is JSON.
    */
   private redactWhere(entity: string, where: unknown): unknown {
-    const walk = (value: unknown, field: string | undefined): unknown => {
-      if (Array.isArray(value)) return value.map((v) => walk(v, field));
-      if (value !== null && typeof value === "object")
-        return Object.fromEntries(
-          Object.entries(value).map(([key, v]) => [key, walk(v, key.startsWith("$") ? field : key)]),
-        );
-      return field !== undefined && value !== null ? this.shown(entity, field, value) : value;
-    };
-    if (typeof where !== "string") return walk(where, undefined);
+    if (typeof where !== "string") return this.conditions(entity, where);
     try {
-      return walk(JSON.parse(where), undefined);
+      return this.conditions(entity, JSON.parse(where));
     } catch {
       return "(not JSON)";
     }
+  }
+
+  /** An object of conditions on `entity`'s rows; an undefined entity is one not understood (all redacted). */
+  private conditions(entity: string | undefined, where: unknown): unknown {
+    if (!isObject(where)) return this.compared(undefined, undefined, where);
+    return Object.fromEntries(Object.entries(where).map(([key, value]) => [key, this.condition(entity, key, value)]));
+  }
+
+  private condition(entity: string | undefined, key: string, value: unknown): unknown {
+    if (COMBINATORS.has(key))
+      return Array.isArray(value) ? value.map((v) => this.conditions(entity, v)) : this.conditions(entity, value);
+    if (key === "$exists") {
+      if (!isObject(value)) return this.compared(undefined, undefined, value);
+      const target = typeof value.entity === "string" && this.models.has(value.entity) ? value.entity : undefined;
+      return Object.fromEntries(
+        Object.entries(value).map(([k, v]) => [
+          k,
+          k === "entity" && typeof v === "string" ? v : k === "where" ? this.conditions(target, v) : REDACTED,
+        ]),
+      );
+    }
+    const model = entity === undefined ? undefined : this.models.get(entity);
+    if (model?.entity.fields.has(key)) return this.compared(entity, key, value);
+    const dot = key.indexOf(".");
+    const relation = model?.entity.relations.get(dot > 0 ? key.slice(0, dot) : key);
+    if (!relation) return this.compared(undefined, undefined, value);
+    // `"owner.email": v` is `owner: { email: v }`; a relation's own value is conditions on its target's rows
+    return dot > 0
+      ? this.condition(relation.target, key.slice(dot + 1), value)
+      : this.conditions(relation.target, value);
+  }
+
+  /** The operand(s) a field is compared with, operators kept; without a known field, every value is redacted. */
+  private compared(entity: string | undefined, field: string | undefined, value: unknown): unknown {
+    if (Array.isArray(value)) return value.map((v) => this.compared(entity, field, v));
+    if (isObject(value))
+      return Object.fromEntries(Object.entries(value).map(([op, v]) => [op, this.compared(entity, field, v)]));
+    if (value === null) return null;
+    return entity === undefined || field === undefined ? REDACTED : this.shown(entity, field, value);
   }
 
   /** The data engine's read listener (`audit.reads`): entity, where, rows returned and duration (§7.1). */

@@ -205,9 +205,12 @@ describe("audit of reads (7.1, audit.reads)", () => {
   afterAll(() => server?.close());
 
   it("records each answered read with its where, rows returned and duration; none without reads: true", async () => {
-    server = await startServer(tenancyConfig({ audit: { enabled: true, reads: true, redact: ["notes.slug"] } }), {
-      options: { seed: seedTenants },
-    });
+    server = await startServer(
+      tenancyConfig({ audit: { enabled: true, reads: true, redact: ["notes.slug", "users.email"] } }),
+      {
+        options: { seed: seedTenants },
+      },
+    );
     const alice = bearer(await login(server, "alice@a.test", PASSWORD));
     const where = encodeURIComponent(JSON.stringify({ public: true }));
     const listed = await server.request("GET", `/api/data/notes?where=${where}`, undefined, alice);
@@ -228,6 +231,42 @@ describe("audit of reads (7.1, audit.reads)", () => {
       "select reason from citadel_audit where action = 'data.read' order by id desc limit 1",
     );
     expect(last!.reason).toContain('{"$or":[{"slug":{"$eq":"[redacted]"}},{"title":"x"}]}');
+  });
+
+  it("a where naming a redacted field through a relation path or $exists keeps the comparison, not the value (7.2)", async () => {
+    const alice = bearer(await login(server, "alice@a.test", PASSWORD));
+    const reads: [string, Row, string][] = [
+      ["comments", { "note.slug": "hello" }, '{"note.slug":"[redacted]"}'],
+      [
+        "comments",
+        { note: { slug: { $in: ["hello", "bob"] }, title: "bob's note" } },
+        '{"note":{"slug":{"$in":["[redacted]","[redacted]"]},"title":"bob\'s note"}}',
+      ],
+      ["notes", { "author.email": "bob@a.test" }, '{"author.email":"[redacted]"}'],
+      [
+        "notes",
+        { $or: [{ author: { email: { $eq: "carol@b.test" } } }, { tags: { $none: { name: "urgent" } } }] },
+        '{"$or":[{"author":{"email":{"$eq":"[redacted]"}}},{"tags":{"$none":{"name":"urgent"}}}]}',
+      ],
+      [
+        "comments",
+        { $exists: { entity: "notes", where: { slug: "hello", id: "@row.note_id" } } },
+        '{"$exists":{"entity":"notes","where":{"id":"@row.note_id","slug":"[redacted]"}}}',
+      ],
+    ];
+    for (const [entity, where, kept] of reads) {
+      const q = encodeURIComponent(JSON.stringify(where));
+      const res = await server.request("GET", `/api/data/${entity}?where=${q}`, undefined, alice);
+      expect(res.status, res.text).toBe(200);
+      const [last] = await server.rows(
+        "select entity, reason from citadel_audit where action = 'data.read' order by id desc limit 1",
+      );
+      expect(last!.entity).toBe(entity);
+      expect(last!.reason).toContain(`where ${kept}:`);
+    }
+    const recorded = await server.rows("select reason from citadel_audit where action = 'data.read'");
+    for (const secret of ["hello", "bob@a.test", "carol@b.test"])
+      expect(recorded.filter((r) => String(r.reason).includes(secret))).toEqual([]);
   });
 
   it("reads are not recorded by default", async () => {
