@@ -33,6 +33,11 @@ export interface AuthVariables {
   authenticated: Authenticated | undefined;
   /** the verified token and key, when there are any */
   credentials: Recheckable | undefined;
+  /**
+   * set by the login route when it refused the email and password: its 401 is a failed login, not a denial
+   * (§7.1); a 401 before it ran (a key refused under `api_keys.require`) is one
+   */
+  loginFailed?: true;
 }
 
 export type AuthEnv = { Variables: AuthVariables };

@@ -114,6 +114,7 @@ export function authRoutes(options: AuthRoutesOptions): Hono<AuthEnv> {
     try {
       session = await auth.login(body, clientAddress(c, trustProxy, remoteAddress), c.get("subject"));
     } catch (error) {
+      if (error instanceof UnauthorizedError) c.set("loginFailed", true);
       if (error instanceof UnauthorizedError && audit) {
         // the email tried, as the trail shows emails (redacted under `audit.redact: ["users.email"]`); text that
         // is not an email is not kept: it is as likely a password typed into the wrong field

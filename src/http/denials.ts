@@ -10,7 +10,6 @@ import { CitadelError, UnauthorizedError } from "../errors.js";
 import type { Subject } from "../guard/access.js";
 import type { DenialReason } from "../metrics/monitor.js";
 
-export const LOGIN_PATH = "/api/auth/password/login";
 export const REGISTER_PATH = "/api/auth/password/register";
 const PASSWORD_CHANGE_PATH = "/api/auth/password/change";
 const NO_CREDENTIAL = new UnauthorizedError().message;
@@ -24,11 +23,19 @@ export const ACTION_OF: Record<DenialReason, AuditAction> = {
   password_rejected: "auth.token_rejected",
 };
 
+/**
+ * Whether a 401 is the login route's refusal of an email and password: only when the route itself ran and
+ * said so; a key refused before it (`api_keys.require`) is a denial as on any other route.
+ */
+export function isFailedLogin(error: CitadelError, c: Context): boolean {
+  return error.status === 401 && c.get("loginFailed") === true;
+}
+
 /** The kind of denial an error answers with; undefined when it is none (another status, a failed login). */
 export function denialOf(error: unknown, c: Context): DenialReason | undefined {
   if (!(error instanceof CitadelError) || (error.status !== 401 && error.status !== 403)) return undefined;
   if (error.status === 403) return "access_denied";
-  if (c.req.path === LOGIN_PATH) return undefined;
+  if (isFailedLogin(error, c)) return undefined;
   if (error.message === INVALID_KEY) return "key_rejected";
   if (c.req.path === PASSWORD_CHANGE_PATH && c.get("authenticated")) return "password_rejected";
   return error.message === NO_CREDENTIAL ? "authentication_required" : "token_rejected";

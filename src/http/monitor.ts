@@ -29,7 +29,7 @@ import {
 import type { Monitor } from "../metrics/monitor.js";
 import type { Filter } from "../query/ast.js";
 import { bodyRead, readJson } from "./body.js";
-import { ACTION_OF, denialOf, LOGIN_PATH, REGISTER_PATH, refusedActor } from "./denials.js";
+import { ACTION_OF, denialOf, isFailedLogin, REGISTER_PATH, refusedActor } from "./denials.js";
 import { type QueryParams, queryParams } from "./query-string.js";
 
 export interface HttpMonitorOptions {
@@ -258,7 +258,7 @@ export function monitorMiddleware(options: HttpMonitorOptions): MiddlewareHandle
 
   /** A 401 or 403: a failed login, or a denial counted by its labels; either way one log line. */
   const refusal = (c: Context, error: CitadelError, route: string) => {
-    if (error.status === 401 && c.req.path === LOGIN_PATH) {
+    if (isFailedLogin(error, c)) {
       monitor.loginFailures++;
       return logLine(c, { event: "auth.login_failed" }, error, route);
     }

@@ -431,3 +431,68 @@ describe("metrics without tenancy (7.5)", () => {
     expect(scrape.value("citadel_audit_entries_total")).toBe(0);
   });
 });
+
+describe("a key refused on the login route under api_keys.require (7.1, 7.5)", () => {
+  let server: TestServer;
+  const logged: string[] = [];
+  let scraper: Headers;
+  let web: Headers;
+
+  beforeAll(async () => {
+    const base = tenancyConfig();
+    const config = tenancyConfig({
+      audit: { enabled: true },
+      auth: { ...base.auth, api_keys: { enabled: true, require: true } },
+    });
+    server = await startServer(config, { options: { seed: seedTenants, log: (message) => logged.push(message) } });
+    const keys = server.app.module.auth.apiKeys!;
+    scraper = { apikey: (await keys.create({ name: "scraper", kind: "secret" })).key };
+    web = { apikey: (await keys.create({ name: "web", kind: "publishable" })).key };
+  });
+  afterAll(() => server?.close());
+
+  /** What one request left: its status, the entries and log lines it wrote, how the counters moved. */
+  const outcome = async (path: string, body: Row, headers: Headers) => {
+    const scrape = async () =>
+      parsePrometheus((await server.request("GET", "/api/system/metrics", undefined, scraper)).text);
+    const before = { scrape: await scrape(), lines: logged.length };
+    const last = Number((await server.rows("select max(id) as n from citadel_audit"))[0]!.n ?? 0);
+    const res = await server.request("POST", path, body, headers);
+    const after = await scrape();
+    const moved = (name: string, labels?: Record<string, string>) =>
+      after.value(name, labels) - before.scrape.value(name, labels);
+    return {
+      status: res.status,
+      entries: await server.rows("select action, reason from citadel_audit where id > ? order by id", last),
+      events: jsonLines(logged.slice(before.lines)).map((line) => line.event),
+      keyRejected: moved("citadel_denials_total", { reason: "key_rejected" }),
+      loginFailures: moved("citadel_login_failures_total"),
+    };
+  };
+  const rejected = (path: string) => ({
+    status: 401,
+    entries: [{ action: "key.rejected", reason: `POST ${path}: invalid or missing API key` }],
+    events: ["key.rejected"],
+    keyRejected: 1,
+    loginFailures: 0,
+  });
+
+  it("a bogus or missing key on login is recorded and counted as on register: key.rejected, no failed login", async () => {
+    const login = "/api/auth/password/login";
+    const register = "/api/auth/password/register";
+    const bogus = { apikey: `pk_live_${"A".repeat(55)}` };
+    const credentials = { email: "alice@a.test", password: PASSWORD };
+    expect(await outcome(login, credentials, bogus)).toEqual(rejected(login));
+    expect(await outcome(login, credentials, {})).toEqual(rejected(login));
+    const newcomer = { email: "new@c.test", password: PASSWORD, account: { name: "C" } };
+    expect(await outcome(register, newcomer, bogus)).toEqual(rejected(register));
+    // with a working key, a wrong password is still a failed login and no denial
+    expect(await outcome(login, { ...credentials, password: "wrong-password" }, web)).toMatchObject({
+      status: 401,
+      entries: [{ action: "auth.login_failed" }],
+      events: ["auth.login_failed"],
+      keyRejected: 0,
+      loginFailures: 1,
+    });
+  });
+});
