@@ -59,6 +59,14 @@ export function checkRedacted(redact: readonly string[], models: Models): void {
   });
 }
 
+/** Each entity's field rules (`config.field_rules`), by entity; undefined when no entity has any. */
+function fieldRulesOf(config: ValidatedConfig): Record<string, unknown> | undefined {
+  const rules = Object.entries(config.data.entities).flatMap(([name, entity]) =>
+    entity.config?.field_rules ? [[name, entity.config.field_rules] as const] : [],
+  );
+  return rules.length === 0 ? undefined : Object.fromEntries(rules);
+}
+
 const hint = (name: string, known: readonly string[]) => {
   const near = nearestKey(name, known);
   return near ? ` (did you mean \`${near}\`?)` : "";
@@ -74,7 +82,10 @@ export class AuditTrail {
     private readonly defaultRole: string | undefined,
   ) {}
 
-  /** Install the tables and hash the policy config: the roles, the guard switch, keys' roles and tenancy. */
+  /**
+   * Install the tables and hash the policy config: the roles, the guard switch, keys' roles, tenancy and the
+   * entities' field rules (§9.4: who may read or write a field), only those of the schema.
+   */
   static async open(
     db: Db,
     config: ValidatedConfig,
@@ -90,6 +101,8 @@ export class AuditTrail {
         secret_role: config.auth.api_keys.secret_role,
       },
       tenancy: config.tenancy,
+      // absent without any, so an app without field rules keeps the hash it had before they were covered
+      field_rules: fieldRulesOf(config),
     };
     const hash = hex(await sha256(canonical(policy)));
     return new AuditTrail(db, models, new Set(config.audit.redact), hash, config.audit.retention_days, defaultRole);

@@ -200,6 +200,27 @@ describe("audit trail (7)", () => {
   });
 });
 
+describe("the policy hash (7.1)", () => {
+  /** The policy hash of the fixture's app with `rule` reading and writing notes' slugs (none: no field rules). */
+  const hashWith = async (rule?: string): Promise<string> => {
+    const config = tenancyConfig({ audit: { enabled: true } });
+    const notes = (config.data as { entities: Record<string, { config?: object }> }).entities.notes!;
+    if (rule) notes.config = { ...notes.config, field_rules: { slug: { read: rule, write: rule } } };
+    const server = await startServer(config);
+    try {
+      return server.app.audit!.policyHash;
+    } finally {
+      await server.close();
+    }
+  };
+
+  it("covers the entities' field rules, which decide who reads and writes a field (9.4)", async () => {
+    const [none, strict, open] = [await hashWith(), await hashWith("@has_role('admin')"), await hashWith("true")];
+    expect(new Set([none, strict, open]).size).toBe(3);
+    expect(await hashWith("@has_role('admin')")).toBe(strict);
+  });
+});
+
 describe("audit of reads (7.1, audit.reads)", () => {
   let server: TestServer;
   afterAll(() => server?.close());
