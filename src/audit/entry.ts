@@ -44,6 +44,11 @@ export interface AuditInput {
   request_id?: string | null;
   changes?: Changes | null;
   reason?: string | null;
+  /**
+   * The tenant the entry belongs to (§7.4: a tenant's reads of the trail see its own): a mutation's is the
+   * row's; unset, the actor's.
+   */
+  account_id?: number | null;
 }
 
 /** Records entries in a transaction of their own; a module given none records nothing (the trail is off). */
@@ -55,6 +60,8 @@ export interface AuditEntry {
   action: AuditAction;
   entity: string | null;
   row_id: number | null;
+  /** the tenant the entry belongs to: the row's for a mutation of a tenant's row, else the actor's */
+  account_id: number | null;
   actor: AuditActor;
   request_id: string | null;
   changes: Changes | null;
@@ -120,8 +127,11 @@ export function sha256Hex(text: string): string | Promise<string> {
   return nodeCrypto ? nodeCrypto.createHash("sha256").update(text, "utf8").digest("hex") : webSha256Hex(text);
 }
 
-type Hashed = Exclude<keyof AuditEntry, "prev_hash" | "hash">;
-/** The fields an entry's hash covers, every one but `prev_hash` and `hash`, sorted as `canonical` sorts keys. */
+type Hashed = Exclude<keyof AuditEntry, "prev_hash" | "hash" | "account_id">;
+/**
+ * The fields an entry's hash always covers, every one but `prev_hash`, `hash` and `account_id`, sorted as
+ * `canonical` sorts keys. `account_id` is covered only when it is not the actor's (hashedText).
+ */
 const HASHED = Object.keys({
   id: 0,
   at: 0,
@@ -137,14 +147,19 @@ const HASHED = Object.keys({
 
 /**
  * What an entry's hash covers: the previous hash, a newline, and the entry's other fields as canonical JSON.
- * `actor` and `changes` may come already canonical (the trail stores them so): not made twice.
+ * `actor` and `changes` may come already canonical (the trail stores them so): not made twice. The entry's
+ * tenant is covered where it is not the actor's: entries written before it could differ had them equal and
+ * keep their hashes, and a tenant changed by hand either way (moving the entry into another tenant's view)
+ * changes the text.
  */
 export function hashedText(
   entry: Omit<AuditEntry, "hash">,
   actor = canonical(entry.actor),
   changes = canonical(entry.changes),
 ): string {
-  let out = "";
+  const tenant = entry.account_id ?? null;
+  // "account_id" sorts before every other field: where canonical JSON would put it
+  let out = tenant === (entry.actor.account_id ?? null) ? "" : `"account_id":${canonical(tenant)}`;
   for (const field of HASHED) {
     const value = entry[field];
     if (value === undefined) continue;

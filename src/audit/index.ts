@@ -80,6 +80,8 @@ export class AuditTrail {
     readonly policyHash: string,
     private readonly retentionDays: number | undefined,
     private readonly defaultRole: string | undefined,
+    /** the tenant entity (§6), when tenancy is on: its rows are each their own tenant's */
+    private readonly tenantEntity: string | undefined,
   ) {}
 
   /**
@@ -105,7 +107,16 @@ export class AuditTrail {
       field_rules: fieldRulesOf(config),
     };
     const hash = hex(await sha256(canonical(policy)));
-    return new AuditTrail(db, models, new Set(config.audit.redact), hash, config.audit.retention_days, defaultRole);
+    const tenantEntity = config.tenancy.enabled ? config.tenancy.entity : undefined;
+    return new AuditTrail(
+      db,
+      models,
+      new Set(config.audit.redact),
+      hash,
+      config.audit.retention_days,
+      defaultRole,
+      tenantEntity,
+    );
   }
 
   /** A subject as this trail's entries record it (actorOf, with the guard's default role). */
@@ -169,6 +180,19 @@ export class AuditTrail {
     if (reads) events.onRead(this.reads);
   }
 
+  /**
+   * The tenant a mutation's entry belongs to (§6, §7.4): a tenant-scoped row's (after the write, else before
+   * it), a tenant's own row's id; the actor's for a row of no tenant. A superadmin's write to one tenant's
+   * row is that tenant's to read in the trail, not the account the superadmin happens to belong to.
+   */
+  private tenantOf(event: MutationEvent, actor: AuditActor): number | null {
+    if (event.entity === this.tenantEntity) return event.id;
+    const field = this.models.get(event.entity)?.entity.tenantField;
+    if (field === undefined) return actor.account_id;
+    const tenant = (event.after ?? event.before)?.[field];
+    return tenant === null || tenant === undefined ? null : Number(tenant);
+  }
+
   /** The data engine's in-transaction listener: one entry per row, in the mutation's transaction (§7.2). */
   readonly mutations = async (trx: Db, events: MutationEvent[], subject: Subject): Promise<void> => {
     const actor = this.actor(subject);
@@ -176,10 +200,12 @@ export class AuditTrail {
     const inputs: AuditInput[] = [];
     for (const event of events) {
       const changes = this.changes(event);
+      const account_id = this.tenantOf(event, actor);
       inputs.push({
         action: `data.${event.action}`,
         entity: event.entity,
         row_id: event.id,
+        account_id,
         actor,
         request_id,
         changes,
@@ -190,6 +216,7 @@ export class AuditTrail {
           action: "auth.role_change",
           entity: "users",
           row_id: event.id,
+          account_id,
           actor,
           request_id,
           changes: { role: changes.role! },

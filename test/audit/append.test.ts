@@ -32,6 +32,7 @@ const created: Unhashed = {
   action: "data.create",
   entity: "posts",
   row_id: 7,
+  account_id: null,
   actor: { user_id: 3, role: "author", key_id: null, account_id: null, ip: "127.0.0.1" },
   request_id: "req-1",
   changes: {
@@ -50,6 +51,7 @@ const failedLogin: Unhashed = {
   action: "auth.login_failed",
   entity: "users",
   row_id: null,
+  account_id: null,
   actor: { user_id: null, role: null, key_id: null, account_id: null, ip: null },
   request_id: null,
   changes: null,
@@ -67,11 +69,22 @@ describe("an entry's hash (7.3)", () => {
 
   it("covers the previous hash and the canonical JSON of everything else, actor and changes as stored", () => {
     for (const entry of [created, failedLogin]) {
-      const { prev_hash, ...content } = entry;
+      // the entry's tenant is the actor's here: not covered apart (the next test)
+      const { prev_hash, account_id, ...content } = entry;
       const expected = `${prev_hash}\n${canonical(content)}`;
       expect(hashedText(entry)).toBe(expected);
       expect(hashedText(entry, canonical(entry.actor), canonical(entry.changes))).toBe(expected);
     }
+  });
+
+  it("covers the entry's tenant where it is not the actor's, so moving it to another tenant's view shows (7.4)", async () => {
+    const own = { ...created, account_id: 5, actor: { ...created.actor, account_id: 5 } };
+    const { prev_hash, account_id, ...content } = own;
+    expect(hashedText(own)).toBe(`${prev_hash}\n${canonical(content)}`);
+    const others = { ...created, account_id: 6, actor: { ...created.actor, account_id: 5 } };
+    expect(hashedText(others)).toBe(`${prev_hash}\n${canonical({ ...content, account_id: 6 })}`);
+    const hashes = [own, others, { ...own, account_id: null }, { ...others, account_id: 7 }].map(entryHash);
+    expect(new Set(await Promise.all(hashes)).size).toBe(4);
   });
 
   it("is the same digest as Web Crypto's, whatever the text", async () => {

@@ -1,7 +1,8 @@
 /**
  * The audit trail's hash chain (7.3) on the engine under test: an entry altered, removed or cut off by hand
- * (the append-only triggers dropped first), or written beyond the chain's head, is named by verify; prune
- * removes a prefix past retention_days, records itself and leaves one chain. Three servers writing at once: chain-servers.remote.test.ts.
+ * (the append-only triggers dropped first), its tenant moved, or one written beyond the chain's head, is named
+ * by verify; prune removes a prefix past retention_days, records itself and leaves one chain. Three servers
+ * writing at once: chain-servers.remote.test.ts.
  */
 import type { CitadelConfig } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -115,6 +116,32 @@ describe("the hash chain names the first entry that breaks it (7.3)", () => {
       broken: { id: 3, problem: "is missing (removed without `citadel audit prune`)" },
     });
     await byHand(...oldest.map(reinsert));
+    expect(await verify()).toEqual({ ok: true, entries: last });
+  });
+
+  it("an entry's tenant changed by hand, either way, is named: the column a tenant's reads go by is covered (7.4)", async () => {
+    const rows = await server.rows("select id, account_id, actor from citadel_audit order by id");
+    const tenants = rows.map((r) => ({
+      id: Number(r.id),
+      tenant: r.account_id === null ? null : Number(r.account_id),
+      actor: JSON.parse(r.actor).account_id as number | null,
+    }));
+    // alice's own write (its tenant the actor's), and the seed's write to account A (no actor's tenant)
+    const own = tenants.find((t) => t.tenant === 1 && t.actor === 1)!;
+    const seeded = tenants.find((t) => t.tenant === 1 && t.actor === null)!;
+    for (const [entry, moved] of [
+      [own, 2],
+      [seeded, null],
+      [seeded, 2],
+    ] as const) {
+      await byHand(["update citadel_audit set account_id = ? where id = ?", moved, entry.id]);
+      expect(await verify()).toEqual({
+        ok: false,
+        entries: entry.id - 1,
+        broken: { id: entry.id, problem: "was altered" },
+      });
+      await byHand(["update citadel_audit set account_id = ? where id = ?", entry.tenant, entry.id]);
+    }
     expect(await verify()).toEqual({ ok: true, entries: last });
   });
 

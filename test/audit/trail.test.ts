@@ -194,9 +194,37 @@ describe("audit trail (7)", () => {
     const res = await server.request("GET", "/api/system/audit?limit=1000", undefined, adam);
     expect(res.status, res.text).toBe(200);
     expect(res.body.data.length).toBeGreaterThan(0);
-    expect(new Set(res.body.data.map((e: Row) => e.actor.account_id))).toEqual(new Set([1]));
+    expect(new Set(res.body.data.map((e: Row) => e.account_id))).toEqual(new Set([1]));
     const alice = bearer(await login(server, "alice@a.test", PASSWORD));
     expect((await server.request("GET", "/api/system/audit", undefined, alice)).status).toBe(403);
+  });
+
+  it("a superadmin's write to another account's row is that account's entry, not its own account's (6.2, 7.4)", async () => {
+    const { auth } = server.app.module;
+    await auth.createUser({ email: "ops@a.test", password: PASSWORD, role: "superadmin", account_id: 1 });
+    await auth.createUser({ email: "bea@b.test", password: PASSWORD, role: "admin", account_id: 2 });
+    const ops = bearer(await login(server, "ops@a.test", PASSWORD));
+    const [note] = await server.rows("select id from notes where account_id = ? order by id limit 1", 2);
+    const patched = await server.request("PATCH", `/api/data/notes/${note!.id}`, { title: "B's secret plan" }, ops);
+    expect(patched.status, patched.text).toBe(200);
+
+    const where = encodeURIComponent(JSON.stringify({ entity: "notes", row_id: note!.id, action: "data.update" }));
+    const read = async (email: string) => {
+      const res = await server.request(
+        "GET",
+        `/api/system/audit?where=${where}`,
+        undefined,
+        bearer(await login(server, email, PASSWORD)),
+      );
+      expect(res.status, res.text).toBe(200);
+      return res.body.data as Row[];
+    };
+    expect(await read("adam@a.test")).toEqual([]);
+    const [entry, ...more] = await read("bea@b.test");
+    expect(more).toEqual([]);
+    expect(entry).toMatchObject({ account_id: 2, actor: { role: "superadmin", account_id: 1 } });
+    expect(entry!.changes.title[1]).toBe("B's secret plan");
+    expect((await server.app.audit!.verify()).ok).toBe(true);
   });
 });
 
