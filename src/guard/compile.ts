@@ -6,11 +6,11 @@
 import type { PermissionConfig, ValidatedConfig } from "../config/schema.js";
 import type { Models } from "../data/models.js";
 import { ConfigError } from "../errors.js";
-import { and, FALSE, type Filter, hasPlaceholders, someNode, TRUE } from "../query/ast.js";
+import { and, FALSE, type Filter, fieldsOf, hasPlaceholders, someNode, TRUE } from "../query/ast.js";
 import { checkRuleSyntax, compileRule, RuleError } from "../query/rule.js";
 import { type FieldResolver, parseWhere, type Reach } from "../query/where.js";
 import { DATA_PERMISSIONS, WRITE_PERMISSIONS } from "./access.js";
-import { bindEntity, EVERY_ENTITY, parseCondition } from "./conditions.js";
+import { bindEntity, ENTITY_KEY, EVERY_ENTITY, parseCondition } from "./conditions.js";
 
 export const SYSTEM_PERMISSIONS = [
   "system.explain",
@@ -81,6 +81,7 @@ export const ruleKey = (role: string, permission: string, entity: string) =>
   `${role}\u0000${permission}\u0000${entity}`;
 
 type PermissionObject = Exclude<PermissionConfig, string>;
+type PolicyObject = NonNullable<PermissionObject["policies"]>[number];
 
 const isFalse = (f: Filter) => f.kind === "const" && !f.value;
 
@@ -216,12 +217,58 @@ function checkFieldRuleKinds(rules: RuleTexts, permission: string, path: string)
         );
 }
 
+const isSystem = (permission: string) => (SYSTEM_PERMISSIONS as readonly string[]).includes(permission);
+
+/** A field of the row, or a query over rows: anything a filter asks beyond the caller (`@user.*`, `@context.*`). */
+const asksRows = (f: Filter) => someNode(f, (n) => n.kind === "exists" || ("field" in n && !n.field.startsWith("@")));
+
+/**
+ * A system permission (§4.2) is about no entity and no row: a policy can only say, from the caller, whether it is
+ * granted or taken away. A filter, a field list, or a condition on the entity or the row would have nothing to
+ * apply to when it is decided (a filter would become a full grant, an entity would be whichever comes first).
+ */
+function checkSystemPolicy(p: PolicyObject, condition: Filter, at: string): void {
+  if (p.effect === "filter")
+    throw new ConfigError(
+      `${at}.effect`,
+      "a system permission has no rows to filter: use allow or deny, with a condition on the caller",
+    );
+  for (const key of ["fields", "omit"] as const)
+    if (p[key] !== undefined)
+      throw new ConfigError(
+        `${at}.${key}`,
+        `a system permission has no fields to ${key === "fields" ? "allow" : "omit"}`,
+      );
+  const named = fieldsOf(condition);
+  for (const [field, key] of [
+    [ENTITY_KEY, "entity"],
+    ["id", "id"],
+  ] as const)
+    if (named.has(field))
+      throw new ConfigError(
+        `${at}.condition`,
+        `a system permission is about no ${key === "id" ? "row" : "entity"}: a condition on "${key}" cannot apply; condition on the caller (user.<claim>)`,
+      );
+}
+
+/** A system permission's rule may ask only about the caller: it is decided with no row at hand. */
+function checkSystemRules(rules: Map<string, Filter>, at: string): void {
+  for (const rule of rules.values())
+    if (asksRows(rule))
+      throw new ConfigError(
+        at,
+        "a system permission has no rows: its rule may ask only about the caller (user.<claim>, @has_role(…)), not a record's fields or exists(…)",
+      );
+}
+
 function policyTemplates(entry: PermissionObject, path: string, models: Models, target: RoleTarget): PolicyTemplate[] {
   const all = [...models.keys()];
   const names = new Set(all);
+  const system = isSystem(entry.permission);
   return (entry.policies ?? []).map((p, i) => {
     const at = `${path}.policies[${i}]`;
     const parsed = p.condition ? parseCondition(p.condition, `${at}.condition`, names) : TRUE;
+    if (system) checkSystemPolicy(p, parsed, at);
     const conditions = new Map(all.map((e) => [e, bindEntity(parsed, e)] as const));
     // an entity for which the condition is false whatever the request is out of the policy's reach
     const possible = all.filter((e) => !isFalse(conditions.get(e)!));
@@ -235,6 +282,7 @@ function policyTemplates(entry: PermissionObject, path: string, models: Models, 
     const strict = p.condition !== undefined && "entity" in p.condition && p.condition.entity !== EVERY_ENTITY;
     const denies = entry.effect === "deny" || p.effect === "deny";
     const rules = compileRules(p.rule, `${at}.rule`, possible, denies ? "deny" : strict, models, target);
+    if (system) checkSystemRules(rules, `${at}.rule`);
     return {
       path: at,
       description: p.description,

@@ -409,12 +409,22 @@ export class Guard {
   /** Whether the subject holds a system permission such as `system.explain` (not tied to an entity). */
   grantsSystem(subject: Subject, permission: string): boolean {
     if (subject.trusted) return true;
-    // Rules are compiled per entity; system permissions are evaluated against any one of them.
-    const entity = this.models.keys().next().value;
+    return this.holdsSystem(subject.role, permission, { user: subject.user, secretKey: isSecretKey(subject) });
+  }
+
+  /**
+   * Whether a role holds a system permission (§4.2). Rules are compiled per entity, and a system permission is
+   * about none: it holds only where every entity's decision allows with nothing left to narrow. Startup refuses
+   * the policies that could make them differ or leave a filter (compile.ts); should one get through, it fails closed.
+   */
+  holdsSystem(role: string | undefined, permission: string, ctx: Omit<RequestContext, "entity">, widest = false) {
+    const entities = [...this.models.keys()];
     return (
-      entity !== undefined &&
-      this.decide(subject.role, permission, { entity, user: subject.user, secretKey: isSecretKey(subject) }).effect ===
-        "allow"
+      entities.length > 0 &&
+      entities.every((entity) => {
+        const decision = this.decide(role, permission, { ...ctx, entity }, unbound, widest);
+        return decision.effect === "allow" && isTrue(decision.filter);
+      })
     );
   }
 

@@ -270,12 +270,8 @@ export function roleView({ guard, db, models, config, tenancy }: ReportInput, ro
       fields[entity][field] = grant;
     }
   }
-  // system permissions are decided like grantsSystem does: against any one entity
-  const any = names.values().next().value;
-  const system =
-    any === undefined
-      ? []
-      : SYSTEM_PERMISSIONS.filter((p) => guard.decide(role, p, { entity: any }, undefined, widest).effect === "allow");
+  // system permissions are decided as grantsSystem decides them
+  const system = SYSTEM_PERMISSIONS.filter((p) => guard.holdsSystem(role, p, {}, widest));
   return { decisions, fields, system };
 }
 
