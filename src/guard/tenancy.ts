@@ -25,6 +25,12 @@ export function tenancyOf(config: ValidatedConfig, schema: CompiledTenancy | und
       "config.tenancy.superadmin_role",
       `unknown role "${superadminRole}" (configured roles: ${Object.keys(config.auth.roles).join(", ") || "none"})`,
     );
+  // §6.3: users' email is the one signal that crosses accounts; a 409 on a new account's name would be another
+  if (config.tenancy.register === "create" && config.auth.allow_register && schema.unique.has("name"))
+    throw new ConfigError(
+      "config.tenancy.register",
+      `a unique account name would tell a registrant which accounts exist (409 on another account's name): drop .unique() from ${schema.entity}.name or set register: "closed"`,
+    );
   return { ...schema, register: config.tenancy.register, superadminRole };
 }
 

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type CitadelConfig, createApp } from "citadel";
+import { type CitadelConfig, createApp, em, entity, text } from "citadel";
 import { afterAll, describe, expect, it } from "vitest";
 import { bearer, login } from "../helpers/auth.js";
 import { startServer } from "../helpers/server.js";
@@ -93,6 +93,27 @@ describe("tenancy config errors name their path (6, 1.8)", () => {
     [config({ enabled: true }, { enabled: false }), /config\.tenancy\.enabled.*needs auth/],
   ])("%#: refuses to start", async (cfg, message) => {
     await expect(createApp({ connection: { url: ":memory:" }, config: cfg })).rejects.toThrow(message);
+  });
+
+  it("refuses a unique account name while registration creates accounts: its 409 would say which accounts exist (6.3)", async () => {
+    const uniqueName = (tenancy: CitadelConfig["tenancy"]): CitadelConfig => {
+      const cfg = tenancyConfig({ tenancy });
+      const accounts = em({ accounts: entity("accounts", { name: text().required().unique() }) }).toJSON().entities;
+      const data = cfg.data as { entities: Record<string, unknown> };
+      data.entities = { ...data.entities, ...accounts };
+      return cfg;
+    };
+    await expect(
+      createApp({ connection: { url: ":memory:" }, config: uniqueName({ enabled: true, register: "create" }) }),
+    ).rejects.toThrow(
+      /config\.tenancy\.register: a unique account name would tell a registrant which accounts exist.*drop \.unique\(\) from accounts\.name or set register: "closed"/,
+    );
+    // closed registration makes no account from a request: nothing to tell
+    const closed = await createApp({
+      connection: { url: ":memory:" },
+      config: uniqueName({ enabled: true, register: "closed", superadmin_role: "superadmin" }),
+    });
+    await closed.close();
   });
 
   it("refuses a schema field with the scope column's name", async () => {
