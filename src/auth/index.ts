@@ -179,9 +179,10 @@ export async function createAuth(options: CreateAuthOptions): Promise<AuthModule
   function refusal(name: string): string | undefined {
     if (name === "role") return "may not be set at registration (new users get the configured default role)";
     const field = fields.get(name);
-    if (!field) return "unknown field";
+    // a hidden field answers as one that does not exist, as everywhere in the data API (§4.10)
+    if (!field || field.hidden) return "unknown field";
     if (field.system) return "is a system field and may not be set";
-    if (field.hidden || field.type === "reference") return "may not be set at registration";
+    if (field.type === "reference") return "may not be set at registration";
     const { registrable } = options;
     // a registrant sets only what its role could write on its own row afterwards: no mass assignment of
     // fields such as `verified` that the app's policies keep for admins

@@ -1,14 +1,21 @@
 /**
  * Registration is not mass assignment (§3.3): while the guard enforces, a register body sets only the users
  * fields the role it registers with may update — through the guard's own decision (field lists, field rules).
- * A field the app keeps for admins (`verified`) is 400 naming it, and nothing is created.
+ * A field the app keeps for admins (`verified`) is 400 naming it, and nothing is created. A hidden field (the
+ * password hash, the token version, an app's `.hidden()` field) answers exactly as a field that does not exist
+ * (§4.10): registration is no oracle for the users table's hidden columns.
  */
 import { boolean, type CitadelConfig, em, entity, text } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type TestServer } from "../helpers/server.js";
 
 const schema = em({
-  users: entity("users", { nickname: text().maxLength(40), bio: text(), verified: boolean().default(false) }),
+  users: entity("users", {
+    nickname: text().maxLength(40),
+    bio: text(),
+    verified: boolean().default(false),
+    internal_note: text().hidden(),
+  }),
 });
 
 const selfUpdate = (policy: Record<string, unknown>) => ({
@@ -73,6 +80,20 @@ describe("a registration sets only what its role may update (3.3)", () => {
       expect(res.body.error.code).toBe("validation_failed");
       expect(String(res.body.error.fields[field])).toContain("may not be set at registration");
       expect(String(res.body.error.fields[field])).toContain(`the role "${role}"`);
+      expect(await users(role)).toBe(before);
+    });
+
+  for (const role of ["member", "admin"])
+    it(`role ${role}: a hidden field answers byte for byte as an unknown one, and no user is created (3.3, 4.10)`, async () => {
+      const before = await users(role);
+      const answer = async (field: string) => {
+        const res = await register(role, `${role}-${field}@test.com`, { [field]: "x" });
+        return { status: res.status, body: res.text.replaceAll(field, "<field>") };
+      };
+      const unknown = await answer("no_such_field");
+      expect(unknown.status).toBe(400);
+      for (const field of ["password_hash", "token_version", "internal_note"])
+        expect(await answer(field), field).toEqual(unknown);
       expect(await users(role)).toBe(before);
     });
 
