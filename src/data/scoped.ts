@@ -14,6 +14,7 @@ import {
   type QueryLimits,
   type RawListQuery,
   type ReadableView,
+  requireKnownKeys,
   type Scope,
 } from "../query/options.js";
 import type { Row } from "./codec.js";
@@ -231,6 +232,7 @@ export class ScopedData {
     const scopes = this.writeScopes("data.entity.update", entity);
     const body = await bodyOf(input);
     if (!isObject(body)) throw new BadRequestError("expected a JSON object { update, where }");
+    requireKnownKeys(body, ["update", "where"]);
     const where = this.manyWhere(entity, scopes, body.where);
     const max = this.limits.maxResponseBytes;
     return updateMany(this.engine.db, this.engine.model(entity), where, body.update, scopes, max);

@@ -2,6 +2,7 @@
  * Parses list options (`where`, `sort`, `select`, `with`, `limit`, `offset`, `count`) from query strings or JSON
  * bodies.
  */
+import { unknownKey } from "../config/messages.js";
 import { BadRequestError, grouped } from "../errors.js";
 import type { CompiledEntity, CompiledField, CompiledRelation } from "../schema/compiled.js";
 import type { Filter } from "./ast.js";
@@ -67,6 +68,22 @@ export interface RawListQuery {
   limit?: unknown;
   offset?: unknown;
   count?: unknown;
+}
+
+/** The keys of a list query (a JSON body's top level) and of one relation's options in `with`. */
+const LIST_KEYS: readonly (keyof RawListQuery)[] = ["where", "sort", "select", "with", "limit", "offset", "count"];
+const WITH_KEYS = ["where", "sort", "select", "limit", "with"] as const;
+
+/**
+ * An unknown key is 400 naming it and the nearest known one (§2.3, as §1.8 does for config): a misspelt `where`
+ * that was ignored would answer every row the caller may see. `path` is the object's own, none at the top.
+ */
+export function requireKnownKeys(input: object, known: readonly string[], path?: string): void {
+  for (const key of Object.keys(input))
+    if (!known.includes(key)) {
+      const at = path === undefined ? key : `${path}.${key}`;
+      throw new BadRequestError(`${path === undefined ? "" : `${path}: `}${unknownKey(key, known)}`, { path: at });
+    }
 }
 
 export interface QueryLimits {
@@ -305,9 +322,10 @@ function parseWith(
     if (!relation) throw new BadRequestError(`${path}: unknown relation "${name}"`, { path });
     if (options !== true && options !== null && !isObject(options))
       throw new BadRequestError(`${at}: expected an object of options`, { path: at });
+    const o = isObject(options) ? options : {};
+    requireKnownKeys(o, WITH_KEYS, at);
     const target = followRelation(view, relation);
     if (!target) continue; // not readable by this caller: omitted (§4.5)
-    const o = isObject(options) ? options : {};
     const limit = integer(o.limit, `${at}.limit`, relation.withLimit, limits.maxLimit);
     // Each parent row brings at most one row of a to-one relation, at most `limit` of a to-many one.
     const rows = parentRows * (relation.cardinality === "one" ? 1 : limit);
@@ -352,6 +370,7 @@ function checkRowBudget(query: ListQuery, rows: number, limits: QueryLimits): vo
 
 /** Parse a list request for `view.entity`; every field named must be readable by the caller. */
 export function parseListQuery(view: ReadableView, raw: RawListQuery, limits: QueryLimits): ListQuery {
+  requireKnownKeys(raw, LIST_KEYS);
   const limit = integer(raw.limit, "limit", limits.defaultLimit, limits.maxLimit);
   const budget: WithBudget = { relations: 0, rows: limit };
   const query: ListQuery = {
