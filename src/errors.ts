@@ -33,11 +33,20 @@ export class BadRequestError extends CitadelError {
   }
 }
 
+/** The first few problems of `fields` in a line ("title: is required; body: expected a string"), for logs and the CLI. */
+function described(fields: Record<string, string[]>): string {
+  const all = Object.entries(fields).map(([field, problems]) => `${field}: ${problems.join(", ")}`);
+  const shown = all.slice(0, 3).join("; ");
+  return all.length > 3
+    ? `${shown}; and ${grouped(all.length - 3)} more`
+    : shown || "the request body does not match the schema";
+}
+
 /** Per-field problems with a write: `{ fields: { title: ["is required"] } }`. */
 export class ValidationError extends CitadelError {
   constructor(
     readonly fields: Record<string, string[]>,
-    message = "the request body does not match the schema",
+    message = described(fields),
   ) {
     super("validation_failed", 400, message, { fields });
   }

@@ -80,14 +80,15 @@ function resolveSecret(auth: AuthConfig, env: NodeJS.ProcessEnv, warn: (message:
 }
 
 function checkRegisterRole(auth: AuthConfig, roles: ReadonlySet<string>) {
-  if (!auth.allow_register || roles.size === 0) return;
+  if (roles.size === 0) return;
   const role = auth.default_role_register;
-  if (role === undefined)
+  // named, it is also the role of users created without one (createUser, `citadel user create`): checked either way
+  if (role === undefined && auth.allow_register)
     throw new ConfigError(
       "config.auth.default_role_register",
       "allow_register is true, so default_role_register must name one of the configured roles",
     );
-  if (!roles.has(role))
+  if (role !== undefined && !roles.has(role))
     throw new ConfigError(
       "config.auth.default_role_register",
       `unknown role "${role}" (configured roles: ${[...roles].join(", ")})`,

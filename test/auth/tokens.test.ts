@@ -289,6 +289,13 @@ describe("token settings and the secret at startup (3.2)", () => {
     ).rejects.toThrow(/config\.auth\.default_role_register/);
   });
 
+  it("a default_role_register that is not a role refuses startup with registration off too: it is createUser's default (1.5)", async () => {
+    const config = authConfig({ allow_register: false, default_role_register: "membr" });
+    await expect(createApp({ connection: { url: ":memory:" }, config })).rejects.toThrow(
+      /config\.auth\.default_role_register: unknown role "membr"/,
+    );
+  });
+
   it("a JWKS may not list HMAC algorithms or none (3.2)", async () => {
     for (const alg of ["HS256", "none"])
       await expect(

@@ -182,6 +182,14 @@ describe("citadel test (12.3)", () => {
     expect(bad.stderr).toContain(
       'cases file.cases[0].action: must be one of "read", "count", "create", "update", "delete"',
     );
+    const vacuous = await cli([
+      "test",
+      "--config",
+      CLAIMS_APP,
+      file({ cases: [{ ...CLAIM_CASES.cases[0], expect: {} }] }),
+    ]);
+    expect(vacuous.code).toBe(1);
+    expect(vacuous.stderr).toContain("cases file.cases[0].expect: expects nothing");
     const typo = await cli(["test", "--config", CLAIMS_APP, file({ cases: [{ ...CLAIM_CASES.cases[0], expct: {} }] })]);
     expect(typo.stderr).toContain("did you mean `expect`?");
     const unknown = await cli([
