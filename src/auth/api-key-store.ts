@@ -4,6 +4,7 @@
  * like the users table's, and the origin and address lists are JSON text.
  */
 import { type Db, dialectOf } from "../db/connection.js";
+import { ConflictError } from "../errors.js";
 import type { KeyKind } from "./key-material.js";
 
 export const API_KEYS_TABLE = "citadel_api_keys";
@@ -121,15 +122,23 @@ export class ApiKeyStore {
     return Number(row.id);
   }
 
-  /** Insert the replacement and mark the old key as replaced, ending at `graceEndsAt`, in one transaction. */
+  /**
+   * Insert the replacement and mark the old key as replaced, ending at `graceEndsAt`, in one transaction. Only a
+   * key neither replaced nor revoked is: of rotations side by side (on several servers too) one wins, and the
+   * others are 409 with nothing written, not live keys that replace nothing.
+   */
   async replace(oldId: number, replacement: NewStoredKey, graceEndsAt: string): Promise<number> {
     return this.db.transaction().execute(async (trx) => {
       const id = await this.insert(replacement, trx);
-      await trx
+      const result = await trx
         .updateTable(API_KEYS_TABLE)
         .set({ replaced_by: id, grace_ends_at: graceEndsAt })
         .where("id", "=", oldId)
-        .execute();
+        .where("replaced_by", "is", null)
+        .where("revoked_at", "is", null)
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1)
+        throw new ConflictError(`API key ${oldId} was rotated or revoked meanwhile; rotate its replacement`);
       return id;
     });
   }

@@ -342,6 +342,18 @@ describe("keys that stop working (5.4, 5.5)", () => {
     expect(await works(none.body.data.key)).toBe(true);
   });
 
+  it("rotations of one key side by side: one makes a key, the others are 409 and make none (5.5)", async () => {
+    const old = await createKey(server, admin, { name: "raced", kind: "publishable", role: "reader" });
+    const before = (await server.rows("SELECT id FROM citadel_api_keys")).length;
+    const rotate = () => server.request("POST", `/api/system/keys/${old.id}/rotate`, { grace_seconds: 60 }, admin);
+    const answers = await Promise.all(Array.from({ length: 6 }, rotate));
+    const made = answers.filter((a) => a.status === 201);
+    expect(answers.map((a) => a.status).sort()).toEqual([201, 409, 409, 409, 409, 409]);
+    expect((await server.rows("SELECT id FROM citadel_api_keys")).length).toBe(before + 1);
+    const stored = await server.rows("SELECT replaced_by FROM citadel_api_keys WHERE id = ?", old.id);
+    expect(stored).toEqual([{ replaced_by: made[0]!.body.data.id }]);
+  });
+
   it("a publishable key works only from its allowed origins (5.2, 5.4)", async () => {
     const { key } = await createKey(server, admin, {
       name: "app only",
