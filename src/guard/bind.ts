@@ -1,22 +1,36 @@
 /** Placeholder binding (§4.4): `@user.<claim>` in a policy filter becomes the subject's value. */
-import { FALSE, type Filter, isPlaceholder, mapOperands, type Operand, type Placeholder } from "../query/ast.js";
+import {
+  FALSE,
+  type Filter,
+  isPlaceholder,
+  mapOperands,
+  type Operand,
+  type Placeholder,
+  type Scalar,
+} from "../query/ast.js";
 import { storedDate, storedDateTime } from "../schema/dates.js";
 
 const SCALAR = new Set(["string", "number", "boolean"]);
 
 /**
- * The caller's value as the column compares it, or undefined when it cannot be: a number claim compares with a
- * text column as its text, as both engines would; any other value of another type than the column's is none.
+ * A caller's value as something of type `expects` compares it, or undefined when it cannot be: a number claim
+ * compares with text as its text, as both engines would; any other value of another type is none. A column's
+ * type decides in a filter, a literal's in a condition (conditions.ts), so `"0" >= 3` is unknown in both.
  */
-function fitting(operand: Placeholder, v: unknown): Operand | undefined {
+export function fittingValue(v: unknown, expects?: Placeholder["expects"]): Scalar | undefined {
   if (!SCALAR.has(typeof v)) return undefined;
+  if (!expects || typeof v === expects) return v as Scalar;
+  return expects === "string" && typeof v === "number" ? String(v) : undefined;
+}
+
+/** The caller's value as the column compares it, or undefined when it cannot be (`fittingValue`, dates). */
+function fitting(operand: Placeholder, v: unknown): Operand | undefined {
   // a date compares as the column holds it: `2026-01-01T05:00+05:00` is `2026-01-01T00:00:00.000Z`
   if (operand.date) {
     if (typeof v !== "string") return undefined;
     return (operand.date === "date" ? storedDate(v) : storedDateTime(v, true)) ?? undefined;
   }
-  if (!operand.expects || typeof v === operand.expects) return v as Operand;
-  return operand.expects === "string" && typeof v === "number" ? String(v) : undefined;
+  return fittingValue(v, operand.expects);
 }
 
 /**

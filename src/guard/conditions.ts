@@ -9,11 +9,12 @@
  * TRUE, i.e. not certainly FALSE (a deny applies there: an unknown deny applies, fail closed).
  */
 import { ConfigError } from "../errors.js";
-import { and, FALSE, type Filter, hasPlaceholders, mapOperands, not, or, TRUE } from "../query/ast.js";
-import { evaluate } from "../query/evaluate.js";
+import { and, FALSE, type Filter, hasPlaceholders, mapOperands, not, or, type Scalar, TRUE } from "../query/ast.js";
+import { evaluate, type Lookup } from "../query/evaluate.js";
 import { contextField } from "../query/rule.js";
 import { parseWhere } from "../query/where.js";
 import type { CompiledField } from "../schema/compiled.js";
+import { fittingValue } from "./bind.js";
 
 export interface RequestContext {
   entity: string;
@@ -101,14 +102,24 @@ const constant = (truth: boolean | null): Folded => ({
   possible: truth === false ? FALSE : TRUE,
 });
 
-function claim(ctx: RequestContext, field: string): string | number | boolean | null | undefined {
+function claim(ctx: RequestContext, field: string): unknown {
   if (field === ENTITY_KEY) return ctx.entity;
   if (field === "id") return ctx.id;
-  if (field === `@${TENANT_KEY}`) return ctx.tenant ?? null;
-  const value = ctx.user?.[field.slice("@user.".length)];
-  // a claim that is not a scalar (an object, a list) is as unknown as a missing one
-  return typeof value === "string" || typeof value === "number" || typeof value === "boolean" ? value : null;
+  if (field === `@${TENANT_KEY}`) return ctx.tenant;
+  return ctx.user?.[field.slice("@user.".length)];
 }
+
+/**
+ * The context as the values it is compared with see it: a claim is compared as a column of the literal's type
+ * would compare it (bind.ts), so `"0" >= 3` or `true >= 3` is unknown, as `min_level <= user.clearance` is for
+ * that claim, never SQLite's "text after numbers". A claim that is no scalar (an object, a list) is unknown too.
+ */
+const contextLookup =
+  (read: (field: string) => unknown): Lookup =>
+  (field, against) =>
+    fittingValue(read(field), against === undefined || against === null ? undefined : typeOf(against));
+
+const typeOf = (v: Exclude<Scalar, null>) => typeof v as "string" | "number" | "boolean";
 
 /**
  * Fold the context into a condition (Kleene logic as a pair of two-valued filters). Fields of the row (a
@@ -148,9 +159,19 @@ export function foldCondition(filter: Filter | undefined, ctx: RequestContext, i
         return { certain: filter, possible: filter };
       if (ctx.claimsUnknown && filter.field !== ENTITY_KEY && filter.field !== "id") {
         if (filter.field !== "@user.role" || ctx.knownRole === undefined) return constant(null);
-        return constant(evaluate(filter, () => ctx.knownRole));
+        return constant(
+          evaluate(
+            filter,
+            contextLookup(() => ctx.knownRole),
+          ),
+        );
       }
-      return constant(evaluate(filter, (field) => claim(ctx, field)));
+      return constant(
+        evaluate(
+          filter,
+          contextLookup((field) => claim(ctx, field)),
+        ),
+      );
   }
 }
 

@@ -8,8 +8,12 @@ import { type Comparison, type Filter, isOuterRef, isPlaceholder, type Operand, 
 /** TRUE, FALSE or UNKNOWN (`null`), as in SQL. */
 export type Truth = boolean | null;
 
-/** Where an evaluated filter looks its fields up: a row, or a request context. */
-export type Lookup = (field: string) => Scalar | undefined;
+/**
+ * Where an evaluated filter looks its fields up: a row, or a request context. `against` is the value the field is
+ * compared with (none for `isnull`): a row's value is what it is, but a caller's claim is seen as a column of
+ * that value's type would see it (guard/bind.ts), or as no value.
+ */
+export type Lookup = (field: string, against?: Scalar) => Scalar | undefined;
 
 const and3 = (values: Truth[]): Truth => (values.includes(false) ? false : values.includes(null) ? null : true);
 const or3 = (values: Truth[]): Truth => (values.includes(true) ? true : values.includes(null) ? null : false);
@@ -65,7 +69,8 @@ const value = (operand: Operand): Scalar => {
 
 /** Evaluate one filter against `lookup`; a missing field is NULL. */
 export function evaluate(filter: Filter, lookup: Lookup): Truth {
-  const get = (field: string): Scalar => lookup(field) ?? null;
+  const get = (field: string, against?: Operand): Scalar =>
+    lookup(field, against === undefined ? undefined : value(against)) ?? null;
   switch (filter.kind) {
     case "const":
       return filter.value;
@@ -76,21 +81,21 @@ export function evaluate(filter: Filter, lookup: Lookup): Truth {
     case "not":
       return not3(evaluate(filter.item, lookup));
     case "compare":
-      return ordered(get(filter.field), value(filter.value), COMPARE[filter.op]);
+      return ordered(get(filter.field, filter.value), value(filter.value), COMPARE[filter.op]);
     case "in": {
       // as in SQL: `x IN ()` is false and `x NOT IN ()` true, whatever x is
       if (filter.values.length === 0) return filter.negated;
-      const found = or3(filter.values.map((v) => ordered(get(filter.field), value(v), COMPARE.$eq)));
+      const found = or3(filter.values.map((v) => ordered(get(filter.field, v), value(v), COMPARE.$eq)));
       return filter.negated ? not3(found) : found;
     }
     case "like":
-      return like(get(filter.field), value(filter.pattern), filter.caseSensitive);
+      return like(get(filter.field, filter.pattern), value(filter.pattern), filter.caseSensitive);
     case "isnull":
       return (get(filter.field) === null) === filter.isNull;
     case "between":
       return and3([
-        ordered(get(filter.field), value(filter.low), COMPARE.$gte),
-        ordered(get(filter.field), value(filter.high), COMPARE.$lte),
+        ordered(get(filter.field, filter.low), value(filter.low), COMPARE.$gte),
+        ordered(get(filter.field, filter.high), value(filter.high), COMPARE.$lte),
       ]);
     case "exists":
       // other rows are not at hand in memory: unknown, so a deny holds and an allow does not (fail closed)

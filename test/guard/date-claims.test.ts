@@ -5,12 +5,10 @@
  * have ordered it after midnight UTC. Claims come from an identity provider's tokens (JWKS on loopback), in a
  * policy filter and in a rule expression alike.
  */
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { datetime, em, entity, text } from "citadel";
-import { type CryptoKey, exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bearer } from "../helpers/auth.js";
+import { startIdp, type TestIdp } from "../helpers/idp.js";
 import { startServer, type TestServer } from "../helpers/server.js";
 
 const schema = em({
@@ -19,51 +17,26 @@ const schema = em({
 });
 
 describe("claims compared with date columns bind as stored dates (4.4, 9.1)", () => {
-  let idp: Server;
-  let privateKey: CryptoKey;
+  let idp: TestIdp;
   let server: TestServer;
-  const token = (claims: Record<string, unknown>) =>
-    new SignJWT({ app_role: "viewer", ...claims })
-      .setProtectedHeader({ alg: "RS256", kid: "k" })
-      .setSubject("idp|1")
-      .setIssuer("https://idp.test")
-      .setAudience("citadel")
-      .setIssuedAt()
-      .setExpirationTime("10m")
-      .sign(privateKey);
   const names = async (entityName: string, since: unknown) => {
     const res = await server.request(
       "GET",
       `/api/data/${entityName}?sort=id`,
       undefined,
-      bearer(await token({ since })),
+      bearer(await idp.token("viewer", { since })),
     );
     expect(res.status, res.text).toBe(200);
     return res.body.data.map((r: { name: string }) => r.name);
   };
 
   beforeAll(async () => {
-    const keys = await generateKeyPair("RS256", { extractable: true });
-    privateKey = keys.privateKey;
-    const jwk = { ...(await exportJWK(keys.publicKey)), kid: "k", alg: "RS256", use: "sig" };
-    idp = createServer((_req, res) => {
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ keys: [jwk] }));
-    });
-    await new Promise<void>((resolve) => idp.listen(0, "127.0.0.1", resolve));
-    const { port } = idp.address() as AddressInfo;
+    idp = await startIdp();
     server = await startServer({
       data: schema.toJSON(),
       auth: {
         enabled: true,
-        jwt: {
-          jwks: {
-            url: `http://127.0.0.1:${port}/jwks.json`,
-            issuer: "https://idp.test",
-            audience: "citadel",
-            role_claim: "app_role",
-          },
-        },
+        jwt: { jwks: idp.jwks },
         roles: {
           viewer: {
             permissions: [
@@ -89,7 +62,7 @@ describe("claims compared with date columns bind as stored dates (4.4, 9.1)", ()
   });
   afterAll(async () => {
     await server?.close();
-    await new Promise((resolve) => idp.close(resolve));
+    await idp?.close();
   });
 
   for (const entityName of ["events", "notes"])
