@@ -135,6 +135,12 @@ export interface Measured {
 }
 
 /**
+ * The CTE of the sizes, named as no entity can be (`citadel_` is reserved): SQLite reads a CTE's own name inside
+ * its body as a recursive reference, so a CTE named like the measured entity (`sizes`) was a 500.
+ */
+const SIZES = "citadel_sizes";
+
+/**
  * The bytes of the rows a scoped query selects (by `MEASURED_ID`, one per row it would fetch), grouped by
  * `parent` when given. Their values are read from `entity` joined by id: SQLite's octet_length of a table's
  * column reads its size from the record, while a value passed through a window, a sort or a limited subquery
@@ -164,13 +170,13 @@ export async function measure(
   const query = parent
     ? db
         .with(
-          (cte) => cte("sizes").materialized(),
+          (cte) => cte(SIZES).materialized(),
           () => joined.select([size.as("size"), sql.ref(`r.${parent}`).as("parent")]),
         )
-        .selectFrom("sizes")
+        .selectFrom(SIZES)
         .select([...totals, "parent"])
         .groupBy("parent")
-    : db.selectFrom(joined.select(size.as("size")).as("sizes")).select(totals);
+    : db.selectFrom(joined.select(size.as("size")).as(SIZES)).select(totals);
   const result: { rows: unknown; bytes: unknown; parent?: unknown }[] = await query.execute();
   return result.map((r) => {
     const count = Number(r.rows);

@@ -19,6 +19,13 @@ interface Scope {
   depth: number;
 }
 
+/**
+ * The alias of a subquery at depth n is `citadel_s<n>`: entity and junction tables may not start with `citadel_`
+ * (schema/compile.ts), so no table of the query can bear it. A plain `s1` was a valid entity name, and an outer
+ * table of that name was shadowed by the subquery: `@row.<field>` then named the subquery's own row.
+ */
+const SUBQUERY_ALIAS = "citadel_s";
+
 /** Items of one flat AND/OR: a longer list is written as nested groups of at most this many. */
 const MAX_FLAT = 64;
 
@@ -71,7 +78,7 @@ function compile(eb: AnyBuilder, filter: Filter, at: Scope): Expression<SqlBool>
     case "between":
       return eb.between(ref(filter.field), operand(filter.low), operand(filter.high));
     case "exists": {
-      const inner: Scope = { table: `s${at.depth + 1}`, outer: at.table, depth: at.depth + 1 };
+      const inner: Scope = { table: `${SUBQUERY_ALIAS}${at.depth + 1}`, outer: at.table, depth: at.depth + 1 };
       return eb.exists(
         eb
           .selectFrom(`${filter.table} as ${inner.table}`)
