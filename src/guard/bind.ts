@@ -57,11 +57,18 @@ export function bindPlaceholders(filter: Filter, user: Record<string, unknown> |
  * scalar, or SQL NULL when it has none, which makes each comparison UNKNOWN (never NULL-equals-NULL: the
  * compiler writes `= ?`, not `IS NULL`), so an allow does not hold and a deny does, as for conditions.
  */
-export function bindCallerValues(filter: Filter, caller: { user?: Record<string, unknown>; tenant?: number }): Filter {
-  return mapOperands(filter, (operand) => {
-    if (!isPlaceholder(operand)) return operand;
-    const name = operand.placeholder;
-    const v = name === "context.account_id" ? caller.tenant : caller.user?.[name.slice("user.".length)];
-    return fitting(operand, v) ?? null;
-  });
+export function bindCallerValues(filter: Filter, caller: Caller): Filter {
+  return mapOperands(filter, (operand) => (isPlaceholder(operand) ? (callerValue(operand, caller) ?? null) : operand));
+}
+
+/** Whose values a rule's placeholders are bound to. */
+export interface Caller {
+  user?: Record<string, unknown>;
+  tenant?: number;
+}
+
+/** A rule's caller value as bindCallerValues binds it, or undefined when the caller has none that fits. */
+export function callerValue(operand: Placeholder, caller: Caller): Operand | undefined {
+  const name = operand.placeholder;
+  return fitting(operand, name === "context.account_id" ? caller.tenant : caller.user?.[name.slice("user.".length)]);
 }

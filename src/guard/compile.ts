@@ -388,11 +388,19 @@ function checkLenientFilters(templates: PolicyTemplate[], models: Models) {
 
 /**
  * Whether deciding needs the request: a claim or context value (`@user.<claim>`, `@context.account_id`) or `id`
- * (the route's row) to fold. A rule over the row alone is decided at startup; its caller values (placeholders)
- * are bound per request all the same.
+ * (the route's row) to fold, or a caller value inside a subquery (unknown there when the caller lacks it, §4.12).
+ * A rule over the row alone is decided at startup; its caller values (placeholders) are bound per request all the
+ * same.
  */
 export const asksRequest = (filter: Filter | undefined) =>
-  filter !== undefined && someNode(filter, (n) => "field" in n && (n.field.startsWith("@") || n.field === "id"));
+  filter !== undefined &&
+  someNode(
+    filter,
+    (n) =>
+      ("field" in n && (n.field.startsWith("@") || n.field === "id")) ||
+      // a caller value inside a subquery is folded with the caller's claims (conditions.ts)
+      (n.kind === "exists" && hasPlaceholders(n.where)),
+  );
 
 const fieldRulesAsk = (rules: FieldRules | undefined) =>
   [...(rules?.values() ?? [])].some((r) => asksRequest(r.read) || asksRequest(r.write));

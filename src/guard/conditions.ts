@@ -9,12 +9,23 @@
  * TRUE, i.e. not certainly FALSE (a deny applies there: an unknown deny applies, fail closed).
  */
 import { ConfigError } from "../errors.js";
-import { and, FALSE, type Filter, hasPlaceholders, mapOperands, not, or, type Scalar, TRUE } from "../query/ast.js";
+import {
+  and,
+  FALSE,
+  type Filter,
+  hasPlaceholders,
+  isPlaceholder,
+  mapOperands,
+  not,
+  or,
+  type Scalar,
+  TRUE,
+} from "../query/ast.js";
 import { evaluate, type Lookup } from "../query/evaluate.js";
 import { contextField } from "../query/rule.js";
 import { parseWhere } from "../query/where.js";
 import type { CompiledField } from "../schema/compiled.js";
-import { fittingValue } from "./bind.js";
+import { callerValue, fittingValue } from "./bind.js";
 
 export interface RequestContext {
   entity: string;
@@ -122,10 +133,34 @@ const contextLookup =
 const typeOf = (v: Exclude<Scalar, null>) => typeof v as "string" | "number" | "boolean";
 
 /**
+ * Unknown for every row, as a pair of predicates on the subquery's rows that are FALSE and TRUE for each of them
+ * (`x IN ()` and `x NOT IN ()`, even for a NULL x), not constants: the subquery stays a filter, so an allow that
+ * cannot hold matches no row, as the NULL it replaces did, rather than not applying at all.
+ */
+const unknownRow = (field: string): Folded => ({
+  certain: { kind: "in", field, negated: false, values: [] },
+  possible: { kind: "in", field, negated: true, values: [] },
+});
+
+/** Whether every caller value of a leaf binds (bind.ts): then SQL compares it, else the leaf is unknown. */
+function bindsAll(filter: Filter, ctx: RequestContext): boolean {
+  if (ctx.claimsUnknown) return false;
+  let all = true;
+  mapOperands(filter, (operand) => {
+    if (isPlaceholder(operand) && callerValue(operand, ctx) === undefined) all = false;
+    return operand;
+  });
+  return all;
+}
+
+/**
  * Fold the context into a condition (Kleene logic as a pair of two-valued filters). Fields of the row (a
  * rule's, or `id` on a route naming no row) stay predicates: SQL's own three-valued logic treats them as
  * the evaluator would. Inside a subquery every field is the subquery's row; EXISTS is monotone, so the
- * certain and possible subqueries bound the real one from both sides.
+ * certain and possible subqueries bound the real one from both sides. There a leaf comparing the row with a
+ * caller value the caller lacks (`dept == user.dept`, no `dept` claim) is unknown, not SQL's NULL: EXISTS would
+ * make it FALSE, and an unknown deny must apply (§4.12). Rules with such leaves are folded per request
+ * (compile.ts, asksRequest).
  */
 export function foldCondition(filter: Filter | undefined, ctx: RequestContext, inner = false): Folded {
   if (!filter) return ALWAYS;
@@ -156,7 +191,9 @@ export function foldCondition(filter: Filter | undefined, ctx: RequestContext, i
         !filter.field.startsWith("@") &&
         (inner || filter.field !== "id" || ctx.id === undefined || hasPlaceholders(filter))
       )
-        return { certain: filter, possible: filter };
+        return inner && hasPlaceholders(filter) && !bindsAll(filter, ctx)
+          ? unknownRow(filter.field)
+          : { certain: filter, possible: filter };
       if (ctx.claimsUnknown && filter.field !== ENTITY_KEY && filter.field !== "id") {
         if (filter.field !== "@user.role" || ctx.knownRole === undefined) return constant(null);
         return constant(

@@ -363,6 +363,8 @@ export function evalRule(rule: Rule, env: Env): Pair {
         const isNull = leafValue(left, env) === null;
         return same(rule.op === "==" ? isNull : !isNull);
       }
+      // a row compared with a claim the caller lacks is unknown too, inside exists(…) as well (§4.12)
+      if ([left, right].some((s) => s.k === "claim" && claim(env.caller, s.name) === undefined)) return UNKNOWN_CLAIM;
       return same(compare(leafValue(left, env), rule.op, leafValue(right, env)));
     }
     case "in": {
