@@ -139,6 +139,7 @@ class WhereParser {
     const outer = this.frame;
     this.frame = { resolve: reach.resolve, reach, outer, hops: outer.hops + 1, rowRefs, seen: new Map() };
     try {
+      this.bound(reach.scope, path, `the read filter of "${reach.entity}"`);
       const where = this.conditions(input, path, depth + 1);
       return and(reach.scope, ...this.frame.seen.values(), where);
     } finally {
@@ -193,7 +194,10 @@ class WhereParser {
     const at = keys.length === 1 && QUANTIFIERS.has(keys[0]!) ? `${path}.${quantifier}` : path;
     let where = this.inside(target, inner, at, depth, relation.path.kind !== "junction");
     // every related row satisfies it = no related row fails it
-    if (quantifier === "$every") where = and(target.scope, not(where));
+    if (quantifier === "$every") {
+      this.bound(target.scope, at, `the read filter of "${target.entity}"`);
+      where = and(target.scope, not(where));
+    }
     const found = linked(relation, target.entity, where);
     return quantifier === "$some" ? found : not(found);
   }
@@ -236,13 +240,21 @@ class WhereParser {
     if (!rule) return;
     const holds = certainly(rule);
     seen.set(name, holds);
-    // the rule is bound once for each entity of the where that names the field: its values count against the bound
-    mapOperands(holds, (operand) => {
+    // the rule is bound once for each entity of the where that names the field
+    this.bound(holds, path, `the rule of "${name}"`);
+  }
+
+  /**
+   * A filter the where embeds (a field's rule, the read filter of a hop's entity, §4.13) binds its values again
+   * each time: they count against the where's bound, or repeated hops would reach the engine's bind limit (a 500).
+   */
+  private bound(filter: Filter, path: string, whose: string): void {
+    mapOperands(filter, (operand) => {
       if (!isOuterRef(operand)) this.values++;
       return operand;
     });
     if (this.values > MAX_VALUES)
-      this.fail(path, `more than ${MAX_VALUES} values in one where (with those of the rule of "${name}")`);
+      this.fail(path, `more than ${MAX_VALUES} values in one where (with those of ${whose})`);
   }
 
   private operator(field: CompiledField, op: string, value: unknown, path: string): Filter {
