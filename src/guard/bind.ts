@@ -14,11 +14,14 @@ const SCALAR = new Set(["string", "number", "boolean"]);
 
 /**
  * A caller's value as something of type `expects` compares it, or undefined when it cannot be: a number claim
- * compares with text as its text, as both engines would; any other value of another type is none. A column's
- * type decides in a filter, a literal's in a condition (conditions.ts), so `"0" >= 3` is unknown in both.
+ * compares with text as its text, as both engines would; any other value of another type is none, and so is a
+ * string holding U+0000. A column's type decides in a filter, a literal's in a condition (conditions.ts), so
+ * `"0" >= 3` is unknown in both.
  */
 export function fittingValue(v: unknown, expects?: Placeholder["expects"]): Scalar | undefined {
   if (!SCALAR.has(typeof v)) return undefined;
+  // no column holds U+0000 (§2.3 refuses it in writes), and PostgreSQL fails a statement binding it: a 500
+  if (typeof v === "string" && v.includes("\0")) return undefined;
   if (!expects || typeof v === expects) return v as Scalar;
   return expects === "string" && typeof v === "number" ? String(v) : undefined;
 }
