@@ -189,6 +189,18 @@ describe.each(DRIVERS)("the SQLite dialect on %s (11.2)", (driver) => {
     expect(await failure(sql`select nope from a`.execute(db))).not.toBeInstanceOf(DatabaseError);
   });
 
+  it("a transaction the engine already ended answers with the error that ended it, not the ROLLBACK's", async () => {
+    const db = await open();
+    // as a libSQL server under load does: it gives the transaction up, then the work fails
+    const error = await failure(
+      db.transaction().execute(async (trx) => {
+        await sql`rollback`.execute(trx);
+        throw new Error("the statement's own error");
+      }),
+    );
+    expect((error as Error).message).toBe("the statement's own error");
+  });
+
   it("a foreign key deferred to COMMIT fails there, classified all the same", async () => {
     const db = await open();
     const error = await failure(

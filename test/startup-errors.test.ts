@@ -1,6 +1,7 @@
 /** A failed start says what is wrong once, names the config path, and exits 1 (1.5, 1.6). */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -150,6 +151,26 @@ describe("a database server that cannot be used fails startup in one line: URL, 
     expect(await problemOf(`http://127.0.0.1:${port}`)).toBe(
       `ConfigError: connection.url: cannot use "http://127.0.0.1:${port}": the server cannot be reached: is it running, are host and port right?`,
     );
+  });
+
+  it("a host that takes the connection and never answers: no connection within pool.timeoutMs", async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      const url = `postgres://app:s3cret@127.0.0.1:${port}/app`;
+      const problem = await createApp({ connection: { url, pool: { timeoutMs: 200 } }, config }).then(
+        (app) => app.close().then(() => "started"),
+        (e: Error) => `${e.name}: ${e.message}`,
+      );
+      expect(problem).toBe(
+        `ConfigError: connection.url: cannot use "postgres://app:***@127.0.0.1:${port}/app": no connection within pool.timeoutMs: check the host, the port and any firewall (or raise pool.timeoutMs)`,
+      );
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
   });
 
   it("a host that does not resolve", async () => {

@@ -30,6 +30,9 @@ async function translated<T>(translate: Translate, work: () => Promise<T>): Prom
   }
 }
 
+/** SQLite's and libSQL's answers to a ROLLBACK when no transaction is open (the engine's, the client's). */
+const NOTHING_TO_ROLL_BACK = /cannot rollback - no transaction is active|^TRANSACTION_CLOSED\b/;
+
 /** Waits before the 2nd, 3rd and 4th try of a statement the engine was too busy to take. */
 export const BUSY_RETRY_MS = [25, 100, 400];
 
@@ -125,9 +128,15 @@ class ClassifyingDriver implements Driver {
     markTransaction(connection, false);
     return this.run(() => this.inner.commitTransaction(innerOf(connection)));
   }
-  rollbackTransaction(connection: DatabaseConnection) {
+  async rollbackTransaction(connection: DatabaseConnection) {
     markTransaction(connection, false);
-    return this.run(() => this.inner.rollbackTransaction(innerOf(connection)));
+    try {
+      await this.run(() => this.inner.rollbackTransaction(innerOf(connection)));
+    } catch (error) {
+      // the engine ended the transaction itself (a libSQL server giving up under load): nothing is left to undo,
+      // and the error that made it give up, not this one, is the answer (503 for a busy engine, never a 500)
+      if (!(error instanceof Error && NOTHING_TO_ROLL_BACK.test(error.message))) throw error;
+    }
   }
   releaseConnection(connection: DatabaseConnection) {
     return this.inner.releaseConnection(innerOf(connection));

@@ -54,8 +54,14 @@ const CODES: Record<string, DatabaseErrorKind> = {
   "57P03": "busy", // cannot_connect_now
 };
 
-/** pg's pool gives up waiting for a free connection (`connectionTimeoutMillis`) with this message and no code. */
-const POOL_TIMEOUT = "timeout exceeded when trying to connect";
+/**
+ * pg's pool gives up (`connectionTimeoutMillis`) with one of these messages and no code: waiting for a free
+ * connection, or for a new one to be set up (a server too loaded to answer in time).
+ */
+const POOL_TIMEOUTS = new Set([
+  "timeout exceeded when trying to connect",
+  "Connection terminated due to connection timeout",
+]);
 
 /** PostgreSQL names a violated key's columns in the error's detail: `Key (a, b)=(1, 2) already exists.` */
 const KEY_COLUMNS = /^Key \(([^)]*)\)=/;
@@ -63,7 +69,7 @@ const KEY_COLUMNS = /^Key \(([^)]*)\)=/;
 function classifyError(error: unknown): DatabaseError | undefined {
   if (!(error instanceof Error)) return undefined;
   const { code, detail } = error as { code?: unknown; detail?: unknown };
-  const kind = typeof code === "string" ? CODES[code] : error.message === POOL_TIMEOUT ? "busy" : undefined;
+  const kind = typeof code === "string" ? CODES[code] : POOL_TIMEOUTS.has(error.message) ? "busy" : undefined;
   if (kind === undefined) return undefined;
   if (kind !== "unique") return new DatabaseError(kind, error);
   const columns = typeof detail === "string" ? (KEY_COLUMNS.exec(detail)?.[1] ?? "") : "";
@@ -231,6 +237,8 @@ export const postgres: Dialect = {
     if (code === "3D000") return "the database named in the URL does not exist: create it first";
     if (code === "42501")
       return "the user may not create tables there: grant it CREATE on the schema, or connect as the owner";
+    if (error instanceof Error && POOL_TIMEOUTS.has(error.message))
+      return "no connection within pool.timeoutMs: check the host, the port and any firewall (or raise pool.timeoutMs)";
     return describeNetworkError(error);
   },
   counterTrigger: ({ name, table, column, counter }) => {
