@@ -1,8 +1,18 @@
 /** §1.7: `npm pack` ships compiled JavaScript and declarations for every export, and they load under plain Node. */
-import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -11,8 +21,11 @@ const work = mkdtempSync(join(tmpdir(), "citadel-package-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe("the package (1.7)", () => {
+  let tarball: string;
   beforeAll(() => {
     execFileSync("npm", ["run", "build"], { cwd: root, stdio: "ignore" });
+    execFileSync("npm", ["pack", "--ignore-scripts", "--pack-destination", work], { cwd: root, stdio: "ignore" });
+    tarball = join(work, readdirSync(work).find((f) => f.endsWith(".tgz"))!);
   }, 120_000);
 
   it("packs built JavaScript and type declarations for every export", { timeout: 60_000 }, () => {
@@ -47,8 +60,6 @@ describe("the package (1.7)", () => {
    * A dry run resolves the same tree and prints the same warning without running or compiling anything.
    */
   it("installing the tarball names only the packages the README's allowScripts covers", { timeout: 180_000 }, () => {
-    execFileSync("npm", ["pack", "--ignore-scripts", "--pack-destination", work], { cwd: root, stdio: "ignore" });
-    const tarball = join(work, readdirSync(work).find((f) => f.endsWith(".tgz"))!);
     const install = (name: string, extra: object) => {
       const app = join(work, name);
       mkdirSync(app);
@@ -64,5 +75,52 @@ describe("the package (1.7)", () => {
     expect(named(install("bare-app", {}))).toEqual(["argon2", "better-sqlite3"]);
     const documented = install("documented-app", { allowScripts: { "better-sqlite3": true, argon2: true } });
     expect(documented).not.toContain("install-scripts");
+  });
+
+  /**
+   * Inside the repo `citadel` is src/ (tsconfig paths): only an app sees the shipped declarations. They once
+   * spelled the config types as ~20 nested valibot generics, and an app typing any config got TS2589 under
+   * skipLibCheck, as most apps have it (without it, tsc checks the declarations first, bottom-up, and gets
+   * through; that run checks the shipped declarations themselves). The app gets the tarball's files where
+   * `npm install` puts them, and our dependencies linked, not installed (that would download and compile).
+   */
+  it("an app type-checks its config against the installed declarations", { timeout: 120_000 }, async () => {
+    const app = join(work, "typed-app");
+    const modules = join(app, "node_modules");
+    mkdirSync(join(modules, "citadel"), { recursive: true });
+    execFileSync("tar", ["-xzf", tarball, "-C", join(modules, "citadel"), "--strip-components=1"]);
+    for (const name of [...Object.keys(pkg.dependencies), "@types/node"]) {
+      mkdirSync(dirname(join(modules, name)), { recursive: true });
+      symlinkSync(join(root, "node_modules", name), join(modules, name));
+    }
+    writeFileSync(join(app, "package.json"), JSON.stringify({ name: "typed-app", private: true, type: "module" }));
+    copyFileSync(join(root, "examples/blog/config.ts"), join(app, "blog.ts"));
+    writeFileSync(
+      join(app, "config.ts"),
+      `import type { CitadelConfig, CreateAppInput } from "citadel";
+      // the config's deepest corner: a field rule in a policy of a permission of a role
+      const policies = [{ fields: { salary: { write: "false" } } }];
+      export const config: CitadelConfig = { auth: { enabled: true, roles: { editor: { permissions: [{ permission: "data.entity.update", policies }] } } } };
+      export const input: CreateAppInput = { config };
+      // @ts-expect-error the types are checked, not any: "maybe" is no effect
+      export const wrong: CitadelConfig = { auth: { roles: { r: { permissions: [{ permission: "x", effect: "maybe" }] } } } };
+      `,
+    );
+    const tsc = join(root, "node_modules/typescript/bin/tsc");
+    const check = async (skipLibCheck: boolean) => {
+      const tsconfig = join(app, `tsconfig.${skipLibCheck}.json`);
+      const compilerOptions = { strict: true, module: "NodeNext", target: "ES2022", noEmit: true, skipLibCheck };
+      writeFileSync(
+        tsconfig,
+        JSON.stringify({ compilerOptions: { ...compilerOptions, types: ["node"] }, files: ["blog.ts", "config.ts"] }),
+      );
+      try {
+        await promisify(execFile)(process.execPath, [tsc, "-p", tsconfig], { encoding: "utf8" });
+        return "";
+      } catch (error) {
+        return `skipLibCheck ${skipLibCheck}:\n${(error as { stdout: string }).stdout}`;
+      }
+    };
+    expect((await Promise.all([check(true), check(false)])).join("")).toBe("");
   });
 });

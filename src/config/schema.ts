@@ -11,6 +11,16 @@ export const strict = <const E extends v.ObjectEntries>(entries: E) =>
 export const oneOf = <const T extends readonly string[]>(values: T) =>
   v.picklist(values, (issue) => `must be one of ${values.map((x) => `"${x}"`).join(", ")}; received ${issue.received}`);
 
+/**
+ * The schema typed by what it accepts, returns and reports, not by how it is built, so its declaration spells
+ * those types out. Spelled as the nested valibot generics, an app's tsc resolved them top-down in one go (an
+ * optional object level costs ~13 of its 100 levels of instantiation) and gave up: TS2589 on any `CitadelConfig`.
+ * The repo checks the source bottom-up and never saw it; test/package.test.ts checks an app against the tarball.
+ */
+const sealed = <S extends v.GenericSchema>(
+  schema: S,
+): v.GenericSchema<v.InferInput<S>, v.InferOutput<S>, v.InferIssue<S>> => schema;
+
 const FIELD_TYPES = ["text", "number", "boolean", "date", "enum", "json"] as const;
 
 const fieldConfig = strict({
@@ -266,7 +276,7 @@ const feed = strict({
   retention_hours: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 24),
 });
 
-export const ConfigSchema = strict({
+const configShape = strict({
   data: v.optional(
     strict({
       entities: v.optional(v.record(v.string(), entity), {}),
@@ -293,6 +303,8 @@ export const ConfigSchema = strict({
   /** The admin page at /_admin (§12.6); off unless enabled. */
   admin: v.optional(strict({ enabled: v.optional(v.boolean(), false) }), {}),
 });
+
+export const ConfigSchema = sealed(configShape);
 
 /** What users write. */
 export type CitadelConfig = v.InferInput<typeof ConfigSchema>;
