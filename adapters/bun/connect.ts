@@ -7,7 +7,13 @@
 import type { Dialect as KyselyDialect } from "kysely";
 import type { ConnectionTarget, Connector } from "../../src/db/connection.js";
 import { ConfigError } from "../../src/errors.js";
-import { BUSY_TIMEOUT_MS, checkDirectory, connect as nodeConnect, withStatementCache } from "../node/connect.js";
+import {
+  BUSY_TIMEOUT_MS,
+  checkDirectory,
+  immediate,
+  connect as nodeConnect,
+  withStatementCache,
+} from "../node/connect.js";
 
 async function bunSqlite({ kind, path }: ConnectionTarget): Promise<KyselyDialect> {
   const { Database } = await import("bun:sqlite");
@@ -19,7 +25,7 @@ async function bunSqlite({ kind, path }: ConnectionTarget): Promise<KyselyDialec
   database.exec("pragma foreign_keys = ON");
   database.exec("pragma synchronous = NORMAL");
   // kysely-bun-sqlite calls only `prepare` and `close`, which the cache keeps
-  return new BunSqliteDialect({ database: withStatementCache(database) as never });
+  return immediate(new BunSqliteDialect({ database: withStatementCache(database) as never }));
 }
 
 /** Open `target`: bun:sqlite for SQLite files and memory unless libsql is asked; anything else as Node does. */

@@ -6,7 +6,7 @@
 import { statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { Client } from "@libsql/client";
-import { type Dialect as KyselyDialect, SqliteDialect } from "kysely";
+import { CompiledQuery, type Dialect as KyselyDialect, SqliteDialect } from "kysely";
 import { BoundedDriver } from "../../src/db/bounded-driver.js";
 import type { ConnectionTarget, Connector } from "../../src/db/connection.js";
 import { ConfigError } from "../../src/errors.js";
@@ -28,7 +28,26 @@ async function betterSqlite({ kind, path }: ConnectionTarget): Promise<KyselyDia
   if (kind === "file") database.pragma("journal_mode = WAL");
   database.pragma("foreign_keys = ON");
   database.pragma("synchronous = NORMAL");
-  return new SqliteDialect({ database: withStatementCache(database) });
+  return immediate(new SqliteDialect({ database: withStatementCache(database) }));
+}
+
+/**
+ * Kysely's SQLite drivers (better-sqlite3, bun:sqlite) begin a transaction DEFERRED: it takes the write lock at
+ * its first write, and when another process (a second server, the CLI beside a server) wrote since the
+ * transaction's first read, SQLite refuses at once ("database is locked": the busy timeout cannot help a
+ * transaction whose snapshot is stale). Every Citadel transaction writes, so each begins IMMEDIATE, waiting up
+ * to the busy timeout for the lock instead. (libsql's own driver begins its write transactions so already.)
+ */
+export function immediate<T extends KyselyDialect>(dialect: T): T {
+  const createDriver = dialect.createDriver.bind(dialect);
+  dialect.createDriver = () => {
+    const driver = createDriver();
+    driver.beginTransaction = async (connection) => {
+      await connection.executeQuery(CompiledQuery.raw("begin immediate"));
+    };
+    return driver;
+  };
+  return dialect;
 }
 
 const STATEMENT_CACHE_SIZE = 500;
