@@ -213,10 +213,28 @@ const auth = strict({
   dev: v.optional(v.boolean(), false),
 });
 
+function originOf(text: string): string | undefined {
+  try {
+    return new URL(text).origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/** An Origin as a browser sends it (`https://app.example.com`: no path, no trailing slash, lowercase), or "*". */
+const corsOrigin = v.pipe(
+  v.string(),
+  v.check(
+    (origin) => origin === "*" || originOf(origin) === origin,
+    (issue) =>
+      `"${issue.input}" is no origin a browser sends (scheme://host[:port], e.g. "${originOf(String(issue.input)) ?? "https://app.example.com"}"), so no request would match it`,
+  ),
+);
+
 const server = strict({
   cors: v.optional(
     strict({
-      origin: v.optional(v.union([v.string(), v.array(v.string())])),
+      origin: v.optional(v.union([corsOrigin, v.array(corsOrigin)])),
     }),
     {},
   ),

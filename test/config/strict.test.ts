@@ -105,6 +105,24 @@ describe("strict config (1.8)", () => {
     const message = await startupError(config);
     expect(message).toContain(`${path}: must be one of ${allowed}`);
   });
+
+  it.each([
+    ["a trailing slash", "https://app.example.com/", "config.server.cors.origin", 'e.g. "https://app.example.com"'],
+    ["no scheme", "app.example.com", "config.server.cors.origin", "scheme://host[:port]"],
+    [
+      "a path, in a list",
+      ["https://a.example", "https://b.example/app"],
+      "config.server.cors.origin[1]",
+      "https://b.example",
+    ],
+  ])(
+    "a CORS origin no browser sends (%s) is a startup error, not a silently closed door (1.8)",
+    async (_, origin, path, hint) => {
+      const message = await startupError(base({}, { server: { cors: { origin } } }));
+      expect(message.startsWith(`${path}: `), message).toBe(true);
+      expect(message).toContain(hint);
+    },
+  );
 });
 
 describe("names Citadel and the database keep, and settings that would never apply (1.5, 1.8)", () => {
