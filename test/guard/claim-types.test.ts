@@ -7,9 +7,7 @@
  */
 import { em, entity, number, text } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bearer } from "../helpers/auth.js";
-import { startIdp, type TestIdp } from "../helpers/idp.js";
-import { startServer, type TestServer } from "../helpers/server.js";
+import { startViewerServer, type ViewerServer } from "../helpers/idp.js";
 
 const schema = em({
   docs: entity("docs", { name: text() }),
@@ -22,76 +20,51 @@ const schema = em({
 });
 
 describe("a claim compared with a value of another type is unknown (4.12, 9.1)", () => {
-  let idp: TestIdp;
-  let server: TestServer;
-  /** The status of a list of `entityName` as a viewer with `claims`, and the names it reads. */
-  const read = async (entityName: string, claims: Record<string, unknown>) => {
-    const res = await server.request(
-      "GET",
-      `/api/data/${entityName}`,
-      undefined,
-      bearer(await idp.token("viewer", claims)),
-    );
-    return res.status === 200 ? res.body.data.map((r: { name: string }) => r.name) : res.status;
-  };
+  let viewer: ViewerServer;
 
   beforeAll(async () => {
-    idp = await startIdp();
-    server = await startServer({
-      data: schema.toJSON(),
-      auth: {
-        enabled: true,
-        jwt: { jwks: idp.jwks },
-        roles: {
-          viewer: {
-            permissions: [
-              {
-                permission: "data.entity.read",
-                policies: [
-                  { condition: { entity: "docs" }, effect: "allow", rule: "user.clearance >= 3" },
-                  { condition: { entity: "memos", "user.clearance": { $gte: 3 } }, effect: "allow" },
-                  { condition: { entity: "secrets" }, effect: "filter", rule: "min_level <= user.clearance" },
-                  { condition: { entity: ["vault", "safes"] }, effect: "allow" },
-                  { condition: { entity: "vault", "user.clearance": { $lt: 3 } }, effect: "deny" },
-                  { condition: { entity: "safes" }, effect: "deny", rule: "user.clearance < 3" },
-                  { condition: { entity: "teams" }, effect: "filter", rule: "code == user.team" },
-                  { condition: { entity: "rosters" }, effect: "allow", rule: "user.team == '7'" },
-                ],
-              },
-            ],
-          },
-        },
+    viewer = await startViewerServer(schema.toJSON(), [
+      {
+        permission: "data.entity.read",
+        policies: [
+          { condition: { entity: "docs" }, effect: "allow", rule: "user.clearance >= 3" },
+          { condition: { entity: "memos", "user.clearance": { $gte: 3 } }, effect: "allow" },
+          { condition: { entity: "secrets" }, effect: "filter", rule: "min_level <= user.clearance" },
+          { condition: { entity: ["vault", "safes"] }, effect: "allow" },
+          { condition: { entity: "vault", "user.clearance": { $lt: 3 } }, effect: "deny" },
+          { condition: { entity: "safes" }, effect: "deny", rule: "user.clearance < 3" },
+          { condition: { entity: "teams" }, effect: "filter", rule: "code == user.team" },
+          { condition: { entity: "rosters" }, effect: "allow", rule: "user.team == '7'" },
+        ],
       },
-    });
+    ]);
     for (const name of ["docs", "memos", "vault", "safes", "rosters"])
-      await server.app.module.data.create(name, { name: `${name} 1` });
-    await server.app.module.data.create("secrets", { name: "secrets 1", min_level: 3 });
-    await server.app.module.data.create("teams", { name: "teams 1", code: "7" });
+      await viewer.server.app.module.data.create(name, { name: `${name} 1` });
+    await viewer.server.app.module.data.create("secrets", { name: "secrets 1", min_level: 3 });
+    await viewer.server.app.module.data.create("teams", { name: "teams 1", code: "7" });
   });
-  afterAll(async () => {
-    await server?.close();
-    await idp?.close();
-  });
+  afterAll(() => viewer?.close());
 
   it('a clearance of "5", "0", "abc" or true compared with 3: allows do not apply, denies do', async () => {
     // the number 5 reads all, 0 nothing
     for (const name of ["docs", "memos", "secrets", "vault", "safes"])
-      expect(await read(name, { clearance: 5 }), name).toEqual([`${name} 1`]);
-    for (const name of ["docs", "memos", "vault", "safes"]) expect(await read(name, { clearance: 0 }), name).toBe(403);
-    expect(await read("secrets", { clearance: 0 })).toEqual([]);
+      expect(await viewer.names(name, { clearance: 5 }), name).toEqual([`${name} 1`]);
+    for (const name of ["docs", "memos", "vault", "safes"])
+      expect(await viewer.names(name, { clearance: 0 }), name).toBe(403);
+    expect(await viewer.names("secrets", { clearance: 0 })).toEqual([]);
     for (const clearance of ["5", "0", "abc", true]) {
       const as = JSON.stringify(clearance);
-      expect(await read("docs", { clearance }), `rule allow, ${as}`).toBe(403);
-      expect(await read("memos", { clearance }), `condition allow, ${as}`).toBe(403);
-      expect(await read("secrets", { clearance }), `row filter, ${as}`).toEqual([]);
-      expect(await read("vault", { clearance }), `condition deny, ${as}`).toBe(403);
-      expect(await read("safes", { clearance }), `rule deny, ${as}`).toBe(403);
+      expect(await viewer.names("docs", { clearance }), `rule allow, ${as}`).toBe(403);
+      expect(await viewer.names("memos", { clearance }), `condition allow, ${as}`).toBe(403);
+      expect(await viewer.names("secrets", { clearance }), `row filter, ${as}`).toEqual([]);
+      expect(await viewer.names("vault", { clearance }), `condition deny, ${as}`).toBe(403);
+      expect(await viewer.names("safes", { clearance }), `rule deny, ${as}`).toBe(403);
     }
   });
 
   it("a number claim compared with text is its text, in a condition as against a column", async () => {
-    expect(await read("teams", { team: 7 })).toEqual(["teams 1"]);
-    expect(await read("rosters", { team: 7 })).toEqual(["rosters 1"]);
-    expect(await read("rosters", { team: 8 })).toBe(403);
+    expect(await viewer.names("teams", { team: 7 })).toEqual(["teams 1"]);
+    expect(await viewer.names("rosters", { team: 7 })).toEqual(["rosters 1"]);
+    expect(await viewer.names("rosters", { team: 8 })).toBe(403);
   });
 });

@@ -5,9 +5,7 @@
  */
 import { em, entity, text } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bearer } from "../helpers/auth.js";
-import { startIdp, type TestIdp } from "../helpers/idp.js";
-import { startServer, type TestServer } from "../helpers/server.js";
+import { startViewerServer, type ViewerServer } from "../helpers/idp.js";
 
 const schema = em({
   docs: entity("docs", { name: text(), dept: text() }),
@@ -17,50 +15,30 @@ const schema = em({
 });
 
 describe("a claim holding U+0000 binds as no value (4.4, 11.2)", () => {
-  let idp: TestIdp;
-  let server: TestServer;
+  let viewer: ViewerServer;
   const read = async (entityName: string, dept: string) => {
-    const res = await server.request(
-      "GET",
-      `/api/data/${entityName}`,
-      undefined,
-      bearer(await idp.token("viewer", { dept })),
-    );
+    const res = await viewer.get(`/api/data/${entityName}`, { dept });
     expect(res.status, `${entityName}: ${res.text}`).toBe(200);
     return res.body.data.map((r: { name: string }) => r.name);
   };
 
   beforeAll(async () => {
-    idp = await startIdp();
-    server = await startServer({
-      data: schema.toJSON(),
-      auth: {
-        enabled: true,
-        jwt: { jwks: idp.jwks },
-        roles: {
-          viewer: {
-            permissions: [
-              {
-                permission: "data.entity.read",
-                policies: [
-                  { condition: { entity: "docs" }, effect: "filter", filter: { dept: "@user.dept" } },
-                  { condition: { entity: "notes" }, effect: "filter", rule: "dept == user.dept" },
-                  { condition: { entity: "memos" }, effect: "filter", rule: "exists(depts, dept == user.dept)" },
-                ],
-              },
-            ],
-          },
-        },
+    viewer = await startViewerServer(schema.toJSON(), [
+      {
+        permission: "data.entity.read",
+        policies: [
+          { condition: { entity: "docs" }, effect: "filter", filter: { dept: "@user.dept" } },
+          { condition: { entity: "notes" }, effect: "filter", rule: "dept == user.dept" },
+          { condition: { entity: "memos" }, effect: "filter", rule: "exists(depts, dept == user.dept)" },
+        ],
       },
-    });
-    for (const name of ["docs", "notes"]) await server.app.module.data.create(name, { name: `${name} 1`, dept: "x" });
-    await server.app.module.data.create("memos", { name: "memos 1" });
-    await server.app.module.data.create("depts", { dept: "x" });
+    ]);
+    for (const name of ["docs", "notes"])
+      await viewer.server.app.module.data.create(name, { name: `${name} 1`, dept: "x" });
+    await viewer.server.app.module.data.create("memos", { name: "memos 1" });
+    await viewer.server.app.module.data.create("depts", { dept: "x" });
   });
-  afterAll(async () => {
-    await server?.close();
-    await idp?.close();
-  });
+  afterAll(() => viewer?.close());
 
   it("in a policy filter, a rule and a rule's exists(…): an empty list, not a 500", async () => {
     for (const name of ["docs", "notes", "memos"]) {

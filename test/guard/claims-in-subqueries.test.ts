@@ -5,9 +5,7 @@
  */
 import { em, entity, text } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bearer } from "../helpers/auth.js";
-import { startIdp, type TestIdp } from "../helpers/idp.js";
-import { startServer, type TestServer } from "../helpers/server.js";
+import { startViewerServer, type ViewerServer } from "../helpers/idp.js";
 
 const schema = em({
   docs: entity("docs", { name: text() }),
@@ -18,72 +16,46 @@ const schema = em({
 });
 
 describe("a missing claim inside exists(…) is unknown (4.12, 9.1)", () => {
-  let idp: TestIdp;
-  let server: TestServer;
-  /** The names a viewer with `claims` reads of `entityName`, or the status when it is not 200. */
-  const read = async (entityName: string, claims: Record<string, unknown>) => {
-    const res = await server.request(
-      "GET",
-      `/api/data/${entityName}`,
-      undefined,
-      bearer(await idp.token("viewer", claims)),
-    );
-    return res.status === 200 ? res.body.data.map((r: { name: string }) => r.name) : res.status;
-  };
+  let viewer: ViewerServer;
 
   beforeAll(async () => {
-    idp = await startIdp();
-    server = await startServer({
-      data: schema.toJSON(),
-      auth: {
-        enabled: true,
-        jwt: { jwks: idp.jwks },
-        roles: {
-          viewer: {
-            permissions: [
-              {
-                permission: "data.entity.read",
-                policies: [
-                  { condition: { entity: { $in: ["docs", "notes", "memos"] } }, effect: "allow" },
-                  { condition: { entity: "files" }, effect: "allow", rule: "exists(blocked, dept == user.dept)" },
-                ],
-              },
-              {
-                permission: "data.entity.read",
-                effect: "deny",
-                policies: [
-                  { condition: { entity: "docs" }, effect: "deny", rule: "user.dept in ['contractors']" },
-                  { condition: { entity: "notes" }, effect: "deny", rule: "exists(blocked, dept == user.dept)" },
-                  { condition: { entity: "memos" }, effect: "deny", rule: "exists(blocked, not (dept != user.dept))" },
-                ],
-              },
-            ],
-          },
-        },
+    viewer = await startViewerServer(schema.toJSON(), [
+      {
+        permission: "data.entity.read",
+        policies: [
+          { condition: { entity: { $in: ["docs", "notes", "memos"] } }, effect: "allow" },
+          { condition: { entity: "files" }, effect: "allow", rule: "exists(blocked, dept == user.dept)" },
+        ],
       },
-    });
+      {
+        permission: "data.entity.read",
+        effect: "deny",
+        policies: [
+          { condition: { entity: "docs" }, effect: "deny", rule: "user.dept in ['contractors']" },
+          { condition: { entity: "notes" }, effect: "deny", rule: "exists(blocked, dept == user.dept)" },
+          { condition: { entity: "memos" }, effect: "deny", rule: "exists(blocked, not (dept != user.dept))" },
+        ],
+      },
+    ]);
     for (const name of ["docs", "notes", "memos", "files"])
-      await server.app.module.data.create(name, { name: `${name} 1` });
-    await server.app.module.data.create("blocked", { dept: "contractors" });
+      await viewer.server.app.module.data.create(name, { name: `${name} 1` });
+    await viewer.server.app.module.data.create("blocked", { dept: "contractors" });
   });
-  afterAll(async () => {
-    await server?.close();
-    await idp?.close();
-  });
+  afterAll(() => viewer?.close());
 
   it("a deny through exists(…) applies to a caller without the claim, as a deny naming the claim does", async () => {
     for (const name of ["docs", "notes", "memos"])
-      expect(await read(name, { dept: "staff" }), name).toEqual([`${name} 1`]);
-    expect(await read("docs", { dept: "contractors" })).toBe(403);
-    expect(await read("docs", {})).toBe(403);
+      expect(await viewer.names(name, { dept: "staff" }), name).toEqual([`${name} 1`]);
+    expect(await viewer.names("docs", { dept: "contractors" })).toBe(403);
+    expect(await viewer.names("docs", {})).toBe(403);
     for (const name of ["notes", "memos"]) {
-      expect(await read(name, { dept: "contractors" }), name).toEqual([]);
-      expect(await read(name, {}), `${name}, no claim`).toEqual([]);
-      expect(await read(name, { dept: ["contractors"] }), `${name}, no scalar claim`).toEqual([]);
+      expect(await viewer.names(name, { dept: "contractors" }), name).toEqual([]);
+      expect(await viewer.names(name, {}), `${name}, no claim`).toEqual([]);
+      expect(await viewer.names(name, { dept: ["contractors"] }), `${name}, no scalar claim`).toEqual([]);
     }
     // and an allow through exists(…) does not apply without the claim
-    expect(await read("files", { dept: "contractors" })).toEqual(["files 1"]);
-    expect(await read("files", { dept: "staff" })).toEqual([]);
-    expect(await read("files", {})).toEqual([]);
+    expect(await viewer.names("files", { dept: "contractors" })).toEqual(["files 1"]);
+    expect(await viewer.names("files", { dept: "staff" })).toEqual([]);
+    expect(await viewer.names("files", {})).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 /** §1.5 / issue 4 item 1: role configs are validated at startup with errors that name the path. */
-import { createApp, em, entity, relation, text } from "citadel";
+import { em, entity, relation, text } from "citadel";
 import { describe, expect, it } from "vitest";
+import { rolesStartupError } from "./helpers.js";
 
 const schema = em(
   { posts: entity("posts", { title: text().required() }), users: entity("users", {}) },
@@ -8,21 +9,7 @@ const schema = em(
 );
 
 // biome-ignore lint/suspicious/noExplicitAny: configs under test are deliberately wrong
-async function startupError(roles: any): Promise<string> {
-  try {
-    const app = await createApp({
-      connection: { url: ":memory:" },
-      config: {
-        data: schema.toJSON(),
-        auth: { enabled: true, jwt: { secret: "x".repeat(32) }, guard: { enabled: true }, roles },
-      },
-    });
-    await app.close();
-  } catch (error) {
-    return (error as Error).message;
-  }
-  throw new Error("the config was accepted");
-}
+const startupError = (roles: any) => rolesStartupError(schema.toJSON(), roles);
 
 describe("role config validation (1.5, 4.2, 4.3)", () => {
   it("an unknown permission names its path (1.5)", async () => {

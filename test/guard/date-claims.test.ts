@@ -7,9 +7,7 @@
  */
 import { datetime, em, entity, text } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bearer } from "../helpers/auth.js";
-import { startIdp, type TestIdp } from "../helpers/idp.js";
-import { startServer, type TestServer } from "../helpers/server.js";
+import { startViewerServer, type ViewerServer } from "../helpers/idp.js";
 
 const schema = em({
   events: entity("events", { name: text(), starts: datetime() }),
@@ -17,53 +15,32 @@ const schema = em({
 });
 
 describe("claims compared with date columns bind as stored dates (4.4, 9.1)", () => {
-  let idp: TestIdp;
-  let server: TestServer;
+  let viewer: ViewerServer;
   const names = async (entityName: string, since: unknown) => {
-    const res = await server.request(
-      "GET",
-      `/api/data/${entityName}?sort=id`,
-      undefined,
-      bearer(await idp.token("viewer", { since })),
-    );
+    const res = await viewer.get(`/api/data/${entityName}?sort=id`, { since });
     expect(res.status, res.text).toBe(200);
     return res.body.data.map((r: { name: string }) => r.name);
   };
 
   beforeAll(async () => {
-    idp = await startIdp();
-    server = await startServer({
-      data: schema.toJSON(),
-      auth: {
-        enabled: true,
-        jwt: { jwks: idp.jwks },
-        roles: {
-          viewer: {
-            permissions: [
-              {
-                permission: "data.entity.read",
-                policies: [
-                  { condition: { entity: "events" }, effect: "filter", filter: { starts: { $gte: "@user.since" } } },
-                  { condition: { entity: "notes" }, effect: "filter", rule: "starts >= user.since" },
-                ],
-              },
-            ],
-          },
-        },
+    viewer = await startViewerServer(schema.toJSON(), [
+      {
+        permission: "data.entity.read",
+        policies: [
+          { condition: { entity: "events" }, effect: "filter", filter: { starts: { $gte: "@user.since" } } },
+          { condition: { entity: "notes" }, effect: "filter", rule: "starts >= user.since" },
+        ],
       },
-    });
+    ]);
     const rows = [
       { name: "before", starts: "2025-12-31T23:00:00Z" },
       { name: "midnight", starts: "2026-01-01T00:00:00Z" },
       { name: "after", starts: "2026-01-01T03:00:00Z" },
     ];
-    await server.app.module.data.create("events", rows);
-    await server.app.module.data.create("notes", rows);
+    await viewer.server.app.module.data.create("events", rows);
+    await viewer.server.app.module.data.create("notes", rows);
   });
-  afterAll(async () => {
-    await server?.close();
-    await idp?.close();
-  });
+  afterAll(() => viewer?.close());
 
   for (const entityName of ["events", "notes"])
     it(`${entityName}: an offset, a date alone, and no date at all`, async () => {

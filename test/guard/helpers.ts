@@ -2,7 +2,7 @@
  * Runs the docs' examples (§9) over HTTP: the example's own config plus test-only auth settings, users created
  * through `options.seed` (§3.5), trusted seed rows, and PocketBase-style scenario tables per principal.
  */
-import type { CitadelConfig, CreateAppInput, SeedContext } from "citadel";
+import { type CitadelConfig, type CreateAppInput, createApp, type SeedContext } from "citadel";
 import { expect, it } from "vitest";
 import { bearer, login } from "../helpers/auth.js";
 import { startServer, type TestResponse, type TestServer } from "../helpers/server.js";
@@ -17,6 +17,21 @@ export const ANON = "anon";
 export type Row = Record<string, any>;
 
 type Roles = NonNullable<NonNullable<CitadelConfig["auth"]>["roles"]>;
+
+/** The message an app with `data` and the guard on over `roles` fails to start with; throws if it starts (1.5). */
+// biome-ignore lint/suspicious/noExplicitAny: configs under test are deliberately wrong
+export async function rolesStartupError(data: CitadelConfig["data"], roles: any): Promise<string> {
+  try {
+    const app = await createApp({
+      connection: { url: ":memory:" },
+      config: { data, auth: { enabled: true, jwt: { secret: "x".repeat(32) }, guard: { enabled: true }, roles } },
+    });
+    await app.close();
+  } catch (error) {
+    return (error as Error).message;
+  }
+  throw new Error("the config was accepted");
+}
 
 /**
  * An app of `schema` with auth on and these roles, so the guard enforces them (§1.9); `config` adds the rest

@@ -5,9 +5,9 @@
  * entity came first) or `id`, a rule over the row — is refused at startup naming its path (1.5); a condition or
  * rule on the caller's claims works as on data permissions.
  */
-import { createApp, em, entity, relation, text } from "citadel";
+import { em, entity, relation, text } from "citadel";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Booted, boot, guardedApp } from "./helpers.js";
+import { type Booted, boot, guardedApp, rolesStartupError } from "./helpers.js";
 
 const schema = em(
   {
@@ -21,22 +21,10 @@ const schema = em(
 const AUDIT = "system.audit.read";
 
 // biome-ignore lint/suspicious/noExplicitAny: policies under test are deliberately wrong
-async function startupError(policy: any): Promise<string> {
-  const roles = { auditor: { permissions: ["data.entity.read", { permission: AUDIT, policies: [policy] }] } };
-  try {
-    const app = await createApp({
-      connection: { url: ":memory:" },
-      config: {
-        data: schema.toJSON(),
-        auth: { enabled: true, jwt: { secret: "x".repeat(32) }, guard: { enabled: true }, roles },
-      },
-    });
-    await app.close();
-  } catch (error) {
-    return (error as Error).message;
-  }
-  throw new Error("the config was accepted");
-}
+const startupError = (policy: any) =>
+  rolesStartupError(schema.toJSON(), {
+    auditor: { permissions: ["data.entity.read", { permission: AUDIT, policies: [policy] }] },
+  });
 
 const AT = "config.auth.roles.auditor.permissions[1].policies[0]";
 

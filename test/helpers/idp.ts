@@ -4,7 +4,10 @@
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { CitadelConfig } from "citadel";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { bearer } from "./auth.js";
+import { startServer, type TestResponse, type TestServer } from "./server.js";
 
 export interface TestIdp {
   /** the `auth.jwt.jwks` settings naming it, with `app_role` as the role claim */
@@ -38,4 +41,44 @@ export async function startIdp(): Promise<TestIdp> {
         .sign(privateKey),
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
+}
+
+type Permissions = NonNullable<NonNullable<NonNullable<CitadelConfig["auth"]>["roles"]>[string]["permissions"]>;
+
+/** A server whose callers come with the provider's "viewer" tokens, carrying the claims each request names. */
+export interface ViewerServer {
+  server: TestServer;
+  /** GET `path` as a viewer whose token carries `claims` */
+  get(path: string, claims: Record<string, unknown>): Promise<TestResponse>;
+  /** The `name`s a viewer with `claims` lists of `entity`, or the status when it is not 200. */
+  names(entity: string, claims: Record<string, unknown>): Promise<string[] | number>;
+  close(): Promise<void>;
+}
+
+/** Start a provider and a server on `data` whose one role, "viewer", holds `permissions`. */
+export async function startViewerServer(data: CitadelConfig["data"], permissions: Permissions): Promise<ViewerServer> {
+  const idp = await startIdp();
+  try {
+    const server = await startServer({
+      data,
+      auth: { enabled: true, jwt: { jwks: idp.jwks }, roles: { viewer: { permissions } } },
+    });
+    const get = async (path: string, claims: Record<string, unknown>) =>
+      server.request("GET", path, undefined, bearer(await idp.token("viewer", claims)));
+    return {
+      server,
+      get,
+      names: async (entity, claims) => {
+        const res = await get(`/api/data/${entity}`, claims);
+        return res.status === 200 ? res.body.data.map((r: { name: string }) => r.name) : res.status;
+      },
+      close: async () => {
+        await server.close();
+        await idp.close();
+      },
+    };
+  } catch (error) {
+    await idp.close();
+    throw error;
+  }
 }
